@@ -1,0 +1,110 @@
+"""What the three agents share: decoding, dead-lettering, state updates, emitting.
+
+Per event: decode and validate; if bad, dead-letter it with its original bytes
+and a reason and move on (the worker never dies of an event). Otherwise apply
+it to the task's state; if it was new, store the state and emit a snapshot.
+Order matters for crash safety: outputs are sent before the input offset is
+committed (Faust flushes the producer before every commit), so a crash can
+only cause re-delivery, and re-delivery only re-emits identical snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import InvalidEvent, KeyMismatch
+from pipeline.events.decode import decode_event
+from pipeline.events.enriched import dumps
+from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+from pipeline.join.state import TaskState
+from pipeline.pricing.engine import CompiledBook
+
+log = logging.getLogger("costflow.worker")
+
+AnyEvent = CallEvent | TaskEvent | OutcomeEvent
+
+
+@dataclass
+class StageContext:
+    """Everything an agent needs, built once by :func:`pipeline.app.create_app`."""
+
+    task_state: Any  # faust Table[str, dict]
+    priced_calls: Any  # faust Topic
+    task_snapshots: Any
+    dead_letter: Any
+    book: CompiledBook
+    processed: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    unpriced: Counter[str] = field(default_factory=Counter)
+
+    def load(self, task_id: str) -> TaskState:
+        raw = self.task_state.get(task_id)
+        return TaskState.from_json(raw) if raw is not None else TaskState(task_id=task_id)
+
+    async def store_and_emit(self, state: TaskState) -> None:
+        self.task_state[state.task_id] = state.to_json()
+        await self.task_snapshots.send(key=state.task_id.encode(), value=dumps(state.snapshot()))
+
+    async def send_dead_letter(self, message: Any, error: InvalidEvent) -> None:
+        self.dead_lettered[error.code] += 1
+        headers = [
+            ("costflow.reason", error.code.encode()),
+            ("costflow.detail", str(error).encode()[:1000]),
+            ("costflow.source_topic", str(message.topic).encode()),
+            ("costflow.source_partition", str(message.partition).encode()),
+            ("costflow.source_offset", str(message.offset).encode()),
+        ]
+        value = message.value if isinstance(message.value, bytes) else b""
+        await self.dead_letter.send(key=message.key, value=value, headers=headers)
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error.code,
+            error,
+        )
+
+
+Handler = Callable[[StageContext, Any], Any]
+
+
+def decode_keyed(message: Any, expected_type: str) -> AnyEvent:
+    """Decode and check the record is keyed by its task_id (the join depends on it)."""
+    event = decode_event(message.value, expected_type)
+    key = message.key
+    if key is None:
+        raise KeyMismatch(
+            f"record has no key; produce {expected_type} events with key = task_id "
+            f"({event.task_id!r}) so all of a task's events share a partition"
+        )
+    key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+    if key_text != event.task_id:
+        raise KeyMismatch(f"record key {key_text!r} is not its task_id {event.task_id!r}")
+    return event
+
+
+async def consume(
+    stream: AsyncIterator[Any],
+    ctx: StageContext,
+    expected_type: str,
+    apply: Callable[[StageContext, Any], Any],
+) -> None:
+    """The loop every agent runs; ``apply`` is the agent's own concern."""
+    async for event in stream:
+        message = event.message
+        try:
+            decoded = decode_keyed(message, expected_type)
+        except InvalidEvent as error:
+            await ctx.send_dead_letter(message, error)
+            continue
+        applied = await apply(ctx, decoded)
+        if applied:
+            ctx.processed[expected_type] += 1
+        else:
+            ctx.duplicates[expected_type] += 1

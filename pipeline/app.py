@@ -1,0 +1,64 @@
+"""Builds the stage-1 Faust app: topics, the task_state table and the three agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from pipeline.agents import calls, outcomes, tasks
+from pipeline.agents.base import StageContext
+from pipeline.config import Settings
+from pipeline.pricing.book import load_price_book
+from pipeline.pricing.engine import CompiledBook
+
+
+def _credentials(settings: Settings) -> Any:
+    kafka = settings.kafka
+    if not kafka.sasl_mechanism:
+        return None
+    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+    return faust.SASLCredentials(
+        username=kafka.sasl_username or "",
+        password=password,
+        mechanism=kafka.sasl_mechanism,
+    )
+
+
+def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
+    topics = settings.topics
+    book = CompiledBook(load_price_book(settings.worker.price_book_dir))
+    app = faust.App(
+        settings.worker.app_id,
+        broker=f"kafka://{settings.kafka.resolved_bootstrap()}",
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        datadir=str(settings.stack.data_dir / "faust"),
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=topics.partitions,
+        topic_replication_factor=topics.replication_factor,
+        broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_ms / 1000,
+        broker_commit_interval=settings.worker.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="json",
+    )
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+    ctx = StageContext(
+        # Keys and values use the app defaults: raw (utf-8) keys, JSON values.
+        task_state=app.Table("task_state", default=None, key_type=str),
+        priced_calls=raw_topic(topics.priced_calls),
+        task_snapshots=raw_topic(topics.task_snapshots),
+        dead_letter=raw_topic(topics.dead_letter),
+        book=book,
+    )
+    calls.register(app, ctx, raw_topic(topics.calls))
+    tasks.register(app, ctx, raw_topic(topics.tasks))
+    outcomes.register(app, ctx, raw_topic(topics.outcomes))
+    return app, ctx

@@ -1,0 +1,207 @@
+"""``costflow``: a thin command line over the library.
+
+Every flag has a ``COSTFLOW_*`` environment variable; flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import CostflowError
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
+_GLOBAL_FLAGS = {
+    "data_dir": "COSTFLOW_DATA_DIR",
+    "kafka_bootstrap": "COSTFLOW_KAFKA_BOOTSTRAP",
+    "clickhouse_dsn": "COSTFLOW_CLICKHOUSE_DSN",
+    "database": "COSTFLOW_CLICKHOUSE_DATABASE",
+    "price_book": "COSTFLOW_WORKER_PRICE_BOOK_DIR",
+}
+
+
+def _settings() -> Settings:
+    from pipeline.config import Settings
+
+    return Settings()
+
+
+def _client() -> Any:
+    from pipeline.query.client import connect
+
+    settings = _settings()
+    return connect(settings.clickhouse, settings.stack)
+
+
+def cmd_broker(_args: argparse.Namespace) -> int:
+    import signal
+
+    from pipeline.embedded.broker import EmbeddedBroker
+
+    def interrupt(*_: object) -> None:
+        # Stopping happens in the main flow: Popen.wait is not re-entrant.
+        raise KeyboardInterrupt
+
+    settings = _settings()
+    broker = EmbeddedBroker(port=settings.kafka.embedded_port).start()
+    print(
+        f"costflow: embedded broker listening on {broker.bootstrap} (Ctrl-C stops it)", flush=True
+    )
+    signal.signal(signal.SIGTERM, interrupt)
+    assert broker.process is not None
+    try:
+        return broker.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
+def cmd_worker(_args: argparse.Namespace) -> int:
+    from pipeline.runtime.worker import run_worker
+
+    run_worker(_settings())
+    return 0
+
+
+def cmd_sink(_args: argparse.Namespace) -> int:
+    from pipeline.sink.runner import run_sink
+
+    run_sink(_settings())
+    return 0
+
+
+def cmd_up(_args: argparse.Namespace) -> int:
+    from pipeline.runtime.supervisor import Stack
+
+    stack = Stack(_settings()).start()
+    print("costflow: broker, worker and sink are up; Ctrl-C stops all", file=sys.stderr)
+    try:
+        return stack.wait()
+    finally:
+        stack.stop()
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from pipeline.query.migrate import migrate
+
+    applied = migrate(_client())
+    names = ", ".join(f"{m.number:04d}_{m.name}" for m in applied) or "nothing (up to date)"
+    print(f"costflow: applied {names}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from pipeline.runtime.produce import produce_file
+    from pipeline.topics import ensure_topics
+
+    settings = _settings()
+    ensure_topics(settings.kafka, settings.topics)
+    sent = produce_file(settings.kafka, settings.topics, Path(args.file))
+    print(f"costflow: produced {sum(sent.values()):,} records: {dict(sent)}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline.runtime.replay import replay
+
+    result = replay(_settings(), Path(args.file), timeout_s=args.timeout)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    result = _client().raw_query(args.query, fmt=args.format)
+    sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
+    return 0
+
+
+def cmd_report(_args: argparse.Namespace) -> int:
+    from pipeline.query.report import health, render, scenario_summary
+
+    client = _client()
+    print(render(scenario_summary(client), health(client)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.runtime.demo import run_demo
+
+    return run_demo(tasks=args.tasks, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="costflow", description=__doc__)
+    parser.add_argument("--data-dir", help="local state (default .costflow) [COSTFLOW_DATA_DIR]")
+    parser.add_argument(
+        "--kafka-bootstrap", help="Kafka bootstrap servers; unset = embedded broker"
+    )
+    parser.add_argument("--clickhouse-dsn", help="http(s)://host:port or chdb:///path")
+    parser.add_argument("--database", help="ClickHouse database (default costflow)")
+    parser.add_argument("--price-book", help="price book directory (default pricing/default)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
+    sub.add_parser("worker", help="run stage 1: join and price (Faust)")
+    sub.add_parser("sink", help="run stage 2: write enriched records to ClickHouse")
+    sub.add_parser("up", help="broker (if embedded), worker and sink as child processes")
+    sub.add_parser("migrate", help="apply sql/ migrations")
+    produce = sub.add_parser("produce", help="produce a JSON-lines file of events")
+    produce.add_argument("file")
+    replay = sub.add_parser(
+        "replay", help="up, produce FILE, wait until all is in ClickHouse, stop"
+    )
+    replay.add_argument("file")
+    replay.add_argument("--timeout", type=float, default=1800)
+    sql = sub.add_parser("sql", help="run a query against ClickHouse")
+    sql.add_argument("query")
+    sql.add_argument("--format", default="PrettyCompact", help="any ClickHouse output format")
+    sub.add_parser("report", help="cost per accepted outcome per scenario")
+    demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
+    demo.add_argument("--tasks", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+COMMANDS = {
+    "broker": cmd_broker,
+    "worker": cmd_worker,
+    "sink": cmd_sink,
+    "up": cmd_up,
+    "migrate": cmd_migrate,
+    "produce": cmd_produce,
+    "replay": cmd_replay,
+    "sql": cmd_sql,
+    "report": cmd_report,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for attr, env in _GLOBAL_FLAGS.items():
+        value = getattr(args, attr, None)
+        if value:
+            os.environ[env] = value
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except CostflowError as exc:
+        print(f"costflow {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

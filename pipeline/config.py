@@ -1,0 +1,190 @@
+"""Settings, one class per component, read from flags and ``COSTFLOW_*`` variables.
+
+Defaults give the embedded stack under a local data directory: no broker address
+means "start Tansu", a ``chdb://`` DSN means "ClickHouse in-process".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path(".costflow")
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+
+class StackSettings(_Settings):
+    """Where local state lives."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_", extra="ignore", frozen=True)
+    data_dir: Path = DEFAULT_DATA_DIR
+
+
+class KafkaSettings(_Settings):
+    """How to reach Kafka. ``bootstrap`` unset means the embedded broker."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_KAFKA_", extra="ignore", frozen=True)
+    bootstrap: str | None = None
+    embedded_port: int = 19092
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    # Short sessions: a group join on the embedded broker otherwise waits ~20 s.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=500, ge=100)
+
+    @property
+    def embedded(self) -> bool:
+        return self.bootstrap is None
+
+    def resolved_bootstrap(self) -> str:
+        return self.bootstrap or f"127.0.0.1:{self.embedded_port}"
+
+    def librdkafka(self) -> dict[str, object]:
+        """Connection settings for confluent-kafka clients (secrets included, never logged)."""
+        conf: dict[str, object] = {
+            "bootstrap.servers": self.resolved_bootstrap(),
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = str(self.ssl_ca_location)
+        return conf
+
+
+class TopicSettings(_Settings):
+    """Topic names. Inputs must be co-partitioned: same partition count, keyed by task_id."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_TOPIC_", extra="ignore", frozen=True)
+    calls: str = "costflow.calls"
+    tasks: str = "costflow.tasks"
+    outcomes: str = "costflow.outcomes"
+    dead_letter: str = "costflow.dead-letter"
+    priced_calls: str = "costflow.priced-calls"
+    task_snapshots: str = "costflow.task-snapshots"
+    partitions: int = Field(default=4, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1)
+
+    @classmethod
+    def with_prefix(cls, prefix: str, **overrides: object) -> TopicSettings:
+        names = {
+            "calls": f"{prefix}calls",
+            "tasks": f"{prefix}tasks",
+            "outcomes": f"{prefix}outcomes",
+            "dead_letter": f"{prefix}dead-letter",
+            "priced_calls": f"{prefix}priced-calls",
+            "task_snapshots": f"{prefix}task-snapshots",
+        }
+        names.update({k: v for k, v in overrides.items() if isinstance(v, str)})
+        extra = {k: v for k, v in overrides.items() if not isinstance(v, str)}
+        return cls(**names, **extra)  # type: ignore[arg-type]
+
+    def inputs(self) -> list[str]:
+        return [self.calls, self.tasks, self.outcomes]
+
+    def sink_inputs(self) -> list[str]:
+        return [self.priced_calls, self.task_snapshots, self.dead_letter]
+
+
+class ClickHouseSettings(_Settings):
+    """ClickHouse server (http/https DSN) or embedded chDB (``chdb:///path``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COSTFLOW_CLICKHOUSE_", extra="ignore", frozen=True
+    )
+    dsn: str | None = None
+    database: str = "costflow"
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not value.replace("_", "").isalnum():
+            raise ValueError(f"database name {value!r} must be letters, digits and _")
+        return value
+
+    def resolved_dsn(self, stack: StackSettings) -> str:
+        if self.dsn:
+            scheme = urlparse(self.dsn).scheme
+            if scheme not in {"chdb", "http", "https", "clickhouse", "clickhouses"}:
+                raise ConfigError(
+                    f"COSTFLOW_CLICKHOUSE_DSN scheme {scheme!r} is not supported; "
+                    "use chdb:///path, http://host:8123 or https://host:8443"
+                )
+            return self.dsn
+        return f"chdb://{(stack.data_dir / 'clickhouse').resolve()}"
+
+
+class WorkerSettings(_Settings):
+    """Stage 1: the Faust join-and-price worker."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_WORKER_", extra="ignore", frozen=True)
+    app_id: str = "costflow-stage1"
+    price_book_dir: Path = Path(__file__).resolve().parents[1] / "pricing" / "default"
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    log_level: str = "warning"
+
+
+class SinkSettings(_Settings):
+    """Stage 2: batches enriched records into ClickHouse."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_SINK_", extra="ignore", frozen=True)
+    group_id: str = "costflow-sink"
+    batch_rows: int = Field(default=20_000, ge=1)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    auto_migrate: bool = True
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+
+class Settings:
+    """All component settings together, as one process sees them."""
+
+    def __init__(
+        self,
+        stack: StackSettings | None = None,
+        kafka: KafkaSettings | None = None,
+        topics: TopicSettings | None = None,
+        clickhouse: ClickHouseSettings | None = None,
+        worker: WorkerSettings | None = None,
+        sink: SinkSettings | None = None,
+    ) -> None:
+        self.stack = stack or StackSettings()
+        self.kafka = kafka or KafkaSettings()
+        self.topics = topics or TopicSettings()
+        self.clickhouse = clickhouse or ClickHouseSettings()
+        self.worker = worker or WorkerSettings()
+        self.sink = sink or SinkSettings()
+
+    def env(self) -> dict[str, str]:
+        """The same settings as environment variables, for child processes."""
+        out: dict[str, str] = {"COSTFLOW_DATA_DIR": str(self.stack.data_dir.resolve())}
+        out["COSTFLOW_KAFKA_BOOTSTRAP"] = self.kafka.resolved_bootstrap()
+        out["COSTFLOW_KAFKA_EMBEDDED_PORT"] = str(self.kafka.embedded_port)
+        for prefix, model in (
+            ("COSTFLOW_TOPIC_", self.topics),
+            ("COSTFLOW_WORKER_", self.worker),
+            ("COSTFLOW_SINK_", self.sink),
+        ):
+            for name, value in model.model_dump().items():
+                if value is not None:
+                    out[prefix + name.upper()] = str(value)
+        out["COSTFLOW_CLICKHOUSE_DSN"] = self.clickhouse.resolved_dsn(self.stack)
+        out["COSTFLOW_CLICKHOUSE_DATABASE"] = self.clickhouse.database
+        return out

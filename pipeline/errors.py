@@ -1,0 +1,125 @@
+"""One root error type and a small hierarchy, named for what went wrong.
+
+Every error that reaches a user says what to do next; every error that reaches
+the dead-letter topic carries a stable ``code`` that can be counted per reason.
+"""
+
+from __future__ import annotations
+
+
+class CostflowError(Exception):
+    """Root of every error costflow raises on purpose."""
+
+    code: str = "costflow_error"
+
+
+class ConfigError(CostflowError):
+    """Settings are missing or inconsistent; raised at start, never mid-stream."""
+
+    code = "config_error"
+
+
+# --- input ---------------------------------------------------------------
+
+
+class InvalidEvent(CostflowError):
+    """An input record cannot be accepted as an event of contract v1.
+
+    ``code`` is the dead-letter reason class; ``str(err)`` the human detail.
+    """
+
+    code = "invalid_event"
+
+
+class NotJson(InvalidEvent):
+    code = "not_json"
+
+
+class SchemaViolation(InvalidEvent):
+    code = "schema_violation"
+
+
+class KeyMismatch(InvalidEvent):
+    """The record's Kafka key is not its task_id, so it may sit in the wrong partition."""
+
+    code = "key_mismatch"
+
+
+class WrongTopic(InvalidEvent):
+    """A valid event of one type arrived on another type's topic."""
+
+    code = "wrong_topic"
+
+
+# --- pricing -------------------------------------------------------------
+
+
+class PricingError(CostflowError):
+    code = "pricing_error"
+
+
+class PriceNotFound(PricingError):
+    """No price book entry covers this provider and model at this time."""
+
+    code = "price_not_found"
+
+    def __init__(self, provider: str, model: str, at: str | None = None) -> None:
+        self.provider = provider
+        self.model = model
+        self.at = at
+        when = f" in force at {at}" if at else ""
+        super().__init__(
+            f"no price for provider={provider!r} model={model!r}{when}; "
+            "add an entry or alias to the price book and reprice"
+        )
+
+
+class PriceBookInvalid(PricingError):
+    code = "price_book_invalid"
+
+
+# --- infrastructure -----------------------------------------------------
+
+
+class KafkaError(CostflowError):
+    """A Kafka operation failed; wraps librdkafka's error code and name."""
+
+    code = "kafka_error"
+
+    def __init__(self, operation: str, kafka_code: int | None, name: str, detail: str) -> None:
+        self.operation = operation
+        self.kafka_code = kafka_code
+        self.name = name
+        super().__init__(f"kafka {operation} failed: {name} ({kafka_code}): {detail}")
+
+    @classmethod
+    def wrap(cls, operation: str, err: object) -> KafkaError:
+        """Build from a ``confluent_kafka.KafkaError`` or ``KafkaException``."""
+        inner = err.args[0] if isinstance(err, Exception) and err.args else err
+        code = getattr(inner, "code", None)
+        name = getattr(inner, "name", None)
+        text = getattr(inner, "str", None)
+        return cls(
+            operation,
+            code() if callable(code) else None,
+            name() if callable(name) else type(inner).__name__,
+            text() if callable(text) else str(inner),
+        )
+
+
+class BrokerUnavailable(KafkaError):
+    code = "broker_unavailable"
+
+
+class ClickHouseError(CostflowError):
+    code = "clickhouse_error"
+
+
+class MigrationError(ClickHouseError):
+    code = "migration_error"
+
+
+class EmbeddedStackError(CostflowError):
+    """The embedded broker or a child process could not be started."""
+
+    code = "embedded_stack_error"

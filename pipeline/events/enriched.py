@@ -1,0 +1,51 @@
+"""Records stage 1 writes for stage 2: priced calls and task snapshots (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.events.models import CallEvent
+from pipeline.join.state import epoch_ms
+from pipeline.pricing.engine import CallCost
+
+_COST_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "total")
+
+
+def priced_call_record(
+    call: CallEvent, cost: CallCost | None, pricing_error: str | None, price_book_version: str
+) -> dict[str, Any]:
+    """One row of the call fact table. ``cost`` is None when the call could not be priced."""
+    usage = call.usage
+    record: dict[str, Any] = {
+        "event_id": call.event_id,
+        "task_id": call.task_id,
+        "ts_ms": epoch_ms(call),
+        "provider": call.provider,
+        "model": call.model,
+        "scenario_id": call.scenario_id or "",
+        "environment": call.environment or "",
+        "role": call.role or "",
+        "status": call.status.value,
+        "service_tier": call.service_tier.value,
+        "attempt": call.attempt,
+        "retry_of": call.retry_of or "",
+        "fallback_from": call.fallback_from or "",
+        "latency_ms": call.latency_ms,
+        "input_tokens": usage.input_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "currency": cost.currency if cost else "",
+        "price_book_version": price_book_version,
+        "pricing_error": pricing_error or "",
+        "attributes": call.attributes,
+    }
+    for part in _COST_PARTS:
+        record[f"cost_{part}"] = str(getattr(cost, part)) if cost else None
+    return record
+
+
+def dumps(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()

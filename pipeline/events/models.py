@@ -1,0 +1,191 @@
+"""Input events, contract v1. JSON, one object per Kafka record, keyed by ``task_id``.
+
+Unknown top-level fields are not rejected: they are moved into ``attributes`` so
+that gateways can add fields before costflow knows them. Events never carry
+prompt or completion text; fields that look like it are refused.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# A single call above this is a gateway bug, not traffic: the largest context
+# windows sold today are 2M tokens; 100M leaves room without admitting garbage.
+MAX_TOKENS_PER_CLASS = 100_000_000
+_ID = Annotated[str, Field(min_length=1, max_length=256)]
+_NAME = Annotated[str, Field(min_length=1, max_length=256)]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FORBIDDEN_CONTENT_FIELDS = frozenset(
+    {"prompt", "completion", "messages", "input_text", "output_text", "content", "response"}
+)
+
+
+class ServiceTier(StrEnum):
+    standard = "standard"
+    batch = "batch"
+    flex = "flex"
+    priority = "priority"
+
+
+class CallStatus(StrEnum):
+    ok = "ok"
+    error = "error"
+    timeout = "timeout"
+    rate_limited = "rate_limited"
+    invalid_output = "invalid_output"
+
+
+class TaskPhase(StrEnum):
+    started = "started"
+    completed = "completed"
+
+
+class OutcomeKind(StrEnum):
+    accepted = "accepted"
+    rejected = "rejected"
+    failed = "failed"
+
+
+class OutcomeSource(StrEnum):
+    user = "user"
+    quality_gate = "quality_gate"
+    business = "business"
+    system = "system"
+
+
+def _parse_ts(value: Any) -> Any:
+    """RFC 3339 strings or epoch milliseconds; always an aware UTC datetime."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be an RFC 3339 string or epoch milliseconds, not a boolean")
+    if isinstance(value, int):
+        # Integer arithmetic: float seconds would lose the millisecond on some values.
+        return _EPOCH + timedelta(milliseconds=value)
+    if isinstance(value, float):
+        raise ValueError("ts in epoch milliseconds must be an integer")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z") or text.endswith("z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"ts {value!r} is not RFC 3339") from exc
+        if parsed.tzinfo is None:
+            raise ValueError(f"ts {value!r} has no UTC offset; RFC 3339 requires one")
+        return parsed.astimezone(UTC)
+    return value
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
+
+    event_id: _ID
+    task_id: _ID
+    ts: datetime
+    schema_version: Literal[1] = 1
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    _ts = field_validator("ts", mode="before")(_parse_ts)
+
+    @field_validator("ts")
+    @classmethod
+    def _plausible_ts(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if not (2000 <= value.year <= 2200):
+            raise ValueError(f"ts {value.isoformat()} is outside 2000..2200; epoch seconds?")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_unknown_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        leaked = _FORBIDDEN_CONTENT_FIELDS.intersection(data)
+        if leaked:
+            raise ValueError(
+                f"events must not carry prompt or completion text (fields {sorted(leaked)})"
+            )
+        known = set(cls.model_fields) | {"type"}
+        extra = {k: v for k, v in data.items() if k not in known}
+        if not extra:
+            return data
+        kept = {k: v for k, v in data.items() if k in known}
+        attributes = dict(kept.get("attributes") or {})
+        for key, value in extra.items():
+            attributes.setdefault(key, value if isinstance(value, str) else _compact(value))
+        kept["attributes"] = attributes
+        return kept
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _stringify_attributes(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, str) else _compact(v) for k, v in value.items()}
+        return value
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+class Usage(BaseModel):
+    """Token counts by class. Classes are disjoint: each token is counted in exactly one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    cache_read_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    cache_write_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    reasoning_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+class CallEvent(_EventBase):
+    """One metered model call, as a gateway saw it."""
+
+    type: Literal["call"] = "call"
+    provider: _NAME
+    model: _NAME
+    usage: Usage
+    service_tier: ServiceTier = ServiceTier.standard
+    status: CallStatus = CallStatus.ok
+    attempt: Annotated[int, Field(ge=1, le=1000)] = 1
+    retry_of: _ID | None = None
+    fallback_from: _NAME | None = None
+    role: _NAME | None = None
+    latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    scenario_id: _NAME | None = None
+    environment: _NAME | None = None
+
+
+class TaskEvent(_EventBase):
+    """A unit of user-visible work starting or completing."""
+
+    type: Literal["task"] = "task"
+    phase: TaskPhase
+    scenario_id: _NAME | None = None
+    owner: _NAME | None = None
+    environment: _NAME | None = None
+
+
+class OutcomeEvent(_EventBase):
+    """Whether the task's result was accepted. The latest by (ts, event_id) wins."""
+
+    type: Literal["outcome"] = "outcome"
+    outcome: OutcomeKind
+    source: OutcomeSource
+    score: float | None = Field(default=None, allow_inf_nan=False)
+
+
+Event = Annotated[CallEvent | TaskEvent | OutcomeEvent, Field(discriminator="type")]

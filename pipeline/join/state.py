@@ -1,0 +1,226 @@
+"""Per-task state: a pure function of the *set* of events applied to it.
+
+Why a set function: after a crash, Kafka re-delivers events and the three input
+topics interleave differently than the first time. If the state (and so every
+snapshot) depends only on which events were applied, never on their order, then
+``version = number of distinct events`` identifies the content of the latest
+snapshot exactly, and ClickHouse keeping the highest version per task is exact:
+a re-emitted snapshot with the same version carries the same numbers.
+
+Every rule below is chosen to be order-independent:
+- cost, tokens and counts are sums (Decimal sums are exact in the MONEY context);
+- a task event's scenario/owner/environment wins over a call's; among task
+  events the latest by (ts, event_id) that sets the field wins; among calls the
+  earliest by (ts, event_id);
+- the outcome is the latest outcome event by (ts, event_id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pipeline.events.models import CallEvent, CallStatus, OutcomeEvent, TaskEvent, TaskPhase
+from pipeline.pricing.engine import MONEY
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TASK_FIELDS = ("scenario_id", "owner", "environment")
+
+
+def epoch_ms(event: CallEvent | TaskEvent | OutcomeEvent) -> int:
+    delta = event.ts - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+# (ts_ms, event_id, value): ordering tuples compare ts first, then event_id.
+_Pick = tuple[int, str, str]
+
+
+@dataclass(slots=True)
+class TaskState:
+    task_id: str
+    seen: set[str] = field(default_factory=set)
+    calls: int = 0
+    failed_calls: int = 0
+    retried_calls: int = 0
+    fallback_calls: int = 0
+    unpriced_calls: int = 0
+    total_cost: Decimal = Decimal(0)
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    first_event_ms: int | None = None
+    last_event_ms: int | None = None
+    started_ms: int | None = None
+    completed_ms: int | None = None
+    # field name -> latest task-event pick / earliest call pick
+    from_task: dict[str, _Pick] = field(default_factory=dict)
+    from_call: dict[str, _Pick] = field(default_factory=dict)
+    # (ts_ms, event_id, outcome, source)
+    outcome: tuple[int, str, str, str] | None = None
+
+    @property
+    def version(self) -> int:
+        return len(self.seen)
+
+    # --- applying events ------------------------------------------------
+
+    def _admit(self, event_id: str, ts_ms: int) -> bool:
+        if event_id in self.seen:
+            return False
+        self.seen.add(event_id)
+        if self.first_event_ms is None or ts_ms < self.first_event_ms:
+            self.first_event_ms = ts_ms
+        if self.last_event_ms is None or ts_ms > self.last_event_ms:
+            self.last_event_ms = ts_ms
+        return True
+
+    def apply_call(self, call: CallEvent, cost_total: Decimal | None) -> bool:
+        """Add a call (priced, or ``cost_total=None`` if unpriced). False if already applied."""
+        ts = epoch_ms(call)
+        if not self._admit(call.event_id, ts):
+            return False
+        self.calls += 1
+        if call.status is not CallStatus.ok:
+            self.failed_calls += 1
+        if call.attempt > 1 or call.retry_of is not None:
+            self.retried_calls += 1
+        if call.fallback_from is not None:
+            self.fallback_calls += 1
+        if cost_total is None:
+            self.unpriced_calls += 1
+        else:
+            self.total_cost = MONEY.add(self.total_cost, cost_total)
+        usage = call.usage
+        self.input_tokens += usage.input_tokens
+        self.cache_read_tokens += usage.cache_read_tokens
+        self.cache_write_tokens += usage.cache_write_tokens
+        self.output_tokens += usage.output_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
+        for name in ("scenario_id", "environment"):
+            value = getattr(call, name)
+            if value is not None:
+                pick = (ts, call.event_id, value)
+                current = self.from_call.get(name)
+                if current is None or pick[:2] < current[:2]:
+                    self.from_call[name] = pick
+        return True
+
+    def apply_task(self, task: TaskEvent) -> bool:
+        ts = epoch_ms(task)
+        if not self._admit(task.event_id, ts):
+            return False
+        if task.phase is TaskPhase.started:
+            if self.started_ms is None or ts < self.started_ms:
+                self.started_ms = ts
+        elif self.completed_ms is None or ts > self.completed_ms:
+            self.completed_ms = ts
+        for name in _TASK_FIELDS:
+            value = getattr(task, name)
+            if value is not None:
+                pick = (ts, task.event_id, value)
+                current = self.from_task.get(name)
+                if current is None or pick[:2] > current[:2]:
+                    self.from_task[name] = pick
+        return True
+
+    def apply_outcome(self, outcome: OutcomeEvent) -> bool:
+        ts = epoch_ms(outcome)
+        if not self._admit(outcome.event_id, ts):
+            return False
+        candidate = (ts, outcome.event_id, outcome.outcome.value, outcome.source.value)
+        if self.outcome is None or candidate[:2] > self.outcome[:2]:
+            self.outcome = candidate
+        return True
+
+    # --- reading ---------------------------------------------------------
+
+    def resolved(self, name: str) -> str | None:
+        pick = self.from_task.get(name) or self.from_call.get(name)
+        return pick[2] if pick else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The row the task fact table stores; Decimal as string, times as epoch ms."""
+        return {
+            "task_id": self.task_id,
+            "version": self.version,
+            "scenario_id": self.resolved("scenario_id") or "",
+            "environment": self.resolved("environment") or "",
+            "owner": self.resolved("owner") or "",
+            "first_event_ms": self.first_event_ms,
+            "last_event_ms": self.last_event_ms,
+            "started_ms": self.started_ms,
+            "completed_ms": self.completed_ms,
+            "calls": self.calls,
+            "failed_calls": self.failed_calls,
+            "retried_calls": self.retried_calls,
+            "fallback_calls": self.fallback_calls,
+            "unpriced_calls": self.unpriced_calls,
+            "total_cost": str(self.total_cost),
+            "input_tokens": self.input_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "outcome": self.outcome[2] if self.outcome else "",
+            "outcome_source": self.outcome[3] if self.outcome else "",
+            "outcome_ms": self.outcome[0] if self.outcome else None,
+        }
+
+    # --- persistence (Faust table values) -------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "seen": sorted(self.seen),
+            "counts": [
+                self.calls,
+                self.failed_calls,
+                self.retried_calls,
+                self.fallback_calls,
+                self.unpriced_calls,
+            ],
+            "total_cost": str(self.total_cost),
+            "tokens": [
+                self.input_tokens,
+                self.cache_read_tokens,
+                self.cache_write_tokens,
+                self.output_tokens,
+                self.reasoning_tokens,
+            ],
+            "times": [self.first_event_ms, self.last_event_ms, self.started_ms, self.completed_ms],
+            "from_task": {k: list(v) for k, v in self.from_task.items()},
+            "from_call": {k: list(v) for k, v in self.from_call.items()},
+            "outcome": list(self.outcome) if self.outcome else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskState:
+        state = cls(task_id=data["task_id"], seen=set(data["seen"]))
+        (
+            state.calls,
+            state.failed_calls,
+            state.retried_calls,
+            state.fallback_calls,
+            state.unpriced_calls,
+        ) = data["counts"]
+        state.total_cost = Decimal(data["total_cost"])
+        (
+            state.input_tokens,
+            state.cache_read_tokens,
+            state.cache_write_tokens,
+            state.output_tokens,
+            state.reasoning_tokens,
+        ) = data["tokens"]
+        state.first_event_ms, state.last_event_ms, state.started_ms, state.completed_ms = data[
+            "times"
+        ]
+        state.from_task = {k: (v[0], v[1], v[2]) for k, v in data["from_task"].items()}
+        state.from_call = {k: (v[0], v[1], v[2]) for k, v in data["from_call"].items()}
+        raw = data["outcome"]
+        state.outcome = (raw[0], raw[1], raw[2], raw[3]) if raw else None
+        return state

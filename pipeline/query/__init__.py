@@ -1,0 +1,3 @@
+"""ClickHouse access: client, migrations, reports."""
+
+from __future__ import annotations

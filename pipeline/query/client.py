@@ -1,0 +1,44 @@
+"""One client API for a ClickHouse server and for embedded chDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import clickhouse_connect
+
+from pipeline.config import ClickHouseSettings, StackSettings
+from pipeline.errors import ClickHouseError
+
+
+def connect(clickhouse: ClickHouseSettings, stack: StackSettings, *, create: bool = True) -> Any:
+    """A client whose default database is the configured one (created if asked)."""
+    dsn = clickhouse.resolved_dsn(stack)
+    credentials: dict[str, Any] = {}
+    if clickhouse.username:
+        credentials["username"] = clickhouse.username
+    if clickhouse.password is not None:
+        credentials["password"] = clickhouse.password.get_secret_value()
+    if dsn.startswith("chdb://"):
+        path = dsn.removeprefix("chdb://")
+        if path:
+            from pathlib import Path
+
+            Path(path).mkdir(parents=True, exist_ok=True)
+    try:
+        if create:
+            bootstrap = clickhouse_connect.get_client(dsn=dsn, **credentials)
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {clickhouse.database}")
+        return clickhouse_connect.get_client(dsn=dsn, database=clickhouse.database, **credentials)
+    except Exception as exc:
+        text = str(exc)
+        hint = ""
+        if dsn.startswith("chdb://") and ("lock" in text.lower() or "in use" in text.lower()):
+            hint = " (another process owns this chDB directory; stop the sink first)"
+        raise ClickHouseError(f"cannot open ClickHouse at {_redact(dsn)}: {text}{hint}") from None
+
+
+def _redact(dsn: str) -> str:
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return dsn

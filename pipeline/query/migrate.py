@@ -1,0 +1,102 @@
+"""Numbered, idempotent migrations from ``sql/``; shipped files are never edited.
+
+Each applied file is recorded with its checksum; if a shipped file changes, the
+next migrate refuses to run instead of leaving two installations that differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import MigrationError
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    path: Path
+
+    @property
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def statements(self) -> list[str]:
+        return split_statements(self.text)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split on ``;`` at line ends, dropping ``--`` comment lines (no ; inside strings here)."""
+    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
+    parts = re.split(r";\s*(?:\n|$)", "\n".join(lines))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migrations are named NNNN_snake_name.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path))
+    numbers = [m.number for m in found]
+    if len(set(numbers)) != len(numbers):
+        raise MigrationError(f"duplicate migration numbers in {sql_dir}: {numbers}")
+    return found
+
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    number UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY number
+"""
+
+
+def migrate(client: Any, sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """Apply what is not yet applied, in order. Returns the migrations applied now."""
+    client.command(_LEDGER)
+    applied = {
+        row[0]: (row[1], row[2])
+        for row in client.query(
+            "SELECT number, name, checksum FROM schema_migrations FINAL"
+        ).result_rows
+    }
+    done = []
+    for migration in discover(sql_dir):
+        if migration.number in applied:
+            _, checksum = applied[migration.number]
+            if checksum != migration.checksum:
+                raise MigrationError(
+                    f"sql/{migration.path.name} changed after it was applied; shipped "
+                    "migrations are never edited: revert it and add a new numbered file"
+                )
+            continue
+        for statement in migration.statements():
+            try:
+                client.command(statement)
+            except Exception as exc:
+                raise MigrationError(f"{migration.path.name}: {exc}") from None
+        client.insert(
+            "schema_migrations",
+            [(migration.number, migration.name, migration.checksum)],
+            column_names=["number", "name", "checksum"],
+        )
+        done.append(migration)
+    return done

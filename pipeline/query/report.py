@@ -1,0 +1,118 @@
+"""The headline report: cost per accepted outcome per scenario, and health counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+SCENARIO_SUMMARY = """
+SELECT
+    scenario_id,
+    n_tasks,
+    n_accepted,
+    n_rejected,
+    n_failed,
+    n_unresolved,
+    cost,
+    cost / n_tasks,
+    if(n_accepted = 0, NULL, cost / n_accepted)
+FROM
+(
+    SELECT
+        scenario_id,
+        sum(tasks) AS n_tasks,
+        sum(accepted) AS n_accepted,
+        sum(rejected) AS n_rejected,
+        sum(failed) AS n_failed,
+        sum(unresolved) AS n_unresolved,
+        sum(v.total_cost) AS cost
+    FROM v_cost_per_outcome AS v
+    GROUP BY scenario_id
+)
+ORDER BY scenario_id
+"""
+
+HEALTH = """
+SELECT
+    (SELECT count() FROM calls FINAL) AS calls,
+    (SELECT countIf(cost_total IS NULL) FROM calls FINAL) AS unpriced_calls,
+    (SELECT count() FROM dead_letters FINAL) AS dead_letters,
+    (SELECT groupUniqArray(price_book_version) FROM calls FINAL WHERE price_book_version != '')
+        AS price_books
+"""
+
+
+@dataclass(frozen=True)
+class ScenarioLine:
+    scenario_id: str
+    tasks: int
+    accepted: int
+    rejected: int
+    failed: int
+    unresolved: int
+    total_cost: Decimal
+    cost_per_task: Decimal
+    cost_per_accepted_outcome: Decimal | None
+
+    @property
+    def acceptance_rate(self) -> Decimal:
+        return Decimal(self.accepted) / Decimal(self.tasks) if self.tasks else Decimal(0)
+
+
+def scenario_summary(client: Any) -> list[ScenarioLine]:
+    return [ScenarioLine(*row) for row in client.query(SCENARIO_SUMMARY).result_rows]
+
+
+def health(client: Any) -> dict[str, Any]:
+    row = client.query(HEALTH).result_rows[0]
+    return {
+        "calls": row[0],
+        "unpriced_calls": row[1],
+        "dead_letters": row[2],
+        "price_books": sorted(row[3]),
+    }
+
+
+def _usd(value: Decimal | None, places: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
+    header = (
+        f"{'scenario':<18} {'tasks':>7} {'accepted':>9} {'accept %':>9} {'total cost':>13} "
+        f"{'cost/task':>11} {'cost/accepted outcome':>22}"
+    )
+    out = ["Cost per accepted outcome, by scenario", header, "-" * len(header)]
+    for line in lines:
+        out.append(
+            f"{line.scenario_id or '(none)':<18} {line.tasks:>7,} {line.accepted:>9,} "
+            f"{line.acceptance_rate * 100:>8.1f}% {_usd(line.total_cost, 2):>13} "
+            f"{_usd(line.cost_per_task):>11} {_usd(line.cost_per_accepted_outcome):>22}"
+        )
+    total_tasks = sum(line.tasks for line in lines)
+    total_accepted = sum(line.accepted for line in lines)
+    total_cost = sum((line.total_cost for line in lines), Decimal(0))
+    if total_tasks:
+        out.append("-" * len(header))
+        cpao = total_cost / total_accepted if total_accepted else None
+        out.append(
+            f"{'all':<18} {total_tasks:>7,} {total_accepted:>9,} "
+            f"{Decimal(total_accepted) / total_tasks * 100:>8.1f}% {_usd(total_cost, 2):>13} "
+            f"{_usd(total_cost / total_tasks):>11} {_usd(cpao):>22}"
+        )
+    out.append("")
+    out.append(
+        f"calls: {stats['calls']:,}  unpriced: {stats['unpriced_calls']:,}  "
+        f"dead-lettered: {stats['dead_letters']:,}  "
+        f"priced with: {', '.join(stats['price_books']) or '-'}"
+    )
+    out.append(
+        "rejected/failed/unresolved: "
+        + ", ".join(
+            f"{line.scenario_id} {line.rejected}/{line.failed}/{line.unresolved}" for line in lines
+        )
+    )
+    return "\n".join(out)

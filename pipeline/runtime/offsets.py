@@ -1,0 +1,88 @@
+"""How far each consumer group has got: the basis of "processed and flushed"."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import KafkaError as RdKafkaError
+
+from pipeline.config import KafkaSettings
+from pipeline.errors import KafkaError
+from pipeline.topics import partition_counts
+
+
+class LagProbe:
+    """Reads end offsets and a group's committed offsets without joining the group."""
+
+    def __init__(self, kafka: KafkaSettings, group_id: str) -> None:
+        conf = kafka.librdkafka()
+        conf.update({"group.id": group_id, "enable.auto.commit": False})
+        self.kafka = kafka
+        self.consumer = Consumer(conf)
+
+    def partitions(self, topics: list[str]) -> list[TopicPartition]:
+        counts = partition_counts(self.kafka, topics)
+        return [TopicPartition(t, p) for t in topics for p in range(counts.get(t, 0))]
+
+    def end_offsets(self, topics: list[str], timeout_s: float = 30) -> dict[tuple[str, int], int]:
+        """The true end of each partition.
+
+        ListOffsets(latest) is only a lower bound here: the embedded broker
+        (Tansu 0.6) answers it with a stale offset, while the high watermark in
+        its fetch responses is right. So: seek to the lower bound and read to
+        partition EOF. On a correct broker that is one empty fetch.
+        """
+        ends: dict[tuple[str, int], int] = {}
+        start = []
+        for tp in self.partitions(topics):
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            start.append(TopicPartition(tp.topic, tp.partition, max(low, high - 1, 0)))
+        if not start:
+            return ends
+        conf = self.kafka.librdkafka()
+        conf.update(
+            {
+                "group.id": "costflow-end-offsets",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        reader = Consumer(conf)
+        try:
+            reader.assign(start)
+            deadline = time.monotonic() + timeout_s
+            while len(ends) < len(start):
+                if time.monotonic() > deadline:
+                    raise KafkaError(
+                        "end_offsets",
+                        None,
+                        "TIMEOUT",
+                        f"no EOF for {len(start) - len(ends)} partitions",
+                    )
+                for message in reader.consume(num_messages=10_000, timeout=0.5):
+                    err = message.error()
+                    if err is not None and err.code() == RdKafkaError._PARTITION_EOF:
+                        topic, partition = message.topic(), message.partition()
+                        offset = message.offset()
+                        assert topic is not None and partition is not None and offset is not None
+                        ends[(topic, partition)] = offset
+        finally:
+            reader.close()
+        return ends
+
+    def committed(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        result = {}
+        for tp in self.consumer.committed(self.partitions(topics), timeout=10):
+            result[(tp.topic, tp.partition)] = max(tp.offset, 0)
+        return result
+
+    def remaining(self, targets: dict[tuple[str, int], int]) -> int:
+        """Records the group still has to commit to reach ``targets``."""
+        topics = sorted({t for t, _ in targets})
+        done = self.committed(topics)
+        return sum(max(0, end - done.get(key, 0)) for key, end in targets.items())
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,108 @@
+"""Runs broker (when embedded), worker and sink as child processes.
+
+Stop order matters: the worker first (its last outputs get flushed and its
+offsets committed), then the sink (it writes what it holds), then the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from pipeline.config import Settings
+from pipeline.embedded.broker import port_is_free, wait_until_ready
+from pipeline.errors import EmbeddedStackError
+
+log = logging.getLogger("costflow.up")
+
+
+class Stack:
+    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, role: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.update(self.settings.env())
+        out: int | object = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{role}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", role],
+            env=env,
+            stdout=out,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT if out is not None else None,
+        )
+        self.children[role] = process
+        return process
+
+    def log_hint(self, role: str) -> str:
+        return f"; see {self.log_dir / (role + '.log')}" if self.log_dir else ""
+
+    def start(self) -> Stack:
+        kafka = self.settings.kafka
+        if kafka.embedded:
+            if not port_is_free(kafka.embedded_port):
+                raise EmbeddedStackError(
+                    f"port {kafka.embedded_port} is taken (another costflow up?); set "
+                    "COSTFLOW_KAFKA_EMBEDDED_PORT or COSTFLOW_KAFKA_BOOTSTRAP"
+                )
+            broker = self._spawn("broker")
+            wait_until_ready(kafka.resolved_bootstrap(), 30, broker)
+        from pipeline.topics import ensure_topics
+
+        ensure_topics(kafka, self.settings.topics)
+        self._spawn("sink")
+        self._spawn("worker")
+        return self
+
+    def check_alive(self) -> None:
+        for role, process in self.children.items():
+            code = process.poll()
+            if code is not None:
+                raise EmbeddedStackError(f"{role} exited with code {code}{self.log_hint(role)}")
+
+    def wait(self) -> int:
+        """Foreground: return when any child exits (its exit code) or on Ctrl-C."""
+        try:
+            while True:
+                for role, process in self.children.items():
+                    code = process.poll()
+                    if code is not None:
+                        log.error("%s exited with code %s; stopping the rest", role, code)
+                        return code or 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+
+    def stop(self) -> None:
+        for role in ("worker", "sink", "broker"):
+            process = self.children.get(role)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                log.error("%s did not stop within 60 s; killing it", role)
+                process.kill()
+                process.wait()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,45 @@
+"""Runs stage 1 in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipeline.app import create_app
+from pipeline.config import Settings
+from pipeline.topics import ensure_topics
+
+log = logging.getLogger("costflow.worker")
+
+
+def run_worker(settings: Settings) -> None:
+    ensure_topics(settings.kafka, settings.topics)
+    app, ctx = create_app(settings)
+
+    @app.timer(interval=30.0)
+    async def report_counters() -> None:
+        _log_counters(ctx)
+
+    from faust.worker import Worker
+
+    worker = Worker(
+        app,
+        loglevel=settings.worker.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    log.info("stage-1 worker %s starting", settings.worker.app_id)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        _log_counters(ctx)
+
+
+def _log_counters(ctx: Any) -> None:
+    log.warning(
+        "processed=%s duplicates=%s dead_lettered=%s unpriced=%s",
+        dict(ctx.processed),
+        dict(ctx.duplicates),
+        dict(ctx.dead_lettered),
+        dict(ctx.unpriced),
+    )

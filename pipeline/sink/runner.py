@@ -1,0 +1,154 @@
+"""The stage-2 loop: consume, batch, write idempotently, then commit.
+
+Offsets are committed only after the batch is durable in the store, so a crash
+replays at most the uncommitted batch, and the store's deduplication makes the
+replay change nothing. While the store is down, the consumer pauses its
+partitions (memory stays bounded by one batch), keeps its group membership
+alive, and retries with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import KafkaError as RdKafkaError
+
+from pipeline.config import Settings
+from pipeline.errors import CostflowError, KafkaError
+from pipeline.sink.base import Batch, Record, Sink
+
+log = logging.getLogger("costflow.sink")
+
+
+class SinkRunner:
+    def __init__(self, settings: Settings, sink: Sink) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.stopping = False
+        self.batch = Batch()
+        self.written: Counter[str] = Counter()
+        conf = settings.kafka.librdkafka()
+        conf.update(
+            {
+                "group.id": settings.sink.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": settings.kafka.session_timeout_ms,
+                "heartbeat.interval.ms": settings.kafka.heartbeat_interval_ms,
+                "partition.assignment.strategy": "cooperative-sticky",
+                "enable.partition.eof": False,
+            }
+        )
+        self.consumer = Consumer(conf)
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def stop(self, *_args: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        topics = self.settings.topics.sink_inputs()
+        self.consumer.subscribe(topics, on_revoke=self._on_revoke)
+        log.warning("sink consuming %s as group %s", topics, self.settings.sink.group_id)
+        last_report = time.monotonic()
+        try:
+            while not self.stopping:
+                self._poll()
+                if self._due():
+                    self._flush()
+                if time.monotonic() - last_report > 30:
+                    last_report = time.monotonic()
+                    log.warning("sink rows written so far: %s", dict(self.written))
+            self._flush()
+        finally:
+            self.consumer.close()
+            self.sink.close()
+            log.warning("sink stopped; rows written: %s", dict(self.written))
+
+    # --- steps --------------------------------------------------------------
+
+    def _poll(self) -> None:
+        room = max(1, self.settings.sink.batch_rows - len(self.batch))
+        messages = self.consumer.consume(num_messages=min(room, 10_000), timeout=0.2)
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if err.code() == RdKafkaError._PARTITION_EOF:
+                    continue
+                if err.fatal():
+                    raise KafkaError.wrap("consume", err)
+                log.warning("consume error (librdkafka retries): %s", err)
+                continue
+            self.batch.add(
+                Record(
+                    topic=message.topic(),  # type: ignore[arg-type]
+                    partition=message.partition(),  # type: ignore[arg-type]
+                    offset=message.offset(),  # type: ignore[arg-type]
+                    key=message.key(),
+                    value=message.value(),
+                    headers=tuple(message.headers() or ()),  # type: ignore[arg-type]
+                )
+            )
+
+    def _due(self) -> bool:
+        return len(self.batch) >= self.settings.sink.batch_rows or (
+            len(self.batch) > 0 and self.batch.age_s() >= self.settings.sink.flush_interval_s
+        )
+
+    def _flush(self) -> None:
+        if not self.batch:
+            return
+        batch, delay = self.batch, self.settings.sink.retry_initial_s
+        paused = False
+        while True:
+            try:
+                written = self.sink.write(batch)
+                break
+            except CostflowError as exc:
+                if not paused:
+                    self.consumer.pause(self.consumer.assignment())
+                    paused = True
+                log.error("write failed, retrying in %.1fs: %s", delay, exc)
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline:
+                    # Keeps the group session alive; returns nothing while paused.
+                    self.consumer.consume(num_messages=1, timeout=min(0.5, delay))
+                delay = min(delay * 2, self.settings.sink.retry_max_s)
+        self.written.update(written)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except Exception as exc:
+            # The rows are durable and idempotent; the next owner re-writes them harmlessly.
+            log.warning("offset commit failed after a durable write (will be replayed): %s", exc)
+        if paused:
+            self.consumer.resume(self.consumer.assignment())
+        self.batch = Batch()
+
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        # Write what we hold before another member takes these partitions.
+        try:
+            self._flush()
+        except Exception as exc:
+            log.warning("flush on revoke failed; records will be re-consumed: %s", exc)
+            self.batch = Batch()
+
+
+def run_sink(settings: Settings) -> None:
+    from pipeline.query.client import connect
+    from pipeline.query.migrate import migrate
+    from pipeline.sink.clickhouse import ClickHouseSink
+    from pipeline.topics import ensure_topics
+
+    ensure_topics(settings.kafka, settings.topics)
+    client = connect(settings.clickhouse, settings.stack)
+    if settings.sink.auto_migrate:
+        migrate(client)
+    SinkRunner(settings, ClickHouseSink(client, settings.topics)).run()
