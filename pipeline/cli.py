@@ -137,6 +137,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(tasks=args.tasks, seed=args.seed)
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from pipeline import schemas
+
+    if args.write:
+        for path in schemas.write():
+            print(f"wrote {path}")
+        return 0
+    drift = [
+        name
+        for name, text in schemas.generate().items()
+        if not (schemas.SCHEMA_DIR / name).exists()
+        or (schemas.SCHEMA_DIR / name).read_text(encoding="utf-8") != text
+    ]
+    if drift:
+        print(f"schemas out of date: {drift}; run costflow schemas --write", file=sys.stderr)
+        return 1
+    print("schemas are up to date")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costflow", description=__doc__)
     parser.add_argument("--data-dir", help="local state (default .costflow) [COSTFLOW_DATA_DIR]")
@@ -167,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
     demo.add_argument("--tasks", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=7)
+    schemas = sub.add_parser("schemas", help="check (or --write) the generated JSON Schema")
+    schemas.add_argument("--write", action="store_true")
     return parser
 
 
@@ -181,6 +203,7 @@ COMMANDS = {
     "sql": cmd_sql,
     "report": cmd_report,
     "demo": cmd_demo,
+    "schemas": cmd_schemas,
 }
 
 

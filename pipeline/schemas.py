@@ -1,0 +1,41 @@
+"""JSON Schema generated from the pydantic models, committed under ``schemas/``.
+
+The models are the source of truth; ``costflow schemas --write`` regenerates the
+files and a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+from pipeline.pricing.book import PriceBook
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+_MODELS: dict[str, Any] = {
+    "call.schema.json": CallEvent,
+    "task.schema.json": TaskEvent,
+    "outcome.schema.json": OutcomeEvent,
+    "price-book.schema.json": PriceBook,
+}
+
+
+def generate() -> dict[str, str]:
+    out = {}
+    for name, model in _MODELS.items():
+        schema = model.model_json_schema(mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return out
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in generate().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,135 @@
+"""A plain batch computation of what ClickHouse must hold, independent of the pipeline.
+
+It imports nothing from ``pipeline``: rates are written out by hand from the
+price book, and the rules are restated from the event contract:
+- every distinct event_id counts once;
+- a task's cost is the sum of all its calls (every attempt, failed ones too);
+- scenario/owner/environment: the latest task event (by ts, event_id) that sets
+  it, else the earliest call (by ts, event_id) that sets it;
+- the outcome is the latest outcome event by (ts, event_id); none = unresolved;
+- a task's day is the UTC date of its first event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_DOWN, Context, Decimal
+from typing import Any
+
+EXACT = Context(prec=60)
+# USD per million tokens: input, cache_read, cache_write, output, reasoning.
+RATES: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
+    ("openai", "gpt-4o-mini"): ("0.15", "0.075", "0.15", "0.60", "0.60"),
+    ("openai", "gpt-4.1"): ("2.00", "0.50", "2.00", "8.00", "8.00"),
+    ("openai", "gpt-4.1-mini"): ("0.40", "0.10", "0.40", "1.60", "1.60"),
+    ("openai", "o4-mini"): ("1.10", "0.275", "1.10", "4.40", "4.40"),
+    ("anthropic", "claude-haiku-4-5"): ("1.00", "0.10", "1.25", "5.00", "5.00"),
+    ("anthropic", "claude-sonnet-4-5"): ("3.00", "0.30", "3.75", "15.00", "15.00"),
+    ("google", "gemini-2.5-flash"): ("0.30", "0.075", "0.30", "2.50", "2.50"),
+}
+ALIASES = {
+    ("anthropic", "claude-sonnet-4-5-20250929"): ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5-20251001"): ("anthropic", "claude-haiku-4-5"),
+    ("openai", "gpt-4o-mini-2024-07-18"): ("openai", "gpt-4o-mini"),
+}
+_CLASSES = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
+            "reasoning_tokens")  # fmt: skip
+
+
+def parse_ts(value: Any) -> datetime:
+    if isinstance(value, int):
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def call_cost(call: dict[str, Any]) -> Decimal | None:
+    key = (call["provider"], call["model"])
+    key = ALIASES.get(key, key)
+    if key not in RATES:
+        return None
+    usage = call.get("usage", {})
+    total = Decimal(0)
+    for tokens_class, rate in zip(_CLASSES, RATES[key], strict=True):
+        total = EXACT.add(total, EXACT.multiply(Decimal(usage.get(tokens_class, 0)), Decimal(rate)))
+    return EXACT.divide(total, Decimal(1_000_000))
+
+
+@dataclass
+class ExpectedTask:
+    task_id: str
+    scenario_id: str
+    environment: str
+    owner: str
+    day: date
+    calls: int
+    unpriced_calls: int
+    total_cost: Decimal
+    outcome: str
+
+
+def expected_tasks(events: list[dict[str, Any]]) -> dict[str, ExpectedTask]:
+    distinct: dict[str, dict[str, Any]] = {}
+    for event in events:
+        distinct.setdefault(event["event_id"], event)
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in distinct.values():
+        by_task[event["task_id"]].append(event)
+    out = {}
+    for task_id, task_events in by_task.items():
+        ordered = sorted(task_events, key=lambda e: (parse_ts(e["ts"]), e["event_id"]))
+        calls = [e for e in ordered if e["type"] == "call"]
+        tasks = [e for e in ordered if e["type"] == "task"]
+        outcomes = [e for e in ordered if e["type"] == "outcome"]
+
+        def field(name: str, calls: list[dict[str, Any]] = calls,
+                  tasks: list[dict[str, Any]] = tasks) -> str:  # fmt: skip
+            for task in reversed(tasks):
+                if task.get(name):
+                    return str(task[name])
+            for call in calls:
+                if call.get(name):
+                    return str(call[name])
+            return ""
+
+        costs = [call_cost(c) for c in calls]
+        out[task_id] = ExpectedTask(
+            task_id=task_id,
+            scenario_id=field("scenario_id"),
+            environment=field("environment"),
+            owner=field("owner"),
+            day=parse_ts(ordered[0]["ts"]).date(),
+            calls=len(calls),
+            unpriced_calls=sum(1 for c in costs if c is None),
+            total_cost=sum((c for c in costs if c is not None), Decimal(0)),
+            outcome=outcomes[-1]["outcome"] if outcomes else "",
+        )
+    return out
+
+
+def _div18(numerator: Decimal, denominator: int) -> Decimal:
+    """ClickHouse Decimal(38, 18) division: truncated toward zero at 18 digits."""
+    return EXACT.divide(numerator, Decimal(denominator)).quantize(
+        Decimal("1e-18"), rounding=ROUND_DOWN
+    )
+
+
+def expected_cost_per_outcome(events: list[dict[str, Any]]) -> dict[tuple[date, str, str], dict[str, Any]]:
+    rows: dict[tuple[date, str, str], dict[str, Any]] = {}
+    for task in expected_tasks(events).values():
+        key = (task.day, task.scenario_id, task.environment)
+        row = rows.setdefault(key, {"tasks": 0, "accepted": 0, "rejected": 0, "failed": 0,
+                                    "unresolved": 0, "total_cost": Decimal(0),
+                                    "accepted_cost": Decimal(0)})  # fmt: skip
+        row["tasks"] += 1
+        row[task.outcome or "unresolved"] += 1
+        row["total_cost"] += task.total_cost
+        if task.outcome == "accepted":
+            row["accepted_cost"] += task.total_cost
+    for row in rows.values():
+        row["cost_per_task"] = _div18(row["total_cost"], row["tasks"])
+        row["cost_per_accepted_outcome"] = (
+            _div18(row["total_cost"], row["accepted"]) if row["accepted"] else None
+        )
+    return rows

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import MigrationError
+from pipeline.query.migrate import SQL_DIR, discover, migrate, split_statements
+
+SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "schema.sql"
+
+
+def test_migrations_are_numbered_uniquely_and_idempotent_in_text() -> None:
+    migrations = discover()
+    assert [m.number for m in migrations] == sorted({m.number for m in migrations})
+    for migration in migrations:
+        for statement in migration.statements():
+            if statement.upper().startswith("CREATE"):
+                assert "IF NOT EXISTS" in statement.upper(), f"{migration.path.name}: {statement[:60]}"
+
+
+def test_migrate_applies_once_and_is_a_no_op_after(chdb_client: Any) -> None:
+    first = migrate(chdb_client)
+    assert [m.number for m in first] == [m.number for m in discover()]
+    assert migrate(chdb_client) == []
+    tables = {row[0] for row in chdb_client.query("SHOW TABLES").result_rows}
+    assert {"calls", "tasks", "dead_letters", "v_cost_per_outcome"} <= tables
+
+
+def test_an_edited_shipped_migration_is_refused(chdb_client: Any, tmp_path: Path) -> None:
+    sql = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql)
+    migrate(chdb_client, sql)
+    first = sorted(sql.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(MigrationError, match="never edited"):
+        migrate(chdb_client, sql)
+
+
+def test_bad_migration_names_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "1_oops.sql").write_text("SELECT 1")
+    with pytest.raises(MigrationError, match="NNNN_snake_name"):
+        discover(tmp_path)
+
+
+def test_statement_splitting_ignores_comment_lines() -> None:
+    text = "-- a; comment\nCREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = Memory;\n\nSELECT 1;\n"
+    assert split_statements(text) == [
+        "CREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = Memory",
+        "SELECT 1",
+    ]
+
+
+def _schema_dump(client: Any) -> str:
+    database = client.query("SELECT currentDatabase()").result_rows[0][0]
+    names = [row[0] for row in client.query("SHOW TABLES").result_rows]
+    parts = []
+    for name in sorted(names):
+        ddl = client.query(f"SHOW CREATE TABLE {name}").result_rows[0][0]
+        parts.append(re.sub(rf"\b{database}\.", "", ddl) + ";\n")
+    return "\n".join(parts)
+
+
+def test_schema_snapshot(chdb_client: Any) -> None:
+    """Every CREATE as the engine sees it; a change must be deliberate.
+
+    Regenerate with UPDATE_SNAPSHOTS=1 after adding a migration.
+    """
+    migrate(chdb_client)
+    dump = _schema_dump(chdb_client)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(dump, encoding="utf-8")
+    assert SNAPSHOT.exists(), "run with UPDATE_SNAPSHOTS=1 once to create the snapshot"
+    assert dump == SNAPSHOT.read_text(encoding="utf-8")

@@ -1,0 +1,137 @@
+"""Price lookup and arithmetic; expected values are worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import PriceBookInvalid, PriceNotFound
+from pipeline.events.models import CallEvent
+from pipeline.pricing import CompiledBook, PriceBook, load_price_book, price_call
+
+DEFAULT_BOOK = Path(__file__).resolve().parents[2] / "pricing" / "default"
+
+
+def book(*entries: dict[str, Any]) -> CompiledBook:
+    return CompiledBook(
+        PriceBook.model_validate({"name": "t", "version": "1", "entries": list(entries)})
+    )
+
+
+def entry(**overrides: Any) -> dict[str, Any]:
+    base = {
+        "provider": "p",
+        "model": "m",
+        "effective_from": "2026-01-01",
+        "input_per_mtok": "2.00",
+        "output_per_mtok": "8.00",
+    }
+    base.update(overrides)
+    return base
+
+
+def call(model: str = "m", ts: str = "2026-06-01T00:00:00Z", **usage: int) -> CallEvent:
+    return CallEvent.model_validate(
+        {"event_id": "e", "task_id": "t", "ts": ts, "provider": "p", "model": model,
+         "usage": usage}
+    )  # fmt: skip
+
+
+def test_each_dimension_priced_at_its_own_rate() -> None:
+    compiled = book(entry(cache_read_per_mtok="0.50", cache_write_per_mtok="2.50",
+                          reasoning_per_mtok="10.00", per_request="0.001"))  # fmt: skip
+    cost = price_call(
+        call(input_tokens=1000, cache_read_tokens=4000, cache_write_tokens=2000,
+             output_tokens=500, reasoning_tokens=300),
+        compiled,
+    )  # fmt: skip
+    # 1000*2/1e6 = 0.002; 4000*0.5/1e6 = 0.002; 2000*2.5/1e6 = 0.005
+    # 500*8/1e6 = 0.004; 300*10/1e6 = 0.003; request 0.001
+    assert cost.input == Decimal("0.002")
+    assert cost.cache_read == Decimal("0.002")
+    assert cost.cache_write == Decimal("0.005")
+    assert cost.output == Decimal("0.004")
+    assert cost.reasoning == Decimal("0.003")
+    assert cost.request == Decimal("0.001")
+    assert cost.total == Decimal("0.017")
+    assert cost.price_book_version == "t@1"
+    assert cost.currency == "USD"
+
+
+def test_reasoning_defaults_to_output_rate_and_cache_to_input_rate() -> None:
+    cost = price_call(call(cache_read_tokens=1_000_000, reasoning_tokens=1_000_000), book(entry()))
+    assert cost.cache_read == Decimal("2.00")
+    assert cost.reasoning == Decimal("8.00")
+
+
+def test_single_token_is_exact() -> None:
+    cost = price_call(call(output_tokens=1), book(entry(output_per_mtok="0.075")))
+    assert cost.total == Decimal("0.000000075")
+
+
+def test_effective_dates_pick_the_price_in_force_at_event_time() -> None:
+    compiled = book(entry(), entry(effective_from="2026-07-01T00:00:00Z", input_per_mtok="1.00"))
+    before = call(ts="2026-06-30T23:59:59.999Z", input_tokens=1_000_000)
+    at = call(ts="2026-07-01T00:00:00Z", input_tokens=1_000_000)
+    assert price_call(before, compiled).total == Decimal("2.00")
+    assert price_call(at, compiled).total == Decimal("1.00")
+    assert price_call(at, compiled).entry_effective_from == datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def test_a_call_before_the_first_entry_has_no_price() -> None:
+    with pytest.raises(PriceNotFound) as info:
+        price_call(call(ts="2025-12-31T23:59:59Z"), book(entry()))
+    assert info.value.provider == "p" and info.value.model == "m"
+
+
+def test_exact_and_pattern_aliases() -> None:
+    compiled = book(entry(aliases=["m-latest", "m-2026*"]))
+    assert price_call(call("m-latest", input_tokens=10**6), compiled).total == Decimal("2.00")
+    assert price_call(call("m-20260315", input_tokens=10**6), compiled).entry_model == "m"
+    with pytest.raises(PriceNotFound):
+        price_call(call("m-2025"), compiled)
+
+
+def test_unknown_model_is_a_typed_error_with_advice() -> None:
+    with pytest.raises(PriceNotFound, match="add an entry or alias"):
+        price_call(call("nope"), book(entry()))
+
+
+def test_book_rejects_unknown_fields_and_negative_prices() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        PriceBook.model_validate({"name": "t", "version": "1", "entries": [entry(colour="red")]})
+    with pytest.raises(ValueError, match="greater than or equal"):
+        PriceBook.model_validate(
+            {"name": "t", "version": "1", "entries": [entry(input_per_mtok="-1")]}
+        )
+
+
+def test_duplicate_effective_dates_are_refused() -> None:
+    with pytest.raises(PriceBookInvalid, match="same effective_from"):
+        book(entry(), entry())
+
+
+def test_shipped_book_loads_and_prices_a_dated_model_id() -> None:
+    compiled = CompiledBook(load_price_book(DEFAULT_BOOK))
+    sonnet = CallEvent.model_validate(
+        {"event_id": "e", "task_id": "t", "ts": "2026-11-01T00:00:00Z", "provider": "anthropic",
+         "model": "claude-sonnet-4-5-20250929",
+         "usage": {"input_tokens": 1000, "cache_read_tokens": 2000, "output_tokens": 300}}
+    )  # fmt: skip
+    cost = price_call(sonnet, compiled)
+    # 1000*3 + 2000*0.30 + 300*15 = 3000 + 600 + 4500 = 8100 per 1e6
+    assert cost.total == Decimal("0.0081")
+    assert cost.price_book_version.startswith("default@")
+
+
+def test_book_directory_errors_say_where(tmp_path: Path) -> None:
+    (tmp_path / "book.yaml").write_text("name: x\nversion: '1'\n")
+    (tmp_path / "p.yaml").write_text("entries:\n  - provider: p\n    model: m\n")
+    with pytest.raises(PriceBookInvalid, match="entries.0"):
+        load_price_book(tmp_path)
+    with pytest.raises(PriceBookInvalid, match="does not exist"):
+        load_price_book(tmp_path / "missing")
