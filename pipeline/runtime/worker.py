@@ -12,6 +12,13 @@ from pipeline.topics import ensure_topics
 log = logging.getLogger("costflow.worker")
 
 
+def quiet_client_loggers(level: int = logging.WARNING) -> None:
+    """aiokafka logs a DEBUG record per send; with its logger left at DEBUG the
+    records are built (and then filtered) on the hot path: ~11% of the worker."""
+    for name in ("aiokafka", "kafka", "faust.transport", "faust.tables", "mode"):
+        logging.getLogger(name).setLevel(level)
+
+
 def run_worker(settings: Settings) -> None:
     ensure_topics(settings.kafka, settings.topics)
     app, ctx = create_app(settings)
@@ -28,6 +35,7 @@ def run_worker(settings: Settings) -> None:
         quiet=True,
         redirect_stdouts=False,
     )
+    quiet_client_loggers()
     log.info("stage-1 worker %s starting", settings.worker.app_id)
     try:
         worker.execute_from_commandline()

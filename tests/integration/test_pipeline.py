@@ -21,33 +21,82 @@ pytestmark = pytest.mark.integration
 
 def hand_built() -> list[dict[str, Any]]:
     """Small cases with known shapes: late task event, changing outcome, unknown model."""
+
     def call(event_id: str, task: str, ts: str, model: str, **usage: int) -> dict[str, Any]:
         provider = "acme" if model == "mystery" else "openai"
-        return {"type": "call", "event_id": event_id, "task_id": task, "ts": ts,
-                "provider": provider, "model": model, "usage": usage, "scenario_id": "from-call",
-                "environment": "prod"}  # fmt: skip
+        return {
+            "type": "call",
+            "event_id": event_id,
+            "task_id": task,
+            "ts": ts,
+            "provider": provider,
+            "model": model,
+            "usage": usage,
+            "scenario_id": "from-call",
+            "environment": "prod",
+        }
 
     return [
         # Calls arrive before the task event that names the scenario.
-        call("h1", "hand-1", "2026-11-03T09:00:00Z", "gpt-4.1", input_tokens=1000, output_tokens=100),
-        call("h2", "hand-1", "2026-11-03T09:00:01Z", "gpt-4.1", input_tokens=1000, output_tokens=100),
-        {"type": "task", "event_id": "h3", "task_id": "hand-1", "ts": "2026-11-03T08:59:59Z",
-         "phase": "started", "scenario_id": "hand", "owner": "team-x", "environment": "prod"},
+        call(
+            "h1", "hand-1", "2026-11-03T09:00:00Z", "gpt-4.1", input_tokens=1000, output_tokens=100
+        ),
+        call(
+            "h2", "hand-1", "2026-11-03T09:00:01Z", "gpt-4.1", input_tokens=1000, output_tokens=100
+        ),
+        {
+            "type": "task",
+            "event_id": "h3",
+            "task_id": "hand-1",
+            "ts": "2026-11-03T08:59:59Z",
+            "phase": "started",
+            "scenario_id": "hand",
+            "owner": "team-x",
+            "environment": "prod",
+        },
         # Rejected first, accepted later: the later outcome wins.
-        {"type": "outcome", "event_id": "h4", "task_id": "hand-1", "ts": "2026-11-03T10:00:00Z",
-         "outcome": "rejected", "source": "user"},
-        {"type": "outcome", "event_id": "h5", "task_id": "hand-1", "ts": "2026-11-03T11:00:00Z",
-         "outcome": "accepted", "source": "user"},
+        {
+            "type": "outcome",
+            "event_id": "h4",
+            "task_id": "hand-1",
+            "ts": "2026-11-03T10:00:00Z",
+            "outcome": "rejected",
+            "source": "user",
+        },
+        {
+            "type": "outcome",
+            "event_id": "h5",
+            "task_id": "hand-1",
+            "ts": "2026-11-03T11:00:00Z",
+            "outcome": "accepted",
+            "source": "user",
+        },
         # A model nobody prices: counted, cost NULL, task cost unaffected.
         call("h6", "hand-2", "2026-11-03T09:00:00Z", "mystery", input_tokens=5000),
-        call("h7", "hand-2", "2026-11-03T09:00:02Z", "gpt-4o-mini", input_tokens=2000,
-             cache_read_tokens=1000, output_tokens=10),
-        {"type": "task", "event_id": "h8", "task_id": "hand-2", "ts": "2026-11-03T09:00:00Z",
-         "phase": "started", "scenario_id": "hand", "environment": "prod"},
-    ]  # fmt: skip
+        call(
+            "h7",
+            "hand-2",
+            "2026-11-03T09:00:02Z",
+            "gpt-4o-mini",
+            input_tokens=2000,
+            cache_read_tokens=1000,
+            output_tokens=10,
+        ),
+        {
+            "type": "task",
+            "event_id": "h8",
+            "task_id": "hand-2",
+            "ts": "2026-11-03T09:00:00Z",
+            "phase": "started",
+            "scenario_id": "hand",
+            "environment": "prod",
+        },
+    ]
 
 
-def test_cost_per_outcome_equals_the_batch_reference(isolated_settings: Settings, tmp_path: Path) -> None:
+def test_cost_per_outcome_equals_the_batch_reference(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
     events = hand_built() + generate(150, seed=11)
     delivered = list(events)
     rng = random.Random(5)
@@ -66,20 +115,26 @@ def test_cost_per_outcome_equals_the_batch_reference(isolated_settings: Settings
     ).result_rows
     actual = {
         (r[0], r[1], r[2]): {
-            "tasks": r[3], "accepted": r[4], "rejected": r[5], "failed": r[6], "unresolved": r[7],
-            "total_cost": r[8], "accepted_cost": r[9], "cost_per_task": r[10],
+            "tasks": r[3],
+            "accepted": r[4],
+            "rejected": r[5],
+            "failed": r[6],
+            "unresolved": r[7],
+            "total_cost": r[8],
+            "accepted_cost": r[9],
+            "cost_per_task": r[10],
             "cost_per_accepted_outcome": r[11],
         }
         for r in rows
-    }  # fmt: skip
+    }
     assert actual == expected_cost_per_outcome(events)
 
     # The hand-built tasks, spelled out.
     tasks = {
         r[0]: r[1:]
         for r in client.query(
-            "SELECT task_id, scenario_id, owner, calls, unpriced_calls, total_cost, outcome, version "
-            "FROM tasks FINAL WHERE task_id LIKE 'hand-%'"
+            "SELECT task_id, scenario_id, owner, calls, unpriced_calls, total_cost, outcome, "
+            "version FROM tasks FINAL WHERE task_id LIKE 'hand-%'"
         ).result_rows
     }
     # hand-1: 2 x (1000 x 2.00 + 100 x 8.00) / 1e6 = 2 x 0.0028
@@ -97,10 +152,17 @@ def test_cost_per_outcome_equals_the_batch_reference(isolated_settings: Settings
         ).result_rows
     }
     assert stored == {
-        t.task_id: (t.scenario_id, t.environment, t.owner, t.calls, t.unpriced_calls,
-                    t.total_cost, t.outcome)
+        t.task_id: (
+            t.scenario_id,
+            t.environment,
+            t.owner,
+            t.calls,
+            t.unpriced_calls,
+            t.total_cost,
+            t.outcome,
+        )
         for t in reference.values()
-    }  # fmt: skip
+    }
 
     # Calls: one row per distinct call; priced rows name their book, unpriced say why.
     distinct_calls = {e["event_id"] for e in events if e["type"] == "call"}
@@ -116,7 +178,11 @@ def test_cost_per_outcome_equals_the_batch_reference(isolated_settings: Settings
     dead = client.query(
         "SELECT reason, payload FROM dead_letters ORDER BY source_topic, source_offset"
     ).result_rows
-    assert sorted(reason for reason, _ in dead) == ["not_json", "schema_violation", "schema_violation"]
+    assert sorted(reason for reason, _ in dead) == [
+        "not_json",
+        "schema_violation",
+        "schema_violation",
+    ]
     assert sorted(
         payload.encode() if isinstance(payload, str) else payload for _, payload in dead
     ) == sorted(bad_records())

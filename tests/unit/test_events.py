@@ -64,16 +64,35 @@ def test_type_may_be_omitted_on_a_typed_topic() -> None:
 
 def test_task_and_outcome_events() -> None:
     task = decode_event(
-        raw({"type": "task", "event_id": "e", "task_id": "t", "ts": 1_793_620_800_000,
-             "phase": "started", "scenario_id": "s", "owner": "o", "environment": "prod"}),
+        raw(
+            {
+                "type": "task",
+                "event_id": "e",
+                "task_id": "t",
+                "ts": 1_793_620_800_000,
+                "phase": "started",
+                "scenario_id": "s",
+                "owner": "o",
+                "environment": "prod",
+            }
+        ),
         "task",
-    )  # fmt: skip
+    )
     assert isinstance(task, TaskEvent) and task.owner == "o"
     outcome = decode_event(
-        raw({"type": "outcome", "event_id": "e2", "task_id": "t", "ts": 1_793_620_800_000,
-             "outcome": "accepted", "source": "user", "score": 0.9}),
+        raw(
+            {
+                "type": "outcome",
+                "event_id": "e2",
+                "task_id": "t",
+                "ts": 1_793_620_800_000,
+                "outcome": "accepted",
+                "source": "user",
+                "score": 0.9,
+            }
+        ),
         "outcome",
-    )  # fmt: skip
+    )
     assert isinstance(outcome, OutcomeEvent) and outcome.score == 0.9
 
 
@@ -84,10 +103,17 @@ def test_task_and_outcome_events() -> None:
         (b"\xff\xfe", NotJson, "not JSON"),
         (b"[1, 2]", SchemaViolation, "expected an object"),
         (raw(call(usage={"input_tokens": -1})), SchemaViolation, "usage.input_tokens"),
-        (raw(call(usage={"input_tokens": MAX_TOKENS_PER_CLASS + 1})), SchemaViolation,
-         "usage.input_tokens"),
+        (
+            raw(call(usage={"input_tokens": MAX_TOKENS_PER_CLASS + 1})),
+            SchemaViolation,
+            "usage.input_tokens",
+        ),
         (raw(call(usage={"input_tokens": 1.5})), SchemaViolation, "usage.input_tokens"),
-        (raw(call(usage={"input_tokens": 1, "prompt_tokens": 3})), SchemaViolation, "prompt_tokens"),
+        (
+            raw(call(usage={"input_tokens": 1, "prompt_tokens": 3})),
+            SchemaViolation,
+            "prompt_tokens",
+        ),
         (raw(call(event_id="")), SchemaViolation, "event_id"),
         (raw({k: v for k, v in call().items() if k != "task_id"}), SchemaViolation, "task_id"),
         (raw(call(ts="yesterday")), SchemaViolation, "ts"),
@@ -99,7 +125,7 @@ def test_task_and_outcome_events() -> None:
         (raw(call(schema_version=2)), SchemaViolation, "schema_version"),
         (raw(call(type="task")), WrongTopic, "'task' event on the 'call' topic"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_refused_with_a_reason(payload: bytes, error: type, fragment: str) -> None:
     with pytest.raises(error) as info:
         decode_event(payload, "call")

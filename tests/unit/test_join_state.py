@@ -36,26 +36,58 @@ def task_events(draw: st.DrawFn) -> list[dict[str, Any]]:
     for _ in range(draw(st.integers(0, 6))):
         n += 1
         provider, model = draw(st.sampled_from(MODELS))
-        events.append({"type": "call", "event_id": f"c{n}", "task_id": task_id, "ts": ts(),
-                       "provider": provider, "model": model,
-                       "scenario_id": draw(st.sampled_from([None, "s-call-a", "s-call-b"])),
-                       "usage": {"input_tokens": draw(st.integers(0, 10**6)),
-                                 "cache_read_tokens": draw(st.integers(0, 10**5)),
-                                 "output_tokens": draw(st.integers(0, 10**5))}})  # fmt: skip
+        events.append(
+            {
+                "type": "call",
+                "event_id": f"c{n}",
+                "task_id": task_id,
+                "ts": ts(),
+                "provider": provider,
+                "model": model,
+                "scenario_id": draw(st.sampled_from([None, "s-call-a", "s-call-b"])),
+                "usage": {
+                    "input_tokens": draw(st.integers(0, 10**6)),
+                    "cache_read_tokens": draw(st.integers(0, 10**5)),
+                    "output_tokens": draw(st.integers(0, 10**5)),
+                },
+            }
+        )
     for _ in range(draw(st.integers(0, 3))):
         n += 1
-        events.append({"type": "task", "event_id": f"t{n}", "task_id": task_id, "ts": ts(),
-                       "phase": draw(st.sampled_from(["started", "completed"])),
-                       "scenario_id": draw(st.sampled_from([None, "s-task-a", "s-task-b"])),
-                       "owner": draw(st.sampled_from([None, "team-a", "team-b"]))})  # fmt: skip
+        events.append(
+            {
+                "type": "task",
+                "event_id": f"t{n}",
+                "task_id": task_id,
+                "ts": ts(),
+                "phase": draw(st.sampled_from(["started", "completed"])),
+                "scenario_id": draw(st.sampled_from([None, "s-task-a", "s-task-b"])),
+                "owner": draw(st.sampled_from([None, "team-a", "team-b"])),
+            }
+        )
     for _ in range(draw(st.integers(0, 3))):
         n += 1
-        events.append({"type": "outcome", "event_id": f"o{n}", "task_id": task_id, "ts": ts(),
-                       "outcome": draw(st.sampled_from(["accepted", "rejected", "failed"])),
-                       "source": "user"})  # fmt: skip
+        events.append(
+            {
+                "type": "outcome",
+                "event_id": f"o{n}",
+                "task_id": task_id,
+                "ts": ts(),
+                "outcome": draw(st.sampled_from(["accepted", "rejected", "failed"])),
+                "source": "user",
+            }
+        )
     if not events:
-        events.append({"type": "outcome", "event_id": "o0", "task_id": task_id,
-                       "ts": ts(), "outcome": "accepted", "source": "user"})  # fmt: skip
+        events.append(
+            {
+                "type": "outcome",
+                "event_id": "o0",
+                "task_id": task_id,
+                "ts": ts(),
+                "outcome": "accepted",
+                "source": "user",
+            }
+        )
     return events
 
 
@@ -100,19 +132,38 @@ def test_any_order_and_duplication_gives_the_reference(
 
 
 def test_a_later_outcome_replaces_an_earlier_one_whatever_the_arrival_order() -> None:
-    rejected = {"type": "outcome", "event_id": "o1", "task_id": "task-1", "outcome": "rejected",
-                "source": "user", "ts": "2026-11-01T10:00:00Z"}  # fmt: skip
+    rejected = {
+        "type": "outcome",
+        "event_id": "o1",
+        "task_id": "task-1",
+        "outcome": "rejected",
+        "source": "user",
+        "ts": "2026-11-01T10:00:00Z",
+    }
     accepted = dict(rejected, event_id="o2", outcome="accepted", ts="2026-11-01T12:00:00Z")
     assert run([accepted, rejected]).snapshot()["outcome"] == "accepted"
     assert run([rejected, accepted]).snapshot()["outcome"] == "accepted"
 
 
 def test_the_task_events_scenario_wins_over_the_calls() -> None:
-    call = {"type": "call", "event_id": "c1", "task_id": "task-1", "ts": "2026-11-01T10:00:00Z",
-            "provider": "openai", "model": "gpt-4o-mini", "scenario_id": "from-call",
-            "usage": {"input_tokens": 1}}  # fmt: skip
-    task = {"type": "task", "event_id": "t1", "task_id": "task-1", "ts": "2026-11-01T11:00:00Z",
-            "phase": "started", "scenario_id": "from-task"}  # fmt: skip
+    call = {
+        "type": "call",
+        "event_id": "c1",
+        "task_id": "task-1",
+        "ts": "2026-11-01T10:00:00Z",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "scenario_id": "from-call",
+        "usage": {"input_tokens": 1},
+    }
+    task = {
+        "type": "task",
+        "event_id": "t1",
+        "task_id": "task-1",
+        "ts": "2026-11-01T11:00:00Z",
+        "phase": "started",
+        "scenario_id": "from-task",
+    }
     assert run([call]).snapshot()["scenario_id"] == "from-call"
     assert run([call, task]).snapshot()["scenario_id"] == "from-task"
     assert run([task, call]).snapshot()["scenario_id"] == "from-task"

@@ -20,7 +20,9 @@ def test_migrations_are_numbered_uniquely_and_idempotent_in_text() -> None:
     for migration in migrations:
         for statement in migration.statements():
             if statement.upper().startswith("CREATE"):
-                assert "IF NOT EXISTS" in statement.upper(), f"{migration.path.name}: {statement[:60]}"
+                assert "IF NOT EXISTS" in statement.upper(), (
+                    f"{migration.path.name}: {statement[:60]}"
+                )
 
 
 def test_migrate_applies_once_and_is_a_no_op_after(chdb_client: Any) -> None:

@@ -36,19 +36,29 @@ def entry(**overrides: Any) -> dict[str, Any]:
 
 def call(model: str = "m", ts: str = "2026-06-01T00:00:00Z", **usage: int) -> CallEvent:
     return CallEvent.model_validate(
-        {"event_id": "e", "task_id": "t", "ts": ts, "provider": "p", "model": model,
-         "usage": usage}
-    )  # fmt: skip
+        {"event_id": "e", "task_id": "t", "ts": ts, "provider": "p", "model": model, "usage": usage}
+    )
 
 
 def test_each_dimension_priced_at_its_own_rate() -> None:
-    compiled = book(entry(cache_read_per_mtok="0.50", cache_write_per_mtok="2.50",
-                          reasoning_per_mtok="10.00", per_request="0.001"))  # fmt: skip
+    compiled = book(
+        entry(
+            cache_read_per_mtok="0.50",
+            cache_write_per_mtok="2.50",
+            reasoning_per_mtok="10.00",
+            per_request="0.001",
+        )
+    )
     cost = price_call(
-        call(input_tokens=1000, cache_read_tokens=4000, cache_write_tokens=2000,
-             output_tokens=500, reasoning_tokens=300),
+        call(
+            input_tokens=1000,
+            cache_read_tokens=4000,
+            cache_write_tokens=2000,
+            output_tokens=500,
+            reasoning_tokens=300,
+        ),
         compiled,
-    )  # fmt: skip
+    )
     # 1000*2/1e6 = 0.002; 4000*0.5/1e6 = 0.002; 2000*2.5/1e6 = 0.005
     # 500*8/1e6 = 0.004; 300*10/1e6 = 0.003; request 0.001
     assert cost.input == Decimal("0.002")
@@ -118,10 +128,15 @@ def test_duplicate_effective_dates_are_refused() -> None:
 def test_shipped_book_loads_and_prices_a_dated_model_id() -> None:
     compiled = CompiledBook(load_price_book(DEFAULT_BOOK))
     sonnet = CallEvent.model_validate(
-        {"event_id": "e", "task_id": "t", "ts": "2026-11-01T00:00:00Z", "provider": "anthropic",
-         "model": "claude-sonnet-4-5-20250929",
-         "usage": {"input_tokens": 1000, "cache_read_tokens": 2000, "output_tokens": 300}}
-    )  # fmt: skip
+        {
+            "event_id": "e",
+            "task_id": "t",
+            "ts": "2026-11-01T00:00:00Z",
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 1000, "cache_read_tokens": 2000, "output_tokens": 300},
+        }
+    )
     cost = price_call(sonnet, compiled)
     # 1000*3 + 2000*0.30 + 300*15 = 3000 + 600 + 4500 = 8100 per 1e6
     assert cost.total == Decimal("0.0081")
@@ -131,7 +146,7 @@ def test_shipped_book_loads_and_prices_a_dated_model_id() -> None:
 def test_book_directory_errors_say_where(tmp_path: Path) -> None:
     (tmp_path / "book.yaml").write_text("name: x\nversion: '1'\n")
     (tmp_path / "p.yaml").write_text("entries:\n  - provider: p\n    model: m\n")
-    with pytest.raises(PriceBookInvalid, match="entries.0"):
+    with pytest.raises(PriceBookInvalid, match=r"entries\.0"):
         load_price_book(tmp_path)
     with pytest.raises(PriceBookInvalid, match="does not exist"):
         load_price_book(tmp_path / "missing")

@@ -1,0 +1,44 @@
+"""The thin CLI over real chDB: migrate, sql, report, schemas, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("COSTFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COSTFLOW_CLICKHOUSE_DATABASE", f"cli_{uuid.uuid4().hex[:8]}")
+    return tmp_path
+
+
+def test_migrate_then_sql_then_report(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert "0001_core_tables" in capsys.readouterr().out
+    assert main(["migrate"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["sql", "SELECT 6 * 7 AS answer", "--format", "JSONEachRow"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"answer": 42}
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert "Cost per accepted outcome" in out and "dead-lettered: 0" in out
+
+
+def test_errors_are_one_line_with_advice(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COSTFLOW_CLICKHOUSE_DSN", "postgres://nope")
+    assert main(["report"]) == 2
+    err = capsys.readouterr().err
+    assert "costflow report:" in err and "chdb:///path" in err
+
+
+def test_schemas_check_passes_on_a_clean_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schemas"]) == 0
+    assert "up to date" in capsys.readouterr().out
