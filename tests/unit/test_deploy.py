@@ -1,0 +1,71 @@
+"""docker-compose.yml and deploy/ must stay consistent with the code (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def known_variables() -> set[str]:
+    names = set()
+    for cls in (
+        config.StackSettings,
+        config.KafkaSettings,
+        config.TopicSettings,
+        config.ClickHouseSettings,
+        config.WorkerSettings,
+        config.SinkSettings,
+    ):
+        prefix = cls.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{field}".upper() for field in cls.model_fields}
+    return names
+
+
+def test_services_and_their_wiring() -> None:
+    services = compose()["services"]
+    assert set(services) == {"kafka", "clickhouse", "worker", "sink"}
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["worker"]["command"] == ["worker"]
+    assert services["sink"]["command"] == ["sink"]
+    for name in ("worker", "sink"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert (ROOT / services[name]["build"]["dockerfile"]).exists()
+        for dependency in services[name]["depends_on"]:
+            assert dependency in services
+
+
+def test_every_costflow_variable_is_a_real_setting() -> None:
+    known = known_variables()
+    for name, service in compose()["services"].items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("COSTFLOW_") and name in {"worker", "sink"}:
+                assert variable in known, f"{name}: {variable} is not a costflow setting"
+
+
+def test_no_secret_is_written_into_the_files() -> None:
+    text = (ROOT / "docker-compose.yml").read_text() + (
+        ROOT / "deploy" / "clickhouse-users.xml"
+    ).read_text()
+    password_keys = re.findall(r"^\s*\w*PASSWORD:\s*(\S+)", text, flags=re.MULTILINE)
+    assert password_keys, "expected the ClickHouse password to be wired from the environment"
+    assert all(value.startswith("${") for value in password_keys), password_keys
+    assert "<password>" not in text
+
+
+def test_dockerfile_copies_what_the_package_needs_at_run_time() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for needed in ("pipeline", "sql", "pricing"):
+        assert f"COPY {needed}" in dockerfile
