@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", default="PrettyCompact", help="any ClickHouse output format")
     sub.add_parser("report", help="cost per accepted outcome per scenario")
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
-    demo.add_argument("--tasks", type=int, default=3000)
+    demo.add_argument("--tasks", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     schemas = sub.add_parser("schemas", help="check (or --write) the generated JSON Schema")
     schemas.add_argument("--write", action="store_true")
