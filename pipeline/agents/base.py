@@ -48,6 +48,14 @@ class StageContext:
         raw = self.task_state.get(task_id)
         return TaskState.from_json(raw) if raw is not None else TaskState(task_id=task_id)
 
+    def update(self, task_id: str, apply: Callable[[TaskState], bool]) -> bool:
+        """Apply one event to a task; store and emit only if it was new."""
+        state = self.load(task_id)
+        if not apply(state):
+            return False
+        self.store_and_emit(state)
+        return True
+
     def store_and_emit(self, state: TaskState) -> None:
         self.task_state[state.task_id] = state.to_json()
         self.task_snapshots.send_soon(key=state.task_id.encode(), value=dumps(state.snapshot()))
@@ -72,8 +80,6 @@ class StageContext:
             error,
         )
 
-
-Handler = Callable[[StageContext, Any], Any]
 
 
 def decode_keyed(message: Any, expected_type: str) -> AnyEvent:
@@ -110,3 +116,19 @@ async def consume(
             ctx.processed[expected_type] += 1
         else:
             ctx.duplicates[expected_type] += 1
+
+
+def register_agent(
+    app: Any,
+    ctx: StageContext,
+    topic: Any,
+    expected_type: str,
+    apply: Callable[[StageContext, Any], Any],
+) -> Any:
+    """One Faust agent on ``topic``; ``apply`` is the concern of the agent's module."""
+
+    @app.agent(topic, name=f"costflow.{expected_type}s")
+    async def agent(stream: Any) -> None:
+        await consume(stream.events(), ctx, expected_type, apply)
+
+    return agent

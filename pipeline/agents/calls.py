@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.agents.base import StageContext, consume
+from pipeline.agents.base import StageContext, register_agent
 from pipeline.errors import PricingError
 from pipeline.events.enriched import dumps, priced_call_record
 from pipeline.events.models import CallEvent
@@ -31,8 +31,4 @@ async def apply_call(ctx: StageContext, call: CallEvent) -> bool:
 
 
 def register(app: Any, ctx: StageContext, topic: Any) -> Any:
-    @app.agent(topic, name="costflow.calls")
-    async def calls(stream: Any) -> None:
-        await consume(stream.events(), ctx, "call", apply_call)
-
-    return calls
+    return register_agent(app, ctx, topic, "call", apply_call)
