@@ -81,7 +81,6 @@ class StageContext:
         )
 
 
-
 def decode_keyed(message: Any, expected_type: str) -> AnyEvent:
     """Decode and check the record is keyed by its task_id (the join depends on it)."""
     event = decode_event(message.value, expected_type)

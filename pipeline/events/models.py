@@ -143,12 +143,19 @@ class Usage(BaseModel):
     input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
     cache_read_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
     cache_write_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    # Writes to a 1-hour cache, billed at their own rate (5-minute writes above).
+    cache_write_1h_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
     output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
     reasoning_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
 
     @property
     def prompt_tokens(self) -> int:
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.cache_write_1h_tokens
+        )
 
 
 class CallEvent(_EventBase):

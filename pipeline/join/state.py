@@ -98,7 +98,8 @@ class TaskState:
         usage = call.usage
         self.input_tokens += usage.input_tokens
         self.cache_read_tokens += usage.cache_read_tokens
-        self.cache_write_tokens += usage.cache_write_tokens
+        # The task keeps one cache-write count: both TTLs (calls keep them apart).
+        self.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
         self.output_tokens += usage.output_tokens
         self.reasoning_tokens += usage.reasoning_tokens
         for name in ("scenario_id", "environment"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,10 +20,38 @@ from pipeline.errors import PriceBookInvalid
 _PRICE = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)]
 
 
-class PriceEntry(BaseModel):
-    """Prices for one (provider, model) from one instant on. USD per million tokens."""
+class Rates(BaseModel):
+    """Token rates in USD (the book's currency) per million tokens.
+
+    ``None`` means "not set here": a tier or service tier falls back to the rate
+    it refines, cache rates fall back to the input rate, reasoning to output.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_mtok: _PRICE | None = None
+    output_per_mtok: _PRICE | None = None
+    cache_read_per_mtok: _PRICE | None = None
+    cache_write_per_mtok: _PRICE | None = None
+    cache_write_1h_per_mtok: _PRICE | None = None
+    reasoning_per_mtok: _PRICE | None = None
+
+
+class LongContextTier(Rates):
+    """Above this many prompt tokens (input + cache read + cache writes), the whole
+    request is billed at these rates, as providers do."""
+
+    above_prompt_tokens: int = Field(gt=0)
+
+
+class ServiceTierPrice(Rates):
+    """batch / flex / priority: their own rates, or a multiplier of the standard ones."""
+
+    multiplier: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)] | None = None
+
+
+class PriceEntry(Rates):
+    """Prices for one (provider, model) from one instant on, until the next entry."""
 
     provider: str = Field(min_length=1)
     model: str = Field(min_length=1)
@@ -31,11 +59,11 @@ class PriceEntry(BaseModel):
     effective_from: datetime
     input_per_mtok: _PRICE
     output_per_mtok: _PRICE
-    cache_read_per_mtok: _PRICE | None = None
-    cache_write_per_mtok: _PRICE | None = None
-    # Providers bill reasoning tokens at the output rate unless they say otherwise.
-    reasoning_per_mtok: _PRICE | None = None
     per_request: _PRICE = Decimal(0)
+    tiers: tuple[LongContextTier, ...] = ()
+    service_tiers: dict[Literal["batch", "flex", "priority"], ServiceTierPrice] = Field(
+        default_factory=dict
+    )
 
     @field_validator("effective_from", mode="before")
     @classmethod
@@ -50,6 +78,14 @@ class PriceEntry(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending(cls, tiers: tuple[LongContextTier, ...]) -> tuple[LongContextTier, ...]:
+        thresholds = [t.above_prompt_tokens for t in tiers]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError(f"tiers must have distinct, ascending thresholds: {thresholds}")
+        return tiers
 
 
 class PriceBook(BaseModel):

@@ -15,7 +15,7 @@ from decimal import Context, Decimal
 
 from pipeline.errors import PriceBookInvalid, PriceNotFound
 from pipeline.events.models import CallEvent
-from pipeline.pricing.book import PriceBook, PriceEntry
+from pipeline.pricing.book import PriceBook, PriceEntry, Rates
 
 MONEY = Context(prec=50)
 _MTOK = Decimal(1_000_000)
@@ -40,11 +40,86 @@ class CallCost:
 
 
 @dataclass(frozen=True, slots=True)
+class RateSet:
+    """Fully resolved per-million-token rates for one (service tier, context tier)."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    cache_write_1h: Decimal
+    output: Decimal
+    reasoning: Decimal
+
+
+def _resolve(layers: list[Rates]) -> RateSet:
+    """First layer that sets a field wins; then the documented fallbacks."""
+
+    def pick(name: str) -> Decimal | None:
+        for layer in layers:
+            value = getattr(layer, name)
+            if value is not None:
+                return value  # type: ignore[no-any-return]
+        return None
+
+    input_rate = pick("input_per_mtok")
+    output_rate = pick("output_per_mtok")
+    assert input_rate is not None and output_rate is not None  # PriceEntry requires both
+    cache_write = pick("cache_write_per_mtok")
+    return RateSet(
+        input=input_rate,
+        cache_read=_or(pick("cache_read_per_mtok"), input_rate),
+        cache_write=_or(cache_write, input_rate),
+        cache_write_1h=_or(pick("cache_write_1h_per_mtok"), _or(cache_write, input_rate)),
+        output=output_rate,
+        reasoning=_or(pick("reasoning_per_mtok"), output_rate),
+    )
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    return default if value is None else value
+
+
+def _scaled(rates: RateSet, multiplier: Decimal) -> RateSet:
+    return RateSet(*(MONEY.multiply(getattr(rates, f), multiplier) for f in RateSet.__slots__))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEntry:
+    """An entry with every rate combination resolved once, at compile time."""
+
+    entry: PriceEntry
+    thresholds: list[int]
+    # service tier -> rates for [standard context, tier 1, tier 2, ...]
+    rates: dict[str, list[RateSet]]
+
+    @classmethod
+    def build(cls, entry: PriceEntry) -> CompiledEntry:
+        thresholds = [t.above_prompt_tokens for t in entry.tiers]
+        standard = [_resolve([entry])] + [_resolve([t, entry]) for t in entry.tiers]
+        rates = {"standard": standard}
+        for name, service in entry.service_tiers.items():
+            if service.multiplier is not None:
+                rates[name] = [_scaled(r, service.multiplier) for r in standard]
+            else:
+                # The service tier's own rates, then the standard rates of the same context.
+                rates[name] = [_resolve([service, entry])] + [
+                    _resolve([service, t, entry]) for t in entry.tiers
+                ]
+        return cls(entry, thresholds, rates)
+
+    def rates_for(self, service_tier: str, prompt_tokens: int) -> RateSet:
+        # "Exceeds the threshold": exactly at the threshold is still the lower tier.
+        context = bisect.bisect_left(self.thresholds, prompt_tokens)
+        table = self.rates.get(service_tier) or self.rates["standard"]
+        return table[context]
+
+
+@dataclass(frozen=True, slots=True)
 class _Timeline:
     starts: list[datetime]
-    entries: list[PriceEntry]
+    entries: list[CompiledEntry]
 
-    def at(self, ts: datetime) -> PriceEntry | None:
+    def at(self, ts: datetime) -> CompiledEntry | None:
         i = bisect.bisect_right(self.starts, ts) - 1
         return self.entries[i] if i >= 0 else None
 
@@ -65,7 +140,7 @@ class CompiledBook:
                 raise PriceBookInvalid(
                     f"{key[0]}/{key[1]} has two entries with the same effective_from"
                 )
-            self._timelines[key] = _Timeline(starts, entries)
+            self._timelines[key] = _Timeline(starts, [CompiledEntry.build(e) for e in entries])
         self._exact_aliases: dict[tuple[str, str], tuple[str, str]] = {}
         self._patterns: list[tuple[str, str, tuple[str, str]]] = []
         for entry in book.entries:
@@ -100,7 +175,7 @@ class CompiledBook:
             self._resolved[key] = target
         return target
 
-    def entry_for(self, provider: str, model: str, at: datetime) -> PriceEntry:
+    def entry_for(self, provider: str, model: str, at: datetime) -> CompiledEntry:
         target = self._resolve(provider, model)
         entry = self._timelines[target].at(at) if target else None
         if entry is None:
@@ -119,27 +194,18 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
 
     Raises :class:`PriceNotFound` when no entry covers the model at that time.
     """
-    entry = book.entry_for(call.provider, call.model, call.ts)
+    compiled = book.entry_for(call.provider, call.model, call.ts)
     usage = call.usage
-    input_cost = _per_mtok(usage.input_tokens, entry.input_per_mtok)
-    cache_read = _per_mtok(
-        usage.cache_read_tokens,
-        entry.cache_read_per_mtok
-        if entry.cache_read_per_mtok is not None
-        else entry.input_per_mtok,
+    rates = compiled.rates_for(call.service_tier.value, usage.prompt_tokens)
+    input_cost = _per_mtok(usage.input_tokens, rates.input)
+    cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read)
+    cache_write = MONEY.add(
+        _per_mtok(usage.cache_write_tokens, rates.cache_write),
+        _per_mtok(usage.cache_write_1h_tokens, rates.cache_write_1h),
     )
-    cache_write = _per_mtok(
-        usage.cache_write_tokens,
-        entry.cache_write_per_mtok
-        if entry.cache_write_per_mtok is not None
-        else entry.input_per_mtok,
-    )
-    output = _per_mtok(usage.output_tokens, entry.output_per_mtok)
-    reasoning = _per_mtok(
-        usage.reasoning_tokens,
-        entry.reasoning_per_mtok if entry.reasoning_per_mtok is not None else entry.output_per_mtok,
-    )
-    request = entry.per_request
+    output = _per_mtok(usage.output_tokens, rates.output)
+    reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning)
+    request = compiled.entry.per_request
     total = _ZERO
     for part in (input_cost, cache_read, cache_write, output, reasoning, request):
         total = MONEY.add(total, part)
@@ -153,6 +219,6 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         total=total,
         currency=book.book.currency,
         price_book_version=book.label,
-        entry_model=entry.model,
-        entry_effective_from=entry.effective_from,
+        entry_model=compiled.entry.model,
+        entry_effective_from=compiled.entry.effective_from,
     )

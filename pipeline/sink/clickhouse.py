@@ -18,8 +18,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CALL_COLUMNS = (
     "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "role",
     "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-    "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write", "cost_output",
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+    "output_tokens", "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write",
+    "cost_output",
     "cost_reasoning", "cost_request", "cost_total", "currency", "price_book_version",
     "pricing_error", "attributes",
 )  # fmt: skip

@@ -17,6 +17,7 @@ CREATE TABLE calls
     `input_tokens` UInt64,
     `cache_read_tokens` UInt64,
     `cache_write_tokens` UInt64,
+    `cache_write_1h_tokens` UInt64 DEFAULT 0,
     `output_tokens` UInt64,
     `reasoning_tokens` UInt64,
     `cost_input` Nullable(Decimal(38, 18)),

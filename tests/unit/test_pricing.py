@@ -150,3 +150,93 @@ def test_book_directory_errors_say_where(tmp_path: Path) -> None:
         load_price_book(tmp_path)
     with pytest.raises(PriceBookInvalid, match="does not exist"):
         load_price_book(tmp_path / "missing")
+
+
+def tiered(**overrides: Any) -> CompiledBook:
+    return book(
+        entry(
+            cache_read_per_mtok="0.20",
+            tiers=[
+                {
+                    "above_prompt_tokens": 200_000,
+                    "input_per_mtok": "4.00",
+                    "output_per_mtok": "12.00",
+                }
+            ],
+            **overrides,
+        )
+    )
+
+
+def test_long_context_tier_applies_only_above_the_threshold() -> None:
+    compiled = tiered()
+    # Exactly at the threshold: base rates. 200,000 x 2.00 / 1e6 = 0.40; 1,000 x 8 / 1e6 = 0.008
+    at = call(input_tokens=200_000, output_tokens=1_000)
+    assert price_call(at, compiled).total == Decimal("0.408")
+    # One token over: the whole request at the tier's rates.
+    # 200,001 x 4.00 / 1e6 = 0.800004; 1,000 x 12 / 1e6 = 0.012
+    over = call(input_tokens=200_001, output_tokens=1_000)
+    assert price_call(over, compiled).total == Decimal("0.812004")
+
+
+def test_cached_tokens_count_towards_the_threshold_and_unset_tier_rates_fall_back() -> None:
+    compiled = tiered()
+    # prompt = 100,000 + 100,001 cache read > 200,000: tier applies to input and output,
+    # cache read keeps the base 0.20 (the tier does not set it).
+    cost = price_call(call(input_tokens=100_000, cache_read_tokens=100_001), compiled)
+    assert cost.input == Decimal("0.4")  # 100,000 x 4.00 / 1e6
+    assert cost.cache_read == Decimal("0.0200002")  # 100,001 x 0.20 / 1e6
+
+
+def service_call(tier: str, **usage: int) -> CallEvent:
+    return CallEvent.model_validate(
+        {
+            "event_id": "e",
+            "task_id": "t",
+            "ts": "2026-06-01T00:00:00Z",
+            "provider": "p",
+            "model": "m",
+            "service_tier": tier,
+            "usage": usage,
+        }
+    )
+
+
+def test_service_tier_multiplier_and_own_rates() -> None:
+    compiled = book(
+        entry(
+            tiers=[{"above_prompt_tokens": 1000, "input_per_mtok": "3.00"}],
+            service_tiers={"batch": {"multiplier": "0.5"}, "priority": {"input_per_mtok": "3.50"}},
+        )
+    )
+    usage = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
+    # Standard, above the 1,000-token tier: 3.00 + 8.00
+    assert price_call(service_call("standard", **usage), compiled).total == Decimal("11.00")
+    # Batch: half of the tier-resolved standard rates: 1.50 + 4.00
+    assert price_call(service_call("batch", **usage), compiled).total == Decimal("5.500")
+    # Priority: its own input rate; output falls back to standard 8.00
+    assert price_call(service_call("priority", **usage), compiled).total == Decimal("11.50")
+    # Flex is not in the book: standard rates
+    assert price_call(service_call("flex", **usage), compiled).total == Decimal("11.00")
+
+
+def test_one_hour_cache_writes_fall_back_to_five_minute_then_input_rate() -> None:
+    own = book(entry(cache_write_per_mtok="2.50", cache_write_1h_per_mtok="4.00"))
+    five = book(entry(cache_write_per_mtok="2.50"))
+    bare = book(entry())
+    usage = {"cache_write_tokens": 1_000_000, "cache_write_1h_tokens": 1_000_000}
+    assert price_call(call(**usage), own).cache_write == Decimal("6.50")
+    assert price_call(call(**usage), five).cache_write == Decimal("5.00")
+    assert price_call(call(**usage), bare).cache_write == Decimal("4.00")
+
+
+def test_tier_thresholds_must_ascend() -> None:
+    with pytest.raises(ValueError, match="ascending"):
+        book(
+            entry(
+                tiers=[
+                    {"above_prompt_tokens": 5, "input_per_mtok": "1"},
+                    {"above_prompt_tokens": 5, "input_per_mtok": "2"},
+                ]
+            )
+        )
