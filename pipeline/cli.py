@@ -157,6 +157,70 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(path: str | None) -> Any:
+    from pipeline.pricing.book import load_price_book
+    from pipeline.pricing.engine import CompiledBook
+
+    return CompiledBook(load_price_book(Path(path) if path else _settings().worker.price_book_dir))
+
+
+def cmd_price(args: argparse.Namespace) -> int:
+    from pipeline.pricing.tools import price_lines
+
+    for line in price_lines(sys.stdin.buffer, _book(args.book)):
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+def cmd_pricing(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pipeline.pricing import tools
+    from pipeline.pricing.book import load_price_book
+
+    if args.pricing_command == "import-litellm":
+        import hashlib
+
+        from pipeline.pricing.litellm_import import import_litellm
+
+        raw = Path(args.file).read_bytes()
+        effective = (
+            datetime.fromisoformat(args.effective_from).replace(tzinfo=UTC)
+            if args.effective_from
+            else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        )
+        version = args.version or f"{effective:%Y.%m.%d}-{hashlib.sha256(raw).hexdigest()[:8]}"
+        book, report = import_litellm(json.loads(raw), effective, version)
+        tools.write_book(book, Path(args.out))
+        (Path(args.out) / "import-report.json").write_text(
+            json.dumps(
+                {
+                    "skipped": report.skipped,
+                    "ignored_prices": report.ignored_prices,
+                    "rounded": report.rounded,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        print(f"costflow: {report.summary()}; wrote {args.out} (details: import-report.json)")
+        return 0
+    if args.pricing_command == "validate":
+        compiled = _book(args.book)
+        print(f"costflow: {compiled.label} is valid: {len(compiled.book.entries)} entries")
+        return 0
+    if args.pricing_command == "show":
+        at = (
+            datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else datetime.now(UTC)
+        )
+        shown = tools.show(_book(args.book), args.provider, args.model, at.astimezone(UTC))
+        print(json.dumps(shown, indent=2))
+        return 0
+    changes = tools.diff(load_price_book(Path(args.book_a)), load_price_book(Path(args.book_b)))
+    print(json.dumps(changes, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costflow", description=__doc__)
     parser.add_argument("--data-dir", help="local state (default .costflow) [COSTFLOW_DATA_DIR]")
@@ -187,6 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
     demo.add_argument("--tasks", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
+    price = sub.add_parser("price", help="price call events (JSON lines) from stdin to stdout")
+    price.add_argument("--book", help="price book directory or file")
+    pricing = sub.add_parser("pricing", help="price books: import, validate, show, diff")
+    pricing_sub = pricing.add_subparsers(dest="pricing_command", required=True)
+    imp = pricing_sub.add_parser("import-litellm", help="convert LiteLLM's price JSON to a book")
+    imp.add_argument("file")
+    imp.add_argument("--out", required=True)
+    imp.add_argument("--effective-from", help="YYYY-MM-DD (default: today, UTC)")
+    imp.add_argument("--version", help="book version (default: date and file hash)")
+    validate = pricing_sub.add_parser("validate", help="load and compile a book")
+    validate.add_argument("--book")
+    show = pricing_sub.add_parser("show", help="the entry pricing PROVIDER MODEL at a time")
+    show.add_argument("provider")
+    show.add_argument("model")
+    show.add_argument("--at", help="RFC 3339 time (default: now)")
+    show.add_argument("--book")
+    diff = pricing_sub.add_parser("diff", help="what changed between two books")
+    diff.add_argument("book_a")
+    diff.add_argument("book_b")
     schemas = sub.add_parser("schemas", help="check (or --write) the generated JSON Schema")
     schemas.add_argument("--write", action="store_true")
     return parser
@@ -204,6 +287,8 @@ COMMANDS = {
     "report": cmd_report,
     "demo": cmd_demo,
     "schemas": cmd_schemas,
+    "price": cmd_price,
+    "pricing": cmd_pricing,
 }
 
 
@@ -224,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into head(1) and friends: not an error.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

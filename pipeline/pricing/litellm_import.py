@@ -1,0 +1,176 @@
+"""Convert LiteLLM's ``model_prices_and_context_window.json`` into a price book.
+
+Pure: a dict in, a :class:`PriceBook` and a report out. Every entry or price the
+book cannot represent is reported with its reason, never skipped silently.
+
+Mapping: provider = ``litellm_provider``; model = the key without a leading
+``<provider>/``. Per-token USD floats become exact Decimal rates per million tokens
+via their shortest decimal repr (``3e-06`` -> ``3``), so no binary noise enters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pipeline.pricing.book import PriceBook
+
+TOKEN_MODES = {"chat", "completion", "responses"}
+_BASE = {
+    "input_cost_per_token": "input_per_mtok",
+    "output_cost_per_token": "output_per_mtok",
+    "cache_read_input_token_cost": "cache_read_per_mtok",
+    "cache_creation_input_token_cost": "cache_write_per_mtok",
+    "cache_creation_input_token_cost_above_1hr": "cache_write_1h_per_mtok",
+    "output_cost_per_reasoning_token": "reasoning_per_mtok",
+}
+_SERVICE = {"batches": "batch", "flex": "flex", "priority": "priority"}
+_TIERED = re.compile(
+    r"^(?P<base>.+)_above_(?P<k>\d+)k_tokens(?:_(?P<service>batches|flex|priority))?$"
+)
+# Pricing blocks whose names do not say "cost" but change the price.
+_PRICING_BLOCKS = {"off_peak_pricing", "tiered_pricing"}
+_SERVICE_KEY = re.compile(r"^(?P<base>.+)_(?P<service>batches|flex|priority)$")
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
+    ignored_prices: dict[str, list[str]] = field(default_factory=dict)  # key -> price fields
+    rounded: dict[str, list[str]] = field(default_factory=dict)  # key -> fields rounded
+
+    def summary(self) -> str:
+        ignored = sum(len(v) for v in self.ignored_prices.values())
+        return (
+            f"imported {self.imported} entries; skipped {len(self.skipped)} entries; "
+            f"{ignored} price fields on {len(self.ignored_prices)} imported entries have "
+            "no dimension in the book (audio, image, per-second, off-peak, ...); "
+            f"{sum(len(v) for v in self.rounded.values())} prices rounded to 12 decimals "
+            "per million tokens"
+        )
+
+
+_PLACES = Decimal("1e-12")
+
+
+def per_mtok(value: Any) -> str:
+    """USD per token (float) -> USD per million tokens (exact decimal string).
+
+    Some source values carry binary noise (``1.5000020000000002e-05``); the book
+    keeps 12 fractional digits per million tokens (1e-18 USD per token).
+    """
+    exact = Decimal(repr(float(value))).scaleb(6)
+    return format(exact.quantize(_PLACES).normalize(), "f")
+
+
+def needs_rounding(value: Any) -> bool:
+    exact = Decimal(repr(float(value))).scaleb(6)
+    return exact != exact.quantize(_PLACES)
+
+
+def _model_name(key: str, provider: str) -> str:
+    prefix = f"{provider}/"
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def convert_entry(
+    key: str, data: dict[str, Any], effective_from: datetime
+) -> tuple[dict[str, Any], list[str]]:
+    """One LiteLLM entry -> book entry data and the price fields left out."""
+    provider = str(data["litellm_provider"])
+    entry: dict[str, Any] = {
+        "provider": provider,
+        "model": _model_name(key, provider),
+        "effective_from": effective_from.isoformat(),
+    }
+    tiers: dict[int, dict[str, Any]] = {}
+    services: dict[str, dict[str, Any]] = {}
+    service_tiers: list[str] = []
+    ignored: list[str] = []
+    for name, value in data.items():
+        if name in _PRICING_BLOCKS:
+            ignored.append(name)  # time-of-day and range pricing: not in the book yet
+            continue
+        if "cost" not in name:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            ignored.append(name)
+            continue
+        if name in _BASE:
+            entry[_BASE[name]] = per_mtok(value)
+            continue
+        tiered = _TIERED.match(name)
+        if tiered and tiered.group("base") in _BASE:
+            if tiered.group("service"):
+                # A long-context price for one service tier: the book prices service
+                # tiers with their own flat rates; reported, see docs/pricing.md.
+                service_tiers.append(name)
+                continue
+            threshold = int(tiered.group("k")) * 1000
+            tiers.setdefault(threshold, {"above_prompt_tokens": threshold})[
+                _BASE[tiered.group("base")]
+            ] = per_mtok(value)
+            continue
+        service = _SERVICE_KEY.match(name)
+        if service and service.group("base") in _BASE:
+            services.setdefault(_SERVICE[service.group("service")], {})[
+                _BASE[service.group("base")]
+            ] = per_mtok(value)
+            continue
+        ignored.append(name)
+    if tiers:
+        entry["tiers"] = [tiers[k] for k in sorted(tiers)]
+    if services:
+        entry["service_tiers"] = services
+    return entry, ignored + service_tiers
+
+
+def import_litellm(
+    prices: dict[str, Any],
+    effective_from: datetime,
+    version: str,
+    name: str = "litellm",
+) -> tuple[PriceBook, ImportReport]:
+    report = ImportReport()
+    entries: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], str] = {}
+    for key, data in prices.items():
+        if key == "sample_spec" or not isinstance(data, dict):
+            continue
+        mode = data.get("mode")
+        if mode not in TOKEN_MODES:
+            report.skipped[key] = f"mode {mode!r} is not priced per token by this book"
+            continue
+        if "litellm_provider" not in data:
+            report.skipped[key] = "no litellm_provider"
+            continue
+        if not {"input_cost_per_token", "output_cost_per_token"} <= set(data):
+            report.skipped[key] = "no input_cost_per_token/output_cost_per_token"
+            continue
+        entry, ignored = convert_entry(key, data, effective_from)
+        ident = (entry["provider"], entry["model"])
+        if ident in seen:
+            first = seen[ident]
+            same = convert_entry(first, prices[first], effective_from)[0] == entry
+            report.skipped[key] = f"same provider/model as {first!r}; first one kept" + (
+                "" if same else " (CONFLICTING prices: check which is right)"
+            )
+            continue
+        seen[ident] = key
+        entries.append(entry)
+        if ignored:
+            report.ignored_prices[key] = ignored
+        noisy = [
+            k for k, v in data.items() if "cost" in k and isinstance(v, float) and needs_rounding(v)
+        ]
+        if noisy:
+            report.rounded[key] = noisy
+        report.imported += 1
+    book = PriceBook.model_validate(
+        {"name": name, "version": version, "currency": "USD", "entries": entries}
+    )
+    return book, report

@@ -1,0 +1,115 @@
+"""Library functions behind ``costflow price`` and ``costflow pricing ...`` (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import CostflowError, InvalidEvent
+from pipeline.events.decode import decode_event
+from pipeline.events.models import CallEvent
+from pipeline.pricing.book import PriceBook, PriceEntry
+from pipeline.pricing.engine import CompiledBook, price_call
+
+_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request")
+
+
+def price_lines(lines: Iterable[bytes], book: CompiledBook) -> Iterator[str]:
+    """Each call event line back, with ``cost`` (Decimal strings) or ``pricing_error``."""
+    for raw in lines:
+        if not raw.strip():
+            continue
+        data: dict[str, Any]
+        try:
+            event = decode_event(raw, "call")
+            data = json.loads(raw)
+        except InvalidEvent as exc:
+            yield json.dumps(
+                {
+                    "input": raw.decode("utf-8", "replace").rstrip("\n"),
+                    "cost": None,
+                    "pricing_error": f"{exc.code}: {exc}",
+                }
+            )
+            continue
+        assert isinstance(event, CallEvent)
+        try:
+            cost = price_call(event, book)
+        except CostflowError as exc:
+            data["cost"] = None
+            data["pricing_error"] = f"{exc.code}: {exc}"
+        else:
+            data["cost"] = {
+                "total": str(cost.total),
+                **{part: str(getattr(cost, part)) for part in _PARTS},
+                "units": "0",
+                "currency": cost.currency,
+                "price_book_version": cost.price_book_version,
+            }
+        yield json.dumps(data, separators=(",", ":"))
+
+
+def write_book(book: PriceBook, out: Path) -> list[Path]:
+    """A book directory: book.yaml plus one entries file per provider."""
+    out.mkdir(parents=True, exist_ok=True)
+    header = {"name": book.name, "version": book.version, "currency": book.currency}
+    written = [out / "book.yaml"]
+    written[0].write_text(yaml.safe_dump(header, sort_keys=False))
+    by_provider: dict[str, list[dict[str, Any]]] = {}
+    for entry in book.entries:
+        by_provider.setdefault(entry.provider, []).append(_entry_data(entry))
+    for provider, entries in sorted(by_provider.items()):
+        path = out / f"{_safe(provider)}.yaml"
+        path.write_text(yaml.safe_dump({"entries": entries}, sort_keys=False, allow_unicode=True))
+        written.append(path)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _entry_data(entry: PriceEntry) -> dict[str, Any]:
+    data = entry.model_dump(mode="json", exclude_defaults=True)
+    data["effective_from"] = entry.effective_from.isoformat()
+    return data
+
+
+def show(book: CompiledBook, provider: str, model: str, at: datetime) -> dict[str, Any]:
+    compiled = book.entry_for(provider, model, at)
+    return {"price_book_version": book.label, **_entry_data(compiled.entry)}
+
+
+def diff(a: PriceBook, b: PriceBook) -> dict[str, list[str]]:
+    """What changed between two books, by provider/model and effective date."""
+
+    def index(book: PriceBook) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {
+            (e.provider, e.model, e.effective_from.isoformat()): _entry_data(e)
+            for e in book.entries
+        }
+
+    def name(key: tuple[str, str, str]) -> str:
+        return f"{key[0]}/{key[1]} from {key[2]}"
+
+    left, right = index(a), index(b)
+    changed = []
+    for key in sorted(left.keys() & right.keys()):
+        if left[key] != right[key]:
+            fields = sorted(
+                k
+                for k in left[key].keys() | right[key].keys()
+                if left[key].get(k) != right[key].get(k)
+            )
+            changes = ", ".join(f"{f}: {left[key].get(f)} -> {right[key].get(f)}" for f in fields)
+            changed.append(f"{name(key)}: {changes}")
+    return {
+        "added": [name(k) for k in sorted(right.keys() - left.keys())],
+        "removed": [name(k) for k in sorted(left.keys() - right.keys())],
+        "changed": changed,
+    }
