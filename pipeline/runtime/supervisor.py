@@ -64,6 +64,13 @@ class Stack:
         self._spawn("worker")
         return self
 
+    def respawn(self, role: str) -> None:
+        """Start ``role`` again after it exited (a supervisor's restart, or a crash test's)."""
+        process = self.children.get(role)
+        if process is not None and process.poll() is None:
+            raise EmbeddedStackError(f"{role} is still running; stop it before respawning")
+        self._spawn(role)
+
     def check_alive(self) -> None:
         for role, process in self.children.items():
             code = process.poll()
