@@ -221,6 +221,21 @@ def cmd_pricing(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letter(args: argparse.Namespace) -> int:
+    if args.dead_letter_command == "stats":
+        from pipeline.runtime.dead_letter import DEAD_LETTER_STATS
+
+        result = _client().raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
+        sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
+        return 0
+    from pipeline.runtime.dead_letter import replay_dead_letters
+
+    settings = _settings()
+    replayed = replay_dead_letters(settings.kafka, settings.topics, reason=args.reason)
+    print(f"costflow: re-submitted {sum(replayed.values()):,} dead letters: {dict(replayed)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costflow", description=__doc__)
     parser.add_argument("--data-dir", help="local state (default .costflow) [COSTFLOW_DATA_DIR]")
@@ -270,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     diff = pricing_sub.add_parser("diff", help="what changed between two books")
     diff.add_argument("book_a")
     diff.add_argument("book_b")
+    dead = sub.add_parser("dead-letter", help="dead-lettered input: counts per reason, replay")
+    dead_sub = dead.add_subparsers(dest="dead_letter_command", required=True)
+    dead_sub.add_parser("stats", help="dead letters per reason and source topic (ClickHouse)")
+    dead_replay = dead_sub.add_parser("replay", help="re-submit dead letters after a fix")
+    dead_replay.add_argument("--reason", help="only this reason code, e.g. wrong_topic")
     schemas = sub.add_parser("schemas", help="check (or --write) the generated JSON Schema")
     schemas.add_argument("--write", action="store_true")
     return parser
@@ -289,6 +309,7 @@ COMMANDS = {
     "schemas": cmd_schemas,
     "price": cmd_price,
     "pricing": cmd_pricing,
+    "dead-letter": cmd_dead_letter,
 }
 
 
