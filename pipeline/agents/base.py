@@ -49,15 +49,21 @@ class StageContext:
         return TaskState.from_json(raw) if raw is not None else TaskState(task_id=task_id)
 
     def update(self, task_id: str, apply: Callable[[TaskState], bool]) -> bool:
-        """Apply one event to a task; store and emit only if it was new."""
-        state = self.load(task_id)
-        if not apply(state):
-            return False
-        self.store_and_emit(state)
-        return True
+        """Apply one event to a task and emit its snapshot; False if already applied.
 
-    def store_and_emit(self, state: TaskState) -> None:
-        self.task_state[state.task_id] = state.to_json()
+        A re-delivered event still re-emits the snapshot: the table's changelog write
+        and the outputs are separate records, so a crash can persist "applied" while
+        losing the outputs. Re-emission carries the same content at the same version
+        (the state is a function of its event set), so ClickHouse absorbs it.
+        """
+        state = self.load(task_id)
+        applied = apply(state)
+        if applied:
+            self.task_state[state.task_id] = state.to_json()
+        self.emit_snapshot(state)
+        return applied
+
+    def emit_snapshot(self, state: TaskState) -> None:
         self.task_snapshots.send_soon(key=state.task_id.encode(), value=dumps(state.snapshot()))
 
     async def send_dead_letter(self, message: Any, error: InvalidEvent) -> None:

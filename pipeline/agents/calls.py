@@ -12,9 +12,11 @@ from pipeline.pricing.engine import CallCost, price_call
 
 
 async def apply_call(ctx: StageContext, call: CallEvent) -> bool:
-    state = ctx.load(call.task_id)
-    if call.event_id in state.seen:
-        return False
+    """Price the call, add it to its task, emit the priced call and the task snapshot.
+
+    A re-delivered call re-emits both (priced again: pricing is deterministic), for
+    the reason given in :meth:`StageContext.update`.
+    """
     cost: CallCost | None
     try:
         cost = price_call(call, ctx.book)
@@ -22,12 +24,14 @@ async def apply_call(ctx: StageContext, call: CallEvent) -> bool:
     except PricingError as exc:
         # Unpriced calls are kept, counted and visible (cost NULL + reason), never guessed.
         cost, error = None, f"{exc.code}: {exc}"
-        ctx.unpriced[f"{call.provider}/{call.model}"] += 1
-    state.apply_call(call, cost.total if cost else None)
     record = priced_call_record(call, cost, error, ctx.book.label)
     ctx.priced_calls.send_soon(key=call.task_id.encode(), value=dumps(record))
-    ctx.store_and_emit(state)
-    return True
+    applied = ctx.update(
+        call.task_id, lambda state: state.apply_call(call, cost.total if cost else None)
+    )
+    if applied and cost is None:
+        ctx.unpriced[f"{call.provider}/{call.model}"] += 1
+    return applied
 
 
 def register(app: Any, ctx: StageContext, topic: Any) -> Any:
