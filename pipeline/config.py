@@ -139,6 +139,8 @@ class WorkerSettings(_Settings):
     price_book_dir: Path = Path(__file__).resolve().parents[1] / "pricing" / "default"
     commit_interval_s: float = Field(default=1.0, gt=0)
     producer_linger_ms: int = Field(default=10, ge=0, le=1000)
+    # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
+    report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"
 
 

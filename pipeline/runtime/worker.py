@@ -23,7 +23,7 @@ def run_worker(settings: Settings) -> None:
     ensure_topics(settings.kafka, settings.topics)
     app, ctx = create_app(settings)
 
-    @app.timer(interval=30.0)
+    @app.timer(interval=settings.worker.report_interval_s)
     async def report_counters() -> None:
         _log_counters(ctx)
 

@@ -1,0 +1,103 @@
+"""Two stage-1 workers share the partitions; a rebalance happens mid-stream and the
+first worker is then SIGKILLed. ClickHouse equals the batch reference exactly."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import KafkaSettings, Settings
+from pipeline.demo.workload import generate, write_jsonl
+from pipeline.embedded.broker import EmbeddedBroker
+from pipeline.query.client import connect
+from pipeline.runtime.offsets import LagProbe
+from pipeline.runtime.produce import produce_lines
+from pipeline.runtime.replay import wait_for_group
+from pipeline.runtime.supervisor import Stack
+from tests.reference import expected_tasks
+
+pytestmark = pytest.mark.integration
+
+
+def handled_by(log: Path) -> int:
+    """Events a worker reports handling (processed or skipped as duplicates) in its log.
+
+    Tansu's DescribeGroups does not list every member, so the worker's own progress
+    line is the evidence that it was assigned partitions."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "processed=" in line]
+    if not lines:
+        return 0
+    return sum(int(n) for n in re.findall(r"'(?:call|task|outcome)': (\d+)", lines[-1]))
+
+
+def test_second_worker_joins_then_first_is_killed(isolated_settings: Settings) -> None:
+    events = generate(2000, seed=5)
+    delivered = list(events)
+    random.Random(3).shuffle(delivered)
+    with EmbeddedBroker() as broker:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap)
+        settings = Settings(
+            isolated_settings.stack,
+            kafka,
+            isolated_settings.topics,
+            isolated_settings.clickhouse,
+            isolated_settings.worker,
+            isolated_settings.sink,
+        )
+        worker_probe = LagProbe(kafka, settings.worker.app_id)
+        sink_probe = LagProbe(kafka, settings.sink.group_id)
+        env = dict(os.environ)
+        env.update(settings.env())
+        logs = settings.stack.data_dir / "logs"
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            with Stack(settings, log_dir=logs) as stack:
+                half = len(delivered) // 2
+                produce_lines(kafka, settings.topics, write_jsonl(delivered[:half]))
+                with (logs / "worker2.log").open("ab") as out:
+                    second = subprocess.Popen(
+                        [sys.executable, "-m", "pipeline.cli", "worker"],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                deadline = time.monotonic() + 180
+                while handled_by(logs / "worker2.log") == 0:  # the rebalance gave it partitions
+                    assert time.monotonic() < deadline, "the second worker never got partitions"
+                    assert second.poll() is None, "the second worker exited"
+                    time.sleep(0.1)
+                # The second half arrives; the first worker dies with it unprocessed.
+                produce_lines(kafka, settings.topics, write_jsonl(delivered[half:]))
+                stack.children["worker"].kill()
+                stack.children["worker"].wait()
+                inputs = worker_probe.end_offsets(settings.topics.inputs())
+                left_at_kill = worker_probe.remaining(inputs)
+                wait_for_group(worker_probe, inputs, "stage 1", 300, lambda: None)
+                outputs = sink_probe.end_offsets(settings.topics.sink_inputs())
+                wait_for_group(sink_probe, outputs, "stage 2", 300, lambda: None)
+        finally:
+            worker_probe.close()
+            sink_probe.close()
+            if second is not None:
+                second.terminate()
+                second.wait(60)
+
+    assert left_at_kill > 0, "nothing was left for the surviving worker"
+    client = connect(settings.clickhouse, settings.stack, create=False)
+    stored = {
+        r[0]: r[1:]
+        for r in client.query(
+            "SELECT task_id, calls, unpriced_calls, total_cost, outcome FROM tasks FINAL"
+        ).result_rows
+    }
+    assert stored == {
+        t.task_id: (t.calls, t.unpriced_calls, t.total_cost, t.outcome)
+        for t in expected_tasks(events).values()
+    }
