@@ -9,14 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.config import KafkaSettings, Settings
+from pipeline.config import Settings
 from pipeline.demo.workload import generate, write_jsonl
-from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.query.client import connect
-from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.produce import produce_lines
-from pipeline.runtime.replay import wait_for_group
-from pipeline.runtime.supervisor import Stack
+from tests.integration.conftest import live_stack
 from tests.reference import expected_cost_per_outcome, expected_tasks
 
 pytestmark = pytest.mark.integration
@@ -33,38 +30,21 @@ def test_worker_and_sink_killed_mid_stream(isolated_settings: Settings) -> None:
     events = generate(1200, seed=21)
     delivered = list(events)
     random.Random(2).shuffle(delivered)
-    with EmbeddedBroker() as broker:
-        kafka = KafkaSettings(bootstrap=broker.bootstrap)
-        settings = Settings(
-            isolated_settings.stack,
-            kafka,
-            isolated_settings.topics,
-            isolated_settings.clickhouse,
-            isolated_settings.worker,
-            isolated_settings.sink,
-        )
-        worker_probe = LagProbe(kafka, settings.worker.app_id)
-        sink_probe = LagProbe(kafka, settings.sink.group_id)
-        try:
-            with Stack(settings, log_dir=settings.stack.data_dir / "logs") as stack:
-                produce_lines(kafka, settings.topics, write_jsonl(delivered))
-                inputs = worker_probe.end_offsets(settings.topics.inputs())
-                total = sum(inputs.values())
+    with live_stack(isolated_settings) as live:
+        produce_lines(live.kafka, live.settings.topics, write_jsonl(delivered))
+        inputs = live.worker_probe.end_offsets(live.settings.topics.inputs())
+        total = sum(inputs.values())
 
-                def committed_share() -> float:
-                    return (total - worker_probe.remaining(inputs)) / total
+        def committed_share() -> float:
+            return (total - live.worker_probe.remaining(inputs)) / total
 
-                for role, share in (("worker", 0.2), ("sink", 0.4), ("worker", 0.6)):
-                    await_condition(lambda s=share: committed_share() >= s, 300, f"{share:.0%}")
-                    stack.children[role].kill()  # SIGKILL: no flush, no commit, no goodbye
-                    stack.children[role].wait()
-                    stack.respawn(role)
-                wait_for_group(worker_probe, inputs, "stage 1", 300, stack.check_alive)
-                outputs = sink_probe.end_offsets(settings.topics.sink_inputs())
-                wait_for_group(sink_probe, outputs, "stage 2", 300, stack.check_alive)
-        finally:
-            worker_probe.close()
-            sink_probe.close()
+        for role, share in (("worker", 0.2), ("sink", 0.4), ("worker", 0.6)):
+            await_condition(lambda s=share: committed_share() >= s, 300, f"{share:.0%}")
+            live.stack.children[role].kill()  # SIGKILL: no flush, no commit, no goodbye
+            live.stack.children[role].wait()
+            live.stack.respawn(role)
+        live.drain(live.stack.check_alive)
+    settings = live.settings
 
     client = connect(settings.clickhouse, settings.stack, create=False)
     stored = {

@@ -7,14 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.config import KafkaSettings, Settings
-from pipeline.embedded.broker import EmbeddedBroker
+from pipeline.config import Settings
 from pipeline.query.client import connect
 from pipeline.runtime.dead_letter import DEAD_LETTER_STATS, replay_dead_letters
-from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.produce import make_producer
-from pipeline.runtime.replay import wait_for_group
-from pipeline.runtime.supervisor import Stack
+from tests.integration.conftest import live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -40,53 +37,21 @@ def test_replay_repairs_routing_and_keys_and_re_dead_letters_the_rest(
         "model": "gpt-4o-mini",
         "usage": {"input_tokens": 1_000_000},
     }
-    with EmbeddedBroker() as broker:
-        kafka = KafkaSettings(bootstrap=broker.bootstrap)
-        settings = Settings(
-            isolated_settings.stack,
-            kafka,
-            isolated_settings.topics,
-            isolated_settings.clickhouse,
-            isolated_settings.worker,
-            isolated_settings.sink,
-        )
-        topics = settings.topics
-        worker = LagProbe(kafka, settings.worker.app_id)
-        sink = LagProbe(kafka, settings.sink.group_id)
-        try:
-            with Stack(settings, log_dir=settings.stack.data_dir / "logs") as stack:
-
-                def drain() -> None:
-                    wait_for_group(
-                        worker,
-                        worker.end_offsets(topics.inputs()),
-                        "stage 1",
-                        120,
-                        stack.check_alive,
-                    )
-                    wait_for_group(
-                        sink,
-                        sink.end_offsets(topics.sink_inputs()),
-                        "stage 2",
-                        120,
-                        stack.check_alive,
-                    )
-
-                producer = make_producer(kafka)
-                # A task event on the calls topic, a call keyed by something else, and garbage.
-                producer.produce(topics.calls, key=b"task-9", value=json.dumps(task).encode())
-                producer.produce(topics.calls, key=b"oops", value=json.dumps(call).encode())
-                producer.produce(topics.calls, key=None, value=b"\x00garbage")
-                assert producer.flush(30) == 0
-                del producer  # before the broker stops
-                drain()
-                replayed = replay_dead_letters(kafka, topics)
-                drain()
-                again = replay_dead_letters(kafka, topics, reason="not_json")
-                drain()
-        finally:
-            worker.close()
-            sink.close()
+    with live_stack(isolated_settings) as live:
+        topics = live.settings.topics
+        producer = make_producer(live.kafka)
+        # A task event on the calls topic, a call keyed by something else, and garbage.
+        producer.produce(topics.calls, key=b"task-9", value=json.dumps(task).encode())
+        producer.produce(topics.calls, key=b"oops", value=json.dumps(call).encode())
+        producer.produce(topics.calls, key=None, value=b"\x00garbage")
+        assert producer.flush(30) == 0
+        del producer  # before the broker stops
+        live.drain(live.stack.check_alive)
+        replayed = replay_dead_letters(live.kafka, topics)
+        live.drain(live.stack.check_alive)
+        again = replay_dead_letters(live.kafka, topics, reason="not_json")
+        live.drain(live.stack.check_alive)
+    settings = live.settings
 
     assert replayed == {"wrong_topic": 1, "key_mismatch": 1, "not_json": 1}
     assert again == {"not_json": 2}  # the garbage, twice dead-lettered by now

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import KafkaSettings, Settings
+from pipeline.config import Settings
 from pipeline.demo.workload import generate, write_jsonl
-from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.query.client import connect
-from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.produce import produce_lines
-from pipeline.runtime.replay import wait_for_group
-from pipeline.runtime.supervisor import Stack
+from tests.integration.conftest import live_stack
 from tests.reference import expected_tasks
 
 pytestmark = pytest.mark.integration
@@ -41,53 +38,37 @@ def test_second_worker_joins_then_first_is_killed(isolated_settings: Settings) -
     events = generate(2000, seed=5)
     delivered = list(events)
     random.Random(3).shuffle(delivered)
-    with EmbeddedBroker() as broker:
-        kafka = KafkaSettings(bootstrap=broker.bootstrap)
-        settings = Settings(
-            isolated_settings.stack,
-            kafka,
-            isolated_settings.topics,
-            isolated_settings.clickhouse,
-            isolated_settings.worker,
-            isolated_settings.sink,
-        )
-        worker_probe = LagProbe(kafka, settings.worker.app_id)
-        sink_probe = LagProbe(kafka, settings.sink.group_id)
+    with live_stack(isolated_settings, report_interval_s=0.5) as live:
         env = dict(os.environ)
-        env.update(settings.env())
-        logs = settings.stack.data_dir / "logs"
+        env.update(live.settings.env())
         second: subprocess.Popen[bytes] | None = None
         try:
-            with Stack(settings, log_dir=logs) as stack:
-                half = len(delivered) // 2
-                produce_lines(kafka, settings.topics, write_jsonl(delivered[:half]))
-                with (logs / "worker2.log").open("ab") as out:
-                    second = subprocess.Popen(
-                        [sys.executable, "-m", "pipeline.cli", "worker"],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                deadline = time.monotonic() + 180
-                while handled_by(logs / "worker2.log") == 0:  # the rebalance gave it partitions
-                    assert time.monotonic() < deadline, "the second worker never got partitions"
-                    assert second.poll() is None, "the second worker exited"
-                    time.sleep(0.1)
-                # The second half arrives; the first worker dies with it unprocessed.
-                produce_lines(kafka, settings.topics, write_jsonl(delivered[half:]))
-                stack.children["worker"].kill()
-                stack.children["worker"].wait()
-                inputs = worker_probe.end_offsets(settings.topics.inputs())
-                left_at_kill = worker_probe.remaining(inputs)
-                wait_for_group(worker_probe, inputs, "stage 1", 300, lambda: None)
-                outputs = sink_probe.end_offsets(settings.topics.sink_inputs())
-                wait_for_group(sink_probe, outputs, "stage 2", 300, lambda: None)
+            half = len(delivered) // 2
+            produce_lines(live.kafka, live.settings.topics, write_jsonl(delivered[:half]))
+            with (live.logs / "worker2.log").open("ab") as out:
+                second = subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.cli", "worker"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            deadline = time.monotonic() + 180
+            while handled_by(live.logs / "worker2.log") == 0:  # the rebalance gave it partitions
+                assert time.monotonic() < deadline, "the second worker never got partitions"
+                assert second.poll() is None, "the second worker exited"
+                time.sleep(0.1)
+            # The second half arrives; the first worker dies with it unprocessed.
+            produce_lines(live.kafka, live.settings.topics, write_jsonl(delivered[half:]))
+            live.stack.children["worker"].kill()
+            live.stack.children["worker"].wait()
+            inputs = live.worker_probe.end_offsets(live.settings.topics.inputs())
+            left_at_kill = live.worker_probe.remaining(inputs)
+            live.drain()  # the killed worker stays dead: no liveness check
         finally:
-            worker_probe.close()
-            sink_probe.close()
             if second is not None:
                 second.terminate()
                 second.wait(60)
+    settings = live.settings
 
     assert left_at_kill > 0, "nothing was left for the surviving worker"
     client = connect(settings.clickhouse, settings.stack, create=False)
