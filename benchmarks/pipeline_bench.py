@@ -14,11 +14,8 @@ import json
 import platform
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-
-from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.config import (
     ClickHouseSettings,
@@ -33,7 +30,7 @@ from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.produce import produce_file
-from pipeline.runtime.replay import wait_for_group
+from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
 from pipeline.topics import ensure_topics
 
@@ -44,21 +41,6 @@ def _rate_after_first_batch(batches: list[tuple[float, int]]) -> float:
     if not rest:
         return float("nan")
     return sum(n for _, n in rest) / (rest[-1][0] - t0)
-
-
-def raw_confluent_rate(kafka: KafkaSettings, ends: dict[tuple[str, int], int]) -> float:
-    consumer = Consumer(
-        {**kafka.librdkafka(), "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
-    total, seen, batches = sum(ends.values()), 0, []
-    while seen < total:
-        got = sum(1 for m in consumer.consume(2_000, 1.0) if m.error() is None)
-        if got:
-            seen += got
-            batches.append((time.perf_counter(), got))
-    consumer.close()
-    return _rate_after_first_batch(batches)
 
 
 def raw_aiokafka_rate(bootstrap: str, ends: dict[tuple[str, int], int]) -> float:
@@ -102,7 +84,6 @@ def run(tasks: int, warmup_tasks: int, out: Path) -> dict[str, Any]:
         produce_file(kafka, raw_topics, main_file)
         probe = LagProbe(kafka, "bench-probe")
         raw_ends = probe.end_offsets(raw_topics.inputs())
-        confluent_rate = raw_confluent_rate(kafka, raw_ends)
         aiokafka_rate = raw_aiokafka_rate(broker.bootstrap, raw_ends)
 
         settings = Settings(
@@ -113,36 +94,18 @@ def run(tasks: int, warmup_tasks: int, out: Path) -> dict[str, Any]:
             worker=WorkerSettings(app_id="bench-stage1"),
             sink=SinkSettings(group_id="bench-sink"),
         )
-        with Stack(settings, log_dir=work / "logs") as stack:
-            worker_probe = LagProbe(kafka, settings.worker.app_id)
-            sink_probe = LagProbe(kafka, settings.sink.group_id)
-
-            def drain() -> tuple[float, float]:
-                stage1 = wait_for_group(
-                    worker_probe,
-                    worker_probe.end_offsets(settings.topics.inputs()),
-                    "stage 1",
-                    1800,
-                    stack.check_alive,
-                )
-                stage2 = wait_for_group(
-                    sink_probe,
-                    sink_probe.end_offsets(settings.topics.sink_inputs()),
-                    "stage 2",
-                    1800,
-                    stack.check_alive,
-                )
-                return stage1, stage2
-
+        with (
+            Stack(settings, log_dir=work / "logs") as stack,
+            PipelineProgress(settings) as progress,
+        ):
             produce_file(kafka, settings.topics, warm_file)
-            drain()  # startup, group joins and recovery are not throughput
+            # Start-up, group joins and recovery are not throughput.
+            progress.wait_flushed(1800, stack.check_alive)
             started = time.perf_counter()
             produce_file(kafka, settings.topics, main_file)
             produced_s = time.perf_counter() - started
-            stage1_wait, stage2_wait = drain()
+            flushed = progress.wait_flushed(1800, stack.check_alive)
             total_s = time.perf_counter() - started
-            worker_probe.close()
-            sink_probe.close()
         probe.close()
 
     n = len(events)
@@ -153,9 +116,8 @@ def run(tasks: int, warmup_tasks: int, out: Path) -> dict[str, Any]:
         "pipeline_events_per_s": n / total_s,
         "pipeline_seconds": total_s,
         "produce_seconds": produced_s,
-        "stage1_done_after_s": produced_s + stage1_wait,
-        "stage2_extra_s": stage2_wait,
-        "raw_consume_confluent_per_s": confluent_rate,
+        "stage1_done_after_s": produced_s + flushed.stage1_s,
+        "stage2_extra_s": flushed.stage2_s,
         "raw_consume_aiokafka_per_s": aiokafka_rate,
         "pipeline_share_of_raw_aiokafka": (n / total_s) / aiokafka_rate,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
@@ -179,7 +141,6 @@ def main() -> None:
         f"pipeline end to end         {result['pipeline_events_per_s']:>12,.0f} events/s "
         f"({result['pipeline_seconds']:.1f} s)"
     )
-    print(f"raw consume, confluent      {result['raw_consume_confluent_per_s']:>12,.0f} records/s")
     print(f"raw consume, aiokafka       {result['raw_consume_aiokafka_per_s']:>12,.0f} records/s")
     print(f"wrote {args.out}")
 

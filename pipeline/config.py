@@ -175,6 +175,18 @@ class Settings:
         self.worker = worker or WorkerSettings()
         self.sink = sink or SinkSettings()
 
+    def replace(self, **parts: object) -> Settings:
+        """The same settings with some components swapped, e.g. ``replace(kafka=...)``."""
+        current: dict[str, object] = {
+            "stack": self.stack, "kafka": self.kafka, "topics": self.topics,
+            "clickhouse": self.clickhouse, "worker": self.worker, "sink": self.sink,
+        }  # fmt: skip
+        unknown = set(parts) - set(current)
+        if unknown:
+            raise TypeError(f"no settings component named {sorted(unknown)}")
+        current.update(parts)
+        return Settings(**current)  # type: ignore[arg-type]
+
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for child processes."""
         out: dict[str, str] = {"COSTFLOW_DATA_DIR": str(self.stack.data_dir.resolve())}

@@ -21,7 +21,7 @@ from pipeline.config import (
 )
 from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.runtime.offsets import LagProbe
-from pipeline.runtime.replay import wait_for_group
+from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
 
 
@@ -54,35 +54,29 @@ class LiveStack:
     kafka: KafkaSettings
     settings: Settings
     stack: Stack
-    worker_probe: LagProbe
-    sink_probe: LagProbe
+    progress: PipelineProgress
 
     @property
     def logs(self) -> Path:
         return self.settings.stack.data_dir / "logs"
 
-    def drain(self, check: Callable[[], None] | None = None) -> None:
-        """Wait until stage 1 committed every input, then stage 2 every output."""
-        check = check or (lambda: None)
-        inputs = self.worker_probe.end_offsets(self.settings.topics.inputs())
-        wait_for_group(self.worker_probe, inputs, "stage 1", 300, check)
-        outputs = self.sink_probe.end_offsets(self.settings.topics.sink_inputs())
-        wait_for_group(self.sink_probe, outputs, "stage 2", 300, check)
+    @property
+    def worker_probe(self) -> LagProbe:
+        return self.progress.worker_probe
+
+    def drain(self, check: Callable[[], None] = lambda: None) -> None:
+        self.progress.wait_flushed(300, check)
 
 
 @contextmanager
 def live_stack(isolated: Settings, **worker_overrides: Any) -> Iterator[LiveStack]:
     with EmbeddedBroker() as broker:
         kafka = KafkaSettings(bootstrap=broker.bootstrap)
-        worker = isolated.worker.model_copy(update=worker_overrides)
-        settings = Settings(
-            isolated.stack, kafka, isolated.topics, isolated.clickhouse, worker, isolated.sink
+        settings = isolated.replace(
+            kafka=kafka, worker=isolated.worker.model_copy(update=worker_overrides)
         )
-        worker_probe = LagProbe(kafka, settings.worker.app_id)
-        sink_probe = LagProbe(kafka, settings.sink.group_id)
-        try:
-            with Stack(settings, log_dir=settings.stack.data_dir / "logs") as stack:
-                yield LiveStack(kafka, settings, stack, worker_probe, sink_probe)
-        finally:
-            worker_probe.close()
-            sink_probe.close()
+        with (
+            PipelineProgress(settings) as progress,
+            Stack(settings, log_dir=settings.stack.data_dir / "logs") as stack,
+        ):
+            yield LiveStack(kafka, settings, stack, progress)

@@ -14,9 +14,8 @@ from pipeline.config import KafkaSettings, Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import free_port, wait_until_ready
 from pipeline.query.client import connect
-from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.produce import produce_lines
-from pipeline.runtime.replay import wait_for_group
+from pipeline.runtime.progress import PipelineProgress
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +38,7 @@ def alive(pid: int) -> bool:
 
 def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> None:
     port = free_port()
-    settings = Settings(
-        isolated_settings.stack,
-        KafkaSettings(embedded_port=port),
-        isolated_settings.topics,
-        isolated_settings.clickhouse,
-        isolated_settings.worker,
-        isolated_settings.sink,
-    )
+    settings = isolated_settings.replace(kafka=KafkaSettings(embedded_port=port))
     env = dict(os.environ)
     env.update(settings.env())
     del env["COSTFLOW_KAFKA_BOOTSTRAP"]  # unset = embedded, as a user would run it
@@ -60,13 +52,8 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
         def check() -> None:
             assert up.poll() is None, "costflow up exited while serving"
 
-        for group, topics in (
-            (settings.worker.app_id, settings.topics.inputs()),
-            (settings.sink.group_id, settings.topics.sink_inputs()),
-        ):
-            probe = LagProbe(kafka, group)
-            wait_for_group(probe, probe.end_offsets(topics), group, 180, check)
-            probe.close()
+        with PipelineProgress(settings.replace(kafka=kafka)) as progress:
+            progress.wait_flushed(180, check)
         children = children_of(up.pid)
         assert len(children) == 3  # broker, sink, worker
         descendants = children + [g for child in children for g in children_of(child)]
