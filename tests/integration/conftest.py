@@ -23,6 +23,7 @@ from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
+from tests.reference import expected_cost_per_outcome, expected_tasks
 
 
 @pytest.fixture
@@ -80,3 +81,29 @@ def live_stack(isolated: Settings, **worker_overrides: Any) -> Iterator[LiveStac
             Stack(settings, log_dir=settings.stack.data_dir / "logs") as stack,
         ):
             yield LiveStack(kafka, settings, stack, progress)
+
+
+VIEW_COLUMNS = ("tasks", "accepted", "rejected", "failed", "unresolved", "total_cost",
+                "accepted_cost", "cost_per_task", "cost_per_accepted_outcome")  # fmt: skip
+TASK_COLUMNS = ("scenario_id", "environment", "owner", "calls", "unpriced_calls", "total_cost",
+                "outcome")  # fmt: skip
+
+
+def assert_matches_reference(client: Any, events: list[dict[str, Any]]) -> None:
+    """Every task row and every v_cost_per_outcome row equal the batch reference, exactly."""
+    stored_tasks = {
+        row[0]: row[1:]
+        for row in client.query(
+            f"SELECT task_id, {', '.join(TASK_COLUMNS)} FROM tasks FINAL"
+        ).result_rows
+    }
+    assert stored_tasks == {
+        task.task_id: tuple(getattr(task, column) for column in TASK_COLUMNS)
+        for task in expected_tasks(events).values()
+    }
+    view = client.query(
+        f"SELECT day, scenario_id, environment, {', '.join(VIEW_COLUMNS)} FROM v_cost_per_outcome"
+    ).result_rows
+    assert {
+        (row[0], row[1], row[2]): dict(zip(VIEW_COLUMNS, row[3:], strict=True)) for row in view
+    } == expected_cost_per_outcome(events)

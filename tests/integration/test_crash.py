@@ -13,8 +13,7 @@ from pipeline.config import Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.query.client import connect
 from pipeline.runtime.produce import produce_lines
-from tests.integration.conftest import live_stack
-from tests.reference import expected_cost_per_outcome, expected_tasks
+from tests.integration.conftest import assert_matches_reference, live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -47,25 +46,6 @@ def test_worker_and_sink_killed_mid_stream(isolated_settings: Settings) -> None:
     settings = live.settings
 
     client = connect(settings.clickhouse, settings.stack, create=False)
-    stored = {
-        r[0]: r[1:]
-        for r in client.query(
-            "SELECT task_id, scenario_id, calls, unpriced_calls, total_cost, outcome "
-            "FROM tasks FINAL"
-        ).result_rows
-    }
-    assert stored == {
-        t.task_id: (t.scenario_id, t.calls, t.unpriced_calls, t.total_cost, t.outcome)
-        for t in expected_tasks(events).values()
-    }
-    view = client.query(
-        "SELECT day, scenario_id, environment, tasks, accepted, total_cost, "
-        "cost_per_accepted_outcome FROM v_cost_per_outcome"
-    ).result_rows
-    expected = expected_cost_per_outcome(events)
-    assert {(r[0], r[1], r[2]): r[3:] for r in view} == {
-        key: (row["tasks"], row["accepted"], row["total_cost"], row["cost_per_accepted_outcome"])
-        for key, row in expected.items()
-    }
+    assert_matches_reference(client, events)
     distinct_calls = len({e["event_id"] for e in events if e["type"] == "call"})
     assert client.query("SELECT count() FROM calls FINAL").result_rows[0][0] == distinct_calls

@@ -13,8 +13,8 @@ from pipeline.config import Settings
 from pipeline.demo.workload import bad_records, generate
 from pipeline.query.client import connect
 from pipeline.runtime.replay import replay
-from tests.integration.conftest import write_events
-from tests.reference import expected_cost_per_outcome, expected_tasks
+from tests.integration.conftest import assert_matches_reference, write_events
+from tests.reference import expected_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -108,26 +108,7 @@ def test_cost_per_outcome_equals_the_batch_reference(
     assert result["events"] == len(delivered) + len(bad_records())
 
     client = connect(isolated_settings.clickhouse, isolated_settings.stack, create=False)
-    rows = client.query(
-        "SELECT day, scenario_id, environment, tasks, accepted, rejected, failed, unresolved, "
-        "total_cost, accepted_cost, cost_per_task, cost_per_accepted_outcome "
-        "FROM v_cost_per_outcome"
-    ).result_rows
-    actual = {
-        (r[0], r[1], r[2]): {
-            "tasks": r[3],
-            "accepted": r[4],
-            "rejected": r[5],
-            "failed": r[6],
-            "unresolved": r[7],
-            "total_cost": r[8],
-            "accepted_cost": r[9],
-            "cost_per_task": r[10],
-            "cost_per_accepted_outcome": r[11],
-        }
-        for r in rows
-    }
-    assert actual == expected_cost_per_outcome(events)
+    assert_matches_reference(client, events)
 
     # The hand-built tasks, spelled out.
     tasks = {
@@ -142,28 +123,6 @@ def test_cost_per_outcome_equals_the_batch_reference(
     # hand-2: (2000 x 0.15 + 1000 x 0.075 + 10 x 0.60) / 1e6 = 0.000381
     assert tasks["hand-2"] == ("hand", "", 2, 1, Decimal("0.000381"), "", 3)
 
-    # Every task the reference knows, field by field.
-    reference = expected_tasks(events)
-    stored = {
-        r[0]: r[1:]
-        for r in client.query(
-            "SELECT task_id, scenario_id, environment, owner, calls, unpriced_calls, total_cost, "
-            "outcome FROM tasks FINAL"
-        ).result_rows
-    }
-    assert stored == {
-        t.task_id: (
-            t.scenario_id,
-            t.environment,
-            t.owner,
-            t.calls,
-            t.unpriced_calls,
-            t.total_cost,
-            t.outcome,
-        )
-        for t in reference.values()
-    }
-
     # Calls: one row per distinct call; priced rows name their book, unpriced say why.
     distinct_calls = {e["event_id"] for e in events if e["type"] == "call"}
     calls = client.query(
@@ -171,7 +130,7 @@ def test_cost_per_outcome_equals_the_batch_reference(
         "countIf(cost_total IS NOT NULL AND price_book_version = 'default@2026.11.1'), "
         "countIf(cost_total IS NULL AND pricing_error LIKE 'price_not_found:%') FROM calls FINAL"
     ).result_rows[0]
-    unpriced = sum(t.unpriced_calls for t in reference.values())
+    unpriced = sum(t.unpriced_calls for t in expected_tasks(events).values())
     assert calls == (len(distinct_calls), unpriced, len(distinct_calls) - unpriced, unpriced)
 
     # Bad input: dead-lettered with its reason and original bytes, nothing silent.

@@ -25,7 +25,7 @@ from pipeline.config import (
 )
 from pipeline.query.client import connect
 from pipeline.runtime.replay import replay
-from tests.reference import expected_cost_per_outcome, expected_tasks
+from tests.integration.conftest import assert_matches_reference
 
 pytestmark = pytest.mark.integration
 
@@ -147,44 +147,7 @@ def test_pipeline_equals_the_batch_reference(tmp_path: Path, workload: dict[str,
     replay(settings_, path, timeout_s=240)
 
     client = connect(settings_.clickhouse, settings_.stack, create=False)
-    stored = {
-        r[0]: r[1:]
-        for r in client.query(
-            "SELECT task_id, scenario_id, environment, owner, calls, unpriced_calls, total_cost, "
-            "outcome FROM tasks FINAL"
-        ).result_rows
-    }
-    assert stored == {
-        t.task_id: (
-            t.scenario_id,
-            t.environment,
-            t.owner,
-            t.calls,
-            t.unpriced_calls,
-            t.total_cost,
-            t.outcome,
-        )
-        for t in expected_tasks(events).values()
-    }
-    rows = client.query(
-        "SELECT day, scenario_id, environment, tasks, accepted, rejected, failed, unresolved, "
-        "total_cost, accepted_cost, cost_per_task, cost_per_accepted_outcome "
-        "FROM v_cost_per_outcome"
-    ).result_rows
-    names = (
-        "tasks",
-        "accepted",
-        "rejected",
-        "failed",
-        "unresolved",
-        "total_cost",
-        "accepted_cost",
-        "cost_per_task",
-        "cost_per_accepted_outcome",
-    )
-    assert {
-        (r[0], r[1], r[2]): dict(zip(names, r[3:], strict=True)) for r in rows
-    } == expected_cost_per_outcome(events)
+    assert_matches_reference(client, events)
     dead = client.query("SELECT count() FROM dead_letters").result_rows[0][0]
     assert dead == len(workload["malformed"])
     client.close()

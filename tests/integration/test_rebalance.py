@@ -17,8 +17,7 @@ from pipeline.config import Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.query.client import connect
 from pipeline.runtime.produce import produce_lines
-from tests.integration.conftest import live_stack
-from tests.reference import expected_tasks
+from tests.integration.conftest import assert_matches_reference, live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -72,13 +71,4 @@ def test_second_worker_joins_then_first_is_killed(isolated_settings: Settings) -
 
     assert left_at_kill > 0, "nothing was left for the surviving worker"
     client = connect(settings.clickhouse, settings.stack, create=False)
-    stored = {
-        r[0]: r[1:]
-        for r in client.query(
-            "SELECT task_id, calls, unpriced_calls, total_cost, outcome FROM tasks FINAL"
-        ).result_rows
-    }
-    assert stored == {
-        t.task_id: (t.calls, t.unpriced_calls, t.total_cost, t.outcome)
-        for t in expected_tasks(events).values()
-    }
+    assert_matches_reference(client, events)
