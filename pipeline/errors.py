@@ -107,10 +107,6 @@ class KafkaError(CostflowError):
         )
 
 
-class BrokerUnavailable(KafkaError):
-    code = "broker_unavailable"
-
-
 class ClickHouseError(CostflowError):
     code = "clickhouse_error"
 

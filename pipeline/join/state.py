@@ -177,7 +177,7 @@ class TaskState:
     def to_json(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
-            "seen": sorted(self.seen),
+            "seen": list(self.seen),  # per event: no sort, order carries no meaning
             "counts": [
                 self.calls,
                 self.failed_calls,
