@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
@@ -72,16 +73,21 @@ class LagProbe:
             reader.close()
         return ends
 
-    def committed(self, topics: list[str]) -> dict[tuple[str, int], int]:
-        result = {}
-        for tp in self.consumer.committed(self.partitions(topics), timeout=10):
-            result[(tp.topic, tp.partition)] = max(tp.offset, 0)
-        return result
+    def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The group's committed offset per partition (0 where it has none yet)."""
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        return {
+            (tp.topic, tp.partition): max(tp.offset, 0)
+            for tp in self.consumer.committed(wanted, timeout=10)
+        }
 
     def remaining(self, targets: dict[tuple[str, int], int]) -> int:
-        """Records the group still has to commit to reach ``targets``."""
-        topics = sorted({t for t, _ in targets})
-        done = self.committed(topics)
+        """Records the group still has to commit to reach ``targets``.
+
+        Called in a polling loop: asks only for the partitions already named by
+        ``targets`` (no metadata request, no new client per call).
+        """
+        done = self.committed(targets)
         return sum(max(0, end - done.get(key, 0)) for key, end in targets.items())
 
     def close(self) -> None:
