@@ -9,6 +9,7 @@ import faust
 from pipeline.agents import calls, outcomes, tasks
 from pipeline.agents.base import StageContext
 from pipeline.config import Settings
+from pipeline.join.state import OutcomeWindow
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
 
@@ -61,6 +62,13 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
         task_snapshots=raw_topic(topics.task_snapshots),
         dead_letter=raw_topic(topics.dead_letter),
         book=book,
+        window=OutcomeWindow(
+            default_ms=settings.worker.outcome_window_s * 1000,
+            by_scenario_ms={
+                scenario: seconds * 1000
+                for scenario, seconds in settings.worker.outcome_window_s_by_scenario.items()
+            },
+        ),
     )
     calls.register(app, ctx, raw_topic(topics.calls))
     tasks.register(app, ctx, raw_topic(topics.tasks))

@@ -6,6 +6,7 @@ means "start Tansu", a ``chdb://`` DSN means "ClickHouse in-process".
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -139,6 +140,10 @@ class WorkerSettings(_Settings):
     price_book_dir: Path = Path(__file__).resolve().parents[1] / "pricing" / "default"
     commit_interval_s: float = Field(default=1.0, gt=0)
     producer_linger_ms: int = Field(default=10, ge=0, le=1000)
+    # A task with no outcome this long after its last event is unresolved (per scenario
+    # overrides by scenario_id); see OutcomeWindow for the hour rounding.
+    outcome_window_s: int = Field(default=86_400, ge=0)
+    outcome_window_s_by_scenario: dict[str, int] = Field(default_factory=dict)
     # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
     report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"
@@ -154,6 +159,8 @@ class SinkSettings(_Settings):
     auto_migrate: bool = True
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
+    # Stored task rows kept in memory to skip a ClickHouse lookup per batch.
+    task_cache_entries: int = Field(default=200_000, ge=0)
 
 
 class Settings:
@@ -198,7 +205,9 @@ class Settings:
             ("COSTFLOW_SINK_", self.sink),
         ):
             for name, value in model.model_dump().items():
-                if value is not None:
+                if isinstance(value, dict | list):
+                    out[prefix + name.upper()] = json.dumps(value)
+                elif value is not None:
                     out[prefix + name.upper()] = str(value)
         out["COSTFLOW_CLICKHOUSE_DSN"] = self.clickhouse.resolved_dsn(self.stack)
         out["COSTFLOW_CLICKHOUSE_DATABASE"] = self.clickhouse.database

@@ -6,7 +6,10 @@ price book, and the rules are restated from the event contract:
 - a task's cost is the sum of all its calls (every attempt, failed ones too);
 - scenario/owner/environment: the latest task event (by ts, event_id) that sets
   it, else the earliest call (by ts, event_id) that sets it;
-- the outcome is the latest outcome event by (ts, event_id); none = unresolved;
+- the outcome is the latest outcome event by (ts, event_id);
+- with none, the task waits until its deadline: the first whole hour after its
+  last event plus its scenario's outcome window (24 h unless configured); it is
+  ``pending`` before and ``unresolved`` from then on;
 - a task's day is the UTC date of its first event.
 """
 
@@ -61,6 +64,15 @@ def call_cost(call: dict[str, Any]) -> Decimal | None:
     return EXACT.divide(total, Decimal(1_000_000))
 
 
+DAY = timedelta(days=1)
+
+
+def deadline(last_event: datetime, window: timedelta) -> datetime:
+    """First whole hour strictly after last_event + window."""
+    end = last_event + window
+    return end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
 @dataclass
 class ExpectedTask:
     task_id: str
@@ -72,9 +84,17 @@ class ExpectedTask:
     unpriced_calls: int
     total_cost: Decimal
     outcome: str
+    outcome_deadline: datetime
+
+    def status(self, as_of: datetime) -> str:
+        if self.outcome:
+            return self.outcome
+        return "unresolved" if self.outcome_deadline <= as_of else "pending"
 
 
-def expected_tasks(events: list[dict[str, Any]]) -> dict[str, ExpectedTask]:
+def expected_tasks(
+    events: list[dict[str, Any]], windows: dict[str, timedelta] | None = None
+) -> dict[str, ExpectedTask]:
     distinct: dict[str, dict[str, Any]] = {}
     for event in events:
         distinct.setdefault(event["event_id"], event)
@@ -100,9 +120,11 @@ def expected_tasks(events: list[dict[str, Any]]) -> dict[str, ExpectedTask]:
             return ""
 
         costs = [call_cost(c) for c in calls]
+        scenario_id = field("scenario_id")
+        last = max(parse_ts(e["ts"]) for e in ordered)
         out[task_id] = ExpectedTask(
             task_id=task_id,
-            scenario_id=field("scenario_id"),
+            scenario_id=scenario_id,
             environment=field("environment"),
             owner=field("owner"),
             day=parse_ts(ordered[0]["ts"]).date(),
@@ -110,6 +132,7 @@ def expected_tasks(events: list[dict[str, Any]]) -> dict[str, ExpectedTask]:
             unpriced_calls=sum(1 for c in costs if c is None),
             total_cost=sum((c for c in costs if c is not None), Decimal(0)),
             outcome=outcomes[-1]["outcome"] if outcomes else "",
+            outcome_deadline=deadline(last, (windows or {}).get(scenario_id, DAY)),
         )
     return out
 
@@ -123,9 +146,11 @@ def _div18(numerator: Decimal, denominator: int) -> Decimal:
 
 def expected_cost_per_outcome(
     events: list[dict[str, Any]],
+    as_of: datetime,
+    windows: dict[str, timedelta] | None = None,
 ) -> dict[tuple[date, str, str], dict[str, Any]]:
     rows: dict[tuple[date, str, str], dict[str, Any]] = {}
-    for task in expected_tasks(events).values():
+    for task in expected_tasks(events, windows).values():
         key = (task.day, task.scenario_id, task.environment)
         row = rows.setdefault(
             key,
@@ -135,12 +160,13 @@ def expected_cost_per_outcome(
                 "rejected": 0,
                 "failed": 0,
                 "unresolved": 0,
+                "pending": 0,
                 "total_cost": Decimal(0),
                 "accepted_cost": Decimal(0),
             },
         )
         row["tasks"] += 1
-        row[task.outcome or "unresolved"] += 1
+        row[task.status(as_of)] += 1
         row["total_cost"] += task.total_cost
         if task.outcome == "accepted":
             row["accepted_cost"] += task.total_cost
@@ -149,4 +175,5 @@ def expected_cost_per_outcome(
         row["cost_per_accepted_outcome"] = (
             _div18(row["total_cost"], row["accepted"]) if row["accepted"] else None
         )
+        row["final"] = row["pending"] == 0
     return rows

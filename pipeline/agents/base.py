@@ -22,7 +22,7 @@ from pipeline.errors import InvalidEvent, KeyMismatch
 from pipeline.events.decode import decode_event
 from pipeline.events.enriched import dumps
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
-from pipeline.join.state import TaskState
+from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState
 from pipeline.pricing.engine import CompiledBook
 
 log = logging.getLogger("costflow.worker")
@@ -39,6 +39,7 @@ class StageContext:
     task_snapshots: Any
     dead_letter: Any
     book: CompiledBook
+    window: OutcomeWindow = DEFAULT_WINDOW
     processed: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
@@ -64,7 +65,9 @@ class StageContext:
         return applied
 
     def emit_snapshot(self, state: TaskState) -> None:
-        self.task_snapshots.send_soon(key=state.task_id.encode(), value=dumps(state.snapshot()))
+        self.task_snapshots.send_soon(
+            key=state.task_id.encode(), value=dumps(state.snapshot(self.window))
+        )
 
     async def send_dead_letter(self, message: Any, error: InvalidEvent) -> None:
         self.dead_lettered[error.code] += 1

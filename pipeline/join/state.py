@@ -12,11 +12,13 @@ Every rule below is chosen to be order-independent:
 - a task event's scenario/owner/environment wins over a call's; among task
   events the latest by (ts, event_id) that sets the field wins; among calls the
   earliest by (ts, event_id);
-- the outcome is the latest outcome event by (ts, event_id).
+- the outcome is the latest outcome event by (ts, event_id);
+- the outcome deadline follows from the last event and the resolved scenario.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,6 +35,29 @@ def epoch_ms(event: CallEvent | TaskEvent | OutcomeEvent) -> int:
     delta = event.ts - _EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeWindow:
+    """How long after its last event a task waits for an outcome before it is unresolved.
+
+    The deadline is the first whole hour after ``last event + window``: never
+    shorter than configured, and on hour boundaries so that analytics can
+    aggregate open tasks by deadline and still say exactly which are overdue.
+    A task that gets an outcome after its deadline simply becomes resolved.
+    """
+
+    default_ms: int = 24 * HOUR_MS
+    by_scenario_ms: Mapping[str, int] = field(default_factory=dict)
+
+    def deadline_ms(self, scenario_id: str, last_event_ms: int) -> int:
+        window = self.by_scenario_ms.get(scenario_id, self.default_ms)
+        return ((last_event_ms + window) // HOUR_MS + 1) * HOUR_MS
+
+
+DEFAULT_WINDOW = OutcomeWindow()
 
 # (ts_ms, event_id, value): ordering tuples compare ts first, then event_id.
 _Pick = tuple[int, str, str]
@@ -144,12 +169,13 @@ class TaskState:
         pick = self.from_task.get(name) or self.from_call.get(name)
         return pick[2] if pick else None
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, window: OutcomeWindow = DEFAULT_WINDOW) -> dict[str, Any]:
         """The row the task fact table stores; Decimal as string, times as epoch ms."""
+        scenario_id = self.resolved("scenario_id") or ""
         return {
             "task_id": self.task_id,
             "version": self.version,
-            "scenario_id": self.resolved("scenario_id") or "",
+            "scenario_id": scenario_id,
             "environment": self.resolved("environment") or "",
             "owner": self.resolved("owner") or "",
             "first_event_ms": self.first_event_ms,
@@ -170,6 +196,7 @@ class TaskState:
             "outcome": self.outcome[2] if self.outcome else "",
             "outcome_source": self.outcome[3] if self.outcome else "",
             "outcome_ms": self.outcome[0] if self.outcome else None,
+            "outcome_deadline_ms": window.deadline_ms(scenario_id, self.last_event_ms or 0),
         }
 
     # --- persistence (Faust table values) -------------------------------

@@ -14,6 +14,7 @@ SELECT
     n_rejected,
     n_failed,
     n_unresolved,
+    n_pending,
     cost,
     cost / n_tasks,
     if(n_accepted = 0, NULL, cost / n_accepted)
@@ -26,6 +27,7 @@ FROM
         sum(rejected) AS n_rejected,
         sum(failed) AS n_failed,
         sum(unresolved) AS n_unresolved,
+        sum(pending) AS n_pending,
         sum(v.total_cost) AS cost
     FROM v_cost_per_outcome AS v
     GROUP BY scenario_id
@@ -51,6 +53,7 @@ class ScenarioLine:
     rejected: int
     failed: int
     unresolved: int
+    pending: int
     total_cost: Decimal
     cost_per_task: Decimal
     cost_per_accepted_outcome: Decimal | None
@@ -110,9 +113,10 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
         f"priced with: {', '.join(stats['price_books']) or '-'}"
     )
     out.append(
-        "rejected/failed/unresolved: "
+        "rejected/failed/unresolved/pending (outcome window still open): "
         + ", ".join(
-            f"{line.scenario_id} {line.rejected}/{line.failed}/{line.unresolved}" for line in lines
+            f"{line.scenario_id} {line.rejected}/{line.failed}/{line.unresolved}/{line.pending}"
+            for line in lines
         )
     )
     return "\n".join(out)

@@ -23,9 +23,15 @@ log = logging.getLogger("costflow.up")
 
 
 class Stack:
-    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path | None = None,
+        roles: tuple[str, ...] = ("sink", "worker"),
+    ) -> None:
         self.settings = settings
         self.log_dir = log_dir
+        self.roles = roles
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def _spawn(self, role: str) -> subprocess.Popen[bytes]:
@@ -60,8 +66,8 @@ class Stack:
         from pipeline.topics import ensure_topics
 
         ensure_topics(kafka, self.settings.topics)
-        self._spawn("sink")
-        self._spawn("worker")
+        for role in self.roles:
+            self._spawn(role)
         return self
 
     def respawn(self, role: str) -> None:

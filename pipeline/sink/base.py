@@ -62,5 +62,8 @@ class Sink(ABC):
     def write(self, batch: Batch) -> dict[str, int]:
         """Write a batch; returns rows written per table."""
 
+    def partitions_changed(self) -> None:  # noqa: B027 - optional hook
+        """The consumer's assignment changed; forget anything cached about other partitions."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

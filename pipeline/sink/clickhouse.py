@@ -1,96 +1,63 @@
-"""ClickHouse writer: priced calls, task snapshots and dead letters to their tables."""
+"""ClickHouse writer: priced calls, task changes and dead letters to their tables.
+
+Each table gets one insert per batch. Every insert is idempotent twice over:
+rows already stored are not written again (calls by event_id, tasks by
+version, see :mod:`pipeline.sink.restate`), and the insert carries a
+deduplication token, applied to dependent materialized views too, so a retry
+of an insert that did land is ignored and one that half landed is completed
+(see :mod:`pipeline.sink.plans`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from collections import Counter
 from typing import Any
 
 from pipeline.config import TopicSettings
 from pipeline.errors import ClickHouseError
-from pipeline.sink.base import Batch, Record, Sink
+from pipeline.sink.base import Batch, Sink
+from pipeline.sink.plans import PlanLog, plan_id
+from pipeline.sink.restate import TaskRestater
+from pipeline.sink.rows import (
+    CALL_COLUMNS,
+    CHANGE_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    call_row,
+    dead_letter_row,
+)
 
 log = logging.getLogger("costflow.sink")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-CALL_COLUMNS = (
-    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "role",
-    "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write",
-    "cost_output",
-    "cost_reasoning", "cost_request", "cost_total", "currency", "price_book_version",
-    "pricing_error", "attributes",
-)  # fmt: skip
-TASK_COLUMNS = (
-    "task_id", "version", "scenario_id", "environment", "owner", "first_event_at",
-    "last_event_at", "started_at", "completed_at", "calls", "failed_calls", "retried_calls",
-    "fallback_calls", "unpriced_calls", "total_cost", "input_tokens", "cache_read_tokens",
-    "cache_write_tokens", "output_tokens", "reasoning_tokens", "outcome", "outcome_source",
-    "outcome_at",
-)  # fmt: skip
-DEAD_LETTER_COLUMNS = (
-    "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
-    "reason", "detail", "payload",
-)  # fmt: skip
-
-
-def _ts(ms: int | None) -> datetime | None:
-    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
-
-
-def _money(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-def call_row(data: dict[str, Any]) -> tuple[Any, ...]:
-    values = dict(data)
-    values["ts"] = _ts(data["ts_ms"])
-    for name in CALL_COLUMNS:
-        if name.startswith("cost_"):
-            values[name] = _money(data[name])
-    return tuple(values[name] for name in CALL_COLUMNS)
-
-
-def task_row(data: dict[str, Any]) -> tuple[Any, ...]:
-    values = dict(data)
-    values["first_event_at"] = _ts(data["first_event_ms"])
-    values["last_event_at"] = _ts(data["last_event_ms"])
-    values["started_at"] = _ts(data["started_ms"])
-    values["completed_at"] = _ts(data["completed_ms"])
-    values["outcome_at"] = _ts(data["outcome_ms"])
-    values["total_cost"] = Decimal(data["total_cost"])
-    return tuple(values[name] for name in TASK_COLUMNS)
-
-
-def dead_letter_row(record: Record) -> tuple[Any, ...]:
-    headers = dict(record.headers)
-
-    def header(name: str, default: str = "") -> str:
-        raw = headers.get(f"costflow.{name}")
-        return raw.decode("utf-8", "replace") if raw is not None else default
-
-    return (
-        record.partition,
-        record.offset,
-        header("source_topic"),
-        int(header("source_partition", "-1")),
-        int(header("source_offset", "-1")),
-        header("reason", "unknown"),
-        header("detail"),
-        record.value or b"",
-    )
 
 
 class ClickHouseSink(Sink):
-    def __init__(self, client: Any, topics: TopicSettings) -> None:
+    def __init__(self, client: Any, topics: TopicSettings, cache_entries: int = 200_000) -> None:
         self.client = client
         self.topics = topics
+        self.restater = TaskRestater(client, cache_entries)
+        self.skipped: Counter[str] = Counter()
+        self._plan: tuple[Batch, dict[str, Any]] | None = None
+        self.plans = PlanLog(client, {"calls": CALL_COLUMNS, "task_changes": CHANGE_COLUMNS})
+        self._repair_due = True
 
-    def _rows(self, batch: Batch) -> dict[str, tuple[str, list[tuple[Any, ...]]]]:
-        calls: list[tuple[Any, ...]] = []
+    def _new_calls(self, calls: dict[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Rows for calls not yet stored; stage 1 re-emits a call when it is re-delivered."""
+        if not calls:
+            return []
+        task_ids = sorted({c["task_id"] for c in calls.values()})
+        stored = {
+            row[0]
+            for row in self.client.query(
+                "SELECT event_id FROM calls WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
+                parameters={"tasks": task_ids, "events": sorted(calls)},
+            ).result_rows
+        }
+        self.skipped["calls"] += len(stored)
+        return [call_row(calls[e]) for e in sorted(calls) if e not in stored]
+
+    def _rows(self, batch: Batch) -> dict[str, tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+        calls: dict[str, dict[str, Any]] = {}
         # Several snapshots of one task in a batch: only the highest version matters.
         latest: dict[str, dict[str, Any]] = {}
         dead: list[tuple[Any, ...]] = []
@@ -98,39 +65,74 @@ class ClickHouseSink(Sink):
             if record.topic == self.topics.dead_letter:
                 dead.append(dead_letter_row(record))
             elif record.topic == self.topics.priced_calls:
-                calls.append(call_row(json.loads(record.value or b"{}")))
+                call = json.loads(record.value or b"{}")
+                calls[call["event_id"]] = call
             elif record.topic == self.topics.task_snapshots:
                 snap = json.loads(record.value or b"{}")
                 current = latest.get(snap["task_id"])
                 if current is None or snap["version"] > current["version"]:
                     latest[snap["task_id"]] = snap
         return {
-            "calls": (self.topics.priced_calls, calls),
-            "tasks": (self.topics.task_snapshots, [task_row(s) for s in latest.values()]),
-            "dead_letters": (self.topics.dead_letter, dead),
+            "calls": (self.topics.priced_calls, CALL_COLUMNS, self._new_calls(calls)),
+            "task_changes": (
+                self.topics.task_snapshots,
+                CHANGE_COLUMNS,
+                self.restater.changes(latest),
+            ),
+            "dead_letters": (self.topics.dead_letter, DEAD_LETTER_COLUMNS, dead),
         }
 
     def write(self, batch: Batch) -> dict[str, int]:
+        """Write a batch; a retry of the same batch re-sends exactly the same blocks.
+
+        Re-sending (rather than recomputing) matters when an insert failed half
+        way through its materialized views: the same block with the same token
+        is skipped where it landed and completes where it did not.
+        """
         written: dict[str, int] = {}
-        for table, (topic, rows) in self._rows(batch).items():
-            if not rows:
-                continue
-            columns = {
-                "calls": CALL_COLUMNS,
-                "tasks": TASK_COLUMNS,
-                "dead_letters": DEAD_LETTER_COLUMNS,
-            }[table]
-            try:
+        try:
+            if self._repair_due:  # before any lookup: they must see completed batches
+                self.plans.repair()
+                self._repair_due = False
+            if self._plan is None or self._plan[0] is not batch:
+                self._plan = (batch, self._rows(batch))
+            tables = self._plan[1]
+            planned = {
+                t: rows for t, (_, _, rows) in tables.items() if rows and t in self.plans.columns
+            }
+            if planned:
+                plan = plan_id([(t, p, a, b) for (t, p), (a, b) in batch.ranges.items()], planned)
+                self.plans.started(plan, sorted(planned))
+                for table, rows in planned.items():
+                    self.plans.insert(plan, table, rows)
+                    written[table] = len(rows)
+                self.plans.done(plan, sorted(planned))
+            topic, columns, dead = tables["dead_letters"]
+            if dead:
                 self.client.insert(
-                    table,
-                    rows,
+                    "dead_letters",
+                    dead,
                     column_names=list(columns),
-                    settings={"insert_deduplication_token": batch.token(table, topic)},
+                    # With the rows' digest, a recreated topic (offsets from 0 again)
+                    # cannot collide with an old batch's token.
+                    settings={
+                        "insert_deduplication_token": batch.token("dead_letters", topic)
+                        + plan_id([], {"dead_letters": dead})
+                    },
                 )
-            except Exception as exc:
-                raise ClickHouseError(f"insert into {table} failed: {exc}") from exc
-            written[table] = len(rows)
+                written["dead_letters"] = len(dead)
+        except Exception as exc:
+            raise ClickHouseError(f"write to ClickHouse failed: {exc}") from exc
+        self._plan = None
+        self.restater.committed()
         return written
+
+    def partitions_changed(self) -> None:
+        # Another process may have written our new partitions' tasks, or died
+        # half way through a batch of them.
+        self.restater.forget()
+        self._plan = None
+        self._repair_due = True
 
     def close(self) -> None:
         self.client.close()

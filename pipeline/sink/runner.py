@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -32,6 +33,12 @@ class SinkRunner:
         self.stopping = False
         self.batch = Batch()
         self.written: Counter[str] = Counter()
+        # Failed writes so far, and the wait before the latest retry (observable
+        # by an operator's logs and by tests).
+        self.failed_writes = 0
+        self.last_retry_delay_s = 0.0
+        self._flushing = False
+        self._revoked_while_flushing = False
         conf = settings.kafka.librdkafka()
         conf.update(
             {
@@ -52,10 +59,11 @@ class SinkRunner:
         self.stopping = True
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
         topics = self.settings.topics.sink_inputs()
-        self.consumer.subscribe(topics, on_revoke=self._on_revoke)
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.warning("sink consuming %s as group %s", topics, self.settings.sink.group_id)
         last_report = time.monotonic()
         try:
@@ -106,6 +114,16 @@ class SinkRunner:
         if not self.batch:
             return
         batch, delay = self.batch, self.settings.sink.retry_initial_s
+        self._flushing, self._revoked_while_flushing = True, False
+        try:
+            self._write_until_durable(batch, delay)
+        finally:
+            self._flushing = False
+            if self.consumer.assignment():
+                self.consumer.resume(self.consumer.assignment())
+        self.batch = Batch()
+
+    def _write_until_durable(self, batch: Batch, delay: float) -> None:
         paused = False
         while True:
             try:
@@ -115,12 +133,26 @@ class SinkRunner:
                 if not paused:
                     self.consumer.pause(self.consumer.assignment())
                     paused = True
-                log.error("write failed, retrying in %.1fs: %s", delay, exc)
+                self.failed_writes += 1
+                self.last_retry_delay_s = delay
+                log.error(
+                    "write failed (%d so far), partitions paused, retrying in %.1fs: %s",
+                    self.failed_writes,
+                    delay,
+                    exc,
+                )
                 deadline = time.monotonic() + delay
                 while time.monotonic() < deadline:
                     # Keeps the group session alive; returns nothing while paused.
                     self.consumer.consume(num_messages=1, timeout=min(0.5, delay))
                 delay = min(delay * 2, self.settings.sink.retry_max_s)
+                if self.stopping:
+                    # Not committed: the next sink re-consumes and writes this batch.
+                    log.warning("stopping with an unwritten batch of %d records", len(batch))
+                    return
+                if self._revoked_while_flushing:
+                    self._give_back(batch)
+                    return
         self.written.update(written)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
         try:
@@ -128,17 +160,33 @@ class SinkRunner:
         except Exception as exc:
             # The rows are durable and idempotent; the next owner re-writes them harmlessly.
             log.warning("offset commit failed after a durable write (will be replayed): %s", exc)
-        if paused:
-            self.consumer.resume(self.consumer.assignment())
-        self.batch = Batch()
 
-    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _give_back(self, batch: Batch) -> None:
+        """Partitions moved during an outage: one writer per task, so drop the batch.
+
+        Revoked partitions are re-consumed by their new owner from the committed
+        offsets; the ones still ours are rewound to the batch's first offsets.
+        """
+        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        for (topic, partition), (first, _) in batch.ranges.items():
+            if (topic, partition) in owned:
+                self.consumer.seek(TopicPartition(topic, partition, first))
+        log.warning("partitions were reassigned during the outage; batch given back")
+
+    def _on_assign(self, _consumer: Any, _partitions: list[TopicPartition]) -> None:
+        self.sink.partitions_changed()
+
+    def _on_revoke(self, _consumer: Any, _partitions: list[TopicPartition]) -> None:
+        if self._flushing:  # called from inside the retry loop's consume()
+            self._revoked_while_flushing = True
+            return
         # Write what we hold before another member takes these partitions.
         try:
             self._flush()
         except Exception as exc:
             log.warning("flush on revoke failed; records will be re-consumed: %s", exc)
             self.batch = Batch()
+        self.sink.partitions_changed()
 
 
 def run_sink(settings: Settings) -> None:
@@ -151,4 +199,6 @@ def run_sink(settings: Settings) -> None:
     client = connect(settings.clickhouse, settings.stack)
     if settings.sink.auto_migrate:
         migrate(client)
-    SinkRunner(settings, ClickHouseSink(client, settings.topics)).run()
+    SinkRunner(
+        settings, ClickHouseSink(client, settings.topics, settings.sink.task_cache_entries)
+    ).run()

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,14 @@ def isolated_settings(tmp_path: Path) -> Settings:
         worker=WorkerSettings(app_id=f"it-stage1-{uid}", commit_interval_s=0.5),
         sink=SinkSettings(group_id=f"it-sink-{uid}", flush_interval_s=0.5),
     )
+
+
+def await_condition(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll a condition the test cannot subscribe to, failing with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def write_events(path: Path, events: list[dict[str, Any]], extra: list[bytes] = ()) -> Path:  # type: ignore[assignment]
@@ -83,27 +93,44 @@ def live_stack(isolated: Settings, **worker_overrides: Any) -> Iterator[LiveStac
             yield LiveStack(kafka, settings, stack, progress)
 
 
-VIEW_COLUMNS = ("tasks", "accepted", "rejected", "failed", "unresolved", "total_cost",
-                "accepted_cost", "cost_per_task", "cost_per_accepted_outcome")  # fmt: skip
+VIEW_COLUMNS = ("tasks", "accepted", "rejected", "failed", "unresolved", "pending",
+                "total_cost", "accepted_cost", "cost_per_task", "cost_per_accepted_outcome",
+                "final")  # fmt: skip
 TASK_COLUMNS = ("scenario_id", "environment", "owner", "calls", "unpriced_calls", "total_cost",
-                "outcome")  # fmt: skip
+                "outcome", "outcome_deadline")  # fmt: skip
 
 
-def assert_matches_reference(client: Any, events: list[dict[str, Any]]) -> None:
-    """Every task row and every v_cost_per_outcome row equal the batch reference, exactly."""
+def _utc(value: Any) -> Any:
+    """clickhouse-connect returns naive datetimes for DateTime64(3, 'UTC') columns."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def assert_matches_reference(
+    client: Any, events: list[dict[str, Any]], windows: dict[str, timedelta] | None = None
+) -> None:
+    """Every task row and every v_cost_per_outcome row equal the batch reference, exactly.
+
+    The view is read from pre-aggregated sign rows, unmerged: this is the check
+    that restatements keep incremental aggregates exact.
+    """
     stored_tasks = {
-        row[0]: row[1:]
+        row[0]: tuple(_utc(v) for v in row[1:])
         for row in client.query(
             f"SELECT task_id, {', '.join(TASK_COLUMNS)} FROM tasks FINAL"
         ).result_rows
     }
     assert stored_tasks == {
         task.task_id: tuple(getattr(task, column) for column in TASK_COLUMNS)
-        for task in expected_tasks(events).values()
+        for task in expected_tasks(events, windows).values()
     }
+    # now64() is one value per query: the reference judges pending/unresolved at it.
     view = client.query(
-        f"SELECT day, scenario_id, environment, {', '.join(VIEW_COLUMNS)} FROM v_cost_per_outcome"
+        f"SELECT day, scenario_id, environment, {', '.join(VIEW_COLUMNS)}, now64(3) "
+        "FROM v_cost_per_outcome"
     ).result_rows
+    as_of = _utc(view[0][-1]) if view else datetime.now(UTC)
     assert {
-        (row[0], row[1], row[2]): dict(zip(VIEW_COLUMNS, row[3:], strict=True)) for row in view
-    } == expected_cost_per_outcome(events)
+        (row[0], row[1], row[2]): dict(zip(VIEW_COLUMNS, row[3:-1], strict=True)) for row in view
+    } == expected_cost_per_outcome(events, as_of, windows)

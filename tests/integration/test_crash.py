@@ -4,8 +4,6 @@ equals the batch reference exactly: nothing lost, nothing counted twice."""
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -13,16 +11,9 @@ from pipeline.config import Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.query.client import connect
 from pipeline.runtime.produce import produce_lines
-from tests.integration.conftest import assert_matches_reference, live_stack
+from tests.integration.conftest import assert_matches_reference, await_condition, live_stack
 
 pytestmark = pytest.mark.integration
-
-
-def await_condition(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_worker_and_sink_killed_mid_stream(isolated_settings: Settings) -> None:

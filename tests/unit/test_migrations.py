@@ -78,3 +78,42 @@ def test_schema_snapshot(chdb_client: Any) -> None:
         SNAPSHOT.write_text(dump, encoding="utf-8")
     assert SNAPSHOT.exists(), "run with UPDATE_SNAPSHOTS=1 once to create the snapshot"
     assert dump == SNAPSHOT.read_text(encoding="utf-8")
+
+
+def test_each_materialized_view_lists_its_target_columns_in_order(chdb_client: Any) -> None:
+    """ClickHouse matches an MV's columns to its target by name; same order keeps them legible."""
+    migrate(chdb_client)
+
+    def columns(table: str) -> list[str]:
+        return [
+            row[0]
+            for row in chdb_client.query(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() "
+                "AND table = %(t)s ORDER BY position",
+                parameters={"t": table},
+            ).result_rows
+        ]
+
+    views = chdb_client.query(
+        "SELECT name, create_table_query FROM system.tables "
+        "WHERE database = currentDatabase() AND engine = 'MaterializedView'"
+    ).result_rows
+    assert len(views) >= 2
+    for name, ddl in views:
+        target = re.search(r"\bTO\s+(?:\w+\.)?(\w+)", ddl)
+        assert target, f"{name}: materialized views write TO an explicit table"
+        assert columns(name), name
+        assert columns(name) == columns(target.group(1)), name
+
+
+def test_every_written_table_deduplicates_retried_blocks(chdb_client: Any) -> None:
+    """Without the window, a non-replicated table ignores insert_deduplication_token,
+    and a retried insert would be counted twice by the aggregates fed from it."""
+    migrate(chdb_client)
+    tables = chdb_client.query(
+        "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase() "
+        "AND engine LIKE '%MergeTree' AND name != 'schema_migrations'"
+    ).result_rows
+    assert {name for name, _ in tables} >= {"calls", "tasks", "task_changes", "dead_letters"}
+    for name, ddl in tables:
+        assert "non_replicated_deduplication_window" in ddl, name

@@ -1,0 +1,91 @@
+"""Kafka record values to ClickHouse rows, column by column.
+
+Records carry Decimal as strings and times as epoch milliseconds; rows carry
+``Decimal`` and UTC ``datetime``, which clickhouse-connect writes exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pipeline.join.state import DEFAULT_WINDOW
+from pipeline.sink.base import Record
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+CALL_COLUMNS = (
+    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "role",
+    "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+    "output_tokens", "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write",
+    "cost_output",
+    "cost_reasoning", "cost_request", "cost_total", "currency", "price_book_version",
+    "pricing_error", "attributes",
+)  # fmt: skip
+# task_changes, in table order (changed_at is filled by ClickHouse).
+CHANGE_COLUMNS = (
+    "task_id", "version", "sign", "scenario_id", "environment", "owner", "first_event_at",
+    "last_event_at", "started_at", "completed_at", "calls", "failed_calls", "retried_calls",
+    "fallback_calls", "unpriced_calls", "total_cost", "input_tokens", "cache_read_tokens",
+    "cache_write_tokens", "output_tokens", "reasoning_tokens", "outcome", "outcome_source",
+    "outcome_at", "outcome_deadline",
+)  # fmt: skip
+DEAD_LETTER_COLUMNS = (
+    "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
+    "reason", "detail", "payload",
+)  # fmt: skip
+_TASK_ROW = tuple(c for c in CHANGE_COLUMNS if c != "sign")
+
+
+def _ts(ms: int | None) -> datetime | None:
+    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
+
+
+def _money(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def call_row(data: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(data)
+    values["ts"] = _ts(data["ts_ms"])
+    for name in CALL_COLUMNS:
+        if name.startswith("cost_"):
+            values[name] = _money(data[name])
+    return tuple(values[name] for name in CALL_COLUMNS)
+
+
+def task_row(snapshot: dict[str, Any]) -> tuple[Any, ...]:
+    """A task snapshot as a tasks row (task_changes columns without sign)."""
+    values = dict(snapshot)
+    values["first_event_at"] = _ts(snapshot["first_event_ms"])
+    values["last_event_at"] = _ts(snapshot["last_event_ms"])
+    values["started_at"] = _ts(snapshot["started_ms"])
+    values["completed_at"] = _ts(snapshot["completed_ms"])
+    values["outcome_at"] = _ts(snapshot["outcome_ms"])
+    deadline = snapshot.get("outcome_deadline_ms")
+    if deadline is None:  # snapshots from workers older than the outcome window
+        deadline = DEFAULT_WINDOW.deadline_ms(snapshot["scenario_id"], snapshot["last_event_ms"])
+    values["outcome_deadline"] = _ts(deadline)
+    values["total_cost"] = Decimal(snapshot["total_cost"])
+    return tuple(values[name] for name in _TASK_ROW)
+
+
+def dead_letter_row(record: Record) -> tuple[Any, ...]:
+    headers = dict(record.headers)
+
+    def header(name: str, default: str = "") -> str:
+        raw = headers.get(f"costflow.{name}")
+        return raw.decode("utf-8", "replace") if raw is not None else default
+
+    return (
+        record.partition,
+        record.offset,
+        header("source_topic"),
+        int(header("source_partition", "-1")),
+        int(header("source_offset", "-1")),
+        header("reason", "unknown"),
+        header("detail"),
+        record.value or b"",
+    )
