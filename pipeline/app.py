@@ -9,6 +9,7 @@ import faust
 from pipeline.agents import calls, outcomes, tasks
 from pipeline.agents.base import StageContext
 from pipeline.config import Settings
+from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import OutcomeWindow
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
@@ -69,7 +70,14 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
                 for scenario, seconds in settings.worker.outcome_window_s_by_scenario.items()
             },
         ),
+        retention=RetentionIndex(settings.worker.state_retention_s * 1000),
     )
+
+    async def reindex() -> None:
+        ctx.reindex()
+
+    ctx.task_state.on_recover(reindex)
+
     calls.register(app, ctx, raw_topic(topics.calls))
     tasks.register(app, ctx, raw_topic(topics.tasks))
     outcomes.register(app, ctx, raw_topic(topics.outcomes))

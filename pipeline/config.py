@@ -144,6 +144,9 @@ class WorkerSettings(_Settings):
     # overrides by scenario_id); see OutcomeWindow for the hour rounding.
     outcome_window_s: int = Field(default=86_400, ge=0)
     outcome_window_s_by_scenario: dict[str, int] = Field(default_factory=dict)
+    # A task leaves the worker's state this long (event time) after its outcome
+    # deadline; later events for it are dead-lettered as too_late.
+    state_retention_s: int = Field(default=7 * 86_400, ge=3600)
     # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
     report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"

@@ -51,6 +51,16 @@ class WrongTopic(InvalidEvent):
     code = "wrong_topic"
 
 
+class TooLate(InvalidEvent):
+    """An event for a task whose state has passed its retention and left the worker.
+
+    Counting it would start the task again from nothing, so it is set aside, with
+    its bytes, for a replay after raising the retention.
+    """
+
+    code = "too_late"
+
+
 # --- pricing -------------------------------------------------------------
 
 

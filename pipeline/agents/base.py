@@ -18,11 +18,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import InvalidEvent, KeyMismatch
+from pipeline.errors import InvalidEvent, KeyMismatch, TooLate
 from pipeline.events.decode import decode_event
 from pipeline.events.enriched import dumps
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
-from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState
+from pipeline.join.retention import RetentionIndex
+from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CompiledBook
 
 log = logging.getLogger("costflow.worker")
@@ -40,6 +41,10 @@ class StageContext:
     dead_letter: Any
     book: CompiledBook
     window: OutcomeWindow = DEFAULT_WINDOW
+    retention: RetentionIndex = field(default_factory=lambda: RetentionIndex(7 * 86_400_000))
+    # Partition of the event being handled: the state partition of its task.
+    partition: int = -1
+    evicted: int = 0
     processed: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
@@ -47,7 +52,7 @@ class StageContext:
 
     def load(self, task_id: str) -> TaskState:
         raw = self.task_state.get(task_id)
-        return TaskState.from_json(raw) if raw is not None else TaskState(task_id=task_id)
+        return TaskState.from_stored(raw) if raw is not None else TaskState(task_id=task_id)
 
     def update(self, task_id: str, apply: Callable[[TaskState], bool]) -> bool:
         """Apply one event to a task and emit its snapshot; False if already applied.
@@ -60,9 +65,55 @@ class StageContext:
         state = self.load(task_id)
         applied = apply(state)
         if applied:
-            self.task_state[state.task_id] = state.to_json()
+            state.partition = self.partition
+            self.task_state[state.task_id] = state.to_stored()
+            self.retention.track(self.partition, task_id, state.deadline_ms(self.window))
         self.emit_snapshot(state)
         return applied
+
+    # --- retention ------------------------------------------------------
+
+    def check_in_time(self, event: AnyEvent) -> None:
+        """Refuse an event whose task would already have left the state (see retention)."""
+        if event.task_id in self.task_state:
+            return
+        ts = epoch_ms(event)
+        deadline = self.window.deadline_ms(getattr(event, "scenario_id", None) or "", ts)
+        if self.retention.too_late(self.partition, deadline):
+            mark = self.retention.watermark[self.partition]
+            raise TooLate(
+                f"task {event.task_id!r} is no longer in the worker's state: this event "
+                f"(ts {event.ts.isoformat()}) is past its outcome window plus the "
+                f"{self.retention.retention_ms // 3_600_000} h retention, measured against "
+                f"the latest event time seen on partition {self.partition} ({mark} ms). "
+                "Raise COSTFLOW_WORKER_STATE_RETENTION_S and re-submit it with "
+                "`costflow dead-letter replay`."
+            )
+
+    def observed(self, event: AnyEvent) -> None:
+        """Advance the partition's watermark and drop the tasks it has passed."""
+        self.retention.observe(self.partition, epoch_ms(event))
+        for task_id in self.retention.due(self.partition):
+            raw = self.task_state.get(task_id)
+            if raw is None:
+                self.retention.forget(task_id)
+                continue
+            deadline = TaskState.from_stored(raw).deadline_ms(self.window)
+            if self.retention.too_late(self.partition, deadline):
+                # Same partition as the current event, so the tombstone goes to
+                # the right changelog partition.
+                del self.task_state[task_id]
+                self.retention.forget(task_id)
+                self.evicted += 1
+            else:  # it got events since it was tracked
+                self.retention.retrack(self.partition, task_id, deadline)
+
+    def reindex(self) -> None:
+        """After the table was recovered from its changelog: track every task again."""
+        for task_id, raw in list(self.task_state.items()):
+            state = TaskState.from_stored(raw)
+            if state.partition >= 0:
+                self.retention.track(state.partition, task_id, state.deadline_ms(self.window))
 
     def emit_snapshot(self, state: TaskState) -> None:
         self.task_snapshots.send_soon(
@@ -114,8 +165,10 @@ async def consume(
     """The loop every agent runs; ``apply`` is the agent's own concern."""
     async for event in stream:
         message = event.message
+        ctx.partition = message.partition
         try:
             decoded = decode_keyed(message, expected_type)
+            ctx.check_in_time(decoded)
         except InvalidEvent as error:
             await ctx.send_dead_letter(message, error)
             continue
@@ -124,6 +177,7 @@ async def consume(
             ctx.processed[expected_type] += 1
         else:
             ctx.duplicates[expected_type] += 1
+        ctx.observed(decoded)
 
 
 def register_agent(

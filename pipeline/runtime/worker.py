@@ -45,9 +45,11 @@ def run_worker(settings: Settings) -> None:
 
 def _log_counters(ctx: Any) -> None:
     log.warning(
-        "processed=%s duplicates=%s dead_lettered=%s unpriced=%s",
+        "processed=%s duplicates=%s dead_lettered=%s unpriced=%s tasks_in_state=%d evicted=%d",
         dict(ctx.processed),
         dict(ctx.duplicates),
         dict(ctx.dead_lettered),
         dict(ctx.unpriced),
+        len(ctx.retention),
+        ctx.evicted,
     )

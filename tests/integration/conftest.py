@@ -36,7 +36,11 @@ def isolated_settings(tmp_path: Path) -> Settings:
         stack=StackSettings(data_dir=tmp_path / "data"),
         topics=TopicSettings.with_prefix(f"it-{uid}."),
         clickhouse=ClickHouseSettings(database=f"it_{uid}"),
-        worker=WorkerSettings(app_id=f"it-stage1-{uid}", commit_interval_s=0.5),
+        # Workloads span more than a week and arrive shuffled: keep every task's state
+        # (retention has its own tests).
+        worker=WorkerSettings(
+            app_id=f"it-stage1-{uid}", commit_interval_s=0.5, state_retention_s=365 * 86_400
+        ),
         sink=SinkSettings(group_id=f"it-sink-{uid}", flush_interval_s=0.5),
     )
 

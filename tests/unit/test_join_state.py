@@ -104,7 +104,7 @@ def run(events: list[dict[str, Any]]) -> TaskState:
         elif isinstance(event, OutcomeEvent):
             state.apply_outcome(event)
         # Round-trip through the table's persistence format at every step.
-        state = TaskState.from_json(state.to_json())
+        state = TaskState.from_stored(state.to_stored())
     return state
 
 

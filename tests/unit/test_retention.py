@@ -1,0 +1,129 @@
+"""Finished tasks leave the worker's state; events for them afterwards are set aside.
+
+Deadlines and expiries below are worked out by hand from the rules: deadline = first
+whole hour after last event + 24 h; expiry = deadline + retention; a task leaves when
+the partition's watermark (latest event time seen) reaches its expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.agents.base import StageContext, consume
+from pipeline.agents.calls import apply_call
+from pipeline.agents.outcomes import apply_outcome
+from pipeline.join.retention import RetentionIndex
+from pipeline.join.state import TaskState
+from tests.unit.test_agents import context
+
+HOUR = 3_600_000
+
+
+@dataclass
+class Message:
+    value: bytes
+    key: bytes
+    topic: str = "costflow.calls"
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+def call(event_id: str, task_id: str, ts: str, partition: int = 0) -> Event:
+    body = {
+        "type": "call", "event_id": event_id, "task_id": task_id, "ts": ts,
+        "provider": "openai", "model": "gpt-4o-mini", "usage": {"input_tokens": 1000},
+    }  # fmt: skip
+    return Event(Message(json.dumps(body).encode(), task_id.encode(), partition=partition))
+
+
+def outcome(event_id: str, task_id: str, ts: str) -> Event:
+    body = {
+        "type": "outcome", "event_id": event_id, "task_id": task_id, "ts": ts,
+        "outcome": "accepted", "source": "user",
+    }  # fmt: skip
+    return Event(Message(json.dumps(body).encode(), task_id.encode(), topic="costflow.outcomes"))
+
+
+def run(ctx: StageContext, events: list[Event], expected_type: str = "call") -> None:
+    async def stream() -> AsyncIterator[Event]:
+        for event in events:
+            yield event
+
+    apply = apply_call if expected_type == "call" else apply_outcome
+    asyncio.run(consume(stream(), ctx, expected_type, apply))
+
+
+def one_hour_retention() -> tuple[dict[str, Any], StageContext]:
+    table: dict[str, Any] = {}
+    ctx = context(table)
+    ctx.retention = RetentionIndex(HOUR)
+    return table, ctx
+
+
+def test_a_finished_task_leaves_exactly_at_its_expiry() -> None:
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z")])
+    run(ctx, [outcome("o1", "t1", "2026-11-02T11:00:00Z")], "outcome")
+    # last event 11:00 -> deadline Nov 3 12:00 -> expiry Nov 3 13:00
+    run(ctx, [call("c2", "t2", "2026-11-03T12:59:59.999Z")])
+    assert "t1" in table and ctx.evicted == 0
+    run(ctx, [call("c3", "t2", "2026-11-03T13:00:00Z")])
+    assert "t1" not in table and ctx.evicted == 1
+    assert set(table) == {"t2"} and len(ctx.retention) == 1
+
+
+def test_a_task_that_got_later_events_is_kept_until_its_new_expiry() -> None:
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z")])  # expiry Nov 3 12:00
+    run(ctx, [call("c2", "t1", "2026-11-02T20:00:00Z")])  # expiry Nov 3 22:00
+    run(ctx, [call("c3", "t2", "2026-11-03T21:59:59Z")])
+    assert "t1" in table and ctx.evicted == 0
+    run(ctx, [call("c4", "t2", "2026-11-03T22:00:00Z")])
+    assert "t1" not in table and ctx.evicted == 1
+
+
+def test_retention_is_per_partition() -> None:
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z", partition=0)])  # expiry Nov 3 12:00
+    run(ctx, [call("c2", "t2", "2026-11-09T00:00:00Z", partition=1)])
+    assert "t1" in table  # partition 1's clock does not expire partition 0's tasks
+    run(ctx, [call("c3", "t3", "2026-11-03T12:00:00Z", partition=0)])
+    assert "t1" not in table
+
+
+def test_an_event_for_a_task_that_left_is_dead_lettered_as_too_late() -> None:
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z")])
+    run(ctx, [call("c2", "t2", "2026-11-03T13:00:00Z")])  # t1 (expiry Nov 3 12:00) leaves
+    assert "t1" not in table
+    late = call("c9", "t1", "2026-11-02T10:30:00Z")  # own expiry Nov 3 12:00 <= 13:00
+    run(ctx, [late])
+    assert ctx.dead_lettered == {"too_late": 1}
+    sent = ctx.dead_letter.sent[0]
+    assert sent["value"] == late.message.value
+    assert b"COSTFLOW_WORKER_STATE_RETENTION_S" in dict(sent["headers"])["costflow.detail"]
+    assert "t1" not in table  # not started again from nothing
+    # An event for a task the worker still holds is never too late, however old.
+    run(ctx, [call("c10", "t2", "2026-11-01T00:00:00Z")])
+    assert ctx.dead_lettered == {"too_late": 1}
+    assert TaskState.from_stored(table["t2"]).version == 2
+
+
+def test_after_a_restart_recovered_tasks_are_tracked_again() -> None:
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z", partition=3)])
+    restarted = context(table)  # the table came back from its changelog; the index did not
+    restarted.retention = RetentionIndex(HOUR)
+    restarted.reindex()
+    assert len(restarted.retention) == 1
+    run(restarted, [call("c2", "t2", "2026-11-03T12:00:00Z", partition=3)])
+    assert "t1" not in table and restarted.evicted == 1
