@@ -124,10 +124,41 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_report(_args: argparse.Namespace) -> int:
-    from pipeline.query.report import health, render, scenario_summary
+    from pipeline.query.report import health, render, render_reprices, scenario_summary
+    from pipeline.runtime.reprice import comparison
 
     client = _client()
     print(render(scenario_summary(client), health(client)))
+    reprices = render_reprices(comparison(client))
+    if reprices:
+        print("\n" + reprices)
+    return 0
+
+
+def _utc_time(text: str, flag: str) -> Any:
+    from datetime import UTC, datetime
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CostflowError(f"{flag} {text!r} is not a date or RFC 3339 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def cmd_reprice(args: argparse.Namespace) -> int:
+    from pipeline.query.report import render_reprices
+    from pipeline.runtime.reprice import run_reprice
+
+    start, end = _utc_time(args.start, "--from"), _utc_time(args.end, "--to")
+    if end <= start:
+        raise CostflowError(f"--to {args.end} must be after --from {args.start}")
+    result = run_reprice(
+        _settings(), _book(args.book), start, end, dry_run=args.dry_run, timeout_s=args.timeout
+    )
+    applied = result.pop("applied", None)
+    print(json.dumps(result, indent=2))
+    if applied is not None:
+        print(render_reprices(applied) or "nothing changed")
     return 0
 
 
@@ -290,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     dead_sub.add_parser("stats", help="dead letters per reason and source topic (ClickHouse)")
     dead_replay = dead_sub.add_parser("replay", help="re-submit dead letters after a fix")
     dead_replay.add_argument("--reason", help="only this reason code, e.g. wrong_topic")
+    reprice = sub.add_parser(
+        "reprice", help="price stored calls in [--from, --to) again with a corrected book"
+    )
+    reprice.add_argument("--book", help="the corrected price book directory")
+    reprice.add_argument("--from", dest="start", required=True, help="RFC 3339 time or date")
+    reprice.add_argument("--to", dest="end", required=True, help="RFC 3339 time or date")
+    reprice.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    reprice.add_argument("--timeout", type=float, default=1800)
     schemas = sub.add_parser("schemas", help="check (or --write) the generated JSON Schema")
     schemas.add_argument("--write", action="store_true")
     return parser
@@ -310,6 +349,7 @@ COMMANDS = {
     "price": cmd_price,
     "pricing": cmd_pricing,
     "dead-letter": cmd_dead_letter,
+    "reprice": cmd_reprice,
 }
 
 

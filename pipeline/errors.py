@@ -84,6 +84,36 @@ class PriceNotFound(PricingError):
         )
 
 
+class UnitNotPriced(PricingError):
+    """The entry for this model has no price for a unit the call consumed."""
+
+    code = "unit_not_priced"
+
+    def __init__(self, provider: str, model: str, unit: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.unit = unit
+        super().__init__(
+            f"the price book prices {provider}/{model} but not its {unit!r}; "
+            f"add a rate for {unit!r} to the entry and reprice"
+        )
+
+
+class FxRateNotFound(PricingError):
+    """A price in one currency must be reported in another and no rate is in force."""
+
+    code = "fx_rate_not_found"
+
+    def __init__(self, currency: str, book_currency: str, at: str) -> None:
+        self.currency = currency
+        self.book_currency = book_currency
+        self.at = at
+        super().__init__(
+            f"no {currency}->{book_currency} FX rate in force at {at}; "
+            f"add an fx_rates entry for {currency} to the price book and reprice"
+        )
+
+
 class PriceBookInvalid(PricingError):
     code = "price_book_invalid"
 

@@ -9,7 +9,9 @@ from pipeline.events.models import CallEvent
 from pipeline.join.state import epoch_ms
 from pipeline.pricing.engine import CallCost
 
-_COST_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "total")
+_COST_PARTS = (
+    "input", "cache_read", "cache_write", "output", "reasoning", "request", "units", "total",
+)  # fmt: skip
 
 
 def priced_call_record(
@@ -25,6 +27,7 @@ def priced_call_record(
         "model": call.model,
         "scenario_id": call.scenario_id or "",
         "environment": call.environment or "",
+        "owner": call.owner or "",
         "role": call.role or "",
         "status": call.status.value,
         "service_tier": call.service_tier.value,
@@ -38,8 +41,12 @@ def priced_call_record(
         "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "output_tokens": usage.output_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
+        "units": {unit: str(quantity) for unit, quantity in call.units.items()},
         "currency": cost.currency if cost else "",
+        "list_currency": cost.list_currency if cost else "",
+        "fx_rate": str(cost.fx_rate) if cost and cost.fx_rate is not None else None,
         "price_book_version": price_book_version,
+        "price_overlay": cost.overlay if cost else "",
         "pricing_error": pricing_error or "",
         "attributes": call.attributes,
     }

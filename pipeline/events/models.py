@@ -8,6 +8,7 @@ prompt or completion text; fields that look like it are refused.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,9 @@ MAX_TOKENS_PER_CLASS = 100_000_000
 _ID = Annotated[str, Field(min_length=1, max_length=256)]
 _NAME = Annotated[str, Field(min_length=1, max_length=256)]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Non-token billing units: query, evaluation, tool_call, gpu_second, ...
+UnitName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+_QUANTITY = Annotated[Decimal, Field(ge=0, le=10**12, decimal_places=9, allow_inf_nan=False)]
 _FORBIDDEN_CONTENT_FIELDS = frozenset(
     {"prompt", "completion", "messages", "input_text", "output_text", "content", "response"}
 )
@@ -174,6 +178,11 @@ class CallEvent(_EventBase):
     latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     scenario_id: _NAME | None = None
     environment: _NAME | None = None
+    # The team the call is billed to, when the gateway knows it (e.g. by API key);
+    # price overlays match on it. A task event's owner wins for the task.
+    owner: _NAME | None = None
+    # Non-token usage priced per unit: {"tool_call": 3, "gpu_second": "12.5"}.
+    units: dict[UnitName, _QUANTITY] = Field(default_factory=dict, max_length=32)
 
 
 class TaskEvent(_EventBase):

@@ -130,7 +130,7 @@ class TaskState:
         self.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
         self.output_tokens += usage.output_tokens
         self.reasoning_tokens += usage.reasoning_tokens
-        for name in ("scenario_id", "environment"):
+        for name in _TASK_FIELDS:
             value = getattr(call, name)
             if value is not None:
                 pick = (ts, call.event_id, value)

@@ -1,8 +1,9 @@
 """Price books: versioned, effective-dated, validated strictly.
 
-A book is a directory of YAML files (or one file) with one header and a list of
-entries. Prices are Decimal strings with the unit in the field name; an entry's
-prices apply from ``effective_from`` until the next entry for the same model.
+A book is a directory of YAML files (or one file) with one header, a list of
+entries and optionally overlays (negotiated prices per owner or environment) and
+dated FX rates. Prices are Decimal strings with the unit in the field name; an
+entry's prices apply from ``effective_from`` until the next entry for the same model.
 """
 
 from __future__ import annotations
@@ -13,11 +14,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import PriceBookInvalid
+from pipeline.events.models import UnitName
 
 _PRICE = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)]
+_MULTIPLIER = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)]
+_CURRENCY = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+def _aware_utc(value: Any) -> Any:
+    """Dates mean midnight UTC; naive times are UTC."""
+    if isinstance(value, str) and len(value) == 10:
+        value = value + "T00:00:00+00:00"
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 class Rates(BaseModel):
@@ -47,37 +67,51 @@ class LongContextTier(Rates):
 class ServiceTierPrice(Rates):
     """batch / flex / priority: their own rates, or a multiplier of the standard ones."""
 
-    multiplier: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)] | None = None
+    multiplier: _MULTIPLIER | None = None
 
 
 class PriceEntry(Rates):
-    """Prices for one (provider, model) from one instant on, until the next entry."""
+    """Prices for one (provider, model) from one instant on, until the next entry.
+
+    Token rates are optional for models billed by other units (a search API per
+    query, a self-hosted model per GPU-second); a call that has tokens of a class
+    the entry does not price is an error, never free.
+    """
 
     provider: str = Field(min_length=1)
     model: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     effective_from: datetime
-    input_per_mtok: _PRICE
-    output_per_mtok: _PRICE
+    # The currency the provider bills this model in; the book's when absent.
+    currency: _CURRENCY | None = None
     per_request: _PRICE = Decimal(0)
+    # Price per one unit, by unit name: {"gpu_second": "0.0011", "query": "0.005"}.
+    per_unit: dict[UnitName, _PRICE] = Field(default_factory=dict)
     tiers: tuple[LongContextTier, ...] = ()
     service_tiers: dict[Literal["batch", "flex", "priority"], ServiceTierPrice] = Field(
         default_factory=dict
     )
 
-    @field_validator("effective_from", mode="before")
-    @classmethod
-    def _aware(cls, value: Any) -> Any:
-        if isinstance(value, str) and len(value) == 10:
-            value = value + "T00:00:00+00:00"
-        if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+    _aware = field_validator("effective_from", mode="before")(_aware_utc)
 
     @field_validator("effective_from")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _prices_something(self) -> PriceEntry:
+        if (
+            self.input_per_mtok is None
+            and self.output_per_mtok is None
+            and not self.per_unit
+            and not self.per_request
+        ):
+            raise ValueError(
+                f"{self.provider}/{self.model}: an entry needs token rates "
+                "(input_per_mtok, output_per_mtok), per_unit prices or per_request"
+            )
+        return self
 
     @field_validator("tiers")
     @classmethod
@@ -88,20 +122,102 @@ class PriceEntry(Rates):
         return tiers
 
 
+class OverlayMatch(BaseModel):
+    """Which calls an overlay applies to; every field set must match (model: a pattern)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    owner: str | None = None
+    environment: str | None = None
+    provider: str | None = None
+    model: str | None = None
+
+
+class PriceOverlay(Rates):
+    """A negotiated discount or custom price on top of the base entries.
+
+    Either ``multiplier`` (0.85 = 15 % off every dimension, including per-request
+    and per-unit prices), or prices that replace the base entry's prices of the
+    same name in every context and service tier. In force from ``effective_from``
+    until ``effective_to`` (exclusive, open when absent). The first overlay in file
+    order that matches a call and is in force at its event time applies.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    match: OverlayMatch
+    effective_from: datetime
+    effective_to: datetime | None = None
+    multiplier: _MULTIPLIER | None = None
+    per_request: _PRICE | None = None
+    per_unit: dict[UnitName, _PRICE] = Field(default_factory=dict)
+
+    _aware = field_validator("effective_from", "effective_to", mode="before")(_aware_utc)
+
+    @field_validator("effective_from", "effective_to")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PriceOverlay:
+        prices = [f for f in Rates.model_fields if getattr(self, f) is not None]
+        if self.per_request is not None:
+            prices.append("per_request")
+        if self.per_unit:
+            prices.append("per_unit")
+        if (self.multiplier is None) == (not prices):
+            raise ValueError(
+                f"overlay {self.name!r}: set either multiplier or prices, not both or neither"
+            )
+        if self.effective_to is not None and self.effective_to <= self.effective_from:
+            raise ValueError(f"overlay {self.name!r}: effective_to must be after effective_from")
+        return self
+
+
+class FxRate(BaseModel):
+    """From ``effective_from`` on, one unit of ``currency`` is worth this many of the book's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: _CURRENCY
+    effective_from: datetime
+    rate_to_book_currency: Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=12)]
+
+    _aware = field_validator("effective_from", mode="before")(_aware_utc)
+
+    @field_validator("effective_from")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
 class PriceBook(BaseModel):
-    """A named, versioned set of price entries in one currency."""
+    """A named, versioned set of price entries, reported in one currency."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency: _CURRENCY = "USD"
     entries: tuple[PriceEntry, ...]
+    overlays: tuple[PriceOverlay, ...] = ()
+    fx_rates: tuple[FxRate, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_overlay_names(self) -> PriceBook:
+        names = [o.name for o in self.overlays]
+        if len(names) != len(set(names)):
+            raise ValueError(f"overlay names must be unique: {sorted(names)}")
+        return self
 
     @property
     def label(self) -> str:
         """What every priced row records: ``name@version``."""
         return f"{self.name}@{self.version}"
+
+
+# Keys a book directory's files may contribute to; book.yaml holds the header.
+_LISTS = ("entries", "overlays", "fx_rates")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -128,16 +244,19 @@ def load_price_book(path: Path) -> PriceBook:
         if not header_path.exists():
             raise PriceBookInvalid(f"{path}: a price book directory needs book.yaml")
         data = _read_yaml(header_path)
-        entries = list(data.pop("entries", []) or [])
+        lists = {key: list(data.pop(key, []) or []) for key in _LISTS}
         for part in sorted(path.glob("*.yaml")):
             if part.name == "book.yaml" or part.name.endswith(".schema.yaml"):
                 continue
             part_data = _read_yaml(part)
-            unknown = set(part_data) - {"entries"}
+            unknown = set(part_data) - set(_LISTS)
             if unknown:
-                raise PriceBookInvalid(f"{part}: only 'entries' is allowed here, found {unknown}")
-            entries.extend(part_data.get("entries") or [])
-        data["entries"] = entries
+                raise PriceBookInvalid(
+                    f"{part}: only {', '.join(_LISTS)} are allowed here, found {sorted(unknown)}"
+                )
+            for key in _LISTS:
+                lists[key].extend(part_data.get(key) or [])
+        data.update(lists)
     else:
         data = _read_yaml(path)
     try:

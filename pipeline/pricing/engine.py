@@ -1,8 +1,13 @@
 """The pricing engine: exact Decimal arithmetic, lookups compiled once per book.
 
-Costs are kept exact (token count x rate / 1e6 has at most 6 more fractional
-digits than the rate); sums stay exact in a 50-digit context, so the order in
-which calls are added never changes a task's total.
+Token count x rate / 1e6 has at most 6 more fractional digits than the rate, so
+list prices (at most 12 decimals per million tokens) give costs with at most 18
+decimals: exact. A multiplier (service tier, overlay) or an FX rate can add
+digits; every dimension is then rounded half-even to 18 decimals (1e-18 of the
+currency), the scale of the ClickHouse columns, and the total is the sum of the
+rounded dimensions, so a row's parts always add up to its total. Sums stay exact
+in a 50-digit context, so the order in which calls are added never changes a
+task's total.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ import bisect
 import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
-from pipeline.errors import PriceBookInvalid, PriceNotFound
+from pipeline.errors import FxRateNotFound, PriceBookInvalid, PriceNotFound, UnitNotPriced
 from pipeline.events.models import CallEvent
-from pipeline.pricing.book import PriceBook, PriceEntry, Rates
+from pipeline.pricing.book import PriceBook, PriceEntry, PriceOverlay, Rates
 
 MONEY = Context(prec=50)
+QUANTUM = Decimal("1e-18")
 _MTOK = Decimal(1_000_000)
 _ZERO = Decimal(0)
 
@@ -32,23 +38,33 @@ class CallCost:
     output: Decimal
     reasoning: Decimal
     request: Decimal
+    units: Decimal
     total: Decimal
+    # The book's (reporting) currency; list_currency is the entry's own.
     currency: str
     price_book_version: str
     entry_model: str
     entry_effective_from: datetime
+    list_currency: str = ""
+    # list_currency -> currency rate used; None when no conversion was needed.
+    fx_rate: Decimal | None = None
+    # Name of the overlay that applied; "" when the base prices did.
+    overlay: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RateSet:
-    """Fully resolved per-million-token rates for one (service tier, context tier)."""
+    """Fully resolved per-million-token rates for one (service tier, context tier).
 
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    cache_write_1h: Decimal
-    output: Decimal
-    reasoning: Decimal
+    ``None``: the entry does not price this token class at all.
+    """
+
+    input: Decimal | None
+    cache_read: Decimal | None
+    cache_write: Decimal | None
+    cache_write_1h: Decimal | None
+    output: Decimal | None
+    reasoning: Decimal | None
 
 
 def _resolve(layers: list[Rates]) -> RateSet:
@@ -63,7 +79,6 @@ def _resolve(layers: list[Rates]) -> RateSet:
 
     input_rate = pick("input_per_mtok")
     output_rate = pick("output_per_mtok")
-    assert input_rate is not None and output_rate is not None  # PriceEntry requires both
     cache_write = pick("cache_write_per_mtok")
     return RateSet(
         input=input_rate,
@@ -75,12 +90,16 @@ def _resolve(layers: list[Rates]) -> RateSet:
     )
 
 
-def _or(value: Decimal | None, default: Decimal) -> Decimal:
+def _or(value: Decimal | None, default: Decimal | None) -> Decimal | None:
     return default if value is None else value
 
 
+def _times(value: Decimal | None, multiplier: Decimal) -> Decimal | None:
+    return None if value is None else MONEY.multiply(value, multiplier)
+
+
 def _scaled(rates: RateSet, multiplier: Decimal) -> RateSet:
-    return RateSet(*(MONEY.multiply(getattr(rates, f), multiplier) for f in RateSet.__slots__))
+    return RateSet(*(_times(getattr(rates, f), multiplier) for f in RateSet.__slots__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +110,38 @@ class CompiledEntry:
     thresholds: list[int]
     # service tier -> rates for [standard context, tier 1, tier 2, ...]
     rates: dict[str, list[RateSet]]
+    per_request: Decimal
+    per_unit: dict[str, Decimal]
+    overlay: str = ""
 
     @classmethod
-    def build(cls, entry: PriceEntry) -> CompiledEntry:
+    def build(cls, entry: PriceEntry, overlay: PriceOverlay | None = None) -> CompiledEntry:
+        # An overlay with prices is the top layer everywhere: a negotiated price
+        # replaces the list price in every context and service tier.
+        top: list[Rates] = [overlay] if overlay is not None and overlay.multiplier is None else []
         thresholds = [t.above_prompt_tokens for t in entry.tiers]
-        standard = [_resolve([entry])] + [_resolve([t, entry]) for t in entry.tiers]
+        standard = [_resolve([*top, entry])] + [_resolve([*top, t, entry]) for t in entry.tiers]
         rates = {"standard": standard}
         for name, service in entry.service_tiers.items():
             if service.multiplier is not None:
                 rates[name] = [_scaled(r, service.multiplier) for r in standard]
             else:
                 # The service tier's own rates, then the standard rates of the same context.
-                rates[name] = [_resolve([service, entry])] + [
-                    _resolve([service, t, entry]) for t in entry.tiers
+                rates[name] = [_resolve([*top, service, entry])] + [
+                    _resolve([*top, service, t, entry]) for t in entry.tiers
                 ]
-        return cls(entry, thresholds, rates)
+        per_request = entry.per_request
+        per_unit = dict(entry.per_unit)
+        if overlay is not None and overlay.multiplier is not None:
+            m = overlay.multiplier
+            rates = {k: [_scaled(r, m) for r in v] for k, v in rates.items()}
+            per_request = MONEY.multiply(per_request, m)
+            per_unit = {u: MONEY.multiply(p, m) for u, p in per_unit.items()}
+        elif overlay is not None:
+            if overlay.per_request is not None:
+                per_request = overlay.per_request
+            per_unit.update(overlay.per_unit)
+        return cls(entry, thresholds, rates, per_request, per_unit, overlay.name if overlay else "")
 
     def rates_for(self, service_tier: str, prompt_tokens: int) -> RateSet:
         # "Exceeds the threshold": exactly at the threshold is still the lower tier.
@@ -151,6 +187,20 @@ class CompiledBook:
                 else:
                     self._exact_aliases[(entry.provider, alias)] = target
         self._resolved: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self._fx: dict[str, tuple[list[datetime], list[Decimal]]] = {}
+        for currency in sorted({r.currency for r in book.fx_rates}):
+            rates = sorted(
+                (r.effective_from, r.rate_to_book_currency)
+                for r in book.fx_rates
+                if r.currency == currency
+            )
+            if len({start for start, _ in rates}) != len(rates):
+                raise PriceBookInvalid(f"FX rates for {currency} repeat an effective_from")
+            self._fx[currency] = ([start for start, _ in rates], [rate for _, rate in rates])
+        self._overlays = book.overlays
+        # (owner, environment, provider, model) -> overlays whose match fits, in file order.
+        self._overlay_candidates: dict[tuple[str, str, str, str], tuple[PriceOverlay, ...]] = {}
+        self._with_overlay: dict[tuple[str, int], CompiledEntry] = {}
 
     @property
     def label(self) -> str:
@@ -182,32 +232,105 @@ class CompiledBook:
             raise PriceNotFound(provider, model, at.isoformat())
         return entry
 
+    def priced_entry(self, call: CallEvent) -> CompiledEntry:
+        """The entry in force for the call, with the overlay that applies to it, if any."""
+        compiled = self.entry_for(call.provider, call.model, call.ts)
+        if not self._overlays:
+            return compiled
+        for overlay in self._candidates(call, compiled.entry.model):
+            if overlay.effective_from <= call.ts and (
+                overlay.effective_to is None or call.ts < overlay.effective_to
+            ):
+                key = (overlay.name, id(compiled))
+                found = self._with_overlay.get(key)
+                if found is None:  # compiled once per (overlay, entry)
+                    found = CompiledEntry.build(compiled.entry, overlay)
+                    self._with_overlay[key] = found
+                return found
+        return compiled
 
-def _per_mtok(tokens: int, rate: Decimal) -> Decimal:
+    def _candidates(self, call: CallEvent, entry_model: str) -> tuple[PriceOverlay, ...]:
+        key = (call.owner or "", call.environment or "", call.provider, call.model)
+        found = self._overlay_candidates.get(key)
+        if found is None:
+            found = tuple(o for o in self._overlays if _matches(o, call, entry_model))
+            if len(self._overlay_candidates) < 100_000:
+                self._overlay_candidates[key] = found
+        return found
+
+    def fx_rate(self, currency: str, at: datetime) -> Decimal:
+        timeline = self._fx.get(currency)
+        i = bisect.bisect_right(timeline[0], at) - 1 if timeline else -1
+        if timeline is None or i < 0:
+            raise FxRateNotFound(currency, self.book.currency, at.isoformat())
+        return timeline[1][i]
+
+
+def _matches(overlay: PriceOverlay, call: CallEvent, entry_model: str) -> bool:
+    match = overlay.match
+    if match.owner is not None and match.owner != call.owner:
+        return False
+    if match.environment is not None and match.environment != call.environment:
+        return False
+    if match.provider is not None and match.provider != call.provider:
+        return False
+    return match.model is None or (
+        fnmatch.fnmatchcase(call.model, match.model)
+        or fnmatch.fnmatchcase(entry_model, match.model)
+    )
+
+
+def _per_mtok(tokens: int, rate: Decimal | None, call: CallEvent, token_class: str) -> Decimal:
     if tokens == 0:
         return _ZERO
+    if rate is None:
+        raise UnitNotPriced(call.provider, call.model, token_class)
     return MONEY.divide(MONEY.multiply(Decimal(tokens), rate), _MTOK)
+
+
+def _round(value: Decimal) -> Decimal:
+    # Only values with more than 18 decimals change; exact ones keep their digits.
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -18:
+        return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=MONEY)
+    return value
 
 
 def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     """Price one call with the prices in force at its event time.
 
-    Raises :class:`PriceNotFound` when no entry covers the model at that time.
+    Raises :class:`PriceNotFound` when no entry covers the model at that time,
+    :class:`UnitNotPriced` when the call consumed something the entry does not
+    price, :class:`FxRateNotFound` when a conversion has no rate in force.
     """
-    compiled = book.entry_for(call.provider, call.model, call.ts)
+    compiled = book.priced_entry(call)
     usage = call.usage
     rates = compiled.rates_for(call.service_tier.value, usage.prompt_tokens)
-    input_cost = _per_mtok(usage.input_tokens, rates.input)
-    cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read)
+    input_cost = _per_mtok(usage.input_tokens, rates.input, call, "input_tokens")
+    cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read, call, "cache_read_tokens")
     cache_write = MONEY.add(
-        _per_mtok(usage.cache_write_tokens, rates.cache_write),
-        _per_mtok(usage.cache_write_1h_tokens, rates.cache_write_1h),
+        _per_mtok(usage.cache_write_tokens, rates.cache_write, call, "cache_write_tokens"),
+        _per_mtok(usage.cache_write_1h_tokens, rates.cache_write_1h, call, "cache_write_1h_tokens"),
     )
-    output = _per_mtok(usage.output_tokens, rates.output)
-    reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning)
-    request = compiled.entry.per_request
+    output = _per_mtok(usage.output_tokens, rates.output, call, "output_tokens")
+    reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning, call, "reasoning_tokens")
+    units = _ZERO
+    for unit, quantity in call.units.items():
+        price = compiled.per_unit.get(unit)
+        if price is None:
+            raise UnitNotPriced(call.provider, call.model, unit)
+        units = MONEY.add(units, MONEY.multiply(quantity, price))
+    parts = [input_cost, cache_read, cache_write, output, reasoning, compiled.per_request, units]
+    list_currency = compiled.entry.currency or book.book.currency
+    fx: Decimal | None = None
+    if list_currency != book.book.currency:
+        fx = book.fx_rate(list_currency, call.ts)
+        parts = [MONEY.multiply(part, fx) for part in parts]
+    input_cost, cache_read, cache_write, output, reasoning, request, units = (
+        _round(part) for part in parts
+    )
     total = _ZERO
-    for part in (input_cost, cache_read, cache_write, output, reasoning, request):
+    for part in (input_cost, cache_read, cache_write, output, reasoning, request, units):
         total = MONEY.add(total, part)
     return CallCost(
         input=input_cost,
@@ -216,9 +339,13 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         output=output,
         reasoning=reasoning,
         request=request,
+        units=units,
         total=total,
         currency=book.book.currency,
         price_book_version=book.label,
         entry_model=compiled.entry.model,
         entry_effective_from=compiled.entry.effective_from,
+        list_currency=list_currency,
+        fx_rate=fx,
+        overlay=compiled.overlay,
     )

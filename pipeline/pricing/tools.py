@@ -16,7 +16,7 @@ from pipeline.events.models import CallEvent
 from pipeline.pricing.book import PriceBook, PriceEntry
 from pipeline.pricing.engine import CompiledBook, price_call
 
-_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request")
+_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "units")
 
 
 def price_lines(lines: Iterable[bytes], book: CompiledBook) -> Iterator[str]:
@@ -47,10 +47,14 @@ def price_lines(lines: Iterable[bytes], book: CompiledBook) -> Iterator[str]:
             data["cost"] = {
                 "total": str(cost.total),
                 **{part: str(getattr(cost, part)) for part in _PARTS},
-                "units": "0",
                 "currency": cost.currency,
                 "price_book_version": cost.price_book_version,
             }
+            if cost.fx_rate is not None:
+                data["cost"]["list_currency"] = cost.list_currency
+                data["cost"]["fx_rate"] = str(cost.fx_rate)
+            if cost.overlay:
+                data["cost"]["overlay"] = cost.overlay
         yield json.dumps(data, separators=(",", ":"))
 
 

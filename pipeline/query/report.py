@@ -120,3 +120,23 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
         )
     )
     return "\n".join(out)
+
+
+def render_reprices(rows: list[dict[str, Any]]) -> str:
+    """Cost of the repriced calls under the version that priced them before and the new one."""
+    if not rows:
+        return ""
+    header = (
+        f"{'reprice':<44} {'provider/model':<32} {'calls':>7} {'old version':>18} "
+        f"{'old cost':>13} {'new version':>18} {'new cost':>13} {'difference':>13}"
+    )
+    out = ["Reprices: the same calls under the old and the new price-book version", header]
+    out.append("-" * len(header))
+    for row in rows:
+        out.append(
+            f"{row['reprice_id']:<44} {row['provider'] + '/' + row['model']:<32} "
+            f"{row['calls']:>7,} {row['old_price_book_version']:>18} "
+            f"{_usd(row['old_cost'], 6):>13} {row['new_price_book_version']:>18} "
+            f"{_usd(row['new_cost'], 6):>13} {_usd(row['difference'], 6):>13}"
+        )
+    return "\n".join(out)

@@ -32,20 +32,49 @@ def make_producer(kafka: KafkaSettings) -> Producer:
     return Producer(conf)
 
 
+class Sender:
+    """A producer that raises, on :meth:`flush`, if anything was not delivered."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.producer = make_producer(kafka)
+        self.failures: list[str] = []
+        self.sent: Counter[str] = Counter()
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failures.append(str(err))
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                break
+            except BufferError:  # the local queue is full: let it drain
+                self.producer.poll(0.05)
+            except KafkaException as exc:
+                raise KafkaError.wrap("produce", exc) from None
+        self.producer.poll(0)
+        self.sent[topic] += 1
+
+    def flush(self, timeout_s: float = 60) -> Counter[str]:
+        remaining = self.producer.flush(timeout_s)
+        if remaining or self.failures:
+            raise KafkaError(
+                "produce",
+                None,
+                "DELIVERY_FAILED",
+                f"{remaining} undelivered, {len(self.failures)} failed; first: {self.failures[:1]}",
+            )
+        return self.sent
+
+
 def produce_lines(
     kafka: KafkaSettings, topics: TopicSettings, lines: Iterable[bytes]
 ) -> Counter[str]:
     """Send each line to its type's topic. Lines we cannot route go to the calls topic
     unchanged, where the worker dead-letters them with a reason: nothing is dropped."""
     by_type = {"call": topics.calls, "task": topics.tasks, "outcome": topics.outcomes}
-    producer = make_producer(kafka)
-    sent: Counter[str] = Counter()
-    failures: list[str] = []
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
+    sender = Sender(kafka)
     for raw in lines:
         raw = raw.strip()
         if not raw:
@@ -60,25 +89,8 @@ def produce_lines(
                     key = data["task_id"].encode()
         except (json.JSONDecodeError, UnicodeDecodeError):
             pass
-        while True:
-            try:
-                producer.produce(topic, value=raw, key=key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-            except KafkaException as exc:
-                raise KafkaError.wrap("produce", exc) from None
-        producer.poll(0)
-        sent[topic] += 1
-    remaining = producer.flush(60)
-    if remaining or failures:
-        raise KafkaError(
-            "produce",
-            None,
-            "DELIVERY_FAILED",
-            f"{remaining} undelivered, {len(failures)} failed; first: {failures[:1]}",
-        )
-    return sent
+        sender.send(topic, key, raw)
+    return sender.flush()
 
 
 def produce_file(kafka: KafkaSettings, topics: TopicSettings, path: Path) -> Counter[str]:

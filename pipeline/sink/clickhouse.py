@@ -19,11 +19,13 @@ from pipeline.config import TopicSettings
 from pipeline.errors import ClickHouseError
 from pipeline.sink.base import Batch, Sink
 from pipeline.sink.plans import PlanLog, plan_id
+from pipeline.sink.reprice import Repricer
 from pipeline.sink.restate import TaskRestater
 from pipeline.sink.rows import (
     CALL_COLUMNS,
     CHANGE_COLUMNS,
     DEAD_LETTER_COLUMNS,
+    REPRICING_COLUMNS,
     call_row,
     dead_letter_row,
 )
@@ -38,7 +40,15 @@ class ClickHouseSink(Sink):
         self.restater = TaskRestater(client, cache_entries)
         self.skipped: Counter[str] = Counter()
         self._plan: tuple[Batch, dict[str, Any]] | None = None
-        self.plans = PlanLog(client, {"calls": CALL_COLUMNS, "task_changes": CHANGE_COLUMNS})
+        self.repricer = Repricer(client, self.restater)
+        self.plans = PlanLog(
+            client,
+            {
+                "calls": CALL_COLUMNS,
+                "task_changes": CHANGE_COLUMNS,
+                "call_repricings": REPRICING_COLUMNS,
+            },
+        )
         self._repair_due = True
 
     def _new_calls(self, calls: dict[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -60,6 +70,7 @@ class ClickHouseSink(Sink):
         calls: dict[str, dict[str, Any]] = {}
         # Several snapshots of one task in a batch: only the highest version matters.
         latest: dict[str, dict[str, Any]] = {}
+        reprices: list[dict[str, Any]] = []
         dead: list[tuple[Any, ...]] = []
         for record in batch.records:
             if record.topic == self.topics.dead_letter:
@@ -69,16 +80,22 @@ class ClickHouseSink(Sink):
                 calls[call["event_id"]] = call
             elif record.topic == self.topics.task_snapshots:
                 snap = json.loads(record.value or b"{}")
+                if snap.get("kind") == "reprice":  # from costflow reprice, in offset order
+                    reprices.append(snap)
+                    continue
                 current = latest.get(snap["task_id"])
                 if current is None or snap["version"] > current["version"]:
                     latest[snap["task_id"]] = snap
+        new_calls = self._new_calls(calls)
+        repriced = self.repricer.apply(reprices, set(latest))
         return {
-            "calls": (self.topics.priced_calls, CALL_COLUMNS, self._new_calls(calls)),
+            "calls": (self.topics.priced_calls, CALL_COLUMNS, new_calls + repriced.calls),
             "task_changes": (
                 self.topics.task_snapshots,
                 CHANGE_COLUMNS,
-                self.restater.changes(latest),
+                self.restater.changes(latest, repriced.adjustments),
             ),
+            "call_repricings": (self.topics.task_snapshots, REPRICING_COLUMNS, repriced.history),
             "dead_letters": (self.topics.dead_letter, DEAD_LETTER_COLUMNS, dead),
         }
 

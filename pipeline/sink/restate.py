@@ -18,20 +18,52 @@ Why this is safe under replays and crashes:
   nothing, whatever the batch boundaries are this time.
 Only one sink process writes a given task: the output topic is keyed by
 task_id and each partition has one owner in the consumer group.
+
+Reprices (``costflow reprice``) travel on the same topic, so they are applied
+by the same single writer, in order with the snapshots. A reprice changes the
+cost of some of a task's calls; the sink adds the difference to the stored row
+and records it in ``reprice_cost_delta`` / ``reprice_priced_calls``, which it
+carries into every later row of the task: stage 1 knows nothing of reprices,
+so its snapshot totals are "as first priced" and the carried delta corrects
+them. Stored versions are therefore ``events * 2**20 + revision``: stage 1
+advances the events part, each reprice of the task the revision.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from pipeline.pricing.engine import MONEY
 from pipeline.sink.rows import CHANGE_COLUMNS, task_row
 
 # A stored row: the change columns without sign, as the tasks table holds them.
 _STORED = tuple(c for c in CHANGE_COLUMNS if c != "sign")
 _VERSION = _STORED.index("version")
 _SIGN = CHANGE_COLUMNS.index("sign")
+REVISION_BITS = 20
+_REVISION_MASK = (1 << REVISION_BITS) - 1
+
+
+def events_of(version: int) -> int:
+    """How many distinct events the stored row reflects."""
+    return version >> REVISION_BITS
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """What one batch's reprices change in a task."""
+
+    cost_delta: Decimal = Decimal(0)
+    priced_calls: int = 0
+
+    def __add__(self, other: Adjustment) -> Adjustment:
+        return Adjustment(
+            MONEY.add(self.cost_delta, other.cost_delta), self.priced_calls + other.priced_calls
+        )
 
 
 class TaskRestater:
@@ -42,6 +74,8 @@ class TaskRestater:
         self.cache_entries = cache_entries
         self._stored: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.superseded = 0
+        # Reprices for tasks with no stored row (should not happen: reprices read them).
+        self.orphan_adjustments = 0
 
     def forget(self, task_ids: Iterable[str] | None = None) -> None:
         """Drop cached rows (all, on a rebalance; a batch's, after a failed write)."""
@@ -72,22 +106,45 @@ class TaskRestater:
                 found[row[0]] = tuple(row)
         return found
 
-    def changes(self, snapshots: dict[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Sign rows for the newest snapshot per task; empty for tasks already up to date."""
-        stored = self._lookup(sorted(snapshots))
+    def stored(self, task_ids: Iterable[str]) -> set[str]:
+        """Which of these tasks have a stored row."""
+        return set(self._lookup(sorted(set(task_ids))))
+
+    def changes(
+        self,
+        snapshots: dict[str, dict[str, Any]],
+        adjustments: dict[str, Adjustment] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Sign rows for the newest snapshot and the reprices per task; empty for
+        tasks already up to date."""
+        adjustments = adjustments or {}
+        task_ids = sorted(set(snapshots) | set(adjustments))
+        stored = self._lookup(task_ids)
         rows: list[tuple[Any, ...]] = []
         self._pending: dict[str, tuple[Any, ...]] = {}
-        for task_id in sorted(snapshots):
-            snapshot = snapshots[task_id]
+        for task_id in task_ids:
             current = stored.get(task_id)
-            if current is not None and snapshot["version"] <= current[_VERSION]:
-                self.superseded += 1
+            new: dict[str, Any] | None = None
+            snapshot = snapshots.get(task_id)
+            if snapshot is not None:
+                if current is None or snapshot["version"] > events_of(current[_VERSION]):
+                    new = _from_snapshot(snapshot, current)
+                else:
+                    self.superseded += 1
+            adjustment = adjustments.get(task_id)
+            if adjustment is not None:
+                base = new if new is not None else _as_dict(current)
+                if base is None:
+                    self.orphan_adjustments += 1
+                else:
+                    new = _adjusted(base, adjustment)
+            if new is None:
                 continue
-            new = task_row(snapshot)
+            row = tuple(new[c] for c in _STORED)
             if current is not None:
                 rows.append(_with_sign(current, -1))
-            rows.append(_with_sign(new, 1))
-            self._pending[task_id] = new
+            rows.append(_with_sign(row, 1))
+            self._pending[task_id] = row
         return rows
 
     def committed(self) -> None:
@@ -102,3 +159,35 @@ class TaskRestater:
 
 def _with_sign(row: tuple[Any, ...], sign: int) -> tuple[Any, ...]:
     return (*row[:_SIGN], sign, *row[_SIGN:])
+
+
+def _as_dict(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    return None if row is None else dict(zip(_STORED, row, strict=True))
+
+
+def _from_snapshot(snapshot: dict[str, Any], current: tuple[Any, ...] | None) -> dict[str, Any]:
+    """The snapshot as a stored row, with what reprices changed carried over."""
+    row = dict(zip(_STORED, task_row(snapshot), strict=True))
+    previous = _as_dict(current)
+    revision = previous["version"] & _REVISION_MASK if previous else 0
+    delta = previous["reprice_cost_delta"] if previous else Decimal(0)
+    priced = previous["reprice_priced_calls"] if previous else 0
+    row["version"] = (snapshot["version"] << REVISION_BITS) | revision
+    row["total_cost"] = MONEY.add(row["total_cost"], delta)
+    row["unpriced_calls"] -= priced
+    row["reprice_cost_delta"] = delta
+    row["reprice_priced_calls"] = priced
+    return row
+
+
+def _adjusted(row: dict[str, Any], adjustment: Adjustment) -> dict[str, Any]:
+    if (row["version"] & _REVISION_MASK) == _REVISION_MASK:
+        raise OverflowError(f"task {row['task_id']!r} was repriced {_REVISION_MASK} times")
+    return {
+        **row,
+        "version": row["version"] + 1,
+        "total_cost": MONEY.add(row["total_cost"], adjustment.cost_delta),
+        "unpriced_calls": row["unpriced_calls"] - adjustment.priced_calls,
+        "reprice_cost_delta": MONEY.add(row["reprice_cost_delta"], adjustment.cost_delta),
+        "reprice_priced_calls": row["reprice_priced_calls"] + adjustment.priced_calls,
+    }

@@ -16,21 +16,33 @@ from pipeline.sink.base import Record
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CALL_COLUMNS = (
-    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "role",
-    "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
+    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
+    "role", "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
     "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "cost_input", "cost_cache_read", "cost_cache_write",
-    "cost_output",
-    "cost_reasoning", "cost_request", "cost_total", "currency", "price_book_version",
-    "pricing_error", "attributes",
+    "output_tokens", "reasoning_tokens", "units", "cost_input", "cost_cache_read",
+    "cost_cache_write", "cost_output", "cost_reasoning", "cost_request", "cost_units",
+    "cost_total", "currency", "list_currency", "fx_rate", "price_book_version",
+    "price_overlay", "pricing_error", "attributes", "reprice_id",
 )  # fmt: skip
+# The columns a reprice replaces in a call row; the rest is what the gateway reported.
+PRICE_COLUMNS = tuple(
+    c
+    for c in CALL_COLUMNS
+    if c.startswith("cost_")
+    or c in ("currency", "list_currency", "fx_rate", "price_book_version", "price_overlay")
+    or c in ("pricing_error", "reprice_id")
+)
 # task_changes, in table order (changed_at is filled by ClickHouse).
 CHANGE_COLUMNS = (
     "task_id", "version", "sign", "scenario_id", "environment", "owner", "first_event_at",
     "last_event_at", "started_at", "completed_at", "calls", "failed_calls", "retried_calls",
     "fallback_calls", "unpriced_calls", "total_cost", "input_tokens", "cache_read_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "outcome", "outcome_source",
-    "outcome_at", "outcome_deadline",
+    "outcome_at", "outcome_deadline", "reprice_cost_delta", "reprice_priced_calls",
+)  # fmt: skip
+REPRICING_COLUMNS = (
+    "reprice_id", "event_id", "task_id", "ts", "provider", "model", "old_price_book_version",
+    "new_price_book_version", "old_cost_total", "new_cost_total", "currency",
 )  # fmt: skip
 DEAD_LETTER_COLUMNS = (
     "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
@@ -48,11 +60,14 @@ def _money(text: str | None) -> Decimal | None:
 
 
 def call_row(data: dict[str, Any]) -> tuple[Any, ...]:
-    values = dict(data)
+    values = {"owner": "", "units": {}, "list_currency": "", "price_overlay": "", **data}
     values["ts"] = _ts(data["ts_ms"])
+    values["units"] = {unit: Decimal(q) for unit, q in values["units"].items()}
+    values["fx_rate"] = _money(data.get("fx_rate"))
+    values.setdefault("reprice_id", "")
     for name in CALL_COLUMNS:
         if name.startswith("cost_"):
-            values[name] = _money(data[name])
+            values[name] = _money(data.get(name))
     return tuple(values[name] for name in CALL_COLUMNS)
 
 
@@ -69,6 +84,9 @@ def task_row(snapshot: dict[str, Any]) -> tuple[Any, ...]:
         deadline = DEFAULT_WINDOW.deadline_ms(snapshot["scenario_id"], snapshot["last_event_ms"])
     values["outcome_deadline"] = _ts(deadline)
     values["total_cost"] = Decimal(snapshot["total_cost"])
+    # Adjustments by reprices are carried by the sink, never by stage 1 (see restate).
+    values["reprice_cost_delta"] = Decimal(snapshot.get("reprice_cost_delta", 0))
+    values["reprice_priced_calls"] = snapshot.get("reprice_priced_calls", 0)
     return tuple(values[name] for name in _TASK_ROW)
 
 

@@ -1,3 +1,25 @@
+CREATE TABLE call_repricings
+(
+    `reprice_id` String COMMENT 'One run of costflow reprice',
+    `event_id` String,
+    `task_id` String,
+    `ts` DateTime64(3, 'UTC') COMMENT 'Event time of the call',
+    `provider` LowCardinality(String),
+    `model` LowCardinality(String),
+    `old_price_book_version` LowCardinality(String) COMMENT 'Version that priced the call before',
+    `new_price_book_version` LowCardinality(String) COMMENT 'Version that priced it in this reprice',
+    `old_cost_total` Nullable(Decimal(38, 18)) COMMENT 'NULL when the call was unpriced before',
+    `new_cost_total` Decimal(38, 18),
+    `currency` LowCardinality(String),
+    `repriced_at` DateTime64(3, 'UTC') DEFAULT now64(3),
+    `plan_id` String COMMENT 'The sink batch that wrote this row (see sink_plans)'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (reprice_id, task_id, event_id)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
+COMMENT 'Every price change a reprice made: the call under the old and the new price-book version';
+
 CREATE TABLE calls
 (
     `event_id` String COMMENT 'Idempotency key of the call event',
@@ -7,6 +29,7 @@ CREATE TABLE calls
     `model` LowCardinality(String),
     `scenario_id` LowCardinality(String) COMMENT 'Scenario as the call reported it (tasks.scenario_id is authoritative)',
     `environment` LowCardinality(String),
+    `owner` LowCardinality(String) DEFAULT '' COMMENT 'Owner as the call reported it (tasks.owner is authoritative)',
     `role` LowCardinality(String) COMMENT 'generator, classifier, critic, judge, ...',
     `status` LowCardinality(String) COMMENT 'ok | error | timeout | rate_limited | invalid_output',
     `service_tier` LowCardinality(String),
@@ -20,17 +43,23 @@ CREATE TABLE calls
     `cache_write_1h_tokens` UInt64 DEFAULT 0,
     `output_tokens` UInt64,
     `reasoning_tokens` UInt64,
+    `units` Map(LowCardinality(String), Decimal(38, 9)) COMMENT 'Non-token usage by unit: query, evaluation, tool_call, gpu_second, ...',
     `cost_input` Nullable(Decimal(38, 18)),
     `cost_cache_read` Nullable(Decimal(38, 18)),
     `cost_cache_write` Nullable(Decimal(38, 18)),
     `cost_output` Nullable(Decimal(38, 18)),
     `cost_reasoning` Nullable(Decimal(38, 18)),
     `cost_request` Nullable(Decimal(38, 18)),
+    `cost_units` Nullable(Decimal(38, 18)) COMMENT 'Cost of the non-token units',
     `cost_total` Nullable(Decimal(38, 18)) COMMENT 'NULL when the call could not be priced; see pricing_error',
     `currency` LowCardinality(String),
+    `list_currency` LowCardinality(String) DEFAULT '' COMMENT 'Currency of the price entry; costs are converted to currency',
+    `fx_rate` Nullable(Decimal(38, 18)) COMMENT 'list_currency -> currency rate used; NULL when no conversion',
     `price_book_version` LowCardinality(String) COMMENT 'name@version of the price book that priced this row',
+    `price_overlay` LowCardinality(String) DEFAULT '' COMMENT 'Negotiated-price overlay that applied; empty for list prices',
     `pricing_error` String COMMENT 'Why cost is NULL; empty when priced',
     `attributes` Map(String, String),
+    `reprice_id` String DEFAULT '' COMMENT 'The reprice that wrote this price; empty when priced by stage 1',
     `ingested_at` DateTime64(3, 'UTC') DEFAULT now64(3),
     `plan_id` String DEFAULT '' COMMENT 'The sink batch that wrote this row (see sink_plans)',
     INDEX plan_idx plan_id TYPE bloom_filter GRANULARITY 4
@@ -85,7 +114,7 @@ COMMENT 'Write-ahead record of sink batches, for completing interrupted inserts'
 CREATE TABLE task_changes
 (
     `task_id` String,
-    `version` UInt64 COMMENT 'Number of distinct events in the snapshot this row carries',
+    `version` UInt64 COMMENT 'Distinct events in the snapshot * 2^20 + number of reprices applied to the task',
     `sign` Int8 COMMENT '+1: the task as of this version; -1: cancels the +1 row of this version',
     `scenario_id` LowCardinality(String),
     `environment` LowCardinality(String),
@@ -109,6 +138,8 @@ CREATE TABLE task_changes
     `outcome_source` LowCardinality(String),
     `outcome_at` Nullable(DateTime64(3, 'UTC')),
     `outcome_deadline` DateTime64(3, 'UTC'),
+    `reprice_cost_delta` Decimal(38, 18) DEFAULT 0 COMMENT 'Sum over reprices of (new - old) cost of this task\'s calls; included in total_cost',
+    `reprice_priced_calls` UInt32 DEFAULT 0 COMMENT 'Calls unpriced by stage 1 that a reprice priced; already subtracted from unpriced_calls',
     `changed_at` DateTime64(3, 'UTC') DEFAULT now64(3),
     `plan_id` String COMMENT 'The sink batch that wrote this row (see sink_plans)',
     INDEX plan_idx plan_id TYPE bloom_filter GRANULARITY 4
@@ -144,6 +175,8 @@ CREATE MATERIALIZED VIEW task_changes_to_tasks TO tasks
     `outcome_source` LowCardinality(String),
     `outcome_at` Nullable(DateTime64(3, 'UTC')),
     `outcome_deadline` DateTime64(3, 'UTC'),
+    `reprice_cost_delta` Decimal(38, 18),
+    `reprice_priced_calls` UInt32,
     `ingested_at` DateTime64(3, 'UTC')
 )
 AS SELECT
@@ -171,6 +204,8 @@ AS SELECT
     outcome_source,
     outcome_at,
     outcome_deadline,
+    reprice_cost_delta,
+    reprice_priced_calls,
     changed_at AS ingested_at
 FROM task_changes
 WHERE sign = 1;
@@ -239,7 +274,7 @@ GROUP BY
 CREATE TABLE tasks
 (
     `task_id` String,
-    `version` UInt64 COMMENT 'Number of distinct events applied; the highest version is the full state',
+    `version` UInt64 COMMENT 'Distinct events applied * 2^20 + number of reprices applied; the highest version is the current row',
     `scenario_id` LowCardinality(String),
     `environment` LowCardinality(String),
     `owner` LowCardinality(String),
@@ -262,6 +297,8 @@ CREATE TABLE tasks
     `outcome_source` LowCardinality(String),
     `outcome_at` Nullable(DateTime64(3, 'UTC')),
     `outcome_deadline` DateTime64(3, 'UTC') DEFAULT toStartOfHour(last_event_at + toIntervalDay(1)) + toIntervalHour(1) COMMENT 'First whole hour after last event + outcome window; no outcome by then = unresolved',
+    `reprice_cost_delta` Decimal(38, 18) DEFAULT 0 COMMENT 'Sum over reprices of (new - old) cost of this task\'s calls; included in total_cost',
+    `reprice_priced_calls` UInt32 DEFAULT 0 COMMENT 'Calls unpriced by stage 1 that a reprice priced; already subtracted from unpriced_calls',
     `ingested_at` DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(version)
@@ -323,3 +360,39 @@ FROM
         environment
     HAVING n_tasks != 0
 );
+
+CREATE VIEW v_reprice_comparison
+(
+    `reprice_id` String,
+    `repriced_at` DateTime64(3, 'UTC'),
+    `provider` LowCardinality(String),
+    `model` LowCardinality(String),
+    `old_price_book_version` LowCardinality(String),
+    `new_price_book_version` LowCardinality(String),
+    `calls` UInt64,
+    `previously_unpriced_calls` UInt64,
+    `old_cost` Decimal(38, 18),
+    `new_cost` Decimal(38, 18),
+    `difference` Decimal(38, 18),
+    `currency` String
+)
+AS SELECT
+    reprice_id,
+    min(repriced_at) AS repriced_at,
+    provider,
+    model,
+    old_price_book_version,
+    new_price_book_version,
+    count() AS calls,
+    countIf(old_cost_total IS NULL) AS previously_unpriced_calls,
+    sum(ifNull(old_cost_total, toDecimal128(0, 18))) AS old_cost,
+    sum(new_cost_total) AS new_cost,
+    new_cost - old_cost AS difference,
+    any(currency) AS currency
+FROM call_repricings
+GROUP BY
+    reprice_id,
+    provider,
+    model,
+    old_price_book_version,
+    new_price_book_version;

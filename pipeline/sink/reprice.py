@@ -1,0 +1,126 @@
+"""Applying reprice records: new prices for stored calls, and what that changes in tasks.
+
+``costflow reprice`` prices stored calls again with a corrected book and sends,
+per task, the calls whose price changed (see :mod:`pipeline.runtime.reprice`).
+The records go to the task-snapshot topic, keyed by task_id, so the sink that
+owns the task applies them in order with the task's snapshots, as its only writer.
+
+For each call the difference is taken against the call as stored *now*, not
+against what the reprice command saw: applying the same reprice twice, or two
+reprices racing, still leaves every call at its newest price and every task
+total equal to the sum of its calls' current prices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pipeline.pricing.engine import MONEY
+from pipeline.sink.restate import Adjustment, TaskRestater
+from pipeline.sink.rows import CALL_COLUMNS, PRICE_COLUMNS
+
+log = logging.getLogger("costflow.sink")
+
+_EVENT_ID = CALL_COLUMNS.index("event_id")
+_COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")
+
+
+@dataclass
+class Repriced:
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    adjustments: dict[str, Adjustment] = field(default_factory=dict)
+
+
+class Repricer:
+    def __init__(self, client: Any, restater: TaskRestater) -> None:
+        self.client = client
+        self.restater = restater
+        self.counts: Counter[str] = Counter()
+
+    def _stored_calls(self, reprices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        task_ids = sorted({r["task_id"] for r in reprices})
+        event_ids = sorted({c["event_id"] for r in reprices for c in r["calls"]})
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(event_ids), 5_000):
+            # FINAL: a call repriced before has two rows; the last inserted is current.
+            result = self.client.query(
+                f"SELECT {', '.join(CALL_COLUMNS)} FROM calls FINAL "
+                "WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
+                parameters={"tasks": task_ids, "events": event_ids[start : start + 5_000]},
+            )
+            for row in result.result_rows:
+                found[row[_EVENT_ID]] = dict(zip(CALL_COLUMNS, row, strict=True))
+        return found
+
+    def apply(self, reprices: list[dict[str, Any]], with_snapshot: set[str]) -> Repriced:
+        """Rows for a batch's reprice records, in offset order."""
+        out = Repriced()
+        if not reprices:
+            return out
+        stored = self._stored_calls(reprices)
+        tasks = self.restater.stored({r["task_id"] for r in reprices}) | with_snapshot
+        for reprice in reprices:
+            task_id = reprice["task_id"]
+            if task_id not in tasks:
+                self.counts["task_not_stored"] += len(reprice["calls"])
+                continue
+            adjustment = Adjustment()
+            for priced in reprice["calls"]:
+                current = stored.get(priced["event_id"])
+                if current is None or current["task_id"] != task_id:
+                    self.counts["call_not_stored"] += 1
+                    continue
+                new = _repriced_row(current, priced, reprice)
+                if all(new[c] == current[c] for c in _COMPARED):
+                    # Already at this price (a replay), or priced the same by both
+                    # versions: the row keeps the version that priced it.
+                    self.counts["unchanged"] += 1
+                    continue
+                old_total: Decimal | None = current["cost_total"]
+                delta = MONEY.subtract(new["cost_total"], old_total or Decimal(0))
+                adjustment = adjustment + Adjustment(delta, 1 if old_total is None else 0)
+                out.calls.append(tuple(new[c] for c in CALL_COLUMNS))
+                out.history.append(
+                    (
+                        reprice["reprice_id"],
+                        current["event_id"],
+                        task_id,
+                        current["ts"],
+                        current["provider"],
+                        current["model"],
+                        current["price_book_version"],
+                        new["price_book_version"],
+                        old_total,
+                        new["cost_total"],
+                        new["currency"],
+                    )
+                )
+                stored[current["event_id"]] = new  # a later record in the batch sees it
+                self.counts["repriced"] += 1
+            if adjustment != Adjustment():
+                previous = out.adjustments.get(task_id, Adjustment())
+                out.adjustments[task_id] = previous + adjustment
+        return out
+
+
+def _repriced_row(
+    current: dict[str, Any], priced: dict[str, Any], reprice: dict[str, Any]
+) -> dict[str, Any]:
+    new = dict(current)
+    for column in PRICE_COLUMNS:
+        if column.startswith("cost_"):
+            new[column] = Decimal(priced[column])
+    new["currency"] = priced["currency"]
+    new["list_currency"] = priced.get("list_currency", "")
+    fx = priced.get("fx_rate")
+    new["fx_rate"] = None if fx is None else Decimal(fx)
+    new["price_book_version"] = reprice["price_book_version"]
+    new["price_overlay"] = priced.get("price_overlay", "")
+    new["pricing_error"] = ""
+    new["reprice_id"] = reprice["reprice_id"]
+    return new

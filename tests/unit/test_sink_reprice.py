@@ -1,0 +1,180 @@
+"""Reprice records applied by the sink against real chDB: calls, history and task rows."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from pipeline.query.migrate import migrate
+from pipeline.sink.clickhouse import ClickHouseSink
+from tests.unit.test_clickhouse_sink import TOPICS, aggregate, batch_of, snapshot
+
+
+def priced_call(event_id: str, task_id: str, cost: str | None) -> dict[str, Any]:
+    zero = None if cost is None else "0"
+    return {
+        "event_id": event_id, "task_id": task_id, "ts_ms": 1_793_577_600_000,
+        "provider": "openai", "model": "gpt-4.1", "scenario_id": "s", "environment": "prod",
+        "owner": "o", "role": "", "status": "ok", "service_tier": "standard", "attempt": 1,
+        "retry_of": "", "fallback_from": "", "latency_ms": None, "input_tokens": 1000,
+        "cache_read_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
+        "output_tokens": 0, "reasoning_tokens": 0, "units": {},
+        "cost_input": cost, "cost_cache_read": zero, "cost_cache_write": zero,
+        "cost_output": zero, "cost_reasoning": zero, "cost_request": zero, "cost_units": zero,
+        "cost_total": cost,
+        "currency": "" if cost is None else "USD", "list_currency": "", "fx_rate": None,
+        "price_book_version": "b@1", "price_overlay": "",
+        "pricing_error": "" if cost else "price_not_found: ...", "attributes": {},
+    }  # fmt: skip
+
+
+def reprice(task_id: str, reprice_id: str, **costs: str) -> dict[str, Any]:
+    return {
+        "kind": "reprice",
+        "reprice_id": reprice_id,
+        "task_id": task_id,
+        "price_book_version": "b@2",
+        "calls": [
+            {
+                "event_id": event_id,
+                **{
+                    f"cost_{p}": "0"
+                    for p in (
+                        "cache_read",
+                        "cache_write",
+                        "output",
+                        "reasoning",
+                        "request",
+                        "units",
+                    )
+                },
+                "cost_input": cost,
+                "cost_total": cost,
+                "currency": "USD",
+                "list_currency": "USD",
+                "fx_rate": None,
+                "price_overlay": "",
+            }
+            for event_id, cost in costs.items()
+        ],
+    }
+
+
+def records(*items: tuple[str, dict[str, Any]]) -> Any:
+    return batch_of([(topic, 0, json.dumps(value).encode(), ()) for topic, value in items])
+
+
+def seed(client: Any) -> ClickHouseSink:
+    """Task a: two calls (0.002 + 0.003); task b: one priced (0.5), one unpriced call."""
+    migrate(client)
+    sink = ClickHouseSink(client, TOPICS)
+    snap_b = {**snapshot("b", 2, "0.5", "accepted"), "calls": 2, "unpriced_calls": 1}
+    sink.write(
+        records(
+            (TOPICS.priced_calls, priced_call("a1", "a", "0.002")),
+            (TOPICS.priced_calls, priced_call("a2", "a", "0.003")),
+            (TOPICS.priced_calls, priced_call("b1", "b", "0.5")),
+            (TOPICS.priced_calls, priced_call("b2", "b", None)),
+            (TOPICS.task_snapshots, snapshot("a", 2, "0.005", "accepted")),
+            (TOPICS.task_snapshots, snap_b),
+        )
+    )
+    return sink
+
+
+def tasks(client: Any) -> dict[str, tuple[Any, ...]]:
+    rows = client.query(
+        "SELECT task_id, total_cost, unpriced_calls, reprice_cost_delta, reprice_priced_calls, "
+        "bitShiftRight(version, 20), bitAnd(version, 1048575) FROM tasks FINAL"
+    ).result_rows
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def test_a_reprice_rewrites_the_calls_and_moves_the_task_totals_exactly(
+    chdb_client: Any,
+) -> None:
+    sink = seed(chdb_client)
+    assert aggregate(chdb_client) == {"accepted": (2, Decimal("0.505"))}
+    # a1 0.002 -> 0.001, a2 unchanged; b2 unpriced -> 0.25
+    written = sink.write(
+        records(
+            (TOPICS.task_snapshots, reprice("a", "r1", a1="0.001", a2="0.003")),
+            (TOPICS.task_snapshots, reprice("b", "r1", b2="0.25")),
+        )
+    )
+    assert written == {"calls": 2, "call_repricings": 2, "task_changes": 4}
+    assert tasks(chdb_client) == {
+        "a": (Decimal("0.004"), 0, Decimal("-0.001"), 0, 2, 1),
+        "b": (Decimal("0.75"), 0, Decimal("0.25"), 1, 2, 1),
+    }
+    # 0.505 - 0.001 + 0.25, read unmerged.
+    assert aggregate(chdb_client) == {"accepted": (2, Decimal("0.754"))}
+    calls = chdb_client.query(
+        "SELECT event_id, cost_total, price_book_version, reprice_id, pricing_error "
+        "FROM calls FINAL ORDER BY event_id"
+    ).result_rows
+    assert calls == [
+        ("a1", Decimal("0.001"), "b@2", "r1", ""),
+        ("a2", Decimal("0.003"), "b@1", "", ""),  # same price: keeps the version that priced it
+        ("b1", Decimal("0.5"), "b@1", "", ""),
+        ("b2", Decimal("0.25"), "b@2", "r1", ""),
+    ]
+    side_by_side = chdb_client.query(
+        "SELECT calls, previously_unpriced_calls, old_cost, new_cost, difference "
+        "FROM v_reprice_comparison"
+    ).result_rows
+    assert side_by_side == [(2, 1, Decimal("0.002"), Decimal("0.251"), Decimal("0.249"))]
+
+
+def test_a_replayed_reprice_changes_nothing_and_a_later_snapshot_keeps_the_correction(
+    chdb_client: Any,
+) -> None:
+    sink = seed(chdb_client)
+    batch = records((TOPICS.task_snapshots, reprice("a", "r1", a1="0.001")))
+    sink.write(batch)
+    # The same records consumed again (a crash before the offset commit), by a new process.
+    assert ClickHouseSink(chdb_client, TOPICS).write(batch) == {}
+    assert tasks(chdb_client)["a"] == (Decimal("0.004"), 0, Decimal("-0.001"), 0, 2, 1)
+    # Stage 1 knows nothing of the reprice: a late call makes its snapshot 0.005 + 0.010.
+    late = records(
+        (TOPICS.priced_calls, priced_call("a3", "a", "0.010")),
+        (TOPICS.task_snapshots, snapshot("a", 3, "0.015", "accepted")),
+    )
+    assert ClickHouseSink(chdb_client, TOPICS).write(late) == {"calls": 1, "task_changes": 2}
+    # 0.001 + 0.003 + 0.010: the carried delta corrects stage 1's total.
+    assert tasks(chdb_client)["a"] == (Decimal("0.014"), 0, Decimal("-0.001"), 0, 3, 1)
+    assert aggregate(chdb_client) == {"accepted": (2, Decimal("0.514"))}
+    # A stale re-emission of the old snapshot is still superseded.
+    assert sink.write(records((TOPICS.task_snapshots, snapshot("a", 2, "0.005")))) == {}
+    total = chdb_client.query("SELECT sum(cost_total) FROM calls FINAL WHERE task_id = 'a'")
+    assert total.result_rows == [(Decimal("0.014"),)]
+
+
+def test_two_reprices_of_one_call_in_a_batch_apply_in_order(chdb_client: Any) -> None:
+    sink = seed(chdb_client)
+    sink.write(
+        records(
+            (TOPICS.task_snapshots, reprice("a", "r1", a1="0.001")),
+            (TOPICS.task_snapshots, reprice("a", "r2", a1="0.007")),
+        )
+    )
+    # Each difference is taken against the call as it stands: 0.002 -> 0.001 -> 0.007.
+    assert tasks(chdb_client)["a"] == (Decimal("0.010"), 0, Decimal("0.005"), 0, 2, 1)
+    history = chdb_client.query(
+        "SELECT reprice_id, old_cost_total, new_cost_total FROM call_repricings ORDER BY reprice_id"
+    ).result_rows
+    assert history == [
+        ("r1", Decimal("0.002"), Decimal("0.001")),
+        ("r2", Decimal("0.001"), Decimal("0.007")),
+    ]
+
+
+def test_a_reprice_for_a_call_or_task_not_stored_is_counted_not_applied(
+    chdb_client: Any,
+) -> None:
+    sink = seed(chdb_client)
+    assert sink.write(records((TOPICS.task_snapshots, reprice("zz", "r1", z1="1")))) == {}
+    assert sink.write(records((TOPICS.task_snapshots, reprice("a", "r1", nope="1")))) == {}
+    assert sink.repricer.counts == {"task_not_stored": 1, "call_not_stored": 1}
+    assert aggregate(chdb_client) == {"accepted": (2, Decimal("0.505"))}
