@@ -16,6 +16,7 @@ price book, and the rules are restated from the event contract:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Context, Decimal
@@ -52,14 +53,18 @@ def parse_ts(value: Any) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def call_cost(call: dict[str, Any]) -> Decimal | None:
+Rates = dict[tuple[str, str], tuple[str, str, str, str, str]]
+CallCost = Callable[[dict[str, Any]], "Decimal | None"]
+
+
+def call_cost(call: dict[str, Any], rates: Rates = RATES) -> Decimal | None:
     key = (call["provider"], call["model"])
     key = ALIASES.get(key, key)
-    if key not in RATES:
+    if key not in rates:
         return None
     usage = call.get("usage", {})
     total = Decimal(0)
-    for tokens_class, rate in zip(_CLASSES, RATES[key], strict=True):
+    for tokens_class, rate in zip(_CLASSES, rates[key], strict=True):
         total = EXACT.add(total, EXACT.multiply(Decimal(usage.get(tokens_class, 0)), Decimal(rate)))
     return EXACT.divide(total, Decimal(1_000_000))
 
@@ -93,7 +98,9 @@ class ExpectedTask:
 
 
 def expected_tasks(
-    events: list[dict[str, Any]], windows: dict[str, timedelta] | None = None
+    events: list[dict[str, Any]],
+    windows: dict[str, timedelta] | None = None,
+    cost: CallCost = call_cost,
 ) -> dict[str, ExpectedTask]:
     distinct: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -119,7 +126,7 @@ def expected_tasks(
                     return str(call[name])
             return ""
 
-        costs = [call_cost(c) for c in calls]
+        costs = [cost(c) for c in calls]
         scenario_id = field("scenario_id")
         last = max(parse_ts(e["ts"]) for e in ordered)
         out[task_id] = ExpectedTask(
@@ -148,9 +155,10 @@ def expected_cost_per_outcome(
     events: list[dict[str, Any]],
     as_of: datetime,
     windows: dict[str, timedelta] | None = None,
+    cost: CallCost = call_cost,
 ) -> dict[tuple[date, str, str], dict[str, Any]]:
     rows: dict[tuple[date, str, str], dict[str, Any]] = {}
-    for task in expected_tasks(events, windows).values():
+    for task in expected_tasks(events, windows, cost).values():
         key = (task.day, task.scenario_id, task.environment)
         row = rows.setdefault(
             key,

@@ -25,7 +25,7 @@ from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
-from tests.reference import expected_cost_per_outcome, expected_tasks
+from tests.reference import CallCost, call_cost, expected_cost_per_outcome, expected_tasks
 
 
 @pytest.fixture
@@ -112,7 +112,10 @@ def _utc(value: Any) -> Any:
 
 
 def assert_matches_reference(
-    client: Any, events: list[dict[str, Any]], windows: dict[str, timedelta] | None = None
+    client: Any,
+    events: list[dict[str, Any]],
+    windows: dict[str, timedelta] | None = None,
+    cost: CallCost = call_cost,
 ) -> None:
     """Every task row and every v_cost_per_outcome row equal the batch reference, exactly.
 
@@ -127,7 +130,7 @@ def assert_matches_reference(
     }
     assert stored_tasks == {
         task.task_id: tuple(getattr(task, column) for column in TASK_COLUMNS)
-        for task in expected_tasks(events, windows).values()
+        for task in expected_tasks(events, windows, cost).values()
     }
     # now64() is one value per query: the reference judges pending/unresolved at it.
     view = client.query(
@@ -137,4 +140,4 @@ def assert_matches_reference(
     as_of = _utc(view[0][-1]) if view else datetime.now(UTC)
     assert {
         (row[0], row[1], row[2]): dict(zip(VIEW_COLUMNS, row[3:-1], strict=True)) for row in view
-    } == expected_cost_per_outcome(events, as_of, windows)
+    } == expected_cost_per_outcome(events, as_of, windows, cost)
