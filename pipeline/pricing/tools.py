@@ -71,6 +71,12 @@ def write_book(book: PriceBook, out: Path) -> list[Path]:
         path = out / f"{_safe(provider)}.yaml"
         path.write_text(yaml.safe_dump({"entries": entries}, sort_keys=False, allow_unicode=True))
         written.append(path)
+    for key in ("overlays", "fx_rates"):
+        items = [item.model_dump(mode="json", exclude_defaults=True) for item in getattr(book, key)]
+        if items:
+            path = out / f"_{key}.yaml"
+            path.write_text(yaml.safe_dump({key: items}, sort_keys=False, allow_unicode=True))
+            written.append(path)
     return written
 
 

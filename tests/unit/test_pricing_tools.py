@@ -87,6 +87,53 @@ def test_price_lines_adds_cost_per_dimension_as_decimal_strings() -> None:
     assert out[2]["cost"] is None and out[2]["pricing_error"].startswith("not_json")
 
 
+def test_price_lines_reports_units_conversion_and_overlay() -> None:
+    book = PriceBook.model_validate(
+        {
+            "name": "eu",
+            "version": "1",
+            "entries": [
+                {
+                    "provider": "p",
+                    "model": "m",
+                    "effective_from": "2026-01-01",
+                    "currency": "EUR",
+                    "per_unit": {"query": "0.005"},
+                }
+            ],
+            "overlays": [
+                {
+                    "name": "deal",
+                    "match": {"environment": "prod"},
+                    "effective_from": "2026-01-01",
+                    "per_unit": {"query": "0.004"},
+                }
+            ],
+            "fx_rates": [
+                {"currency": "EUR", "effective_from": "2026-01-01", "rate_to_book_currency": "1.25"}
+            ],
+        }
+    )
+    line = {
+        "event_id": "a", "task_id": "t", "ts": "2026-02-01T00:00:00Z", "provider": "p",
+        "model": "m", "environment": "prod", "usage": {}, "units": {"query": 10},
+    }  # fmt: skip
+    unknown_unit = {**line, "units": {"evaluation": 1}}
+    out = [
+        json.loads(raw)
+        for raw in price_lines(
+            [json.dumps(line).encode(), json.dumps(unknown_unit).encode()], CompiledBook(book)
+        )
+    ]
+    # 10 x 0.004 EUR (the overlay's price) x 1.25
+    assert out[0]["cost"]["units"] == "0.05000"
+    assert out[0]["cost"]["total"] == "0.05000"
+    assert (out[0]["cost"]["list_currency"], out[0]["cost"]["fx_rate"]) == ("EUR", "1.25")
+    assert out[0]["cost"]["overlay"] == "deal"
+    assert out[1]["cost"] is None
+    assert out[1]["pricing_error"].startswith("unit_not_priced")
+
+
 def test_a_written_book_loads_back_identical(tmp_path: Path) -> None:
     book = small_book()
     write_book(book, tmp_path / "book")
@@ -96,6 +143,32 @@ def test_a_written_book_loads_back_identical(tmp_path: Path) -> None:
         "q.yaml",
     ]
     assert load_price_book(tmp_path / "book") == book
+    extras = PriceBook.model_validate(
+        {
+            "name": "x",
+            "version": "1",
+            "entries": [],
+            "overlays": [
+                {
+                    "name": "o",
+                    "match": {"owner": "a"},
+                    "effective_from": "2026-01-01",
+                    "effective_to": "2026-02-01",
+                    "multiplier": "0.9",
+                }
+            ],
+            "fx_rates": [
+                {
+                    "currency": "EUR",
+                    "effective_from": "2026-01-01",
+                    "rate_to_book_currency": "1.1",
+                }
+            ],
+        }
+    )
+    with_extras = book.model_copy(update={"overlays": extras.overlays, "fx_rates": extras.fx_rates})
+    write_book(with_extras, tmp_path / "extras")
+    assert load_price_book(tmp_path / "extras") == with_extras
 
 
 def test_show_names_the_entry_in_force() -> None:

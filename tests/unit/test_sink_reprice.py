@@ -178,3 +178,69 @@ def test_a_reprice_for_a_call_or_task_not_stored_is_counted_not_applied(
     assert sink.write(records((TOPICS.task_snapshots, reprice("a", "r1", nope="1")))) == {}
     assert sink.repricer.counts == {"task_not_stored": 1, "call_not_stored": 1}
     assert aggregate(chdb_client) == {"accepted": (2, Decimal("0.505"))}
+
+
+def test_a_call_with_units_fx_and_an_overlay_lands_with_every_dimension(
+    chdb_client: Any,
+) -> None:
+    """Engine -> stage-1 record -> sink row -> chDB, for the dimensions added in 0005."""
+    from pipeline.events.enriched import priced_call_record
+    from pipeline.events.models import CallEvent
+    from pipeline.pricing import CompiledBook, PriceBook, price_call
+
+    book = CompiledBook(
+        PriceBook.model_validate(
+            {
+                "name": "eu",
+                "version": "3",
+                "entries": [
+                    {
+                        "provider": "mistral",
+                        "model": "large",
+                        "effective_from": "2026-01-01",
+                        "currency": "EUR",
+                        "input_per_mtok": "2",
+                        "output_per_mtok": "6",
+                        "per_unit": {"tool_call": "0.01"},
+                    }
+                ],
+                "overlays": [
+                    {
+                        "name": "search-deal",
+                        "match": {"owner": "search"},
+                        "effective_from": "2026-01-01",
+                        "multiplier": "0.9",
+                    }
+                ],
+                "fx_rates": [
+                    {
+                        "currency": "EUR",
+                        "effective_from": "2026-01-01",
+                        "rate_to_book_currency": "1.1",
+                    }
+                ],
+            }
+        )
+    )
+    call = CallEvent.model_validate(
+        {
+            "event_id": "u1", "task_id": "t", "ts": "2026-11-01T00:00:00Z",
+            "provider": "mistral", "model": "large", "owner": "search",
+            "usage": {"input_tokens": 1_000_000, "output_tokens": 500_000},
+            "units": {"tool_call": 4},
+        }
+    )  # fmt: skip
+    cost = price_call(call, book)
+    migrate(chdb_client)
+    record = priced_call_record(call, cost, None, book.label)
+    ClickHouseSink(chdb_client, TOPICS).write(records((TOPICS.priced_calls, record)))
+    row = chdb_client.query(
+        "SELECT owner, units, cost_input, cost_output, cost_units, cost_total, currency, "
+        "list_currency, fx_rate, price_overlay, price_book_version FROM calls"
+    ).result_rows[0]
+    # EUR 2 x 1.1 x 0.9 = 1.98; 3 x 1.1 x 0.9 = 2.97; 4 x 0.01 x 1.1 x 0.9 = 0.0396
+    assert row == (
+        "search", {"tool_call": Decimal(4)}, Decimal("1.98"), Decimal("2.97"),
+        Decimal("0.0396"), Decimal("4.9896"), "USD", "EUR", Decimal("1.1"), "search-deal",
+        "eu@3",
+    )  # fmt: skip
