@@ -68,6 +68,7 @@ def workloads(draw: st.DrawFn) -> dict[str, Any]:
                     "model": model,
                     "scenario_id": draw(st.sampled_from([None, "s1", "s2"])),
                     "environment": draw(st.sampled_from([None, "prod", "staging"])),
+                    "owner": draw(st.sampled_from([None, "team-call"])),
                     "status": draw(st.sampled_from(["ok", "ok", "error", "timeout"])),
                     "usage": {
                         "input_tokens": draw(st.integers(0, 300_000)),

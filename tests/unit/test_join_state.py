@@ -45,6 +45,7 @@ def task_events(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "provider": provider,
                 "model": model,
                 "scenario_id": draw(st.sampled_from([None, "s-call-a", "s-call-b"])),
+                "owner": draw(st.sampled_from([None, "team-call"])),
                 "usage": {
                     "input_tokens": draw(st.integers(0, 10**6)),
                     "cache_read_tokens": draw(st.integers(0, 10**5)),
