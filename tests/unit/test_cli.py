@@ -42,3 +42,16 @@ def test_errors_are_one_line_with_advice(
 def test_schemas_check_passes_on_a_clean_tree(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schemas"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_reprice_dry_run_and_bad_windows(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    assert main(["reprice", "--from", "2026-11-02", "--to", "2026-11-01"]) == 2
+    assert "--to 2026-11-01 must be after --from 2026-11-02" in capsys.readouterr().err
+    assert main(["reprice", "--from", "yesterday", "--to", "2026-11-01"]) == 2
+    assert "--from 'yesterday' is not a date or RFC 3339 time" in capsys.readouterr().err
+    # Nothing stored: a dry run scans nothing and sends nothing.
+    assert main(["reprice", "--from", "2026-11-01", "--to", "2026-11-02", "--dry-run"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["dry_run"], result["calls_scanned"], result["records_sent"]) == (True, 0, 0)
