@@ -353,6 +353,16 @@ COMMANDS = {
 }
 
 
+def _clickhouse_advice(message: str) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else "ClickHouse error"
+    if "UNKNOWN_TABLE" in message or "UNKNOWN_DATABASE" in message:
+        return (
+            f"{first[:300]} -- this database has no costflow tables: run `costflow migrate`, "
+            "or pass --database (the demo writes to costflow_demo)"
+        )
+    return first[:500]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for attr, env in _GLOBAL_FLAGS.items():
@@ -367,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except CostflowError as exc:
         print(f"costflow {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
+
+        if not isinstance(exc, DriverError):
+            raise
+        print(f"costflow {args.command}: {_clickhouse_advice(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -127,16 +127,19 @@ def render_reprices(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     header = (
-        f"{'reprice':<44} {'provider/model':<32} {'calls':>7} {'old version':>18} "
-        f"{'old cost':>13} {'new version':>18} {'new cost':>13} {'difference':>13}"
+        f"{'provider/model':<32} {'calls':>7} {'old version':>24} {'old cost':>13} "
+        f"{'new version':>24} {'new cost':>13} {'difference':>13}"
     )
-    out = ["Reprices: the same calls under the old and the new price-book version", header]
-    out.append("-" * len(header))
+    out = ["Reprices: the same calls under the old and the new price-book version"]
+    reprice_id = None
     for row in rows:
+        if row["reprice_id"] != reprice_id:
+            reprice_id = row["reprice_id"]
+            out += ["", f"reprice {reprice_id}", header, "-" * len(header)]
         out.append(
-            f"{row['reprice_id']:<44} {row['provider'] + '/' + row['model']:<32} "
-            f"{row['calls']:>7,} {row['old_price_book_version']:>18} "
-            f"{_usd(row['old_cost'], 6):>13} {row['new_price_book_version']:>18} "
-            f"{_usd(row['new_cost'], 6):>13} {_usd(row['difference'], 6):>13}"
+            f"{row['provider'] + '/' + row['model']:<32} {row['calls']:>7,} "
+            f"{row['old_price_book_version']:>24} {_usd(row['old_cost'], 6):>13} "
+            f"{row['new_price_book_version']:>24} {_usd(row['new_cost'], 6):>13} "
+            f"{_usd(row['difference'], 6):>13}"
         )
     return "\n".join(out)

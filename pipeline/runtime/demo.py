@@ -40,4 +40,8 @@ def run_demo(tasks: int, seed: int) -> int:
     )
     client = connect(clickhouse, stack)
     print(render(scenario_summary(client), health(client)))
+    sys.stderr.write(
+        f"\nExplore the result: ./dev --database {clickhouse.database} report | sql 'SELECT ...'"
+        f" | reprice --book DIR --from T1 --to T2\n"
+    )
     return 0

@@ -55,3 +55,11 @@ def test_reprice_dry_run_and_bad_windows(env: Path, capsys: pytest.CaptureFixtur
     assert main(["reprice", "--from", "2026-11-01", "--to", "2026-11-02", "--dry-run"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["dry_run"], result["calls_scanned"], result["records_sent"]) == (True, 0, 0)
+
+
+def test_a_database_without_tables_gets_advice_not_a_traceback(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report"]) == 2
+    err = capsys.readouterr().err
+    assert "run `costflow migrate`" in err and "Traceback" not in err
