@@ -150,8 +150,6 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     from pipeline.runtime.reprice import run_reprice
 
     start, end = _utc_time(args.start, "--from"), _utc_time(args.end, "--to")
-    if end <= start:
-        raise CostflowError(f"--to {args.end} must be after --from {args.start}")
     result = run_reprice(
         _settings(), _book(args.book), start, end, dry_run=args.dry_run, timeout_s=args.timeout
     )
@@ -216,7 +214,7 @@ def cmd_pricing(args: argparse.Namespace) -> int:
 
         raw = Path(args.file).read_bytes()
         effective = (
-            datetime.fromisoformat(args.effective_from).replace(tzinfo=UTC)
+            _utc_time(args.effective_from, "--effective-from")
             if args.effective_from
             else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         )
@@ -241,10 +239,8 @@ def cmd_pricing(args: argparse.Namespace) -> int:
         print(f"costflow: {compiled.label} is valid: {len(compiled.book.entries)} entries")
         return 0
     if args.pricing_command == "show":
-        at = (
-            datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else datetime.now(UTC)
-        )
-        shown = tools.show(_book(args.book), args.provider, args.model, at.astimezone(UTC))
+        at = _utc_time(args.at, "--at") if args.at else datetime.now(UTC)
+        shown = tools.show(_book(args.book), args.provider, args.model, at)
         print(json.dumps(shown, indent=2))
         return 0
     changes = tools.diff(load_price_book(Path(args.book_a)), load_price_book(Path(args.book_b)))

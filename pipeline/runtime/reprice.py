@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.errors import PricingError
+from pipeline.errors import ConfigError, PricingError
 from pipeline.events.models import CallEvent, ServiceTier, Usage
 from pipeline.pricing.engine import CallCost, CompiledBook, price_call
 
@@ -228,7 +228,7 @@ def run_reprice(
     from pipeline.query.client import connect
 
     if end <= start:
-        raise ValueError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        raise ConfigError(f"--to {end.isoformat()} must be after --from {start.isoformat()}")
     job = _Job(
         client=connect(settings.clickhouse, settings.stack, create=False),
         book=book,

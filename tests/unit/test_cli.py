@@ -48,7 +48,8 @@ def test_reprice_dry_run_and_bad_windows(env: Path, capsys: pytest.CaptureFixtur
     assert main(["migrate"]) == 0
     capsys.readouterr()
     assert main(["reprice", "--from", "2026-11-02", "--to", "2026-11-01"]) == 2
-    assert "--to 2026-11-01 must be after --from 2026-11-02" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--to 2026-11-01T00:00:00+00:00 must be after --from 2026-11-02T00:00:00+00:00" in err
     assert main(["reprice", "--from", "yesterday", "--to", "2026-11-01"]) == 2
     assert "--from 'yesterday' is not a date or RFC 3339 time" in capsys.readouterr().err
     # Nothing stored: a dry run scans nothing and sends nothing.
