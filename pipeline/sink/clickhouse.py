@@ -40,7 +40,7 @@ class ClickHouseSink(Sink):
         self.restater = TaskRestater(client, cache_entries)
         self.skipped: Counter[str] = Counter()
         self._plan: tuple[Batch, dict[str, Any]] | None = None
-        self.repricer = Repricer(client, self.restater)
+        self.repricer = Repricer(client)
         self.plans = PlanLog(
             client,
             {
@@ -87,7 +87,9 @@ class ClickHouseSink(Sink):
                 if current is None or snap["version"] > current["version"]:
                     latest[snap["task_id"]] = snap
         new_calls = self._new_calls(calls)
-        repriced = self.repricer.apply(reprices, set(latest))
+        # One read of the stored task rows serves both the reprices and the restatement.
+        stored = self.restater.prefetch([*latest, *(r["task_id"] for r in reprices)])
+        repriced = self.repricer.apply(reprices, stored | set(latest))
         return {
             "calls": (self.topics.priced_calls, CALL_COLUMNS, new_calls + repriced.calls),
             "task_changes": (

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.pricing.engine import MONEY
-from pipeline.sink.restate import Adjustment, TaskRestater
+from pipeline.sink.restate import Adjustment
 from pipeline.sink.rows import CALL_COLUMNS, PRICE_COLUMNS
 
 log = logging.getLogger("costflow.sink")
@@ -37,9 +37,8 @@ class Repriced:
 
 
 class Repricer:
-    def __init__(self, client: Any, restater: TaskRestater) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.restater = restater
         self.counts: Counter[str] = Counter()
 
     def _stored_calls(self, reprices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -57,13 +56,13 @@ class Repricer:
                 found[row[_EVENT_ID]] = dict(zip(CALL_COLUMNS, row, strict=True))
         return found
 
-    def apply(self, reprices: list[dict[str, Any]], with_snapshot: set[str]) -> Repriced:
-        """Rows for a batch's reprice records, in offset order."""
+    def apply(self, reprices: list[dict[str, Any]], tasks: set[str]) -> Repriced:
+        """Rows for a batch's reprice records, in offset order; ``tasks``: the tasks
+        that have a row (stored, or written by this batch)."""
         out = Repriced()
         if not reprices:
             return out
         stored = self._stored_calls(reprices)
-        tasks = self.restater.stored({r["task_id"] for r in reprices}) | with_snapshot
         for reprice in reprices:
             task_id = reprice["task_id"]
             if task_id not in tasks:

@@ -73,12 +73,16 @@ class TaskRestater:
         self.client = client
         self.cache_entries = cache_entries
         self._stored: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        # Rows read by prefetch() for the batch being planned (None: the task has
+        # no row), used by that batch's changes() instead of a second read.
+        self._prefetched: dict[str, tuple[Any, ...] | None] = {}
         self.superseded = 0
         # Reprices for tasks with no stored row (should not happen: reprices read them).
         self.orphan_adjustments = 0
 
     def forget(self, task_ids: Iterable[str] | None = None) -> None:
         """Drop cached rows (all, on a rebalance; a batch's, after a failed write)."""
+        self._prefetched = {}
         if task_ids is None:
             self._stored.clear()
             return
@@ -87,11 +91,17 @@ class TaskRestater:
 
     def _lookup(self, task_ids: list[str]) -> dict[str, tuple[Any, ...]]:
         found: dict[str, tuple[Any, ...]] = {}
-        missing = [t for t in task_ids if t not in self._stored]
+        missing = []
         for task_id in task_ids:
             if task_id in self._stored:
                 found[task_id] = self._stored[task_id]
                 self._stored.move_to_end(task_id)
+            elif task_id in self._prefetched:
+                row = self._prefetched[task_id]
+                if row is not None:
+                    found[task_id] = row
+            else:
+                missing.append(task_id)
         for start in range(0, len(missing), 5_000):
             chunk = missing[start : start + 5_000]
             # The current row is the +1 row of the highest version, merged or not. Read
@@ -106,9 +116,15 @@ class TaskRestater:
                 found[row[0]] = tuple(row)
         return found
 
-    def stored(self, task_ids: Iterable[str]) -> set[str]:
-        """Which of these tasks have a stored row."""
-        return set(self._lookup(sorted(set(task_ids))))
+    def prefetch(self, task_ids: Iterable[str]) -> set[str]:
+        """Read the stored rows of a batch's tasks once; returns the tasks that have one.
+
+        The next :meth:`changes` uses these rows instead of reading them again.
+        """
+        ids = sorted(set(task_ids))
+        found = self._lookup(ids)
+        self._prefetched = {t: found.get(t) for t in ids}
+        return set(found)
 
     def changes(
         self,
@@ -145,6 +161,7 @@ class TaskRestater:
                 rows.append(_with_sign(current, -1))
             rows.append(_with_sign(row, 1))
             self._pending[task_id] = row
+        self._prefetched = {}
         return rows
 
     def committed(self) -> None:
