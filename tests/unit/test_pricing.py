@@ -16,14 +16,16 @@ from pipeline.pricing import CompiledBook, PriceBook, load_price_book, price_cal
 DEFAULT_BOOK = Path(__file__).resolve().parents[2] / "pricing" / "default"
 
 
-def book(*entries: dict[str, Any]) -> CompiledBook:
+def book(*entries: dict[str, Any], **fields: Any) -> CompiledBook:
+    """A compiled book ``t@1``; ``fields``: overlays, fx_rates, currency."""
     return CompiledBook(
-        PriceBook.model_validate({"name": "t", "version": "1", "entries": list(entries)})
+        PriceBook.model_validate({"name": "t", "version": "1", "entries": list(entries), **fields})
     )
 
 
 def entry(**overrides: Any) -> dict[str, Any]:
-    base = {
+    """An entry for p/m at 2.00 in, 8.00 out; an override of None removes the field."""
+    base: dict[str, Any] = {
         "provider": "p",
         "model": "m",
         "effective_from": "2026-01-01",
@@ -31,7 +33,7 @@ def entry(**overrides: Any) -> dict[str, Any]:
         "output_per_mtok": "8.00",
     }
     base.update(overrides)
-    return base
+    return {k: v for k, v in base.items() if v is not None}
 
 
 def call(model: str = "m", ts: str = "2026-06-01T00:00:00Z", **usage: int) -> CallEvent:

@@ -11,39 +11,8 @@ import yaml
 
 from pipeline.errors import FxRateNotFound, PriceBookInvalid, UnitNotPriced
 from pipeline.events.models import CallEvent
-from pipeline.pricing import CompiledBook, PriceBook, load_price_book, price_call
-
-
-def book(
-    *entries: dict[str, Any],
-    overlays: list[dict[str, Any]] | None = None,
-    fx_rates: list[dict[str, Any]] | None = None,
-    currency: str = "USD",
-) -> CompiledBook:
-    return CompiledBook(
-        PriceBook.model_validate(
-            {
-                "name": "t",
-                "version": "1",
-                "currency": currency,
-                "entries": list(entries),
-                "overlays": overlays or [],
-                "fx_rates": fx_rates or [],
-            }
-        )
-    )
-
-
-def entry(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "provider": "p",
-        "model": "m",
-        "effective_from": "2026-01-01",
-        "input_per_mtok": "2.00",
-        "output_per_mtok": "8.00",
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+from pipeline.pricing import CompiledBook, load_price_book, price_call
+from tests.unit.test_pricing import book, entry
 
 
 def call(ts: str = "2026-06-01T00:00:00Z", **fields: Any) -> CallEvent:
