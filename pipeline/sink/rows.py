@@ -25,13 +25,11 @@ CALL_COLUMNS = (
     "price_overlay", "pricing_error", "attributes", "reprice_id",
 )  # fmt: skip
 # The columns a reprice replaces in a call row; the rest is what the gateway reported.
-PRICE_COLUMNS = tuple(
-    c
-    for c in CALL_COLUMNS
-    if c.startswith("cost_")
-    or c in ("currency", "list_currency", "fx_rate", "price_book_version", "price_overlay")
-    or c in ("pricing_error", "reprice_id")
-)
+_PRICE_LABELS = (
+    "currency", "list_currency", "fx_rate", "price_book_version", "price_overlay",
+    "pricing_error", "reprice_id",
+)  # fmt: skip
+PRICE_COLUMNS = tuple(c for c in CALL_COLUMNS if c.startswith("cost_") or c in _PRICE_LABELS)
 # task_changes, in table order (changed_at is filled by ClickHouse).
 CHANGE_COLUMNS = (
     "task_id", "version", "sign", "scenario_id", "environment", "owner", "first_event_at",
