@@ -113,6 +113,9 @@ class CompiledEntry:
     per_request: Decimal
     per_unit: dict[str, Decimal]
     overlay: str = ""
+    # Service tiers whose prices went through a multiplier: only their costs can
+    # have more than 18 decimals ("*" = all, an overlay's multiplier).
+    scaled: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, entry: PriceEntry, overlay: PriceOverlay | None = None) -> CompiledEntry:
@@ -132,7 +135,9 @@ class CompiledEntry:
                 ]
         per_request = entry.per_request
         per_unit = dict(entry.per_unit)
+        scaled: set[str] = {n for n, t in entry.service_tiers.items() if t.multiplier is not None}
         if overlay is not None and overlay.multiplier is not None:
+            scaled.add("*")
             m = overlay.multiplier
             rates = {k: [_scaled(r, m) for r in v] for k, v in rates.items()}
             per_request = MONEY.multiply(per_request, m)
@@ -141,7 +146,11 @@ class CompiledEntry:
             if overlay.per_request is not None:
                 per_request = overlay.per_request
             per_unit.update(overlay.per_unit)
-        return cls(entry, thresholds, rates, per_request, per_unit, overlay.name if overlay else "")
+        overlay_name = overlay.name if overlay else ""
+        return cls(entry, thresholds, rates, per_request, per_unit, overlay_name, frozenset(scaled))
+
+    def may_round(self, service_tier: str) -> bool:
+        return bool(self.scaled) and (service_tier in self.scaled or "*" in self.scaled)
 
     def rates_for(self, service_tier: str, prompt_tokens: int) -> RateSet:
         # "Exceeds the threshold": exactly at the threshold is still the lower tier.
@@ -296,6 +305,10 @@ def _round(value: Decimal) -> Decimal:
     return value
 
 
+def _same(value: Decimal) -> Decimal:
+    return value
+
+
 def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     """Price one call with the prices in force at its event time.
 
@@ -326,8 +339,11 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     if list_currency != book.book.currency:
         fx = book.fx_rate(list_currency, call.ts)
         parts = [MONEY.multiply(part, fx) for part in parts]
+    # List prices have at most 12 decimals, so costs have at most 18 unless a
+    # multiplier or an FX rate was applied: only then is there anything to round.
+    rounded = _round if fx is not None or compiled.may_round(call.service_tier.value) else _same
     input_cost, cache_read, cache_write, output, reasoning, request, units = (
-        _round(part) for part in parts
+        rounded(part) for part in parts
     )
     total = _ZERO
     for part in (input_cost, cache_read, cache_write, output, reasoning, request, units):

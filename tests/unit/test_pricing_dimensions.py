@@ -283,3 +283,15 @@ def test_a_book_directory_collects_overlays_and_fx_rates_from_any_file(tmp_path:
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"prices": []}))
     with pytest.raises(PriceBookInvalid, match="only entries, overlays, fx_rates"):
         load_price_book(tmp_path)
+
+
+def test_a_service_tier_multiplier_is_rounded_too_and_only_where_it_applies() -> None:
+    compiled = book(
+        entry(input_per_mtok="0.000000000001", service_tiers={"batch": {"multiplier": "0.5"}})
+    )
+    usage = {"input_tokens": 3}
+    # Standard: 3 x 1e-12 / 1e6 = 3e-18, exact.
+    assert price_call(call(usage=usage), compiled).input == Decimal("3E-18")
+    # Batch: 1.5e-18 -> 2e-18 (half-even), and the total is the rounded part.
+    batch = price_call(call(usage=usage, service_tier="batch"), compiled)
+    assert (batch.input, batch.total) == (Decimal("2E-18"), Decimal("2E-18"))
