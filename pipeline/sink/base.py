@@ -62,6 +62,10 @@ class Sink(ABC):
     def write(self, batch: Batch) -> dict[str, int]:
         """Write a batch; returns rows written per table."""
 
+    def skipped(self) -> dict[str, int]:
+        """Records that wrote nothing, by reason (replays, stale snapshots, ...)."""
+        return {}
+
     def partitions_changed(self) -> None:  # noqa: B027 - optional hook
         """The consumer's assignment changed; forget anything cached about other partitions."""
 

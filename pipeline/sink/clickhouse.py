@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from typing import Any
 
 from pipeline.config import TopicSettings
@@ -38,7 +37,7 @@ class ClickHouseSink(Sink):
         self.client = client
         self.topics = topics
         self.restater = TaskRestater(client, cache_entries)
-        self.skipped: Counter[str] = Counter()
+        self.calls_already_stored = 0
         self._plan: tuple[Batch, dict[str, Any]] | None = None
         self.repricer = Repricer(client)
         self.plans = PlanLog(
@@ -63,7 +62,7 @@ class ClickHouseSink(Sink):
                 parameters={"tasks": task_ids, "events": sorted(calls)},
             ).result_rows
         }
-        self.skipped["calls"] += len(stored)
+        self.calls_already_stored += len(stored)
         return [call_row(calls[e]) for e in sorted(calls) if e not in stored]
 
     def _rows(self, batch: Batch) -> dict[str, tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
@@ -145,6 +144,15 @@ class ClickHouseSink(Sink):
         self._plan = None
         self.restater.committed()
         return written
+
+    def skipped(self) -> dict[str, int]:
+        counts = {
+            "calls_already_stored": self.calls_already_stored,
+            "snapshots_superseded": self.restater.superseded,
+            "reprice_adjustments_without_task_row": self.restater.orphan_adjustments,
+            **{f"reprice_{reason}": n for reason, n in self.repricer.counts.items()},
+        }
+        return {reason: n for reason, n in counts.items() if n}
 
     def partitions_changed(self) -> None:
         # Another process may have written our new partitions' tasks, or died

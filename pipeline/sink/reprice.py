@@ -13,7 +13,6 @@ total equal to the sum of its calls' current prices.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,8 +21,6 @@ from typing import Any
 from pipeline.pricing.engine import MONEY
 from pipeline.sink.restate import Adjustment
 from pipeline.sink.rows import CALL_COLUMNS, PRICE_COLUMNS
-
-log = logging.getLogger("costflow.sink")
 
 _EVENT_ID = CALL_COLUMNS.index("event_id")
 _COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")

@@ -73,12 +73,20 @@ class SinkRunner:
                     self._flush()
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
-                    log.warning("sink rows written so far: %s", dict(self.written))
+                    log.warning(
+                        "sink rows written so far: %s; skipped: %s",
+                        dict(self.written),
+                        self.sink.skipped(),
+                    )
             self._flush()
         finally:
             self.consumer.close()
             self.sink.close()
-            log.warning("sink stopped; rows written: %s", dict(self.written))
+            log.warning(
+                "sink stopped; rows written: %s; skipped: %s",
+                dict(self.written),
+                self.sink.skipped(),
+            )
 
     # --- steps --------------------------------------------------------------
 

@@ -138,6 +138,7 @@ def test_a_call_delivered_twice_is_stored_once(chdb_client: Any) -> None:
     assert sink.write(batch_of([record, record])) == {"calls": 1}
     # Re-delivered at another offset: another token, found by event_id instead.
     assert sink.write(batch_of([record] * 3)) == {}
+    assert sink.skipped() == {"calls_already_stored": 1}
     assert chdb_client.query("SELECT count(), sum(cost_total) FROM calls").result_rows == [
         (1, Decimal(3))
     ]

@@ -177,6 +177,7 @@ def test_a_reprice_for_a_call_or_task_not_stored_is_counted_not_applied(
     assert sink.write(records((TOPICS.task_snapshots, reprice("zz", "r1", z1="1")))) == {}
     assert sink.write(records((TOPICS.task_snapshots, reprice("a", "r1", nope="1")))) == {}
     assert sink.repricer.counts == {"task_not_stored": 1, "call_not_stored": 1}
+    assert sink.skipped() == {"reprice_task_not_stored": 1, "reprice_call_not_stored": 1}
     assert aggregate(chdb_client) == {"accepted": (2, Decimal("0.505"))}
 
 
