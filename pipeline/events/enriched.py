@@ -11,6 +11,7 @@ from pipeline.pricing.engine import CallCost
 
 _COST_PARTS = (
     "input", "cache_read", "cache_write", "output", "reasoning", "request", "units", "total",
+    "cache_read_uncached", "cache_write_uncached",
 )  # fmt: skip
 
 
@@ -35,6 +36,7 @@ def priced_call_record(
         "retry_of": call.retry_of or "",
         "fallback_from": call.fallback_from or "",
         "latency_ms": call.latency_ms,
+        "max_output_tokens": call.max_output_tokens,
         "input_tokens": usage.input_tokens,
         "cache_read_tokens": usage.cache_read_tokens,
         "cache_write_tokens": usage.cache_write_tokens,

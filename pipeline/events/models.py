@@ -176,6 +176,10 @@ class CallEvent(_EventBase):
     fallback_from: _NAME | None = None
     role: _NAME | None = None
     latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    # The request's output cap (max_tokens / max_output_tokens / max_completion_tokens),
+    # reasoning included where the provider counts it there: shows how often calls end
+    # by hitting it.
+    max_output_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_PER_CLASS)] | None = None
     scenario_id: _NAME | None = None
     environment: _NAME | None = None
     # The team the call is billed to, when the gateway knows it (e.g. by API key);

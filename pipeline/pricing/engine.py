@@ -40,6 +40,11 @@ class CallCost:
     request: Decimal
     units: Decimal
     total: Decimal
+    # What the cache-read and cache-write tokens would have cost at the input rate
+    # of the same call (same tier, overlay and FX): not billed, the baseline for
+    # cache savings and the cache-write premium.
+    cache_read_uncached: Decimal
+    cache_write_uncached: Decimal
     # The book's (reporting) currency; list_currency is the entry's own.
     currency: str
     price_book_version: str
@@ -333,7 +338,23 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         if price is None:
             raise UnitNotPriced(call.provider, call.model, unit)
         units = MONEY.add(units, MONEY.multiply(quantity, price))
-    parts = [input_cost, cache_read, cache_write, output, reasoning, compiled.per_request, units]
+    # A token class without an input rate has no uncached baseline: its own rate is it.
+    read_rate = rates.input if rates.input is not None else rates.cache_read
+    read_uncached = _per_mtok(usage.cache_read_tokens, read_rate, call, "cache_read_tokens")
+    write_uncached = (
+        _per_mtok(
+            usage.cache_write_tokens + usage.cache_write_1h_tokens,
+            rates.input,
+            call,
+            "cache_write_tokens",
+        )
+        if rates.input is not None
+        else cache_write
+    )
+    parts = [
+        input_cost, cache_read, cache_write, output, reasoning, compiled.per_request, units,
+        read_uncached, write_uncached,
+    ]  # fmt: skip
     list_currency = compiled.entry.currency or book.book.currency
     fx: Decimal | None = None
     if list_currency != book.book.currency:
@@ -342,9 +363,10 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     # List prices have at most 12 decimals, so costs have at most 18 unless a
     # multiplier or an FX rate was applied: only then is there anything to round.
     rounded = _round if fx is not None or compiled.may_round(call.service_tier.value) else _same
-    input_cost, cache_read, cache_write, output, reasoning, request, units = (
-        rounded(part) for part in parts
-    )
+    (
+        input_cost, cache_read, cache_write, output, reasoning, request, units,
+        read_uncached, write_uncached,
+    ) = (rounded(part) for part in parts)  # fmt: skip
     total = _ZERO
     for part in (input_cost, cache_read, cache_write, output, reasoning, request, units):
         total = MONEY.add(total, part)
@@ -357,6 +379,8 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         request=request,
         units=units,
         total=total,
+        cache_read_uncached=read_uncached,
+        cache_write_uncached=write_uncached,
         currency=book.book.currency,
         price_book_version=book.label,
         entry_model=compiled.entry.model,

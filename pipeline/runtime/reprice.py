@@ -129,7 +129,7 @@ def _changed(row: dict[str, Any], cost: CallCost) -> bool:
 
 def _priced_call(row: dict[str, Any], cost: CallCost) -> dict[str, Any]:
     priced: dict[str, Any] = {"event_id": row["event_id"]}
-    for part in _PARTS:
+    for part in (*_PARTS, "cache_read_uncached", "cache_write_uncached"):
         priced[f"cost_{part}"] = str(getattr(cost, part))
     priced["currency"] = cost.currency
     priced["list_currency"] = cost.list_currency

@@ -21,6 +21,7 @@ from pipeline.sink.plans import PlanLog, plan_id
 from pipeline.sink.reprice import Repricer
 from pipeline.sink.restate import TaskRestater
 from pipeline.sink.rows import (
+    CALL_CANCEL_COLUMNS,
     CALL_COLUMNS,
     CHANGE_COLUMNS,
     DEAD_LETTER_COLUMNS,
@@ -46,6 +47,7 @@ class ClickHouseSink(Sink):
                 "calls": CALL_COLUMNS,
                 "task_changes": CHANGE_COLUMNS,
                 "call_repricings": REPRICING_COLUMNS,
+                "call_cancellations": CALL_CANCEL_COLUMNS,
             },
         )
         self._repair_due = True
@@ -97,6 +99,11 @@ class ClickHouseSink(Sink):
                 self.restater.changes(latest, repriced.adjustments),
             ),
             "call_repricings": (self.topics.task_snapshots, REPRICING_COLUMNS, repriced.history),
+            "call_cancellations": (
+                self.topics.task_snapshots,
+                CALL_CANCEL_COLUMNS,
+                repriced.cancelled,
+            ),
             "dead_letters": (self.topics.dead_letter, DEAD_LETTER_COLUMNS, dead),
         }
 

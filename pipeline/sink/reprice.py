@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.pricing.engine import MONEY
 from pipeline.sink.restate import Adjustment
-from pipeline.sink.rows import CALL_COLUMNS, PRICE_COLUMNS
+from pipeline.sink.rows import CALL_COLUMNS, PRICE_COLUMNS, cancelled_call_row
 
 _EVENT_ID = CALL_COLUMNS.index("event_id")
 _COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")
@@ -29,6 +29,8 @@ _COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")
 @dataclass
 class Repriced:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    # call_changes rows cancelling the replaced prices in the call aggregates
+    cancelled: list[tuple[Any, ...]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
     adjustments: dict[str, Adjustment] = field(default_factory=dict)
 
@@ -81,6 +83,7 @@ class Repricer:
                 delta = MONEY.subtract(new["cost_total"], old_total or Decimal(0))
                 adjustment = adjustment + Adjustment(delta, 1 if old_total is None else 0)
                 out.calls.append(tuple(new[c] for c in CALL_COLUMNS))
+                out.cancelled.append(cancelled_call_row(current))
                 out.history.append(
                     (
                         reprice["reprice_id"],
@@ -110,7 +113,8 @@ def _repriced_row(
     new = dict(current)
     for column in PRICE_COLUMNS:
         if column.startswith("cost_"):
-            new[column] = Decimal(priced[column])
+            value = priced.get(column)  # records from before the uncached baselines: None
+            new[column] = None if value is None else Decimal(value)
     new["currency"] = priced["currency"]
     new["list_currency"] = priced.get("list_currency", "")
     fx = priced.get("fx_rate")

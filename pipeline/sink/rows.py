@@ -18,11 +18,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CALL_COLUMNS = (
     "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
     "role", "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "units", "cost_input", "cost_cache_read",
-    "cost_cache_write", "cost_output", "cost_reasoning", "cost_request", "cost_units",
-    "cost_total", "currency", "list_currency", "fx_rate", "price_book_version",
-    "price_overlay", "pricing_error", "attributes", "reprice_id",
+    "max_output_tokens", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "units", "cost_input",
+    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
+    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
+    "currency", "list_currency", "fx_rate", "price_book_version", "price_overlay",
+    "pricing_error", "attributes", "reprice_id",
 )  # fmt: skip
 # The columns a reprice replaces in a call row; the rest is what the gateway reported.
 _PRICE_LABELS = (
@@ -37,6 +38,16 @@ CHANGE_COLUMNS = (
     "fallback_calls", "unpriced_calls", "total_cost", "input_tokens", "cache_read_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "outcome", "outcome_source",
     "outcome_at", "outcome_deadline", "reprice_cost_delta", "reprice_priced_calls",
+)  # fmt: skip
+# call_cancellations: a stored call a reprice replaces, as the call aggregates saw it.
+# Materialized views turn rows of calls into +1 and these into -1 rows of call_changes.
+CALL_CANCEL_COLUMNS = (
+    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
+    "role", "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
+    "max_output_tokens", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cost_input",
+    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
+    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
 )  # fmt: skip
 REPRICING_COLUMNS = (
     "reprice_id", "event_id", "task_id", "ts", "provider", "model", "old_price_book_version",
@@ -63,10 +74,16 @@ def call_row(data: dict[str, Any]) -> tuple[Any, ...]:
     values["units"] = {unit: Decimal(q) for unit, q in values["units"].items()}
     values["fx_rate"] = _money(data.get("fx_rate"))
     values.setdefault("reprice_id", "")
+    values.setdefault("max_output_tokens", None)
     for name in CALL_COLUMNS:
         if name.startswith("cost_"):
             values[name] = _money(data.get(name))
     return tuple(values[name] for name in CALL_COLUMNS)
+
+
+def cancelled_call_row(stored: dict[str, Any]) -> tuple[Any, ...]:
+    """The call_cancellations row that takes a stored call out of the call aggregates."""
+    return tuple(stored[name] for name in CALL_CANCEL_COLUMNS)
 
 
 def task_row(snapshot: dict[str, Any]) -> tuple[Any, ...]:

@@ -103,7 +103,9 @@ def test_a_reprice_rewrites_the_calls_and_moves_the_task_totals_exactly(
             (TOPICS.task_snapshots, reprice("b", "r1", b2="0.25")),
         )
     )
-    assert written == {"calls": 2, "call_repricings": 2, "task_changes": 4}
+    assert written == {
+        "calls": 2, "call_repricings": 2, "task_changes": 4, "call_cancellations": 2
+    }  # fmt: skip
     assert tasks(chdb_client) == {
         "a": (Decimal("0.004"), 0, Decimal("-0.001"), 0, 2, 1),
         "b": (Decimal("0.75"), 0, Decimal("0.25"), 1, 2, 1),
@@ -125,6 +127,16 @@ def test_a_reprice_rewrites_the_calls_and_moves_the_task_totals_exactly(
         "FROM v_reprice_comparison"
     ).result_rows
     assert side_by_side == [(2, 1, Decimal("0.002"), Decimal("0.251"), Decimal("0.249"))]
+    # The call aggregates, unmerged: the replaced rows left them, the new ones came in.
+    assert call_aggregate(chdb_client) == (4, 0, Decimal("0.754"))
+
+
+def call_aggregate(client: Any) -> tuple[int, int, Decimal]:
+    """Calls, unpriced calls and cost in the call aggregates, read without FINAL."""
+    row = client.query(
+        "SELECT sum(calls), sum(unpriced_calls), sum(cost_total) FROM call_costs_hourly"
+    ).result_rows[0]
+    return (row[0], row[1], row[2])
 
 
 def test_a_replayed_reprice_changes_nothing_and_a_later_snapshot_keeps_the_correction(
@@ -136,6 +148,8 @@ def test_a_replayed_reprice_changes_nothing_and_a_later_snapshot_keeps_the_corre
     # The same records consumed again (a crash before the offset commit), by a new process.
     assert ClickHouseSink(chdb_client, TOPICS).write(batch) == {}
     assert tasks(chdb_client)["a"] == (Decimal("0.004"), 0, Decimal("-0.001"), 0, 2, 1)
+    # 0.002 -> 0.001 once in the call aggregates too; b2 is still unpriced.
+    assert call_aggregate(chdb_client) == (4, 1, Decimal("0.504"))
     # Stage 1 knows nothing of the reprice: a late call makes its snapshot 0.005 + 0.010.
     late = records(
         (TOPICS.priced_calls, priced_call("a3", "a", "0.010")),

@@ -1,0 +1,723 @@
+-- Analytics: pre-aggregated, exact under restatement and reprice.
+--
+-- Every aggregate table below is a SummingMergeTree of sign * x, fed by
+-- materialized views from a change stream, so a 30-day dashboard reads a few
+-- hundred thousand pre-aggregated rows instead of the raw calls, and every sum
+-- is exact at every moment, merged or not (read them with sum(), never FINAL):
+-- - task aggregates come from task_changes (sign rows, see 0004);
+-- - call aggregates come from call_changes, a Null table that stores nothing:
+--   every row inserted into calls arrives there as +1, and when a reprice
+--   replaces a call the sink writes the stored row to call_cancellations,
+--   which arrives as -1.
+-- Quantiles come from log-scaled histograms (bins 1% wide, DDSketch-style):
+-- bins are counts, so they subtract under restatement and merge over any
+-- period, which quantile states cannot. A quantile is reported as the mean
+-- of the bin that holds the nearest-rank task: within 1% of the exact value.
+-- Bin of x > 0: floor(ln(x) / ln(1.01)), covering [1.01^bin, 1.01^(bin+1));
+-- x <= 0 goes to bin -32768.
+
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS max_output_tokens Nullable(UInt32) COMMENT 'The request''s output cap, when the gateway reported it' AFTER latency_ms;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS cost_cache_read_uncached Nullable(Decimal(38, 18)) COMMENT 'What the cache-read tokens would have cost at the call''s input rate (not billed)' AFTER cost_total;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS cost_cache_write_uncached Nullable(Decimal(38, 18)) COMMENT 'What the cache-write tokens would have cost at the call''s input rate (not billed)' AFTER cost_cache_read_uncached;
+
+CREATE TABLE IF NOT EXISTS call_cancellations
+(
+    event_id String,
+    task_id String,
+    ts DateTime64(3, 'UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    scenario_id LowCardinality(String),
+    environment LowCardinality(String),
+    owner LowCardinality(String),
+    role LowCardinality(String),
+    status LowCardinality(String),
+    service_tier LowCardinality(String),
+    attempt UInt16,
+    retry_of String,
+    fallback_from LowCardinality(String),
+    latency_ms Nullable(UInt32),
+    max_output_tokens Nullable(UInt32),
+    input_tokens UInt64,
+    cache_read_tokens UInt64,
+    cache_write_tokens UInt64,
+    cache_write_1h_tokens UInt64,
+    output_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_input Nullable(Decimal(38, 18)),
+    cost_cache_read Nullable(Decimal(38, 18)),
+    cost_cache_write Nullable(Decimal(38, 18)),
+    cost_output Nullable(Decimal(38, 18)),
+    cost_reasoning Nullable(Decimal(38, 18)),
+    cost_request Nullable(Decimal(38, 18)),
+    cost_units Nullable(Decimal(38, 18)),
+    cost_total Nullable(Decimal(38, 18)),
+    cost_cache_read_uncached Nullable(Decimal(38, 18)),
+    cost_cache_write_uncached Nullable(Decimal(38, 18)),
+    cancelled_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    plan_id String COMMENT 'The sink batch that wrote this row (see sink_plans)'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (task_id, event_id)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Call rows a reprice replaced, exactly as stored before; they leave the call aggregates';
+
+CREATE TABLE IF NOT EXISTS call_changes
+(
+    event_id String,
+    task_id String,
+    ts DateTime64(3, 'UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    scenario_id LowCardinality(String),
+    environment LowCardinality(String),
+    owner LowCardinality(String),
+    role LowCardinality(String),
+    status LowCardinality(String),
+    service_tier LowCardinality(String),
+    attempt UInt16,
+    retry_of String,
+    fallback_from LowCardinality(String),
+    latency_ms Nullable(UInt32),
+    max_output_tokens Nullable(UInt32),
+    input_tokens UInt64,
+    cache_read_tokens UInt64,
+    cache_write_tokens UInt64,
+    cache_write_1h_tokens UInt64,
+    output_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_input Nullable(Decimal(38, 18)),
+    cost_cache_read Nullable(Decimal(38, 18)),
+    cost_cache_write Nullable(Decimal(38, 18)),
+    cost_output Nullable(Decimal(38, 18)),
+    cost_reasoning Nullable(Decimal(38, 18)),
+    cost_request Nullable(Decimal(38, 18)),
+    cost_units Nullable(Decimal(38, 18)),
+    cost_total Nullable(Decimal(38, 18)),
+    cost_cache_read_uncached Nullable(Decimal(38, 18)),
+    cost_cache_write_uncached Nullable(Decimal(38, 18)),
+    sign Int8 COMMENT '+1: a call row as inserted into calls; -1: a row a reprice replaced'
+)
+ENGINE = Null
+COMMENT 'Change stream of call rows (stores nothing); the call aggregates are fed from it';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS calls_to_call_changes TO call_changes
+AS SELECT
+    event_id, task_id, ts, provider, model, scenario_id, environment, owner, role, status,
+    service_tier, attempt, retry_of, fallback_from, latency_ms, max_output_tokens,
+    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+    reasoning_tokens, cost_input, cost_cache_read, cost_cache_write, cost_output,
+    cost_reasoning, cost_request, cost_units, cost_total, cost_cache_read_uncached,
+    cost_cache_write_uncached, toInt8(1) AS sign
+FROM calls;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS call_cancellations_to_call_changes TO call_changes
+AS SELECT
+    event_id, task_id, ts, provider, model, scenario_id, environment, owner, role, status,
+    service_tier, attempt, retry_of, fallback_from, latency_ms, max_output_tokens,
+    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+    reasoning_tokens, cost_input, cost_cache_read, cost_cache_write, cost_output,
+    cost_reasoning, cost_request, cost_units, cost_total, cost_cache_read_uncached,
+    cost_cache_write_uncached, toInt8(-1) AS sign
+FROM call_cancellations;
+
+-- Calls by hour and by what they were: labels as the call reported them
+-- (tasks carry the authoritative scenario/owner/environment of a task).
+CREATE TABLE IF NOT EXISTS call_costs_hourly
+(
+    hour DateTime('UTC') COMMENT 'UTC hour of the call''s event time',
+    scenario_id LowCardinality(String) COMMENT 'Scenario as the call reported it',
+    environment LowCardinality(String) COMMENT 'Environment as the call reported it',
+    owner LowCardinality(String) COMMENT 'Owner (team billed) as the call reported it',
+    provider LowCardinality(String),
+    model LowCardinality(String) COMMENT 'Model id as the gateway reported it',
+    role LowCardinality(String) COMMENT 'Role of the call inside its task: classifier, generator, critic, judge, ...',
+    status LowCardinality(String) COMMENT 'ok | error | timeout | rate_limited | invalid_output',
+    service_tier LowCardinality(String),
+    is_retry UInt8 COMMENT '1: attempt > 1 or retry_of set',
+    is_fallback UInt8 COMMENT '1: fallback_from set',
+    calls Int64 COMMENT 'Number of calls',
+    unpriced_calls Int64 COMMENT 'Calls the price book could not price (cost counted as 0)',
+    input_tokens Int64 COMMENT 'Uncached input tokens',
+    cache_read_tokens Int64,
+    cache_write_tokens Int64 COMMENT '5-minute and 1-hour cache writes',
+    output_tokens Int64,
+    reasoning_tokens Int64,
+    calls_with_cap Int64 COMMENT 'Calls that reported max_output_tokens',
+    capped_calls Int64 COMMENT 'Calls whose output + reasoning tokens reached max_output_tokens',
+    cap_tokens Int64 COMMENT 'Sum of max_output_tokens over calls_with_cap',
+    capped_output_tokens Int64 COMMENT 'Sum of output + reasoning tokens over calls_with_cap',
+    latency_calls Int64 COMMENT 'Calls that reported latency_ms',
+    latency_ms Int64 COMMENT 'Sum of latency_ms over latency_calls',
+    cost_input Decimal(38, 18),
+    cost_cache_read Decimal(38, 18),
+    cost_cache_write Decimal(38, 18),
+    cost_output Decimal(38, 18),
+    cost_reasoning Decimal(38, 18),
+    cost_request Decimal(38, 18),
+    cost_units Decimal(38, 18),
+    cost_total Decimal(38, 18) COMMENT 'Billed cost of the calls (unpriced calls count 0)',
+    cost_cache_read_uncached Decimal(38, 18) COMMENT 'Cache-read tokens at the input rate',
+    cost_cache_write_uncached Decimal(38, 18) COMMENT 'Cache-write tokens at the input rate'
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, scenario_id, environment, owner, provider, model, role, status, service_tier, is_retry, is_fallback)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Calls, tokens and cost per hour and call label; always read with sum()';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS call_costs_hourly_mv TO call_costs_hourly
+AS SELECT
+    toStartOfHour(toDateTime(ts, 'UTC')) AS hour,
+    scenario_id,
+    environment,
+    owner,
+    provider,
+    model,
+    role,
+    status,
+    service_tier,
+    toUInt8(attempt > 1 OR retry_of != '') AS is_retry,
+    toUInt8(fallback_from != '') AS is_fallback,
+    sum(toInt64(sign)) AS calls,
+    sum(sign * toInt64(c.cost_total IS NULL)) AS unpriced_calls,
+    sum(sign * toInt64(input_tokens)) AS input_tokens,
+    sum(sign * toInt64(cache_read_tokens)) AS cache_read_tokens,
+    sum(sign * toInt64(cache_write_tokens + cache_write_1h_tokens)) AS cache_write_tokens,
+    sum(sign * toInt64(output_tokens)) AS output_tokens,
+    sum(sign * toInt64(reasoning_tokens)) AS reasoning_tokens,
+    sum(sign * toInt64(max_output_tokens IS NOT NULL)) AS calls_with_cap,
+    sum(sign * toInt64(ifNull(c.output_tokens + c.reasoning_tokens >= c.max_output_tokens, 0))) AS capped_calls,
+    sum(sign * toInt64(ifNull(c.max_output_tokens, 0))) AS cap_tokens,
+    sum(sign * toInt64(if(c.max_output_tokens IS NULL, 0, c.output_tokens + c.reasoning_tokens))) AS capped_output_tokens,
+    sum(sign * toInt64(c.latency_ms IS NOT NULL)) AS latency_calls,
+    sum(sign * toInt64(ifNull(c.latency_ms, 0))) AS latency_ms,
+    sum(sign * ifNull(cost_input, toDecimal128(0, 18))) AS cost_input,
+    sum(sign * ifNull(cost_cache_read, toDecimal128(0, 18))) AS cost_cache_read,
+    sum(sign * ifNull(cost_cache_write, toDecimal128(0, 18))) AS cost_cache_write,
+    sum(sign * ifNull(cost_output, toDecimal128(0, 18))) AS cost_output,
+    sum(sign * ifNull(cost_reasoning, toDecimal128(0, 18))) AS cost_reasoning,
+    sum(sign * ifNull(cost_request, toDecimal128(0, 18))) AS cost_request,
+    sum(sign * ifNull(cost_units, toDecimal128(0, 18))) AS cost_units,
+    sum(sign * ifNull(cost_total, toDecimal128(0, 18))) AS cost_total,
+    sum(sign * ifNull(cost_cache_read_uncached, toDecimal128(0, 18))) AS cost_cache_read_uncached,
+    sum(sign * ifNull(cost_cache_write_uncached, toDecimal128(0, 18))) AS cost_cache_write_uncached
+FROM call_changes AS c
+GROUP BY hour, scenario_id, environment, owner, provider, model, role, status, service_tier, is_retry, is_fallback;
+
+CREATE TABLE IF NOT EXISTS call_latency_hourly
+(
+    hour DateTime('UTC') COMMENT 'UTC hour of the call''s event time',
+    scenario_id LowCardinality(String) COMMENT 'Scenario as the call reported it',
+    environment LowCardinality(String),
+    owner LowCardinality(String),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    latency_bin Int16 COMMENT 'floor(ln(latency_ms) / ln(1.01)); -32768 for 0 ms',
+    calls Int64 COMMENT 'Calls in the bin',
+    latency_ms Int64 COMMENT 'Sum of latency_ms of the calls in the bin'
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, scenario_id, environment, owner, provider, model, latency_bin)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Histogram of call latency (1% bins) per hour and model; always read with sum()';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS call_latency_hourly_mv TO call_latency_hourly
+AS SELECT
+    toStartOfHour(toDateTime(ts, 'UTC')) AS hour,
+    scenario_id,
+    environment,
+    owner,
+    provider,
+    model,
+    if(assumeNotNull(c.latency_ms) = 0, toInt16(-32768), toInt16(floor(log(toFloat64(assumeNotNull(c.latency_ms))) / log(1.01)))) AS latency_bin,
+    sum(toInt64(sign)) AS calls,
+    sum(sign * toInt64(assumeNotNull(c.latency_ms))) AS latency_ms
+FROM call_changes AS c
+WHERE c.latency_ms IS NOT NULL
+GROUP BY hour, scenario_id, environment, owner, provider, model, latency_bin;
+
+-- Tasks by the hour of their first event, with the authoritative labels.
+CREATE TABLE IF NOT EXISTS task_costs_hourly
+(
+    hour DateTime('UTC') COMMENT 'UTC hour of the task''s first event',
+    scenario_id LowCardinality(String),
+    environment LowCardinality(String),
+    owner LowCardinality(String),
+    outcome LowCardinality(String) COMMENT 'accepted | rejected | failed, or empty while none has arrived',
+    open_deadline DateTime64(3, 'UTC') COMMENT 'Outcome deadline of tasks without an outcome; 1970-01-01 for tasks with one',
+    tasks Int64 COMMENT 'Number of tasks (sum of signs)',
+    calls Int64,
+    failed_calls Int64,
+    retried_calls Int64,
+    fallback_calls Int64,
+    unpriced_calls Int64,
+    total_cost Decimal(38, 18) COMMENT 'Cost of all calls of the tasks, failed and retried included',
+    input_tokens Int64,
+    cache_read_tokens Int64,
+    cache_write_tokens Int64,
+    output_tokens Int64,
+    reasoning_tokens Int64
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, scenario_id, environment, owner, outcome, open_deadline)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Tasks, outcomes and cost per hour, scenario, environment and owner; always read with sum()';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS task_costs_hourly_mv TO task_costs_hourly
+AS SELECT
+    toStartOfHour(toDateTime(first_event_at, 'UTC')) AS hour,
+    scenario_id,
+    environment,
+    owner,
+    outcome,
+    if(outcome = '', outcome_deadline, toDateTime64(0, 3, 'UTC')) AS open_deadline,
+    sum(toInt64(sign)) AS tasks,
+    sum(sign * toInt64(calls)) AS calls,
+    sum(sign * toInt64(failed_calls)) AS failed_calls,
+    sum(sign * toInt64(retried_calls)) AS retried_calls,
+    sum(sign * toInt64(fallback_calls)) AS fallback_calls,
+    sum(sign * toInt64(unpriced_calls)) AS unpriced_calls,
+    sum(sign * total_cost) AS total_cost,
+    sum(sign * toInt64(input_tokens)) AS input_tokens,
+    sum(sign * toInt64(cache_read_tokens)) AS cache_read_tokens,
+    sum(sign * toInt64(cache_write_tokens)) AS cache_write_tokens,
+    sum(sign * toInt64(output_tokens)) AS output_tokens,
+    sum(sign * toInt64(reasoning_tokens)) AS reasoning_tokens
+FROM task_changes
+GROUP BY hour, scenario_id, environment, owner, outcome, open_deadline;
+
+CREATE TABLE IF NOT EXISTS task_cost_histogram_hourly
+(
+    hour DateTime('UTC') COMMENT 'UTC hour of the task''s first event',
+    scenario_id LowCardinality(String),
+    environment LowCardinality(String),
+    owner LowCardinality(String),
+    cost_bin Int16 COMMENT 'floor(ln(total_cost) / ln(1.01)); -32768 for tasks that cost nothing',
+    tasks Int64 COMMENT 'Tasks whose total cost falls in the bin',
+    total_cost Decimal(38, 18) COMMENT 'Their cost, summed exactly'
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, scenario_id, environment, owner, cost_bin)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Histogram of cost per task (1% bins) per hour, scenario, environment and owner; always read with sum()';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS task_cost_histogram_hourly_mv TO task_cost_histogram_hourly
+AS SELECT
+    toStartOfHour(toDateTime(first_event_at, 'UTC')) AS hour,
+    scenario_id,
+    environment,
+    owner,
+    if(t.total_cost <= 0, toInt16(-32768), toInt16(floor(log(toFloat64(t.total_cost)) / log(1.01)))) AS cost_bin,
+    sum(toInt64(sign)) AS tasks,
+    sum(sign * t.total_cost) AS total_cost
+FROM task_changes AS t
+GROUP BY hour, scenario_id, environment, owner, cost_bin;
+
+-- Installations with data: fill the new aggregates once from what is stored.
+INSERT INTO task_costs_hourly
+SELECT
+    toStartOfHour(toDateTime(first_event_at, 'UTC')), scenario_id, environment, owner, outcome,
+    if(outcome = '', outcome_deadline, toDateTime64(0, 3, 'UTC')),
+    sum(toInt64(sign)), sum(sign * toInt64(calls)), sum(sign * toInt64(failed_calls)),
+    sum(sign * toInt64(retried_calls)), sum(sign * toInt64(fallback_calls)),
+    sum(sign * toInt64(unpriced_calls)), sum(sign * total_cost),
+    sum(sign * toInt64(input_tokens)), sum(sign * toInt64(cache_read_tokens)),
+    sum(sign * toInt64(cache_write_tokens)), sum(sign * toInt64(output_tokens)),
+    sum(sign * toInt64(reasoning_tokens))
+FROM task_changes
+WHERE (SELECT count() FROM task_costs_hourly) = 0
+GROUP BY 1, 2, 3, 4, 5, 6;
+
+INSERT INTO task_cost_histogram_hourly
+SELECT
+    toStartOfHour(toDateTime(first_event_at, 'UTC')), scenario_id, environment, owner,
+    if(total_cost <= 0, toInt16(-32768), toInt16(floor(log(toFloat64(total_cost)) / log(1.01)))),
+    sum(toInt64(sign)), sum(sign * total_cost)
+FROM task_changes
+WHERE (SELECT count() FROM task_cost_histogram_hourly) = 0
+GROUP BY 1, 2, 3, 4, 5;
+
+INSERT INTO call_changes
+SELECT
+    event_id, task_id, ts, provider, model, scenario_id, environment, owner, role, status,
+    service_tier, attempt, retry_of, fallback_from, latency_ms, max_output_tokens,
+    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+    reasoning_tokens, cost_input, cost_cache_read, cost_cache_write, cost_output,
+    cost_reasoning, cost_request, cost_units, cost_total, cost_cache_read_uncached,
+    cost_cache_write_uncached, toInt8(1)
+FROM calls FINAL
+WHERE (SELECT count() FROM call_costs_hourly) = 0 AND (SELECT count() FROM call_latency_hourly) = 0;
+
+-- ---------------------------------------------------------------------------
+-- The public views: BI tools and alert rules read these. Names and columns are
+-- a contract (docs/analytics.md lists every column). Decimal division truncates
+-- at 18 digits; rates and shares are Float64 (they are not money).
+-- ---------------------------------------------------------------------------
+
+CREATE VIEW IF NOT EXISTS v_outcomes_hourly
+AS SELECT
+    hour,
+    scenario_id,
+    environment,
+    owner,
+    n_tasks AS tasks,
+    n_accepted AS accepted,
+    n_rejected AS rejected,
+    n_failed AS failed,
+    n_unresolved AS unresolved,
+    n_pending AS pending,
+    cost AS total_cost,
+    cost_accepted AS accepted_cost,
+    cost_rejected + cost_failed + cost_unresolved AS waste_cost,
+    cost_rejected AS rejected_cost,
+    cost_failed AS failed_cost,
+    cost_unresolved AS unresolved_cost,
+    cost_pending AS pending_cost,
+    n_calls AS calls,
+    n_unpriced AS unpriced_calls,
+    cost / n_tasks AS cost_per_task,
+    if(n_accepted = 0, NULL, cost / n_accepted) AS cost_per_accepted_outcome,
+    n_accepted / n_tasks AS acceptance_rate,
+    n_pending = 0 AS final
+FROM
+(
+    SELECT
+        hour,
+        scenario_id,
+        environment,
+        owner,
+        sum(tasks) AS n_tasks,
+        sumIf(tasks, outcome = 'accepted') AS n_accepted,
+        sumIf(tasks, outcome = 'rejected') AS n_rejected,
+        sumIf(tasks, outcome = 'failed') AS n_failed,
+        sumIf(tasks, outcome = '' AND open_deadline <= now64(3)) AS n_unresolved,
+        sumIf(tasks, outcome = '' AND open_deadline > now64(3)) AS n_pending,
+        sum(total_cost) AS cost,
+        sumIf(total_cost, outcome = 'accepted') AS cost_accepted,
+        sumIf(total_cost, outcome = 'rejected') AS cost_rejected,
+        sumIf(total_cost, outcome = 'failed') AS cost_failed,
+        sumIf(total_cost, outcome = '' AND open_deadline <= now64(3)) AS cost_unresolved,
+        sumIf(total_cost, outcome = '' AND open_deadline > now64(3)) AS cost_pending,
+        sum(calls) AS n_calls,
+        sum(unpriced_calls) AS n_unpriced
+    FROM task_costs_hourly
+    GROUP BY hour, scenario_id, environment, owner
+    HAVING n_tasks != 0
+)
+COMMENT 'Per hour (of the task''s first event), scenario, environment and owner: tasks by outcome, cost, waste (cost of rejected, failed and unresolved tasks), cost per task and per accepted outcome; final = no task still inside its outcome window';
+
+CREATE VIEW IF NOT EXISTS v_outcomes_daily
+AS SELECT
+    toDate(hour) AS day,
+    scenario_id,
+    environment,
+    owner,
+    sum(v.tasks) AS tasks,
+    sum(v.accepted) AS accepted,
+    sum(v.rejected) AS rejected,
+    sum(v.failed) AS failed,
+    sum(v.unresolved) AS unresolved,
+    sum(v.pending) AS pending,
+    sum(v.total_cost) AS total_cost,
+    sum(v.accepted_cost) AS accepted_cost,
+    sum(v.waste_cost) AS waste_cost,
+    sum(v.rejected_cost) AS rejected_cost,
+    sum(v.failed_cost) AS failed_cost,
+    sum(v.unresolved_cost) AS unresolved_cost,
+    sum(v.pending_cost) AS pending_cost,
+    sum(v.calls) AS calls,
+    sum(v.unpriced_calls) AS unpriced_calls,
+    sum(v.total_cost) / sum(v.tasks) AS cost_per_task,
+    if(sum(v.accepted) = 0, NULL, sum(v.total_cost) / sum(v.accepted)) AS cost_per_accepted_outcome,
+    sum(v.accepted) / sum(v.tasks) AS acceptance_rate,
+    min(v.final) AS final
+FROM v_outcomes_hourly AS v
+GROUP BY day, scenario_id, environment, owner
+COMMENT 'v_outcomes_hourly by UTC day of the task''s first event';
+
+CREATE VIEW IF NOT EXISTS v_task_cost_histogram
+AS SELECT
+    hour,
+    scenario_id,
+    environment,
+    owner,
+    cost_bin,
+    if(cost_bin = -32768, 0, pow(1.01, cost_bin)) AS bin_lower,
+    if(cost_bin = -32768, 0, pow(1.01, cost_bin + 1)) AS bin_upper,
+    sum(tasks) AS tasks,
+    sum(h.total_cost) AS total_cost
+FROM task_cost_histogram_hourly AS h
+GROUP BY hour, scenario_id, environment, owner, cost_bin
+HAVING tasks != 0
+COMMENT 'Cost per task as a histogram of 1% bins per hour, scenario, environment and owner: sum the bins of any period and filter to get its exact-to-1% distribution';
+
+CREATE VIEW IF NOT EXISTS v_task_cost_tails_daily
+AS WITH
+    -- bins: sorted array of (cost_bin, tasks, cost); the quantile is the mean
+    -- cost of the bin that holds the task of nearest rank ceil(pct% of n).
+    (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100), arrayCumSum(arrayMap(b -> b.2, bins)))] AS bin_at,
+    (bin) -> bin.3 / bin.2 AS bin_mean,
+    -- cost of the costliest ceil(pct% of n) tasks: whole bins from the top, then
+    -- the needed share of the bin where the count is reached, at its mean.
+    (bins, n, pct) -> arraySum(arrayMap(
+        (b, before) -> if(before >= intDiv(n * pct + 99, 100), toDecimal128(0, 18),
+            if(before + b.2 <= intDiv(n * pct + 99, 100), b.3,
+               b.3 * (intDiv(n * pct + 99, 100) - before) / b.2)),
+        arrayReverse(bins),
+        arrayMap((c, b) -> c - b.2, arrayCumSum(arrayMap(b -> b.2, arrayReverse(bins))), arrayReverse(bins)))) AS top_cost
+SELECT
+    day,
+    scenario_id,
+    environment,
+    owner,
+    n AS tasks,
+    cost AS total_cost,
+    bin_mean(bin_at(bins, n, 50)) AS p50,
+    bin_mean(bin_at(bins, n, 90)) AS p90,
+    bin_mean(bin_at(bins, n, 95)) AS p95,
+    bin_mean(bin_at(bins, n, 99)) AS p99,
+    bin_mean(bins[length(bins)]) AS max_bin_mean,
+    if(p50 = 0, NULL, toFloat64(p95) / toFloat64(p50)) AS p95_p50_ratio,
+    top_cost(bins, n, 5) AS top5pct_cost,
+    if(cost = 0, NULL, toFloat64(top5pct_cost) / toFloat64(cost)) AS top5pct_share,
+    top_cost(bins, n, 1) AS top1pct_cost,
+    if(cost = 0, NULL, toFloat64(top1pct_cost) / toFloat64(cost)) AS top1pct_share
+FROM
+(
+    SELECT
+        day, scenario_id, environment, owner,
+        arraySort(b -> b.1, groupArray((cost_bin, n_bin, cost_in_bin))) AS bins,
+        sum(n_bin) AS n,
+        sum(cost_in_bin) AS cost
+    FROM
+    (
+        SELECT toDate(hour) AS day, scenario_id, environment, owner, cost_bin,
+            sum(tasks) AS n_bin, sum(total_cost) AS cost_in_bin
+        FROM task_cost_histogram_hourly
+        GROUP BY day, scenario_id, environment, owner, cost_bin
+        HAVING n_bin != 0
+    )
+    GROUP BY day, scenario_id, environment, owner
+)
+COMMENT 'Tail of cost per task per day, scenario, environment and owner: p50/p90/p95/p99 (mean of the 1% bin holding the nearest-rank task, within 1% of exact), the costliest bin, p95/p50, and the cost and share of spend of the costliest 5% and 1% of tasks';
+
+CREATE VIEW IF NOT EXISTS v_costliest_tasks
+AS SELECT
+    t.task_id AS task_id,
+    toDate(t.first_event_at) AS day,
+    t.scenario_id AS scenario_id,
+    t.environment AS environment,
+    t.owner AS owner,
+    t.outcome AS outcome,
+    t.total_cost AS total_cost,
+    t.calls AS calls,
+    t.failed_calls AS failed_calls,
+    t.retried_calls AS retried_calls,
+    t.fallback_calls AS fallback_calls,
+    t.unpriced_calls AS unpriced_calls,
+    t.first_event_at AS first_event_at,
+    t.last_event_at AS last_event_at
+FROM tasks AS t FINAL
+ORDER BY total_cost DESC, task_id
+LIMIT 100 BY day
+COMMENT 'The 100 costliest tasks of each day (UTC day of first event); their calls: v_task_call_chain';
+
+CREATE VIEW IF NOT EXISTS v_task_call_chain
+AS SELECT
+    task_id,
+    event_id,
+    ts,
+    provider,
+    model,
+    role,
+    status,
+    attempt,
+    retry_of,
+    fallback_from,
+    latency_ms,
+    input_tokens,
+    cache_read_tokens,
+    cache_write_tokens + cache_write_1h_tokens AS cache_write_tokens,
+    output_tokens,
+    reasoning_tokens,
+    cost_total,
+    price_book_version,
+    pricing_error
+FROM calls FINAL
+COMMENT 'Every call of a task in its chain, one row per call; filter by task_id, order by ts';
+
+CREATE VIEW IF NOT EXISTS v_call_overhead_daily
+AS SELECT
+    toDate(hour) AS day,
+    scenario_id,
+    environment,
+    owner,
+    sum(calls) AS calls,
+    sum(cost_total) AS total_cost,
+    sumIf(h.calls, is_retry = 1) AS retry_calls,
+    sumIf(cost_total, is_retry = 1) AS retry_cost,
+    sumIf(h.calls, is_fallback = 1) AS fallback_calls,
+    sumIf(cost_total, is_fallback = 1) AS fallback_cost,
+    sumIf(h.calls, status != 'ok') AS failed_calls,
+    sumIf(cost_total, status != 'ok') AS failed_call_cost,
+    sum(unpriced_calls) AS unpriced_calls,
+    retry_calls / calls AS retry_rate,
+    failed_calls / calls AS failed_call_rate
+FROM call_costs_hourly AS h
+GROUP BY day, scenario_id, environment, owner
+HAVING calls != 0
+COMMENT 'Overhead per day and call label: cost of retries (attempt > 1), of fallbacks and of failed calls (status other than ok), against all calls';
+
+CREATE VIEW IF NOT EXISTS v_cost_by_role_daily
+AS SELECT
+    toDate(hour) AS day,
+    scenario_id,
+    environment,
+    owner,
+    role,
+    model,
+    sum(calls) AS calls,
+    sum(cost_total) AS total_cost,
+    sum(input_tokens + cache_read_tokens + cache_write_tokens) AS prompt_tokens,
+    sum(output_tokens + reasoning_tokens) AS completion_tokens
+FROM call_costs_hourly
+GROUP BY day, scenario_id, environment, owner, role, model
+HAVING calls != 0
+COMMENT 'Cost per day by role of the call inside its task (classifier, generator, critic, refiner, judge, ...) and model: the hidden chains';
+
+CREATE VIEW IF NOT EXISTS v_cache_economics_daily
+AS SELECT
+    toDate(hour) AS day,
+    scenario_id,
+    environment,
+    owner,
+    provider,
+    model,
+    sum(calls) AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    if(input_tokens + cache_read_tokens + cache_write_tokens = 0, NULL,
+       cache_read_tokens / (input_tokens + cache_read_tokens + cache_write_tokens)) AS cache_hit_rate,
+    sum(cost_cache_read) AS cache_read_cost,
+    sum(cost_cache_read_uncached) - sum(cost_cache_read) AS cache_read_savings,
+    sum(cost_cache_write) AS cache_write_cost,
+    sum(cost_cache_write) - sum(cost_cache_write_uncached) AS cache_write_premium,
+    cache_read_savings - cache_write_premium AS net_cache_savings,
+    sum(cost_input) + sum(cost_cache_read) + sum(cost_cache_write) AS effective_input_cost,
+    sum(cost_cache_read) + sum(cost_cache_write) AS stable_prefix_cost,
+    sum(cost_input) AS dynamic_input_cost
+FROM call_costs_hourly
+GROUP BY day, scenario_id, environment, owner, provider, model
+HAVING calls != 0
+COMMENT 'Prompt cache economics per day and model: hit rate on input, what cache reads saved against the input rate, what cache writes cost above it, and the effective input cost split into the stable (cached) prefix and the dynamic part';
+
+CREATE VIEW IF NOT EXISTS v_token_economics_daily
+AS SELECT
+    toDate(hour) AS day,
+    scenario_id,
+    environment,
+    owner,
+    provider,
+    model,
+    sum(calls) AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    input_tokens + cache_read_tokens + cache_write_tokens AS prompt_tokens,
+    prompt_tokens / calls AS avg_prompt_tokens,
+    (output_tokens + reasoning_tokens) / calls AS avg_completion_tokens,
+    if(prompt_tokens + output_tokens + reasoning_tokens = 0, NULL,
+       reasoning_tokens / (prompt_tokens + output_tokens + reasoning_tokens)) AS reasoning_share,
+    sum(calls_with_cap) AS calls_with_cap,
+    sum(capped_calls) AS capped_calls,
+    if(calls_with_cap = 0, NULL, capped_calls / calls_with_cap) AS cap_hit_rate,
+    if(sum(cap_tokens) = 0, NULL, sum(capped_output_tokens) / sum(cap_tokens)) AS output_to_cap_ratio
+FROM call_costs_hourly
+GROUP BY day, scenario_id, environment, owner, provider, model
+HAVING calls != 0
+COMMENT 'Token mix per day and model: input/cache/output/reasoning, average prompt size, and how often calls end by hitting their output cap';
+
+CREATE VIEW IF NOT EXISTS v_model_calls_daily
+AS WITH
+    (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100), arrayCumSum(arrayMap(b -> b.2, bins)))] AS bin_at
+SELECT
+    c.day AS day,
+    c.scenario_id AS scenario_id,
+    c.environment AS environment,
+    c.owner AS owner,
+    c.provider AS provider,
+    c.model AS model,
+    c.calls AS calls,
+    c.raw_token_cost AS raw_token_cost,
+    c.cost AS cache_adjusted_cost,
+    c.retry_calls / c.calls AS retry_rate,
+    if(c.judged = 0, NULL, c.passed / c.judged) AS quality_pass_rate,
+    if(l.n = 0, NULL, bin_at(l.bins, l.n, 50).3 / bin_at(l.bins, l.n, 50).2) AS latency_p50_ms,
+    if(l.n = 0, NULL, bin_at(l.bins, l.n, 95).3 / bin_at(l.bins, l.n, 95).2) AS latency_p95_ms
+FROM
+(
+    SELECT toDate(hour) AS day, scenario_id, environment, owner, provider, model,
+        sum(calls) AS calls,
+        sum(cost_total) AS cost,
+        sum(cost_total) - sum(cost_cache_read) - sum(cost_cache_write)
+            + sum(cost_cache_read_uncached) + sum(cost_cache_write_uncached) AS raw_token_cost,
+        sumIf(h.calls, is_retry = 1) AS retry_calls,
+        sumIf(h.calls, status IN ('ok', 'invalid_output')) AS judged,
+        sumIf(h.calls, status = 'ok') AS passed
+    FROM call_costs_hourly AS h
+    GROUP BY day, scenario_id, environment, owner, provider, model
+    HAVING calls != 0
+) AS c
+LEFT JOIN
+(
+    SELECT day, scenario_id, environment, owner, provider, model,
+        arraySort(b -> b.1, groupArray((latency_bin, n_bin, ms))) AS bins, sum(n_bin) AS n
+    FROM
+    (
+        SELECT toDate(hour) AS day, scenario_id, environment, owner, provider, model, latency_bin,
+            sum(calls) AS n_bin, sum(latency_ms) AS ms
+        FROM call_latency_hourly
+        GROUP BY day, scenario_id, environment, owner, provider, model, latency_bin
+        HAVING n_bin != 0
+    )
+    GROUP BY day, scenario_id, environment, owner, provider, model
+) AS l
+USING (day, scenario_id, environment, owner, provider, model)
+COMMENT 'Per day, scenario and model (call labels): calls, raw token cost (cache tokens at the input rate), cache-adjusted (billed) cost, retry rate, quality pass rate (ok among ok + invalid_output), latency p50/p95 (1% bins)';
+
+CREATE VIEW IF NOT EXISTS v_focus_costs
+AS SELECT
+    sum(cost_total) AS BilledCost,
+    sum(cost_total) AS EffectiveCost,
+    sum(cost_total) AS ListCost,
+    sum(cost_total) AS ContractedCost,
+    'USD' AS BillingCurrency,
+    hour AS ChargePeriodStart,
+    hour + INTERVAL 1 HOUR AS ChargePeriodEnd,
+    hour AS BillingPeriodStart,
+    hour + INTERVAL 1 HOUR AS BillingPeriodEnd,
+    'Usage' AS ChargeCategory,
+    'Usage-Based' AS PricingCategory,
+    provider AS ProviderName,
+    provider AS PublisherName,
+    provider AS InvoiceIssuerName,
+    'AI and Machine Learning' AS ServiceCategory,
+    concat(provider, ' ', model) AS ServiceName,
+    model AS ResourceId,
+    concat(model, ':', service_tier) AS SkuId,
+    sum(input_tokens + cache_read_tokens + cache_write_tokens + output_tokens + reasoning_tokens) AS ConsumedQuantity,
+    'Tokens' AS ConsumedUnit,
+    sum(calls) AS x_Calls,
+    map('scenario_id', scenario_id, 'environment', environment, 'owner', owner, 'role', role) AS Tags
+FROM call_costs_hourly
+GROUP BY hour, provider, model, service_tier, scenario_id, environment, owner, role
+HAVING x_Calls != 0
+COMMENT 'FinOps FOCUS-shaped usage rows per hour, model and tag set, for FinOps tools; costs are as billed (ListCost equals BilledCost: negotiated overlays are not split out)';
