@@ -206,9 +206,9 @@ AS SELECT
 FROM call_changes AS c
 GROUP BY hour, scenario_id, environment, owner, provider, model, role, status, service_tier, is_retry, is_fallback;
 
-CREATE TABLE IF NOT EXISTS call_latency_hourly
+CREATE TABLE IF NOT EXISTS call_latency_daily
 (
-    hour DateTime('UTC') COMMENT 'UTC hour of the call''s event time',
+    day Date COMMENT 'UTC date of the call''s event time',
     scenario_id LowCardinality(String) COMMENT 'Scenario as the call reported it',
     environment LowCardinality(String),
     owner LowCardinality(String),
@@ -219,14 +219,14 @@ CREATE TABLE IF NOT EXISTS call_latency_hourly
     latency_ms Int64 COMMENT 'Sum of latency_ms of the calls in the bin'
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY (hour, scenario_id, environment, owner, provider, model, latency_bin)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, scenario_id, environment, owner, provider, model, latency_bin)
 SETTINGS non_replicated_deduplication_window = 10000
-COMMENT 'Histogram of call latency (1% bins) per hour and model; always read with sum()';
+COMMENT 'Histogram of call latency (1% bins) per day and model; always read with sum()';
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS call_latency_hourly_mv TO call_latency_hourly
+CREATE MATERIALIZED VIEW IF NOT EXISTS call_latency_daily_mv TO call_latency_daily
 AS SELECT
-    toStartOfHour(toDateTime(ts, 'UTC')) AS hour,
+    toDate(ts, 'UTC') AS day,
     scenario_id,
     environment,
     owner,
@@ -237,7 +237,7 @@ AS SELECT
     sum(sign * toInt64(assumeNotNull(c.latency_ms))) AS latency_ms
 FROM call_changes AS c
 WHERE c.latency_ms IS NOT NULL
-GROUP BY hour, scenario_id, environment, owner, provider, model, latency_bin;
+GROUP BY day, scenario_id, environment, owner, provider, model, latency_bin;
 
 -- Tasks by the hour of their first event, with the authoritative labels.
 CREATE TABLE IF NOT EXISTS task_costs_hourly
@@ -290,9 +290,9 @@ AS SELECT
 FROM task_changes
 GROUP BY hour, scenario_id, environment, owner, outcome, open_deadline;
 
-CREATE TABLE IF NOT EXISTS task_cost_histogram_hourly
+CREATE TABLE IF NOT EXISTS task_cost_histogram_daily
 (
-    hour DateTime('UTC') COMMENT 'UTC hour of the task''s first event',
+    day Date COMMENT 'UTC date of the task''s first event',
     scenario_id LowCardinality(String),
     environment LowCardinality(String),
     owner LowCardinality(String),
@@ -301,14 +301,14 @@ CREATE TABLE IF NOT EXISTS task_cost_histogram_hourly
     total_cost Decimal(38, 18) COMMENT 'Their cost, summed exactly'
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY (hour, scenario_id, environment, owner, cost_bin)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, scenario_id, environment, owner, cost_bin)
 SETTINGS non_replicated_deduplication_window = 10000
-COMMENT 'Histogram of cost per task (1% bins) per hour, scenario, environment and owner; always read with sum()';
+COMMENT 'Histogram of cost per task (1% bins) per day, scenario, environment and owner; always read with sum()';
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS task_cost_histogram_hourly_mv TO task_cost_histogram_hourly
+CREATE MATERIALIZED VIEW IF NOT EXISTS task_cost_histogram_daily_mv TO task_cost_histogram_daily
 AS SELECT
-    toStartOfHour(toDateTime(first_event_at, 'UTC')) AS hour,
+    toDate(first_event_at, 'UTC') AS day,
     scenario_id,
     environment,
     owner,
@@ -316,7 +316,7 @@ AS SELECT
     sum(toInt64(sign)) AS tasks,
     sum(sign * t.total_cost) AS total_cost
 FROM task_changes AS t
-GROUP BY hour, scenario_id, environment, owner, cost_bin;
+GROUP BY day, scenario_id, environment, owner, cost_bin;
 
 -- Installations with data: fill the new aggregates once from what is stored.
 INSERT INTO task_costs_hourly
@@ -333,13 +333,13 @@ FROM task_changes
 WHERE (SELECT count() FROM task_costs_hourly) = 0
 GROUP BY 1, 2, 3, 4, 5, 6;
 
-INSERT INTO task_cost_histogram_hourly
+INSERT INTO task_cost_histogram_daily
 SELECT
-    toStartOfHour(toDateTime(first_event_at, 'UTC')), scenario_id, environment, owner,
+    toDate(first_event_at, 'UTC'), scenario_id, environment, owner,
     if(total_cost <= 0, toInt16(-32768), toInt16(floor(log(toFloat64(total_cost)) / log(1.01)))),
     sum(toInt64(sign)), sum(sign * total_cost)
 FROM task_changes
-WHERE (SELECT count() FROM task_cost_histogram_hourly) = 0
+WHERE (SELECT count() FROM task_cost_histogram_daily) = 0
 GROUP BY 1, 2, 3, 4, 5;
 
 INSERT INTO call_changes
@@ -351,7 +351,7 @@ SELECT
     cost_reasoning, cost_request, cost_units, cost_total, cost_cache_read_uncached,
     cost_cache_write_uncached, toInt8(1)
 FROM calls FINAL
-WHERE (SELECT count() FROM call_costs_hourly) = 0 AND (SELECT count() FROM call_latency_hourly) = 0;
+WHERE (SELECT count() FROM call_costs_hourly) = 0 AND (SELECT count() FROM call_latency_daily) = 0;
 
 -- ---------------------------------------------------------------------------
 -- The public views: BI tools and alert rules read these. Names and columns are
@@ -442,7 +442,7 @@ COMMENT 'v_outcomes_hourly by UTC day of the task''s first event';
 
 CREATE VIEW IF NOT EXISTS v_task_cost_histogram
 AS SELECT
-    hour,
+    day,
     scenario_id,
     environment,
     owner,
@@ -451,10 +451,10 @@ AS SELECT
     if(cost_bin = -32768, 0, pow(1.01, cost_bin + 1)) AS bin_upper,
     sum(tasks) AS tasks,
     sum(h.total_cost) AS total_cost
-FROM task_cost_histogram_hourly AS h
-GROUP BY hour, scenario_id, environment, owner, cost_bin
+FROM task_cost_histogram_daily AS h
+GROUP BY day, scenario_id, environment, owner, cost_bin
 HAVING tasks != 0
-COMMENT 'Cost per task as a histogram of 1% bins per hour, scenario, environment and owner: sum the bins of any period and filter to get its exact-to-1% distribution';
+COMMENT 'Cost per task as a histogram of 1% bins per day, scenario, environment and owner: sum the bins of any period and filter to get its exact-to-1% distribution';
 
 CREATE VIEW IF NOT EXISTS v_task_cost_tails_daily
 AS WITH
@@ -496,9 +496,9 @@ FROM
         sum(cost_in_bin) AS cost
     FROM
     (
-        SELECT toDate(hour) AS day, scenario_id, environment, owner, cost_bin,
+        SELECT day, scenario_id, environment, owner, cost_bin,
             sum(tasks) AS n_bin, sum(total_cost) AS cost_in_bin
-        FROM task_cost_histogram_hourly
+        FROM task_cost_histogram_daily
         GROUP BY day, scenario_id, environment, owner, cost_bin
         HAVING n_bin != 0
     )
@@ -682,9 +682,9 @@ LEFT JOIN
         arraySort(b -> b.1, groupArray((latency_bin, n_bin, ms))) AS bins, sum(n_bin) AS n
     FROM
     (
-        SELECT toDate(hour) AS day, scenario_id, environment, owner, provider, model, latency_bin,
+        SELECT day, scenario_id, environment, owner, provider, model, latency_bin,
             sum(calls) AS n_bin, sum(latency_ms) AS ms
-        FROM call_latency_hourly
+        FROM call_latency_daily
         GROUP BY day, scenario_id, environment, owner, provider, model, latency_bin
         HAVING n_bin != 0
     )

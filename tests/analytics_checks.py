@@ -71,7 +71,7 @@ def check_outcome_views(
 def check_tail_views(client: Any, events: list[dict[str, Any]], cost: CallCost = call_cost) -> None:
     histogram = _read(client, "SELECT * FROM v_task_cost_histogram")
     got_bins = {
-        (r["hour"], r["scenario_id"], r["environment"], r["owner"], r["cost_bin"]): (
+        (r["day"], r["scenario_id"], r["environment"], r["owner"], r["cost_bin"]): (
             r["tasks"],
             r["total_cost"],
         )

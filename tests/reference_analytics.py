@@ -132,11 +132,11 @@ def _first_event_ts(events: list[dict[str, Any]]) -> dict[str, datetime]:
 def expected_histogram(
     events: list[dict[str, Any]], cost: CallCost = call_cost
 ) -> dict[tuple[Any, ...], tuple[int, Decimal]]:
-    """(hour, scenario, environment, owner, bin) -> (tasks, cost)."""
+    """(day, scenario, environment, owner, bin) -> (tasks, cost)."""
     first_ts = _first_event_ts(events)
     bins: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     for task in expected_tasks(events, None, cost).values():
-        key = (hour_of(first_ts[task.task_id]), task.scenario_id, task.environment, task.owner,
+        key = (first_ts[task.task_id].date(), task.scenario_id, task.environment, task.owner,
                cost_bin(task.total_cost))  # fmt: skip
         bins[key][0] += 1
         bins[key][1] += task.total_cost
@@ -176,8 +176,8 @@ def expected_tails_daily(
     per_day: dict[tuple[Any, ...], dict[int, list[Any]]] = defaultdict(
         lambda: defaultdict(lambda: [0, Decimal(0)])
     )
-    for (hour, scenario, environment, owner, b), (n, c) in expected_histogram(events, cost).items():
-        cell = per_day[(hour.date(), scenario, environment, owner)][b]
+    for (day, scenario, environment, owner, b), (n, c) in expected_histogram(events, cost).items():
+        cell = per_day[(day, scenario, environment, owner)][b]
         cell[0] += n
         cell[1] += c
     rows = {}

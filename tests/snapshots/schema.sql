@@ -281,9 +281,9 @@ GROUP BY
     is_retry,
     is_fallback;
 
-CREATE TABLE call_latency_hourly
+CREATE TABLE call_latency_daily
 (
-    `hour` DateTime('UTC') COMMENT 'UTC hour of the call\'s event time',
+    `day` Date COMMENT 'UTC date of the call\'s event time',
     `scenario_id` LowCardinality(String) COMMENT 'Scenario as the call reported it',
     `environment` LowCardinality(String),
     `owner` LowCardinality(String),
@@ -294,14 +294,14 @@ CREATE TABLE call_latency_hourly
     `latency_ms` Int64 COMMENT 'Sum of latency_ms of the calls in the bin'
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY (hour, scenario_id, environment, owner, provider, model, latency_bin)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, scenario_id, environment, owner, provider, model, latency_bin)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
-COMMENT 'Histogram of call latency (1% bins) per hour and model; always read with sum()';
+COMMENT 'Histogram of call latency (1% bins) per day and model; always read with sum()';
 
-CREATE MATERIALIZED VIEW call_latency_hourly_mv TO call_latency_hourly
+CREATE MATERIALIZED VIEW call_latency_daily_mv TO call_latency_daily
 (
-    `hour` DateTime('UTC'),
+    `day` Date,
     `scenario_id` LowCardinality(String),
     `environment` LowCardinality(String),
     `owner` LowCardinality(String),
@@ -312,7 +312,7 @@ CREATE MATERIALIZED VIEW call_latency_hourly_mv TO call_latency_hourly
     `latency_ms` Int64
 )
 AS SELECT
-    toStartOfHour(toDateTime(ts, 'UTC')) AS hour,
+    toDate(ts, 'UTC') AS day,
     scenario_id,
     environment,
     owner,
@@ -324,7 +324,7 @@ AS SELECT
 FROM call_changes AS c
 WHERE c.latency_ms IS NOT NULL
 GROUP BY
-    hour,
+    day,
     scenario_id,
     environment,
     owner,
@@ -619,9 +619,9 @@ AS SELECT
 FROM task_changes
 WHERE sign = 1;
 
-CREATE TABLE task_cost_histogram_hourly
+CREATE TABLE task_cost_histogram_daily
 (
-    `hour` DateTime('UTC') COMMENT 'UTC hour of the task\'s first event',
+    `day` Date COMMENT 'UTC date of the task\'s first event',
     `scenario_id` LowCardinality(String),
     `environment` LowCardinality(String),
     `owner` LowCardinality(String),
@@ -630,14 +630,14 @@ CREATE TABLE task_cost_histogram_hourly
     `total_cost` Decimal(38, 18) COMMENT 'Their cost, summed exactly'
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY (hour, scenario_id, environment, owner, cost_bin)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, scenario_id, environment, owner, cost_bin)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
-COMMENT 'Histogram of cost per task (1% bins) per hour, scenario, environment and owner; always read with sum()';
+COMMENT 'Histogram of cost per task (1% bins) per day, scenario, environment and owner; always read with sum()';
 
-CREATE MATERIALIZED VIEW task_cost_histogram_hourly_mv TO task_cost_histogram_hourly
+CREATE MATERIALIZED VIEW task_cost_histogram_daily_mv TO task_cost_histogram_daily
 (
-    `hour` DateTime('UTC'),
+    `day` Date,
     `scenario_id` LowCardinality(String),
     `environment` LowCardinality(String),
     `owner` LowCardinality(String),
@@ -646,7 +646,7 @@ CREATE MATERIALIZED VIEW task_cost_histogram_hourly_mv TO task_cost_histogram_ho
     `total_cost` Decimal(38, 18)
 )
 AS SELECT
-    toStartOfHour(toDateTime(first_event_at, 'UTC')) AS hour,
+    toDate(first_event_at, 'UTC') AS day,
     scenario_id,
     environment,
     owner,
@@ -655,7 +655,7 @@ AS SELECT
     sum(sign * t.total_cost) AS total_cost
 FROM task_changes AS t
 GROUP BY
-    hour,
+    day,
     scenario_id,
     environment,
     owner,
@@ -1192,7 +1192,7 @@ LEFT JOIN
     FROM
     (
         SELECT
-            toDate(hour) AS day,
+            day,
             scenario_id,
             environment,
             owner,
@@ -1201,7 +1201,7 @@ LEFT JOIN
             latency_bin,
             sum(calls) AS n_bin,
             sum(latency_ms) AS ms
-        FROM call_latency_hourly
+        FROM call_latency_daily
         GROUP BY
             day,
             scenario_id,
@@ -1444,7 +1444,7 @@ FINAL;
 
 CREATE VIEW v_task_cost_histogram
 (
-    `hour` DateTime('UTC'),
+    `day` Date,
     `scenario_id` LowCardinality(String),
     `environment` LowCardinality(String),
     `owner` LowCardinality(String),
@@ -1454,9 +1454,9 @@ CREATE VIEW v_task_cost_histogram
     `tasks` Int64,
     `total_cost` Decimal(38, 18)
 )
-COMMENT 'Cost per task as a histogram of 1% bins per hour, scenario, environment and owner: sum the bins of any period and filter to get its exact-to-1% distribution'
+COMMENT 'Cost per task as a histogram of 1% bins per day, scenario, environment and owner: sum the bins of any period and filter to get its exact-to-1% distribution'
 AS SELECT
-    hour,
+    day,
     scenario_id,
     environment,
     owner,
@@ -1465,9 +1465,9 @@ AS SELECT
     if(cost_bin = -32768, 0, pow(1.01, cost_bin + 1)) AS bin_upper,
     sum(tasks) AS tasks,
     sum(h.total_cost) AS total_cost
-FROM task_cost_histogram_hourly AS h
+FROM task_cost_histogram_daily AS h
 GROUP BY
-    hour,
+    day,
     scenario_id,
     environment,
     owner,
@@ -1528,14 +1528,14 @@ FROM
     FROM
     (
         SELECT
-            toDate(hour) AS day,
+            day,
             scenario_id,
             environment,
             owner,
             cost_bin,
             sum(tasks) AS n_bin,
             sum(total_cost) AS cost_in_bin
-        FROM task_cost_histogram_hourly
+        FROM task_cost_histogram_daily
         GROUP BY
             day,
             scenario_id,
