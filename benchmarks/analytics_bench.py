@@ -74,7 +74,8 @@ SELECT
     -- (labels correlate as in real traffic; independent labels would be a worst case).
     ['openai', 'anthropic', 'google'][1 + scenario % 3] AS provider,
     [['gpt-4o-mini', 'gpt-4.1'], ['claude-haiku-4-5', 'claude-sonnet-4-5'],
-     ['gemini-2.5-flash', 'gemini-2.5-pro']][1 + scenario % 3][1 + (cityHash64(number, 12) % 4 = 0)] AS model,
+     ['gemini-2.5-flash', 'gemini-2.5-pro']][1 + scenario % 3]
+        [1 + (cityHash64(number, 12) % 4 = 0)] AS model,
     concat('scenario-', toString(scenario)),
     'prod',
     concat('team-', toString(scenario % 8)),
