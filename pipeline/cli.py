@@ -123,12 +123,32 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(_args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.query.analytics import (
+        Slice,
+        costliest_tasks,
+        outcomes,
+        render_analytics,
+        tails,
+    )
     from pipeline.query.report import health, render, render_reprices, scenario_summary
     from pipeline.runtime.reprice import comparison
 
+    where = Slice(
+        since=_utc_time(args.since, "--since").date() if args.since else None,
+        until=_utc_time(args.until, "--until").date() if args.until else None,
+        scenario_id=args.scenario,
+        owner=args.owner,
+        environment=args.environment,
+    )
     client = _client()
-    print(render(scenario_summary(client), health(client)))
+    print(render(scenario_summary(client, where), health(client)))
+    print()
+    print(
+        render_analytics(
+            outcomes(client, where), tails(client, where), costliest_tasks(client, where, args.top)
+        )
+    )
     reprices = render_reprices(comparison(client))
     if reprices:
         print("\n" + reprices)
@@ -289,7 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     sql = sub.add_parser("sql", help="run a query against ClickHouse")
     sql.add_argument("query")
     sql.add_argument("--format", default="PrettyCompact", help="any ClickHouse output format")
-    sub.add_parser("report", help="cost per accepted outcome per scenario")
+    report = sub.add_parser(
+        "report", help="cost per accepted outcome, waste, tails and costliest tasks per scenario"
+    )
+    report.add_argument("--scenario", help="only this scenario")
+    report.add_argument("--owner", help="only this owner (team)")
+    report.add_argument("--environment", help="only this environment")
+    report.add_argument("--since", help="first UTC day (YYYY-MM-DD) of the tasks' first event")
+    report.add_argument("--until", help="last UTC day (inclusive)")
+    report.add_argument("--top", type=int, default=5, help="costliest tasks to list (default 5)")
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
     demo.add_argument("--tasks", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)

@@ -90,7 +90,7 @@ def check_tail_views(client: Any, events: list[dict[str, Any]], cost: CallCost =
     want = expected_tails_daily(events, cost)
     assert set(tails) == set(want)
     tasks = expected_tasks(events, None, cost).values()
-    first = _first_days(events)
+    first = first_days(events)
     by_group: dict[tuple[Any, ...], list[Decimal]] = defaultdict(list)
     for task in tasks:
         by_group[(first[task.task_id], task.scenario_id, task.environment, task.owner)].append(
@@ -108,7 +108,7 @@ def check_tail_views(client: Any, events: list[dict[str, Any]], cost: CallCost =
         assert abs(got["max_bin_mean"] - exact["max"]) <= exact["max"] * Decimal("0.0101")
 
 
-def _first_days(events: list[dict[str, Any]]) -> dict[str, Any]:
+def first_days(events: list[dict[str, Any]]) -> dict[str, Any]:
     from tests.reference import parse_ts
 
     first: dict[str, datetime] = {}
@@ -122,7 +122,7 @@ def _first_days(events: list[dict[str, Any]]) -> dict[str, Any]:
 def check_costliest_tasks(
     client: Any, events: list[dict[str, Any]], cost: CallCost = call_cost
 ) -> None:
-    first = _first_days(events)
+    first = first_days(events)
     per_day: dict[Any, list[tuple[Decimal, str]]] = defaultdict(list)
     for task in expected_tasks(events, None, cost).values():
         per_day[first[task.task_id]].append((task.total_cost, task.task_id))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pipeline.query.analytics import Slice
+
 SCENARIO_SUMMARY = """
 SELECT
     scenario_id,
@@ -29,7 +31,8 @@ FROM
         sum(unresolved) AS n_unresolved,
         sum(pending) AS n_pending,
         sum(v.total_cost) AS cost
-    FROM v_cost_per_outcome AS v
+    FROM v_outcomes_daily AS v
+    WHERE {condition}
     GROUP BY scenario_id
 )
 ORDER BY scenario_id
@@ -63,8 +66,10 @@ class ScenarioLine:
         return Decimal(self.accepted) / Decimal(self.tasks) if self.tasks else Decimal(0)
 
 
-def scenario_summary(client: Any) -> list[ScenarioLine]:
-    return [ScenarioLine(*row) for row in client.query(SCENARIO_SUMMARY).result_rows]
+def scenario_summary(client: Any, where: Slice | None = None) -> list[ScenarioLine]:
+    condition, params = (where or Slice()).where()
+    rows = client.query(SCENARIO_SUMMARY.format(condition=condition), parameters=params)
+    return [ScenarioLine(*row) for row in rows.result_rows]
 
 
 def health(client: Any) -> dict[str, Any]:

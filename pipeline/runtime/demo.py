@@ -8,6 +8,7 @@ import time
 
 from pipeline.config import ClickHouseSettings, Settings, StackSettings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
+from pipeline.query.analytics import Slice, costliest_tasks, outcomes, render_analytics, tails
 from pipeline.query.client import connect
 from pipeline.query.report import health, render, scenario_summary
 from pipeline.runtime.replay import replay
@@ -40,6 +41,15 @@ def run_demo(tasks: int, seed: int) -> int:
     )
     client = connect(clickhouse, stack)
     print(render(scenario_summary(client), health(client)))
+    everything = Slice()
+    print()
+    print(
+        render_analytics(
+            outcomes(client, everything),
+            tails(client, everything),
+            costliest_tasks(client, everything, 3),
+        )
+    )
     sys.stderr.write(
         f"\nExplore the result: ./dev --database {clickhouse.database} report | sql 'SELECT ...'"
         f" | reprice --book DIR --from T1 --to T2\n"

@@ -14,6 +14,8 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,12 @@ from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
 from pipeline.demo.workload import generate
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+from pipeline.query.analytics import Slice, costliest_tasks, outcomes, tails
 from pipeline.query.migrate import migrate
 from pipeline.sink.clickhouse import ClickHouseSink
-from tests.analytics_checks import check_all_views
+from tests.analytics_checks import check_all_views, first_days
+from tests.reference import expected_tasks
+from tests.reference_analytics import bin_quantile, bin_top_cost, cost_bin
 from tests.unit.test_agents import context
 from tests.unit.test_clickhouse_sink import TOPICS, batch_of
 
@@ -88,6 +93,57 @@ def test_generated_workload_in_waves(client: Any) -> None:
     restated = client.query("SELECT count() FROM task_changes WHERE sign = -1").result_rows[0][0]
     assert restated > 0  # the waves forced restatements; the views below stayed exact
     check_all_views(client, distinct)
+
+
+def test_report_slices_equal_the_reference(client: Any) -> None:
+    """costflow report's library: a period and an owner, tails over several days."""
+    events = generate(300, seed=31, days=4)
+    run_stage1_and_sink(client, events, waves=3)
+    distinct = list({e["event_id"]: e for e in events}.values())
+    tasks = expected_tasks(distinct)
+    first_day = {t: d for t, d in first_days(distinct).items()}
+    since, until = date(2026, 11, 2), date(2026, 11, 3)
+    where = Slice(since=since, until=until, owner="support-platform")
+    picked = [
+        t for t in tasks.values()
+        if since <= first_day[t.task_id] <= until and t.owner == "support-platform"
+    ]  # fmt: skip
+    assert picked
+
+    lines = {line.scenario_id: line for line in outcomes(client, where)}
+    assert set(lines) == {t.scenario_id for t in picked}
+    for scenario, line in lines.items():
+        mine = [t for t in picked if t.scenario_id == scenario]
+        cost = sum((t.total_cost for t in mine), Decimal(0))
+        waste = sum((t.total_cost for t in mine if t.outcome in ("rejected", "failed")), Decimal(0))
+        waste += sum((t.total_cost for t in mine if not t.outcome), Decimal(0))  # all overdue
+        assert (line.tasks, line.total_cost, line.waste_cost) == (len(mine), cost, waste)
+
+    for tail in tails(client, where):
+        bins: dict[int, list[Any]] = {}
+        for t in picked:
+            if t.scenario_id == tail.scenario_id:
+                cell = bins.setdefault(cost_bin(t.total_cost), [0, Decimal(0)])
+                cell[0] += 1
+                cell[1] += t.total_cost
+        ordered = sorted((b, n, c) for b, (n, c) in bins.items())
+        assert (tail.p50, tail.p95, tail.p99, tail.top5pct_cost) == (
+            bin_quantile(ordered, 50), bin_quantile(ordered, 95), bin_quantile(ordered, 99),
+            bin_top_cost(ordered, 5),
+        )  # fmt: skip
+
+    top = costliest_tasks(client, where, limit=3)
+    want = sorted(picked, key=lambda t: (-t.total_cost, t.task_id))[:3]
+    assert [(t.task_id, t.total_cost) for t in top] == [(t.task_id, t.total_cost) for t in want]
+    for task in top:  # the chain: every call of the task, in event-time order
+        calls = sorted(
+            (e for e in distinct if e["type"] == "call" and e["task_id"] == task.task_id),
+            key=lambda e: (e["ts"], e["event_id"]),
+        )
+        assert [(m, r, s, a) for m, r, s, a, _ in task.chain] == [
+            (e["model"], e["role"], e.get("status", "ok"), e.get("attempt", 1)) for e in calls
+        ]
+        assert sum(c for *_, c in task.chain if c is not None) == task.total_cost
 
 
 MODELS = [("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"), ("acme", "unknown")]
