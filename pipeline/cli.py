@@ -155,6 +155,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access_sql(args: argparse.Namespace) -> int:
+    import os
+
+    from pipeline.query.access import load_plan, password_sha256, render_sql
+
+    plan = load_plan(Path(args.teams))
+    password = os.environ.get("COSTFLOW_SINK_PASSWORD")
+    if args.sink_password_file:
+        password = Path(args.sink_password_file).read_text(encoding="utf-8").strip()
+    if not password:
+        sys.stderr.write(
+            "costflow: no COSTFLOW_SINK_PASSWORD or --sink-password-file: "
+            "roles and policies only, no sink user\n"
+        )
+    sys.stdout.write(render_sql(plan, password_sha256(password) if password else None))
+    return 0
+
+
 def _utc_time(text: str, flag: str) -> Any:
     from datetime import UTC, datetime
 
@@ -318,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="first UTC day (YYYY-MM-DD) of the tasks' first event")
     report.add_argument("--until", help="last UTC day (inclusive)")
     report.add_argument("--top", type=int, default=5, help="costliest tasks to list (default 5)")
+    access = sub.add_parser(
+        "access-sql", help="SQL for a ClickHouse server: BI roles, team row policies, sink user"
+    )
+    access.add_argument("--teams", required=True, help="YAML: teams and their owners")
+    access.add_argument("--sink-password-file", help="file holding the sink user's password")
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
     demo.add_argument("--tasks", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
@@ -368,6 +391,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "sql": cmd_sql,
     "report": cmd_report,
+    "access-sql": cmd_access_sql,
     "demo": cmd_demo,
     "schemas": cmd_schemas,
     "price": cmd_price,
