@@ -98,3 +98,14 @@ def test_the_example_plan_loads_and_bad_plans_say_why(tmp_path: Path) -> None:
         load_plan(bad)
     quoted = AccessPlan(teams={"x": ["o'brien"]}).condition("x")
     assert quoted == "owner IN ('o\\'brien')"
+
+
+def test_the_docs_list_every_column_of_every_view(chdb_client: Any) -> None:
+    migrate(chdb_client)
+    docs = (ROOT / "docs" / "analytics.md").read_text(encoding="utf-8")
+    for view in TEAM_VIEWS:
+        section = docs.split(f"### `{view}`", 1)
+        assert len(section) == 2, f"docs/analytics.md has no section for {view}"
+        body = section[1].split("\n### ", 1)[0]
+        for column, *_ in chdb_client.query(f"DESCRIBE TABLE {view}").result_rows:
+            assert f"| `{column}` |" in body, f"{view}.{column} is not in docs/analytics.md"
