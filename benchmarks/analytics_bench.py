@@ -24,6 +24,7 @@ from typing import Any
 
 import clickhouse_connect
 
+from pipeline.query.analytics import TAILS_SQL
 from pipeline.query.migrate import migrate
 
 START = "2026-10-01 00:00:00"
@@ -117,15 +118,8 @@ QUERIES: dict[str, tuple[str, str]] = {
         f"WHERE day >= {SINCE} GROUP BY day, scenario_id, owner",
     ),
     "tails_p50_p95_p99_by_scenario": (
-        "WITH (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100), "
-        "arrayCumSum(arrayMap(b -> b.2, bins)))] AS bin_at "
-        "SELECT scenario_id, bin_at(bins, n, 50).3 / bin_at(bins, n, 50).2, "
-        "bin_at(bins, n, 95).3 / bin_at(bins, n, 95).2, bin_at(bins, n, 99).3 / "
-        "bin_at(bins, n, 99).2 FROM (SELECT scenario_id, arraySort(b -> b.1, "
-        "groupArray((cost_bin, k, c))) AS bins, sum(k) AS n FROM (SELECT scenario_id, cost_bin, "
-        "sum(tasks) AS k, sum(total_cost) AS c FROM task_cost_histogram_daily "
-        f"WHERE day >= {SINCE} GROUP BY scenario_id, cost_bin HAVING k != 0) "
-        "GROUP BY scenario_id) ORDER BY scenario_id",
+        # What `costflow report` runs: tails over the period from the summed bins.
+        TAILS_SQL.format(condition=f"day >= {SINCE}"),
         "SELECT scenario_id, quantilesExact(0.5, 0.95, 0.99)(total_cost) FROM tasks FINAL "
         f"WHERE toDate(first_event_at) >= {SINCE} GROUP BY scenario_id ORDER BY scenario_id",
     ),

@@ -124,14 +124,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.query.analytics import (
-        Slice,
-        costliest_tasks,
-        outcomes,
-        render_analytics,
-        tails,
-    )
-    from pipeline.query.report import health, render, render_reprices, scenario_summary
+    from pipeline.query.analytics import Slice
+    from pipeline.query.report import full_report, render_reprices
     from pipeline.runtime.reprice import comparison
 
     where = Slice(
@@ -142,13 +136,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         environment=args.environment,
     )
     client = _client()
-    print(render(scenario_summary(client, where), health(client)))
-    print()
-    print(
-        render_analytics(
-            outcomes(client, where), tails(client, where), costliest_tasks(client, where, args.top)
-        )
-    )
+    print(full_report(client, where, args.top))
     reprices = render_reprices(comparison(client))
     if reprices:
         print("\n" + reprices)
@@ -156,8 +144,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_access_sql(args: argparse.Namespace) -> int:
-    import os
-
     from pipeline.query.access import load_plan, password_sha256, render_sql
 
     plan = load_plan(Path(args.teams))

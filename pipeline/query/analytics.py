@@ -1,4 +1,4 @@
-"""Headline analytics for a period and a slice: outcomes and waste, tails, costliest tasks.
+"""Analytics queries for a period and a slice: tails of cost per task, costliest tasks.
 
 Reads only the public views (docs/analytics.md), with filters bound as query
 parameters. Tails over a period are computed from the summed daily histogram
@@ -41,34 +41,6 @@ class Slice:
 
 
 @dataclass(frozen=True)
-class OutcomeLine:
-    scenario_id: str
-    tasks: int
-    accepted: int
-    rejected: int
-    failed: int
-    unresolved: int
-    pending: int
-    total_cost: Decimal
-    waste_cost: Decimal
-    cost_per_task: Decimal
-    cost_per_accepted_outcome: Decimal | None
-    final: bool
-
-
-def outcomes(client: Any, where: Slice) -> list[OutcomeLine]:
-    condition, params = where.where()
-    rows = client.query(
-        "SELECT scenario_id, sum(tasks) AS n, sum(accepted) AS a, sum(rejected), sum(failed), "
-        "sum(unresolved), sum(pending), sum(v.total_cost) AS cost, sum(waste_cost), "
-        "cost / n, if(a = 0, NULL, cost / a), min(final) "
-        f"FROM v_outcomes_daily AS v WHERE {condition} GROUP BY scenario_id ORDER BY scenario_id",
-        parameters=params,
-    ).result_rows
-    return [OutcomeLine(*row) for row in rows]
-
-
-@dataclass(frozen=True)
 class Tails:
     scenario_id: str
     tasks: int
@@ -86,7 +58,7 @@ class Tails:
 
 
 # The same lambdas as v_task_cost_tails_daily (sql/0006_analytics.sql).
-_TAILS = """
+TAILS_SQL = """
 WITH
     (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100),
         arrayCumSum(arrayMap(b -> b.2, bins)))] AS bin_at,
@@ -121,7 +93,7 @@ ORDER BY scenario_id
 
 def tails(client: Any, where: Slice) -> list[Tails]:
     condition, params = where.where()
-    rows = client.query(_TAILS.format(condition=condition), parameters=params).result_rows
+    rows = client.query(TAILS_SQL.format(condition=condition), parameters=params).result_rows
     return [Tails(*row) for row in rows]
 
 
@@ -158,53 +130,3 @@ def costliest_tasks(client: Any, where: Slice, limit: int = 10) -> list[CostlyTa
         for task in found:
             task.chain = list(by_task.get(task.task_id, []))
     return found
-
-
-def _usd(value: Decimal | None, places: int = 4) -> str:
-    return "n/a" if value is None else f"${value.quantize(Decimal(1).scaleb(-places)):,}"
-
-
-def render_analytics(
-    lines: list[OutcomeLine], tail_lines: list[Tails], top: list[CostlyTask]
-) -> str:
-    out = ["Waste: cost of tasks not accepted (rejected, failed, unresolved)"]
-    header = (
-        f"{'scenario':<18} {'total cost':>13} {'waste':>13} {'waste %':>8} {'pending':>8} "
-        f"{'figures':>12}"
-    )
-    out += [header, "-" * len(header)]
-    for line in lines:
-        share = line.waste_cost / line.total_cost * 100 if line.total_cost else Decimal(0)
-        out.append(
-            f"{line.scenario_id or '(none)':<18} {_usd(line.total_cost, 2):>13} "
-            f"{_usd(line.waste_cost, 2):>13} {share:>7.1f}% {line.pending:>8,} "
-            f"{'final' if line.final else 'provisional':>12}"
-        )
-    out += ["", "Cost per task: tail (1% bins) and the share of spend of the costliest tasks"]
-    header = (
-        f"{'scenario':<18} {'p50':>10} {'p90':>10} {'p95':>10} {'p99':>10} {'max':>10} "
-        f"{'p95/p50':>8} {'top 5%':>8} {'top 1%':>8}"
-    )
-    out += [header, "-" * len(header)]
-    for t in tail_lines:
-        ratio = f"{t.p95 / t.p50:.1f}x" if t.p50 else "n/a"
-        out.append(
-            f"{t.scenario_id or '(none)':<18} {_usd(t.p50):>10} {_usd(t.p90):>10} "
-            f"{_usd(t.p95):>10} {_usd(t.p99):>10} {_usd(t.max_bin_mean):>10} {ratio:>8} "
-            f"{t.share(t.top5pct_cost):>8.1%} {t.share(t.top1pct_cost):>8.1%}"
-        )
-    if top:
-        out += ["", "Costliest tasks and their call chains"]
-        for task in top:
-            out.append(
-                f"{task.task_id} {task.day} {task.scenario_id or '(none)'} "
-                f"{task.owner or '(no owner)'} {task.outcome or '(no outcome)'} "
-                f"{_usd(task.total_cost)} in {task.calls} calls"
-            )
-            steps = [
-                f"{model}[{role or '-'}]{'' if status == 'ok' else ' ' + status}"
-                f"{' #' + str(attempt) if attempt > 1 else ''} {_usd(cost)}"
-                for model, role, status, attempt, cost in task.chain
-            ]
-            out.append("    " + " -> ".join(steps))
-    return "\n".join(out)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pipeline.query.analytics import Slice
+from pipeline.query.analytics import CostlyTask, Slice, Tails, costliest_tasks, tails
 
 SCENARIO_SUMMARY = """
 SELECT
@@ -19,7 +19,9 @@ SELECT
     n_pending,
     cost,
     cost / n_tasks,
-    if(n_accepted = 0, NULL, cost / n_accepted)
+    if(n_accepted = 0, NULL, cost / n_accepted),
+    waste,
+    is_final
 FROM
 (
     SELECT
@@ -30,7 +32,9 @@ FROM
         sum(failed) AS n_failed,
         sum(unresolved) AS n_unresolved,
         sum(pending) AS n_pending,
-        sum(v.total_cost) AS cost
+        sum(v.total_cost) AS cost,
+        sum(waste_cost) AS waste,
+        min(final) AS is_final
     FROM v_outcomes_daily AS v
     WHERE {condition}
     GROUP BY scenario_id
@@ -60,6 +64,10 @@ class ScenarioLine:
     total_cost: Decimal
     cost_per_task: Decimal
     cost_per_accepted_outcome: Decimal | None
+    # Cost of rejected, failed and unresolved tasks.
+    waste_cost: Decimal
+    # No task of the slice is still inside its outcome window.
+    final: bool
 
     @property
     def acceptance_rate(self) -> Decimal:
@@ -148,3 +156,59 @@ def render_reprices(rows: list[dict[str, Any]]) -> str:
             f"{_usd(row['difference'], 6):>13}"
         )
     return "\n".join(out)
+
+
+def render_analytics(
+    lines: list[ScenarioLine], tail_lines: list[Tails], top: list[CostlyTask]
+) -> str:
+    out = ["Waste: cost of tasks not accepted (rejected, failed, unresolved)"]
+    header = (
+        f"{'scenario':<18} {'total cost':>13} {'waste':>13} {'waste %':>8} {'pending':>8} "
+        f"{'figures':>12}"
+    )
+    out += [header, "-" * len(header)]
+    for line in lines:
+        share = line.waste_cost / line.total_cost * 100 if line.total_cost else Decimal(0)
+        out.append(
+            f"{line.scenario_id or '(none)':<18} {_usd(line.total_cost, 2):>13} "
+            f"{_usd(line.waste_cost, 2):>13} {share:>7.1f}% {line.pending:>8,} "
+            f"{'final' if line.final else 'provisional':>12}"
+        )
+    out += ["", "Cost per task: tail (1% bins) and the share of spend of the costliest tasks"]
+    header = (
+        f"{'scenario':<18} {'p50':>10} {'p90':>10} {'p95':>10} {'p99':>10} {'max':>10} "
+        f"{'p95/p50':>8} {'top 5%':>8} {'top 1%':>8}"
+    )
+    out += [header, "-" * len(header)]
+    for t in tail_lines:
+        ratio = f"{t.p95 / t.p50:.1f}x" if t.p50 else "n/a"
+        out.append(
+            f"{t.scenario_id or '(none)':<18} {_usd(t.p50):>10} {_usd(t.p90):>10} "
+            f"{_usd(t.p95):>10} {_usd(t.p99):>10} {_usd(t.max_bin_mean):>10} {ratio:>8} "
+            f"{t.share(t.top5pct_cost):>8.1%} {t.share(t.top1pct_cost):>8.1%}"
+        )
+    if top:
+        out += ["", "Costliest tasks and their call chains"]
+        for task in top:
+            out.append(
+                f"{task.task_id} {task.day} {task.scenario_id or '(none)'} "
+                f"{task.owner or '(no owner)'} {task.outcome or '(no outcome)'} "
+                f"{_usd(task.total_cost)} in {task.calls} calls"
+            )
+            steps = [
+                f"{model}[{role or '-'}]{'' if status == 'ok' else ' ' + status}"
+                f"{' #' + str(attempt) if attempt > 1 else ''} {_usd(cost)}"
+                for model, role, status, attempt, cost in task.chain
+            ]
+            out.append("    " + " -> ".join(steps))
+    return "\n".join(out)
+
+
+def full_report(client: Any, where: Slice, top: int) -> str:
+    """The headline, waste, tails and costliest tasks of a slice, read once each."""
+    lines = scenario_summary(client, where)
+    return (
+        render(lines, health(client))
+        + "\n\n"
+        + render_analytics(lines, tails(client, where), costliest_tasks(client, where, top))
+    )

@@ -8,9 +8,9 @@ import time
 
 from pipeline.config import ClickHouseSettings, Settings, StackSettings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
-from pipeline.query.analytics import Slice, costliest_tasks, outcomes, render_analytics, tails
+from pipeline.query.analytics import Slice
 from pipeline.query.client import connect
-from pipeline.query.report import health, render, scenario_summary
+from pipeline.query.report import full_report
 from pipeline.runtime.replay import replay
 
 
@@ -40,16 +40,7 @@ def run_demo(tasks: int, seed: int) -> int:
         f"({result['events']:,} events)\n\n"
     )
     client = connect(clickhouse, stack)
-    print(render(scenario_summary(client), health(client)))
-    everything = Slice()
-    print()
-    print(
-        render_analytics(
-            outcomes(client, everything),
-            tails(client, everything),
-            costliest_tasks(client, everything, 3),
-        )
-    )
+    print(full_report(client, Slice(), top=3))
     sys.stderr.write(
         f"\nExplore the result: ./dev --database {clickhouse.database} report | sql 'SELECT ...'"
         f" | reprice --book DIR --from T1 --to T2\n"

@@ -29,8 +29,9 @@ from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
 from pipeline.demo.workload import generate
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
-from pipeline.query.analytics import Slice, costliest_tasks, outcomes, tails
+from pipeline.query.analytics import Slice, costliest_tasks, tails
 from pipeline.query.migrate import migrate
+from pipeline.query.report import scenario_summary
 from pipeline.sink.clickhouse import ClickHouseSink
 from tests.analytics_checks import check_all_views, first_days
 from tests.reference import expected_tasks
@@ -110,7 +111,7 @@ def test_report_slices_equal_the_reference(client: Any) -> None:
     ]  # fmt: skip
     assert picked
 
-    lines = {line.scenario_id: line for line in outcomes(client, where)}
+    lines = {line.scenario_id: line for line in scenario_summary(client, where)}
     assert set(lines) == {t.scenario_id for t in picked}
     for scenario, line in lines.items():
         mine = [t for t in picked if t.scenario_id == scenario]
