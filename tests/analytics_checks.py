@@ -16,18 +16,19 @@ from tests.reference_analytics import (
     OUTCOME_COSTS,
     OUTCOME_SUMS,
     call_facts,
-    div18,
     exact_tails,
     expected_histogram,
     expected_outcomes,
     expected_tails_daily,
+    first_event_ts,
     group_calls,
     latency_quantile,
     total,
 )
 
 
-def _utc(value: Any) -> Any:
+def utc(value: Any) -> Any:
+    """clickhouse-connect returns naive datetimes for DateTime64(3, 'UTC') columns."""
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
@@ -36,7 +37,7 @@ def _utc(value: Any) -> Any:
 def _read(client: Any, query: str) -> list[dict[str, Any]]:
     result = client.query(query)
     return [
-        {name: _utc(v) for name, v in zip(result.column_names, row, strict=True)}
+        {name: utc(v) for name, v in zip(result.column_names, row, strict=True)}
         for row in result.result_rows
     ]
 
@@ -109,14 +110,7 @@ def check_tail_views(client: Any, events: list[dict[str, Any]], cost: CallCost =
 
 
 def first_days(events: list[dict[str, Any]]) -> dict[str, Any]:
-    from tests.reference import parse_ts
-
-    first: dict[str, datetime] = {}
-    for e in events:
-        ts = parse_ts(e["ts"])
-        if e["task_id"] not in first or ts < first[e["task_id"]]:
-            first[e["task_id"]] = ts
-    return {t: ts.date() for t, ts in first.items()}
+    return {t: ts.date() for t, ts in first_event_ts(events).items()}
 
 
 def check_costliest_tasks(
@@ -270,6 +264,3 @@ def check_all_views(
     check_tail_views(client, events, cost)
     check_costliest_tasks(client, events, cost)
     check_call_views(client, events)
-
-
-__all__ = ["check_all_views", "div18"]

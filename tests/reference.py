@@ -144,7 +144,7 @@ def expected_tasks(
     return out
 
 
-def _div18(numerator: Decimal, denominator: int) -> Decimal:
+def div18(numerator: Decimal, denominator: int) -> Decimal:
     """ClickHouse Decimal(38, 18) division: truncated toward zero at 18 digits."""
     return EXACT.divide(numerator, Decimal(denominator)).quantize(
         Decimal("1e-18"), rounding=ROUND_DOWN
@@ -179,9 +179,9 @@ def expected_cost_per_outcome(
         if task.outcome == "accepted":
             row["accepted_cost"] += task.total_cost
     for row in rows.values():
-        row["cost_per_task"] = _div18(row["total_cost"], row["tasks"])
+        row["cost_per_task"] = div18(row["total_cost"], row["tasks"])
         row["cost_per_accepted_outcome"] = (
-            _div18(row["total_cost"], row["accepted"]) if row["accepted"] else None
+            div18(row["total_cost"], row["accepted"]) if row["accepted"] else None
         )
         row["final"] = row["pending"] == 0
     return rows

@@ -16,18 +16,18 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from tests.reference import (
     ALIASES,
-    DAY,
     EXACT,
     RATES,
     CallCost,
     Rates,
     call_cost,
+    div18,
     expected_tasks,
     parse_ts,
 )
@@ -38,12 +38,6 @@ ZERO_BIN = -32768
 
 def cost_bin(value: Decimal | int) -> int:
     return ZERO_BIN if value <= 0 else math.floor(math.log(float(value)) / math.log(1.01))
-
-
-def div18(numerator: Decimal, denominator: int) -> Decimal:
-    return EXACT.divide(numerator, Decimal(denominator)).quantize(
-        Decimal("1e-18"), rounding=ROUND_DOWN
-    )
 
 
 def hour_of(ts: datetime) -> datetime:
@@ -93,7 +87,7 @@ def expected_outcomes(
     windows: dict[str, timedelta] | None = None,
     cost: CallCost = call_cost,
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
-    first_ts = _first_event_ts(events)
+    first_ts = first_event_ts(events)
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for task in expected_tasks(events, windows, cost).values():
         first = first_ts[task.task_id]
@@ -120,7 +114,7 @@ def expected_outcomes(
     return rows
 
 
-def _first_event_ts(events: list[dict[str, Any]]) -> dict[str, datetime]:
+def first_event_ts(events: list[dict[str, Any]]) -> dict[str, datetime]:
     first: dict[str, datetime] = {}
     for event in events:
         ts = parse_ts(event["ts"])
@@ -133,7 +127,7 @@ def expected_histogram(
     events: list[dict[str, Any]], cost: CallCost = call_cost
 ) -> dict[tuple[Any, ...], tuple[int, Decimal]]:
     """(day, scenario, environment, owner, bin) -> (tasks, cost)."""
-    first_ts = _first_event_ts(events)
+    first_ts = first_event_ts(events)
     bins: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     for task in expected_tasks(events, None, cost).values():
         key = (first_ts[task.task_id].date(), task.scenario_id, task.environment, task.owner,
@@ -285,10 +279,3 @@ def latency_quantile(latencies: list[int], pct: int) -> float | None:
         if seen >= rank:
             return cells[b][1] / cells[b][0]
     raise AssertionError("rank beyond the histogram")
-
-
-def as_of_day(as_of: datetime) -> date:
-    return as_of.astimezone(UTC).date()
-
-
-__all__ = ["CALL_COSTS", "CALL_SUMS", "DAY", "call_facts", "group_calls", "total"]

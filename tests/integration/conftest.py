@@ -25,6 +25,7 @@ from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
+from tests.analytics_checks import utc
 from tests.reference import CallCost, call_cost, expected_cost_per_outcome, expected_tasks
 
 
@@ -104,13 +105,6 @@ TASK_COLUMNS = ("scenario_id", "environment", "owner", "calls", "unpriced_calls"
                 "outcome", "outcome_deadline")  # fmt: skip
 
 
-def _utc(value: Any) -> Any:
-    """clickhouse-connect returns naive datetimes for DateTime64(3, 'UTC') columns."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def assert_matches_reference(
     client: Any,
     events: list[dict[str, Any]],
@@ -123,7 +117,7 @@ def assert_matches_reference(
     that restatements keep incremental aggregates exact.
     """
     stored_tasks = {
-        row[0]: tuple(_utc(v) for v in row[1:])
+        row[0]: tuple(utc(v) for v in row[1:])
         for row in client.query(
             f"SELECT task_id, {', '.join(TASK_COLUMNS)} FROM tasks FINAL"
         ).result_rows
@@ -137,7 +131,7 @@ def assert_matches_reference(
         f"SELECT day, scenario_id, environment, {', '.join(VIEW_COLUMNS)}, now64(3) "
         "FROM v_cost_per_outcome"
     ).result_rows
-    as_of = _utc(view[0][-1]) if view else datetime.now(UTC)
+    as_of = utc(view[0][-1]) if view else datetime.now(UTC)
     assert {
         (row[0], row[1], row[2]): dict(zip(VIEW_COLUMNS, row[3:-1], strict=True)) for row in view
     } == expected_cost_per_outcome(events, as_of, windows, cost)

@@ -60,15 +60,19 @@ def client(chdb_dir: Path) -> Iterator[Any]:
     boot.command(f"DROP DATABASE {database}")
 
 
+async def _apply_all(ctx: Any, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        model, apply = _APPLY[event["type"]]
+        await apply(ctx, model.model_validate(event))
+
+
 def run_stage1_and_sink(client: Any, delivered: list[dict[str, Any]], waves: int) -> None:
     """Deliver events in waves; after each wave the sink writes what stage 1 emitted."""
     ctx = context({})
     sink = ClickHouseSink(client, TOPICS)
     size = max(1, -(-len(delivered) // waves))
     for start in range(0, len(delivered), size):
-        for event in delivered[start : start + size]:
-            model, apply = _APPLY[event["type"]]
-            asyncio.run(apply(ctx, model.model_validate(event)))
+        asyncio.run(_apply_all(ctx, delivered[start : start + size]))
         records = [
             (TOPICS.priced_calls, 0, sent["value"], ()) for sent in ctx.priced_calls.sent
         ] + [(TOPICS.task_snapshots, 0, sent["value"], ()) for sent in ctx.task_snapshots.sent]
