@@ -44,9 +44,11 @@ _SCANNED = (
     "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
     "output_tokens", "reasoning_tokens", "units", "price_book_version", "cost_input",
     "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
-    "cost_units", "cost_total",
+    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
 )  # fmt: skip
 _PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "units", "total")
+# Not billed: cache tokens at the input rate, the baseline of the cache-savings views.
+_BASELINES = ("cache_read_uncached", "cache_write_uncached")
 # A task with more changed calls than this is sent as several records.
 CALLS_PER_RECORD = 1_000
 
@@ -124,12 +126,18 @@ def _changed(row: dict[str, Any], cost: CallCost) -> bool:
             stored = Decimal(0)  # rows priced before units existed
         if stored != getattr(cost, part):
             return True
-    return False
+    # An input-rate change moves the savings baseline even when no billed part moves
+    # (a call of cache reads only). Rows from before the baselines (NULL) are not
+    # rewritten just to fill them.
+    return any(
+        row[f"cost_{part}"] is not None and row[f"cost_{part}"] != getattr(cost, part)
+        for part in _BASELINES
+    )
 
 
 def _priced_call(row: dict[str, Any], cost: CallCost) -> dict[str, Any]:
     priced: dict[str, Any] = {"event_id": row["event_id"]}
-    for part in (*_PARTS, "cache_read_uncached", "cache_write_uncached"):
+    for part in (*_PARTS, *_BASELINES):
         priced[f"cost_{part}"] = str(getattr(cost, part))
     priced["currency"] = cost.currency
     priced["list_currency"] = cost.list_currency

@@ -242,3 +242,32 @@ def test_tier_thresholds_must_ascend() -> None:
                 ]
             )
         )
+
+
+def test_cache_tokens_at_the_input_rate_are_the_savings_baseline() -> None:
+    # 1,000,000 cache reads at 0.20 (billed) and at 2.00 (input rate); 500,000 writes
+    # at 2.50 (billed) and at 2.00; the baselines are never part of the total.
+    priced = book(entry(cache_read_per_mtok="0.20", cache_write_per_mtok="2.50"))
+    cost = price_call(call(cache_read_tokens=1_000_000, cache_write_tokens=500_000), priced)
+    assert (cost.cache_read, cost.cache_read_uncached) == (Decimal("0.2"), Decimal("2"))
+    assert (cost.cache_write, cost.cache_write_uncached) == (Decimal("1.25"), Decimal("1"))
+    assert cost.total == Decimal("1.45")
+
+
+def test_a_reprice_that_moves_only_the_savings_baseline_rewrites_the_call() -> None:
+    from pipeline.runtime.reprice import _changed
+
+    def stored(baseline: Decimal | None) -> dict[str, Any]:
+        parts = {f"cost_{p}": Decimal(0) for p in ("input", "cache_write", "output",
+                                                    "reasoning", "request", "units")}  # fmt: skip
+        return {**parts, "cost_cache_read": Decimal("0.2"), "cost_total": Decimal("0.2"),
+                "cost_cache_read_uncached": baseline,
+                "cost_cache_write_uncached": None if baseline is None else Decimal(0)}  # fmt: skip
+
+    # The corrected book changes the input rate only: nothing billed moves for a call
+    # of cache reads alone, but the baseline of its savings does.
+    corrected = book(entry(input_per_mtok="3.00", cache_read_per_mtok="0.20"))
+    cost = price_call(call(cache_read_tokens=1_000_000), corrected)
+    assert _changed(stored(Decimal("2")), cost)
+    assert not _changed(stored(Decimal("3")), cost)
+    assert not _changed(stored(None), cost)  # priced before baselines existed: left alone
