@@ -118,6 +118,12 @@ class PriceBookInvalid(PricingError):
     code = "price_book_invalid"
 
 
+class FixedCostsInvalid(PricingError):
+    """A fixed-cost declaration that cannot be loaded as written."""
+
+    code = "fixed_costs_invalid"
+
+
 # --- infrastructure -----------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.pricing.book import PriceBook
+from pipeline.pricing.fixed_costs import FixedCosts
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 _MODELS: dict[str, Any] = {
@@ -19,6 +20,7 @@ _MODELS: dict[str, Any] = {
     "task.schema.json": TaskEvent,
     "outcome.schema.json": OutcomeEvent,
     "price-book.schema.json": PriceBook,
+    "fixed-costs.schema.json": FixedCosts,
 }
 
 

@@ -34,7 +34,7 @@ def utc(value: Any) -> Any:
     return value
 
 
-def _read(client: Any, query: str) -> list[dict[str, Any]]:
+def read_rows(client: Any, query: str) -> list[dict[str, Any]]:
     result = client.query(query)
     return [
         {name: utc(v) for name, v in zip(result.column_names, row, strict=True)}
@@ -58,7 +58,7 @@ def check_outcome_views(
 ) -> None:
     for view, period, daily in (("v_outcomes_hourly", "hour", False),
                                 ("v_outcomes_daily", "day", True)):  # fmt: skip
-        rows = _read(client, f"SELECT *, now64(3) AS as_of FROM {view}")
+        rows = read_rows(client, f"SELECT *, now64(3) AS as_of FROM {view}")
         as_of = rows[0]["as_of"] if rows else datetime.now(UTC)
         got = _keyed(rows, (period, "scenario_id", "environment", "owner"))
         want = expected_outcomes(events, as_of, daily, windows, cost)
@@ -70,7 +70,7 @@ def check_outcome_views(
 
 
 def check_tail_views(client: Any, events: list[dict[str, Any]], cost: CallCost = call_cost) -> None:
-    histogram = _read(client, "SELECT * FROM v_task_cost_histogram")
+    histogram = read_rows(client, "SELECT * FROM v_task_cost_histogram")
     got_bins = {
         (r["day"], r["scenario_id"], r["environment"], r["owner"], r["cost_bin"]): (
             r["tasks"],
@@ -85,7 +85,7 @@ def check_tail_views(client: Any, events: list[dict[str, Any]], cost: CallCost =
             assert r["bin_lower"] * (1 - 1e-9) <= float(mean) <= r["bin_upper"] * (1 + 1e-9)
 
     tails = _keyed(
-        _read(client, "SELECT * FROM v_task_cost_tails_daily"),
+        read_rows(client, "SELECT * FROM v_task_cost_tails_daily"),
         ("day", "scenario_id", "environment", "owner"),
     )
     want = expected_tails_daily(events, cost)
@@ -127,7 +127,7 @@ def check_costliest_tasks(
     )
     got = sorted(
         (r["day"], r["task_id"], r["total_cost"])
-        for r in _read(client, "SELECT day, task_id, total_cost FROM v_costliest_tasks")
+        for r in read_rows(client, "SELECT day, task_id, total_cost FROM v_costliest_tasks")
     )
     assert got == want
 
@@ -164,13 +164,13 @@ def check_call_views(client: Any, events: list[dict[str, Any]]) -> None:
         }
         for key, rows in overhead.items()
     }
-    assert _keyed(_read(client, "SELECT * FROM v_call_overhead_daily"), DAY_KEYS) == (
+    assert _keyed(read_rows(client, "SELECT * FROM v_call_overhead_daily"), DAY_KEYS) == (
         expected_overhead
     )
 
     role_keys = (*DAY_KEYS, "role", "model")
     roles = group_calls(facts, role_keys)
-    assert _keyed(_read(client, "SELECT * FROM v_cost_by_role_daily"), role_keys) == {
+    assert _keyed(read_rows(client, "SELECT * FROM v_cost_by_role_daily"), role_keys) == {
         key: {
             "calls": len(rows),
             "total_cost": total(rows, "cost_total"),
@@ -232,9 +232,9 @@ def check_call_views(client: Any, events: list[dict[str, Any]]) -> None:
             "latency_p50_ms": latency_quantile(latencies, 50),
             "latency_p95_ms": latency_quantile(latencies, 95),
         }
-    assert _keyed(_read(client, "SELECT * FROM v_cache_economics_daily"), MODEL_KEYS) == cache
-    assert _keyed(_read(client, "SELECT * FROM v_token_economics_daily"), MODEL_KEYS) == tokens
-    got_models = _keyed(_read(client, "SELECT * FROM v_model_calls_daily"), MODEL_KEYS)
+    assert _keyed(read_rows(client, "SELECT * FROM v_cache_economics_daily"), MODEL_KEYS) == cache
+    assert _keyed(read_rows(client, "SELECT * FROM v_token_economics_daily"), MODEL_KEYS) == tokens
+    got_models = _keyed(read_rows(client, "SELECT * FROM v_model_calls_daily"), MODEL_KEYS)
     assert set(got_models) == set(models)
     for key, row in models.items():
         got = got_models[key]
@@ -247,7 +247,7 @@ def check_call_views(client: Any, events: list[dict[str, Any]]) -> None:
             c: v for c, v in row.items() if "latency" not in c
         }, key
 
-    focus = _read(client, "SELECT * FROM v_focus_costs")
+    focus = read_rows(client, "SELECT * FROM v_focus_costs")
     assert sum((r["BilledCost"] for r in focus), Decimal(0)) == total(
         [m for _, m in facts], "cost_total"
     )
@@ -264,3 +264,6 @@ def check_all_views(
     check_tail_views(client, events, cost)
     check_costliest_tasks(client, events, cost)
     check_call_views(client, events)
+    from tests.decision_checks import check_arm_views  # imports this module
+
+    check_arm_views(client, events, windows, cost)

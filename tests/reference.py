@@ -7,6 +7,9 @@ price book, and the rules are restated from the event contract:
 - scenario/owner/environment: the latest task event (by ts, event_id) that sets
   it, else the earliest call (by ts, event_id) that sets it;
 - the outcome is the latest outcome event by (ts, event_id);
+- a task's models are the distinct models of its calls; its experiment label is
+  ``attributes.experiment`` (or a top-level ``experiment``, which the contract
+  moves into attributes), picked like scenario/owner/environment;
 - with none, the task waits until its deadline: the first whole hour after its
   last event plus its scenario's outcome window (24 h unless configured); it is
   ``pending`` before and ``unresolved`` from then on;
@@ -90,6 +93,8 @@ class ExpectedTask:
     total_cost: Decimal
     outcome: str
     outcome_deadline: datetime
+    models: tuple[str, ...] = ()
+    experiment: str = ""
 
     def status(self, as_of: datetime) -> str:
         if self.outcome:
@@ -126,6 +131,14 @@ def expected_tasks(
                     return str(call[name])
             return ""
 
+        def experiment(event: dict[str, Any]) -> str:
+            attributes = event.get("attributes") or {}
+            value = (
+                attributes["experiment"] if "experiment" in attributes else event.get("experiment")
+            )
+            return str(value) if value else ""
+
+        labelled = [experiment(e) for e in reversed(tasks)] + [experiment(e) for e in calls]
         costs = [cost(c) for c in calls]
         scenario_id = field("scenario_id")
         last = max(parse_ts(e["ts"]) for e in ordered)
@@ -140,6 +153,8 @@ def expected_tasks(
             total_cost=sum((c for c in costs if c is not None), Decimal(0)),
             outcome=outcomes[-1]["outcome"] if outcomes else "",
             outcome_deadline=deadline(last, (windows or {}).get(scenario_id, DAY)),
+            models=tuple(sorted({c["model"] for c in calls})),
+            experiment=next((label for label in labelled if label), ""),
         )
     return out
 

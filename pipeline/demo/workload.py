@@ -36,6 +36,8 @@ class _Task:
     events: list[dict[str, Any]]
     clock: datetime
     seq: int = 0
+    # attributes.experiment on the task's lifecycle events; "" = not in an experiment.
+    experiment: str = ""
 
     def next_id(self, kind: str) -> str:
         self.seq += 1
@@ -105,6 +107,7 @@ class _Task:
                 "scenario_id": self.scenario,
                 "owner": self.owner,
                 "environment": self.environment,
+                **({"attributes": {"experiment": self.experiment}} if self.experiment else {}),
             }
         )
 
@@ -207,13 +210,15 @@ def _code_review(task: _Task, rng: random.Random) -> None:
 
 
 def _doc_extract(task: _Task, rng: random.Random) -> None:
+    # An A/B test: a cheaper extractor that returns invalid output more often.
+    cheap = task.experiment == "cheap-extractor"
     ok = _with_retries(
         task,
         rng,
-        0.12,
+        0.25 if cheap else 0.12,
         "invalid_output",
         provider="openai",
-        model="gpt-4.1-mini",
+        model="gpt-4o-mini" if cheap else "gpt-4.1-mini",
         role="extractor",
         prompt=_lognormal(rng, 2048, 0.8),
         output=_lognormal(rng, 28, 0.7),
@@ -268,6 +273,8 @@ def generate(
         name, _share, owner, environment, build = rng.choices(SCENARIOS, weights)[0]
         start = START + timedelta(seconds=rng.randint(0, days * 86_400 - 1))
         task = _Task(f"task-{seed}-{n:07d}", name, owner, environment, start, [], start)
+        if name == "doc-extract":
+            task.experiment = "cheap-extractor" if n % 2 else "baseline"
         task.lifecycle("started")
         build(task, rng)
         task.lifecycle("completed")

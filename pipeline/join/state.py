@@ -13,6 +13,8 @@ Every rule below is chosen to be order-independent:
   events the latest by (ts, event_id) that sets the field wins; among calls the
   earliest by (ts, event_id);
 - the outcome is the latest outcome event by (ts, event_id);
+- ``models`` is the set of models the task's calls used; the experiment label
+  (``attributes.experiment``) is picked like scenario/owner/environment;
 - the outcome deadline follows from the last event and the resolved scenario.
 """
 
@@ -30,6 +32,8 @@ from pipeline.pricing.engine import MONEY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TASK_FIELDS = ("scenario_id", "owner", "environment")
+# Labels taken from an event's attributes, with the same precedence as _TASK_FIELDS.
+_ATTRIBUTE_FIELDS = ("experiment",)
 
 
 def epoch_ms(event: CallEvent | TaskEvent | OutcomeEvent) -> int:
@@ -83,6 +87,8 @@ class TaskState:
     last_event_ms: int | None = None
     started_ms: int | None = None
     completed_ms: int | None = None
+    # Distinct models of the task's calls: "tasks that used model M" (decision template).
+    models: set[str] = field(default_factory=set)
     # field name -> latest task-event pick / earliest call pick
     from_task: dict[str, _Pick] = field(default_factory=dict)
     from_call: dict[str, _Pick] = field(default_factory=dict)
@@ -130,8 +136,8 @@ class TaskState:
         self.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
         self.output_tokens += usage.output_tokens
         self.reasoning_tokens += usage.reasoning_tokens
-        for name in _TASK_FIELDS:
-            value = getattr(call, name)
+        self.models.add(call.model)
+        for name, value in _labels(call):
             if value is not None:
                 pick = (ts, call.event_id, value)
                 current = self.from_call.get(name)
@@ -148,8 +154,7 @@ class TaskState:
                 self.started_ms = ts
         elif self.completed_ms is None or ts > self.completed_ms:
             self.completed_ms = ts
-        for name in _TASK_FIELDS:
-            value = getattr(task, name)
+        for name, value in _labels(task):
             if value is not None:
                 pick = (ts, task.event_id, value)
                 current = self.from_task.get(name)
@@ -203,6 +208,8 @@ class TaskState:
             "outcome_source": self.outcome[3] if self.outcome else "",
             "outcome_ms": self.outcome[0] if self.outcome else None,
             "outcome_deadline_ms": window.deadline_ms(scenario_id, self.last_event_ms or 0),
+            "models": sorted(self.models),
+            "experiment": self.resolved("experiment") or "",
         }
 
     # --- persistence (Faust table values) -------------------------------
@@ -231,6 +238,7 @@ class TaskState:
             "from_call": {k: list(v) for k, v in self.from_call.items()},
             "outcome": list(self.outcome) if self.outcome else None,
             "partition": self.partition,
+            "models": sorted(self.models),
         }
 
     def to_stored(self) -> str:
@@ -269,4 +277,11 @@ class TaskState:
         raw = data["outcome"]
         state.outcome = (raw[0], raw[1], raw[2], raw[3]) if raw else None
         state.partition = data.get("partition", -1)
+        # Absent in states stored before tasks tracked their models (migration 0007).
+        state.models = set(data.get("models", ()))
         return state
+
+
+def _labels(event: CallEvent | TaskEvent) -> list[tuple[str, str | None]]:
+    named = [(name, getattr(event, name)) for name in _TASK_FIELDS]
+    return named + [(name, event.attributes.get(name) or None) for name in _ATTRIBUTE_FIELDS]

@@ -35,14 +35,20 @@ _IDENT = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 # Tables with an owner column that BI may read (row policies apply to each).
 OWNED_TABLES = (
     "calls", "tasks", "task_changes", "task_outcomes_daily", "task_costs_hourly",
-    "task_cost_histogram_daily", "call_costs_hourly", "call_latency_daily",
+    "task_cost_histogram_daily", "call_costs_hourly", "call_latency_daily", "task_arms_daily",
 )  # fmt: skip
 # Views over those tables only; a team reading one sees its own owners' rows.
 TEAM_VIEWS = (
     "v_cost_per_outcome", "v_outcomes_hourly", "v_outcomes_daily", "v_task_cost_histogram",
     "v_task_cost_tails_daily", "v_costliest_tasks", "v_task_call_chain",
     "v_call_overhead_daily", "v_cost_by_role_daily", "v_cache_economics_daily",
-    "v_token_economics_daily", "v_model_calls_daily", "v_focus_costs",
+    "v_token_economics_daily", "v_model_calls_daily", "v_focus_costs", "v_arm_outcomes_daily",
+    "v_model_decision_daily",
+)  # fmt: skip
+# Fixed costs have no owner: allocated per scenario, read by those who see every team.
+ALL_TEAMS_ONLY = (
+    "fixed_costs", "v_fixed_costs", "v_fixed_cost_allocation_daily", "v_fixed_cost_items",
+    "v_scenario_full_cost_daily", "v_reprice_comparison", "call_repricings",
 )  # fmt: skip
 # What the sink writes, and reads back to stay idempotent.
 SINK_INSERTS = ("calls", "task_changes", "call_repricings", "call_cancellations",
@@ -91,8 +97,7 @@ def access_statements(plan: AccessPlan, sink_password_sha256: str | None) -> lis
         # Sees every owner's rows: finance, platform on-call.
         "CREATE ROLE IF NOT EXISTS costflow_bi_all_teams",
         "GRANT costflow_bi_reader TO costflow_bi_all_teams",
-        f"GRANT SELECT ON {db}.v_reprice_comparison TO costflow_bi_all_teams",
-        f"GRANT SELECT ON {db}.call_repricings TO costflow_bi_all_teams",
+        *(f"GRANT SELECT ON {db}.{name} TO costflow_bi_all_teams" for name in ALL_TEAMS_ONLY),
         "CREATE ROLE IF NOT EXISTS costflow_sink_writer",
         *(f"GRANT INSERT ON {db}.{name} TO costflow_sink_writer" for name in SINK_INSERTS),
         *(f"GRANT SELECT ON {db}.{name} TO costflow_sink_writer" for name in SINK_SELECTS),

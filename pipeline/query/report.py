@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.query.analytics import CostlyTask, Slice, Tails, costliest_tasks, tails
+from pipeline.query.fixed_costs import FixedCostItemLine, FullCostLine, full_cost, items
 
 SCENARIO_SUMMARY = """
 SELECT
@@ -204,11 +205,49 @@ def render_analytics(
     return "\n".join(out)
 
 
+def render_full_cost(lines: list[FullCostLine], declared: list[FixedCostItemLine]) -> str:
+    out = ["Full scenario cost: calls plus allocated fixed costs"]
+    header = (
+        f"{'scenario':<18} {'variable':>13} {'fixed':>13} {'full cost':>13} "
+        f"{'cost/accepted':>14} {'full cost/accepted':>19}"
+    )
+    out += [header, "-" * len(header)]
+    for line in lines:
+        out.append(
+            f"{line.scenario_id or '(none)':<18} {_usd(line.variable_cost, 2):>13} "
+            f"{_usd(line.fixed_cost, 2):>13} {_usd(line.full_cost, 2):>13} "
+            f"{_usd(line.cost_per_accepted_outcome):>14} "
+            f"{_usd(line.full_cost_per_accepted_outcome):>19}"
+        )
+    out += ["", "Fixed cost items (current declaration)"]
+    for item in declared:
+        left = (
+            f", {_usd(item.unallocated_cost, 2)} not allocated"
+            if item.unallocated_cost >= Decimal("0.005")
+            else ""
+        )
+        out.append(
+            f"{item.item} ({item.category}, {item.rule}) {item.period_start}..{item.period_end}: "
+            f"{_usd(item.amount, 2)}, {_usd(item.allocated_cost, 2)} allocated{left}"
+        )
+    return "\n".join(out)
+
+
 def full_report(client: Any, where: Slice, top: int) -> str:
-    """The headline, waste, tails and costliest tasks of a slice, read once each."""
+    """The headline, waste, tails and costliest tasks of a slice, read once each; the
+    full scenario cost when fixed costs are declared and the slice is by scenario."""
     lines = scenario_summary(client, where)
-    return (
+    text = (
         render(lines, health(client))
         + "\n\n"
         + render_analytics(lines, tails(client, where), costliest_tasks(client, where, top))
     )
+    declared = items(client)
+    if not declared:
+        return text + "\n\nNo fixed costs declared (costflow fixed-costs load FILE adds them)."
+    if where.owner is not None or where.environment is not None:
+        return text + (
+            "\n\nFull scenario cost: fixed costs are allocated per scenario; "
+            "drop --owner/--environment to see it."
+        )
+    return text + "\n\n" + render_full_cost(full_cost(client, where), declared)

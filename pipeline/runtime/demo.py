@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from pipeline.config import ClickHouseSettings, Settings, StackSettings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
+from pipeline.pricing.fixed_costs import load_fixed_costs
+from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice
 from pipeline.query.client import connect
+from pipeline.query.compare import compare, render_comparison
 from pipeline.query.report import full_report
 from pipeline.runtime.replay import replay
+
+FIXED_COSTS = Path(__file__).resolve().parents[2] / "pricing" / "fixed-costs" / "2026-11.yaml"
 
 
 def run_demo(tasks: int, seed: int) -> int:
@@ -40,9 +46,14 @@ def run_demo(tasks: int, seed: int) -> int:
         f"({result['events']:,} events)\n\n"
     )
     client = connect(clickhouse, stack)
+    declaration, source = load_fixed_costs(FIXED_COSTS)
+    fixed_costs.load(client, declaration, source)
     print(full_report(client, Slice(), top=3))
+    # The workload runs an A/B test on doc-extract's extractor model.
+    experiment = Slice(scenario_id="doc-extract")
+    print("\n" + render_comparison("doc-extract", compare(client, "experiment", experiment)))
     sys.stderr.write(
-        f"\nExplore the result: ./dev --database {clickhouse.database} report | sql 'SELECT ...'"
-        f" | reprice --book DIR --from T1 --to T2\n"
+        f"\nExplore the result: ./dev --database {clickhouse.database} report | compare "
+        "--scenario S | whatif --scenario S --model M | reprice --book DIR --from T1 --to T2\n"
     )
     return 0

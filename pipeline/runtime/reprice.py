@@ -34,18 +34,11 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, PricingError
-from pipeline.events.models import CallEvent, ServiceTier, Usage
 from pipeline.pricing.engine import CallCost, CompiledBook, price_call
+from pipeline.query.calls import scan, stored_call
 
 log = logging.getLogger("costflow.reprice")
 
-_SCANNED = (
-    "event_id", "task_id", "ts", "provider", "model", "owner", "environment", "service_tier",
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "units", "price_book_version", "cost_input",
-    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
-    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
-)  # fmt: skip
 _PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "units", "total")
 # Not billed: cache tokens at the input rate, the baseline of the cache-savings views.
 _BASELINES = ("cache_read_uncached", "cache_write_uncached")
@@ -92,31 +85,6 @@ class RepriceSummary:
         }
 
 
-def _call(row: dict[str, Any]) -> CallEvent:
-    """The stored call as an event again: only what pricing reads (no validation cost)."""
-    ts = row["ts"] if row["ts"].tzinfo else row["ts"].replace(tzinfo=UTC)
-    usage = Usage.model_construct(
-        input_tokens=row["input_tokens"],
-        cache_read_tokens=row["cache_read_tokens"],
-        cache_write_tokens=row["cache_write_tokens"],
-        cache_write_1h_tokens=row["cache_write_1h_tokens"],
-        output_tokens=row["output_tokens"],
-        reasoning_tokens=row["reasoning_tokens"],
-    )
-    return CallEvent.model_construct(
-        event_id=row["event_id"],
-        task_id=row["task_id"],
-        ts=ts,
-        provider=row["provider"],
-        model=row["model"],
-        owner=row["owner"] or None,
-        environment=row["environment"] or None,
-        service_tier=ServiceTier(row["service_tier"] or "standard"),
-        usage=usage,
-        units=dict(row["units"]),
-    )
-
-
 def _changed(row: dict[str, Any], cost: CallCost) -> bool:
     # The price, not the label: a call the new book prices the same keeps the
     # version that priced it, which is still true.
@@ -150,18 +118,9 @@ def scan_calls(
     client: Any, start: datetime, end: datetime, block_rows: int = 50_000
 ) -> Iterator[dict[str, Any]]:
     """Stored calls with start <= ts < end, current version of each, in task order."""
-    query = (
-        f"SELECT {', '.join(_SCANNED)} FROM calls FINAL "
-        "WHERE ts >= %(start)s AND ts < %(end)s ORDER BY task_id, event_id"
+    return scan(
+        client, "ts >= %(start)s AND ts < %(end)s", {"start": start, "end": end}, block_rows
     )
-    with client.query_row_block_stream(
-        query,
-        parameters={"start": start, "end": end},
-        settings={"max_block_size": block_rows},
-    ) as stream:
-        for block in stream:
-            for row in block:
-                yield dict(zip(_SCANNED, row, strict=True))
 
 
 def plan_reprice(
@@ -199,7 +158,7 @@ def plan_reprice(
         if summary.scanned % 100_000 == 0:
             progress(summary.scanned)
         try:
-            cost = price_call(_call(row), book)
+            cost = price_call(stored_call(row), book)
         except PricingError as exc:
             summary.not_priced[exc.code] += 1
             continue

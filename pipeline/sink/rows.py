@@ -37,7 +37,8 @@ CHANGE_COLUMNS = (
     "last_event_at", "started_at", "completed_at", "calls", "failed_calls", "retried_calls",
     "fallback_calls", "unpriced_calls", "total_cost", "input_tokens", "cache_read_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "outcome", "outcome_source",
-    "outcome_at", "outcome_deadline", "reprice_cost_delta", "reprice_priced_calls",
+    "outcome_at", "outcome_deadline", "reprice_cost_delta", "reprice_priced_calls", "models",
+    "experiment",
 )  # fmt: skip
 # call_cancellations: a stored call a reprice replaces, as the call aggregates saw it.
 # Materialized views turn rows of calls into +1 and these into -1 rows of call_changes.
@@ -102,6 +103,9 @@ def task_row(snapshot: dict[str, Any]) -> tuple[Any, ...]:
     # Adjustments by reprices are carried by the sink, never by stage 1 (see restate).
     values["reprice_cost_delta"] = Decimal(snapshot.get("reprice_cost_delta", 0))
     values["reprice_priced_calls"] = snapshot.get("reprice_priced_calls", 0)
+    # Snapshots from workers older than migration 0007 carry neither.
+    values.setdefault("models", [])
+    values.setdefault("experiment", "")
     return tuple(values[name] for name in _TASK_ROW)
 
 

@@ -496,6 +496,26 @@ ORDER BY (dlq_partition, dlq_offset)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
 COMMENT 'Every input record the worker refused, with its reason and original bytes';
 
+CREATE TABLE fixed_costs
+(
+    `loaded_at` DateTime64(3, 'UTC') COMMENT 'When costflow fixed-costs load wrote this declaration; the latest load is current',
+    `source` String COMMENT 'The declaration file and its SHA-256',
+    `item` String COMMENT 'Name of the cost item, unique in a load',
+    `category` LowCardinality(String) COMMENT 'staging | test | eval | reserve | gpu | engineering | other',
+    `period_start` Date COMMENT 'First day the cost covers (UTC)',
+    `period_end` Date COMMENT 'Day after the last day the cost covers (exclusive)',
+    `amount` Decimal(38, 18) COMMENT 'The cost over the whole period, in currency',
+    `currency` LowCardinality(String) COMMENT 'ISO 4217; the billing currency of the priced calls',
+    `rule` LowCardinality(String) COMMENT 'usage_share: each day\'s part by that day\'s variable cost of each scenario; weights: by fixed weights',
+    `scenarios` Array(String) COMMENT 'usage_share: the scenarios that share it (empty: every scenario with usage)',
+    `weights` Map(String, Decimal(38, 18)) COMMENT 'weights: scenario -> weight',
+    `note` String
+)
+ENGINE = MergeTree
+ORDER BY (loaded_at, item)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
+COMMENT 'Declared fixed costs, one full set per load (see v_fixed_costs for the current one)';
+
 CREATE TABLE schema_migrations
 (
     `number` UInt32,
@@ -519,6 +539,64 @@ ORDER BY (plan_id, state)
 TTL toDateTime(at) + toIntervalDay(7)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
 COMMENT 'Write-ahead record of sink batches, for completing interrupted inserts';
+
+CREATE TABLE task_arms_daily
+(
+    `day` Date COMMENT 'UTC date of the task\'s first event',
+    `scenario_id` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `owner` LowCardinality(String),
+    `dimension` LowCardinality(String) COMMENT 'model: tasks that used the model; experiment: tasks labelled with the arm',
+    `arm` LowCardinality(String) COMMENT 'The model, or the experiment label',
+    `outcome` LowCardinality(String) COMMENT 'accepted | rejected | failed, or empty while none has arrived',
+    `open_deadline` DateTime64(3, 'UTC') COMMENT 'Outcome deadline of tasks without an outcome; 1970-01-01 for tasks with one',
+    `tasks` Int64 COMMENT 'Number of tasks (sum of signs)',
+    `calls` Int64 COMMENT 'All calls of those tasks, every model',
+    `total_cost` Decimal(38, 18) COMMENT 'Whole cost of those tasks, every model'
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, scenario_id, environment, owner, dimension, arm, outcome, open_deadline)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
+COMMENT 'Tasks and their whole cost per day, scenario, environment, owner, outcome and arm (model used, or experiment label); always read with sum()';
+
+CREATE MATERIALIZED VIEW task_arms_daily_mv TO task_arms_daily
+(
+    `day` Date,
+    `scenario_id` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `owner` LowCardinality(String),
+    `dimension` String,
+    `arm` String,
+    `outcome` LowCardinality(String),
+    `open_deadline` DateTime64(3, 'UTC'),
+    `tasks` Int64,
+    `calls` Int64,
+    `total_cost` Decimal(38, 18)
+)
+AS SELECT
+    toDate(t.first_event_at) AS day,
+    t.scenario_id AS scenario_id,
+    t.environment AS environment,
+    t.owner AS owner,
+    a.1 AS dimension,
+    a.2 AS arm,
+    t.outcome AS outcome,
+    if(t.outcome = '', t.outcome_deadline, toDateTime64(0, 3, 'UTC')) AS open_deadline,
+    sum(toInt64(t.sign)) AS tasks,
+    sum(t.sign * toInt64(t.calls)) AS calls,
+    sum(t.sign * t.total_cost) AS total_cost
+FROM task_changes AS t
+ARRAY JOIN arrayConcat(arrayMap(m -> ('model', toString(m)), t.models), if(t.experiment = '', [], [('experiment', toString(t.experiment))])) AS a
+GROUP BY
+    day,
+    scenario_id,
+    environment,
+    owner,
+    dimension,
+    arm,
+    outcome,
+    open_deadline;
 
 CREATE TABLE task_changes
 (
@@ -549,6 +627,8 @@ CREATE TABLE task_changes
     `outcome_deadline` DateTime64(3, 'UTC'),
     `reprice_cost_delta` Decimal(38, 18) DEFAULT 0 COMMENT 'Sum over reprices of (new - old) cost of this task\'s calls; included in total_cost',
     `reprice_priced_calls` UInt32 DEFAULT 0 COMMENT 'Calls unpriced by stage 1 that a reprice priced; already subtracted from unpriced_calls',
+    `models` Array(LowCardinality(String)) COMMENT 'Distinct models of the task\'s calls as the gateway reported them, sorted',
+    `experiment` LowCardinality(String) DEFAULT '' COMMENT 'attributes.experiment: the latest task event that sets it, else the earliest call; empty when none',
     `changed_at` DateTime64(3, 'UTC') DEFAULT now64(3),
     `plan_id` String COMMENT 'The sink batch that wrote this row (see sink_plans)',
     INDEX plan_idx plan_id TYPE bloom_filter GRANULARITY 4
@@ -586,6 +666,8 @@ CREATE MATERIALIZED VIEW task_changes_to_tasks TO tasks
     `outcome_deadline` DateTime64(3, 'UTC'),
     `reprice_cost_delta` Decimal(38, 18),
     `reprice_priced_calls` UInt32,
+    `models` Array(LowCardinality(String)),
+    `experiment` LowCardinality(String),
     `ingested_at` DateTime64(3, 'UTC')
 )
 AS SELECT
@@ -615,6 +697,8 @@ AS SELECT
     outcome_deadline,
     reprice_cost_delta,
     reprice_priced_calls,
+    models,
+    experiment,
     changed_at AS ingested_at
 FROM task_changes
 WHERE sign = 1;
@@ -826,12 +910,89 @@ CREATE TABLE tasks
     `outcome_deadline` DateTime64(3, 'UTC') DEFAULT toStartOfHour(last_event_at + toIntervalDay(1)) + toIntervalHour(1) COMMENT 'First whole hour after last event + outcome window; no outcome by then = unresolved',
     `reprice_cost_delta` Decimal(38, 18) DEFAULT 0 COMMENT 'Sum over reprices of (new - old) cost of this task\'s calls; included in total_cost',
     `reprice_priced_calls` UInt32 DEFAULT 0 COMMENT 'Calls unpriced by stage 1 that a reprice priced; already subtracted from unpriced_calls',
+    `models` Array(LowCardinality(String)) COMMENT 'Distinct models of the task\'s calls as the gateway reported them, sorted',
+    `experiment` LowCardinality(String) DEFAULT '' COMMENT 'attributes.experiment: the latest task event that sets it, else the earliest call; empty when none',
     `ingested_at` DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY task_id
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
 COMMENT 'One row per task (latest version wins): its calls joined, priced and summed';
+
+CREATE VIEW v_arm_outcomes_daily
+(
+    `day` Date,
+    `scenario_id` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `owner` LowCardinality(String),
+    `dimension` LowCardinality(String),
+    `arm` LowCardinality(String),
+    `tasks` Int64,
+    `accepted` Int64,
+    `rejected` Int64,
+    `failed` Int64,
+    `unresolved` Int64,
+    `pending` Int64,
+    `calls` Int64,
+    `total_cost` Decimal(38, 18),
+    `accepted_cost` Decimal(38, 18),
+    `waste_cost` Decimal(38, 18),
+    `cost_per_task` Decimal(38, 18),
+    `cost_per_accepted_outcome` Nullable(Decimal(38, 18)),
+    `acceptance_rate` Float64,
+    `final` UInt8
+)
+COMMENT 'Per day, scenario, environment, owner and arm (dimension model: tasks that used the model, whole task cost; dimension experiment: tasks labelled attributes.experiment): tasks by outcome, cost, waste, cost per accepted outcome, acceptance rate; final = no task still inside its outcome window'
+AS SELECT
+    day,
+    scenario_id,
+    environment,
+    owner,
+    dimension,
+    arm,
+    n_tasks AS tasks,
+    n_accepted AS accepted,
+    n_rejected AS rejected,
+    n_failed AS failed,
+    n_unresolved AS unresolved,
+    n_pending AS pending,
+    n_calls AS calls,
+    cost AS total_cost,
+    cost_accepted AS accepted_cost,
+    (cost - cost_accepted) - cost_pending AS waste_cost,
+    cost / n_tasks AS cost_per_task,
+    if(n_accepted = 0, NULL, cost / n_accepted) AS cost_per_accepted_outcome,
+    n_accepted / n_tasks AS acceptance_rate,
+    n_pending = 0 AS final
+FROM
+(
+    SELECT
+        day,
+        scenario_id,
+        environment,
+        owner,
+        dimension,
+        arm,
+        sum(tasks) AS n_tasks,
+        sumIf(tasks, outcome = 'accepted') AS n_accepted,
+        sumIf(tasks, outcome = 'rejected') AS n_rejected,
+        sumIf(tasks, outcome = 'failed') AS n_failed,
+        sumIf(tasks, (outcome = '') AND (open_deadline <= now64(3))) AS n_unresolved,
+        sumIf(tasks, (outcome = '') AND (open_deadline > now64(3))) AS n_pending,
+        sum(calls) AS n_calls,
+        sum(total_cost) AS cost,
+        sumIf(total_cost, outcome = 'accepted') AS cost_accepted,
+        sumIf(total_cost, (outcome = '') AND (open_deadline > now64(3))) AS cost_pending
+    FROM task_arms_daily
+    GROUP BY
+        day,
+        scenario_id,
+        environment,
+        owner,
+        dimension,
+        arm
+    HAVING n_tasks != 0
+);
 
 CREATE VIEW v_cache_economics_daily
 (
@@ -1059,6 +1220,132 @@ ORDER BY
     task_id ASC
 LIMIT 100 BY day;
 
+CREATE VIEW v_fixed_cost_allocation_daily
+(
+    `day` Date,
+    `scenario_id` String,
+    `item` String,
+    `category` LowCardinality(String),
+    `rule` LowCardinality(String),
+    `allocated_cost` Decimal(38, 18)
+)
+COMMENT 'Each current fixed cost item accrued evenly over the days of its period, each day\'s part shared among scenarios by the rule: usage_share by that day\'s variable cost (task day), weights by fixed weights'
+AS SELECT
+    u.day AS day,
+    u.scenario_id AS scenario_id,
+    f.item AS item,
+    f.category AS category,
+    f.rule AS rule,
+    toDecimal128((toDecimal256(f.amount, 18) * toDecimal256(u.cost, 18)) / (sum(toDecimal256(u.cost, 18)) OVER (PARTITION BY f.item, u.day) * toUInt32(dateDiff('day', f.period_start, f.period_end))), 18) AS allocated_cost
+FROM v_fixed_costs AS f
+CROSS JOIN
+(
+    SELECT
+        day,
+        scenario_id,
+        sum(total_cost) AS cost
+    FROM task_outcomes_daily
+    GROUP BY
+        day,
+        scenario_id
+    HAVING cost > 0
+) AS u
+WHERE (f.rule = 'usage_share') AND (u.day >= f.period_start) AND (u.day < f.period_end) AND (empty(f.scenarios) OR has(f.scenarios, u.scenario_id))
+UNION ALL
+SELECT
+    d AS day,
+    s AS scenario_id,
+    w.item AS item,
+    w.category AS category,
+    w.rule AS rule,
+    toDecimal128((toDecimal256(w.amount, 18) * toDecimal256(wt, 18)) / (toDecimal256(w.weight_sum, 18) * w.days), 18) AS allocated_cost
+FROM
+(
+    SELECT
+        item,
+        category,
+        rule,
+        amount,
+        period_start,
+        weights,
+        arraySum(mapValues(weights)) AS weight_sum,
+        toUInt32(dateDiff('day', period_start, period_end)) AS days
+    FROM v_fixed_costs
+    WHERE rule = 'weights'
+) AS w
+ARRAY JOIN
+    mapKeys(w.weights) AS s,
+    mapValues(w.weights) AS wt
+ARRAY JOIN arrayMap(i -> (w.period_start + i), range(w.days)) AS d;
+
+CREATE VIEW v_fixed_cost_items
+(
+    `item` String,
+    `category` LowCardinality(String),
+    `period_start` Date,
+    `period_end` Date,
+    `rule` LowCardinality(String),
+    `amount` Decimal(38, 18),
+    `currency` LowCardinality(String),
+    `allocated_cost` Decimal(38, 18),
+    `unallocated_cost` Decimal(38, 18)
+)
+COMMENT 'Current fixed cost items: declared, allocated so far, and unallocated (days of the period without usage, or still to come; truncation leaves at most 1e-18 per allocated row)'
+AS SELECT
+    f.item AS item,
+    f.category AS category,
+    f.period_start AS period_start,
+    f.period_end AS period_end,
+    f.rule AS rule,
+    f.amount AS amount,
+    f.currency AS currency,
+    a.allocated AS allocated_cost,
+    f.amount - a.allocated AS unallocated_cost
+FROM v_fixed_costs AS f
+LEFT JOIN
+(
+    SELECT
+        item,
+        sum(allocated_cost) AS allocated
+    FROM v_fixed_cost_allocation_daily
+    GROUP BY item
+) AS a USING (item);
+
+CREATE VIEW v_fixed_costs
+(
+    `item` String,
+    `category` LowCardinality(String),
+    `period_start` Date,
+    `period_end` Date,
+    `amount` Decimal(38, 18),
+    `currency` LowCardinality(String),
+    `rule` LowCardinality(String),
+    `scenarios` Array(String),
+    `weights` Map(String, Decimal(38, 18)),
+    `note` String,
+    `loaded_at` DateTime64(3, 'UTC'),
+    `source` String
+)
+COMMENT 'The fixed costs of the latest load'
+AS SELECT
+    item,
+    category,
+    period_start,
+    period_end,
+    amount,
+    currency,
+    rule,
+    scenarios,
+    weights,
+    note,
+    loaded_at,
+    source
+FROM fixed_costs
+WHERE loaded_at = (
+    SELECT max(loaded_at)
+    FROM fixed_costs
+);
+
 CREATE VIEW v_focus_costs
 (
     `BilledCost` Decimal(38, 18),
@@ -1220,6 +1507,69 @@ LEFT JOIN
         provider,
         model
 ) AS l USING (day, scenario_id, environment, owner, provider, model);
+
+CREATE VIEW v_model_decision_daily
+(
+    `day` Date,
+    `scenario_id` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `owner` LowCardinality(String),
+    `provider` LowCardinality(String),
+    `model` LowCardinality(String),
+    `calls` Int64,
+    `raw_token_cost` Decimal(38, 18),
+    `cache_adjusted_cost` Decimal(38, 18),
+    `retry_rate` Float64,
+    `quality_pass_rate` Nullable(Float64),
+    `latency_p50_ms` Nullable(Float64),
+    `latency_p95_ms` Nullable(Float64),
+    `tasks` Nullable(Int64),
+    `accepted` Nullable(Int64),
+    `acceptance_rate` Nullable(Float64),
+    `task_cost` Nullable(Decimal(38, 18)),
+    `cost_per_accepted_outcome` Nullable(Decimal(38, 18)),
+    `final` Nullable(UInt8)
+)
+COMMENT 'The decision template per day, scenario and model: call-level figures (call labels) beside task-level ones (tasks that used the model, task labels): accepted-outcome rate and cost per accepted outcome of the whole task'
+AS SELECT
+    c.day AS day,
+    c.scenario_id AS scenario_id,
+    c.environment AS environment,
+    c.owner AS owner,
+    c.provider AS provider,
+    c.model AS model,
+    c.calls AS calls,
+    c.raw_token_cost AS raw_token_cost,
+    c.cache_adjusted_cost AS cache_adjusted_cost,
+    c.retry_rate AS retry_rate,
+    c.quality_pass_rate AS quality_pass_rate,
+    c.latency_p50_ms AS latency_p50_ms,
+    c.latency_p95_ms AS latency_p95_ms,
+    a.tasks AS tasks,
+    a.accepted AS accepted,
+    a.acceptance_rate AS acceptance_rate,
+    a.total_cost AS task_cost,
+    a.cost_per_accepted_outcome AS cost_per_accepted_outcome,
+    a.final AS final
+FROM v_model_calls_daily AS c
+LEFT JOIN
+(
+    SELECT
+        day,
+        scenario_id,
+        environment,
+        owner,
+        arm AS model,
+        tasks,
+        accepted,
+        acceptance_rate,
+        total_cost,
+        cost_per_accepted_outcome,
+        final
+    FROM v_arm_outcomes_daily
+    WHERE dimension = 'model'
+) AS a USING (day, scenario_id, environment, owner, model)
+SETTINGS join_use_nulls = 1;
 
 CREATE VIEW v_outcomes_daily
 (
@@ -1395,6 +1745,58 @@ GROUP BY
     model,
     old_price_book_version,
     new_price_book_version;
+
+CREATE VIEW v_scenario_full_cost_daily
+(
+    `day` Date,
+    `scenario_id` String,
+    `tasks` Int64,
+    `accepted` Int64,
+    `variable_cost` Decimal(38, 18),
+    `fixed_cost` Decimal(38, 18),
+    `full_cost` Decimal(38, 18),
+    `cost_per_accepted_outcome` Nullable(Decimal(38, 18)),
+    `full_cost_per_accepted_outcome` Nullable(Decimal(38, 18)),
+    `final` UInt8
+)
+COMMENT 'Per day and scenario: variable cost (calls), allocated fixed cost, full cost, and cost per accepted outcome without and with fixed costs'
+AS SELECT
+    day,
+    scenario_id,
+    v.tasks AS tasks,
+    v.accepted AS accepted,
+    v.variable_cost AS variable_cost,
+    a.fixed_cost AS fixed_cost,
+    v.variable_cost + a.fixed_cost AS full_cost,
+    if(v.accepted = 0, NULL, v.variable_cost / v.accepted) AS cost_per_accepted_outcome,
+    if(v.accepted = 0, NULL, (v.variable_cost + a.fixed_cost) / v.accepted) AS full_cost_per_accepted_outcome,
+    v.pending = 0 AS final
+FROM
+(
+    SELECT
+        o.day AS day,
+        o.scenario_id AS scenario_id,
+        sum(o.tasks) AS tasks,
+        sumIf(o.tasks, o.outcome = 'accepted') AS accepted,
+        sumIf(o.tasks, (o.outcome = '') AND (o.open_deadline > now64(3))) AS pending,
+        sum(o.total_cost) AS variable_cost
+    FROM task_outcomes_daily AS o
+    GROUP BY
+        day,
+        scenario_id
+    HAVING tasks != 0
+) AS v
+FULL OUTER JOIN
+(
+    SELECT
+        day,
+        scenario_id,
+        sum(allocated_cost) AS fixed_cost
+    FROM v_fixed_cost_allocation_daily
+    GROUP BY
+        day,
+        scenario_id
+) AS a USING (day, scenario_id);
 
 CREATE VIEW v_task_call_chain
 (

@@ -14,7 +14,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,14 @@ from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
 from pipeline.demo.workload import generate
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+from pipeline.pricing.fixed_costs import FixedCosts
+from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice, costliest_tasks, tails
 from pipeline.query.migrate import migrate
 from pipeline.query.report import scenario_summary
 from pipeline.sink.clickhouse import ClickHouseSink
 from tests.analytics_checks import check_all_views, first_days
+from tests.decision_checks import check_fixed_cost_views
 from tests.reference import expected_tasks
 from tests.reference_analytics import bin_quantile, bin_top_cost, cost_bin
 from tests.unit.test_agents import context
@@ -98,6 +101,34 @@ def test_generated_workload_in_waves(client: Any) -> None:
     restated = client.query("SELECT count() FROM task_changes WHERE sign = -1").result_rows[0][0]
     assert restated > 0  # the waves forced restatements; the views below stayed exact
     check_all_views(client, distinct)
+
+    # Full scenario cost: every rule over days with usage and beyond; then a new
+    # declaration replaces it as a whole.
+    first = [
+        {"item": "staging", "category": "staging", "period_start": date(2026, 11, 1),
+         "period_end": date(2026, 12, 1), "amount": Decimal("1234.5")},
+        {"item": "eval", "category": "gpu", "period_start": date(2026, 10, 31),
+         "period_end": date(2026, 11, 3), "quantity": Decimal("7.5"), "quantity_unit": "gpu_hour",
+         "price_per_unit": Decimal("2.45"), "rule": "weights",
+         "weights": {"code-review": Decimal(3), "doc-extract": Decimal(1)}},
+        {"item": "prompts", "category": "engineering", "period_start": date(2026, 11, 2),
+         "period_end": date(2026, 11, 4), "amount": Decimal("95"),
+         "scenarios": ["support-chat", "research-agent"]},
+    ]  # fmt: skip
+    plain = [
+        {"item": "staging", "start": date(2026, 11, 1), "end": date(2026, 12, 1),
+         "amount": Decimal("1234.5"), "rule": "usage_share", "scenarios": [], "weights": {}},
+        {"item": "eval", "start": date(2026, 10, 31), "end": date(2026, 11, 3),
+         "amount": Decimal("18.375"), "rule": "weights", "scenarios": [],
+         "weights": {"code-review": Decimal(3), "doc-extract": Decimal(1)}},
+        {"item": "prompts", "start": date(2026, 11, 2), "end": date(2026, 11, 4),
+         "amount": Decimal(95), "rule": "usage_share",
+         "scenarios": ["support-chat", "research-agent"], "weights": {}},
+    ]  # fmt: skip
+    fixed_costs.load(client, FixedCosts.model_validate({"items": first}), "first")
+    check_fixed_cost_views(client, distinct, plain)
+    fixed_costs.load(client, FixedCosts.model_validate({"items": first[2:]}), "second")
+    check_fixed_cost_views(client, distinct, plain[2:])
 
 
 def test_report_slices_equal_the_reference(client: Any) -> None:
@@ -177,6 +208,9 @@ def workloads(draw: Any) -> list[dict[str, Any]]:
             }  # fmt: skip
             if scenario:
                 event["scenario_id"] = scenario
+            label = draw(st.sampled_from([None, None, "a", "c"]))
+            if label:
+                event["experiment"] = label  # top level: the contract moves it into attributes
             events.append(event)
         if draw(st.booleans()):
             events.append({
@@ -184,6 +218,7 @@ def workloads(draw: Any) -> list[dict[str, Any]]:
                 "ts": 1_793_577_600_000 + draw(st.integers(0, 3 * 86_400_000)),
                 "phase": "started", "scenario_id": draw(st.sampled_from(["s1", "s3"])),
                 "owner": draw(st.sampled_from(["team-a", "team-b"])),
+                "attributes": {"experiment": draw(st.sampled_from(["", "a", "b"]))},
             })  # fmt: skip
         for o in range(draw(st.integers(0, 2))):
             events.append({
@@ -196,6 +231,40 @@ def workloads(draw: Any) -> list[dict[str, Any]]:
                        "ts": 1_793_577_600_000, "outcome": "accepted"}]  # fmt: skip
 
 
+@st.composite
+def fixed_cost_declarations(draw: Any) -> tuple[FixedCosts, list[dict[str, Any]]]:
+    """A declaration and the same items as plain values for the reference."""
+    items, plain = [], []
+    for n in range(draw(st.integers(1, 3))):
+        start = date(2026, 11, 1) + timedelta(days=draw(st.integers(-2, 3)))
+        end = start + timedelta(days=draw(st.integers(1, 6)))
+        quantity = Decimal(draw(st.integers(1, 10**9))).scaleb(-6)
+        price = Decimal(draw(st.integers(0, 10**12))).scaleb(-9)
+        rule = draw(st.sampled_from(["usage_share", "weights"]))
+        item: dict[str, Any] = {"item": f"i{n}", "category": "gpu", "rule": rule,
+                                "period_start": start, "period_end": end}  # fmt: skip
+        if draw(st.booleans()):
+            item["amount"] = price
+            amount = price
+        else:
+            item.update(quantity=quantity, quantity_unit="gpu_hour", price_per_unit=price)
+            amount = quantity * price
+        scenarios = draw(st.lists(st.sampled_from(["s1", "s2", "s3", ""]), max_size=2, unique=True))
+        weights: dict[str, Decimal] = {}
+        if rule == "weights":
+            weights = {s or "s1": Decimal(draw(st.integers(1, 5000))).scaleb(-2)
+                       for s in scenarios or ["s2"]}  # fmt: skip
+            item["weights"] = weights
+            scenarios = []
+        else:
+            item["scenarios"] = [s for s in scenarios if s]
+            scenarios = item["scenarios"]
+        items.append(item)
+        plain.append({"item": f"i{n}", "start": start, "end": end, "amount": amount,
+                      "rule": rule, "scenarios": scenarios, "weights": weights})  # fmt: skip
+    return FixedCosts.model_validate({"items": items}), plain
+
+
 @settings(
     max_examples=25,
     deadline=None,
@@ -203,9 +272,14 @@ def workloads(draw: Any) -> list[dict[str, Any]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(events=workloads(), order=st.randoms(use_true_random=False), waves=st.integers(1, 4),
-       duplicates=st.integers(0, 5))  # fmt: skip
+       duplicates=st.integers(0, 5), declared=fixed_cost_declarations())  # fmt: skip
 def test_views_equal_the_reference_under_disorder(
-    chdb_dir: Path, events: list[dict[str, Any]], order: random.Random, waves: int, duplicates: int
+    chdb_dir: Path,
+    events: list[dict[str, Any]],
+    order: random.Random,
+    waves: int,
+    duplicates: int,
+    declared: tuple[FixedCosts, list[dict[str, Any]]],
 ) -> None:
     database = f"prop_{uuid.uuid4().hex[:8]}"
     boot = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
@@ -217,6 +291,8 @@ def test_views_equal_the_reference_under_disorder(
         order.shuffle(delivered)
         run_stage1_and_sink(db, delivered, waves)
         check_all_views(db, events)
+        fixed_costs.load(db, declared[0], "generated")
+        check_fixed_cost_views(db, events, declared[1])
     finally:
         boot.command(f"DROP DATABASE {database}")
 

@@ -1,0 +1,57 @@
+"""Stored calls read back for pricing again: by ``costflow reprice`` and ``costflow whatif``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+from pipeline.events.models import CallEvent, ServiceTier, Usage
+
+SCANNED = (
+    "event_id", "task_id", "ts", "provider", "model", "owner", "environment", "service_tier",
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+    "output_tokens", "reasoning_tokens", "units", "price_book_version", "cost_input",
+    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
+    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
+)  # fmt: skip
+
+
+def stored_call(row: dict[str, Any]) -> CallEvent:
+    """The stored call as an event again: only what pricing reads (no validation cost)."""
+    ts = row["ts"] if row["ts"].tzinfo else row["ts"].replace(tzinfo=UTC)
+    usage = Usage.model_construct(
+        input_tokens=row["input_tokens"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        cache_write_1h_tokens=row["cache_write_1h_tokens"],
+        output_tokens=row["output_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
+    )
+    return CallEvent.model_construct(
+        event_id=row["event_id"],
+        task_id=row["task_id"],
+        ts=ts,
+        provider=row["provider"],
+        model=row["model"],
+        owner=row["owner"] or None,
+        environment=row["environment"] or None,
+        service_tier=ServiceTier(row["service_tier"] or "standard"),
+        usage=usage,
+        units=dict(row["units"]),
+    )
+
+
+def scan(
+    client: Any, condition: str, parameters: dict[str, Any], block_rows: int = 50_000
+) -> Iterator[dict[str, Any]]:
+    """Stored calls matching ``condition``, current version of each, in task order."""
+    query = (
+        f"SELECT {', '.join(SCANNED)} FROM calls FINAL WHERE {condition} ORDER BY task_id, event_id"
+    )
+    with client.query_row_block_stream(
+        query, parameters=parameters, settings={"max_block_size": block_rows}
+    ) as stream:
+        for block in stream:
+            for row in block:
+                yield dict(zip(SCANNED, row, strict=True))

@@ -1,0 +1,286 @@
+"""``costflow compare``: the decision template for a scenario, and A against B.
+
+Arms are models (tasks that used the model; call-level figures from the calls
+the scenario made with it) or experiment labels (``attributes.experiment`` on
+tasks). The table reads only pre-aggregated tables; the A/B difference reads
+the decided tasks of the two arms (outcome known or window closed) from the
+task table, because its noise estimate needs per-task sums of squares.
+Two model arms are made disjoint: tasks that used A and not B against tasks
+that used B and not A, so that neither arm contains the other's tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import combinations
+from typing import Any, Literal
+
+from pipeline.query.analytics import Slice
+from pipeline.query.noise import A_MORE, ArmSums, Difference, compare_arms
+
+Dimension = Literal["model", "experiment"]
+
+# The same bin rule as v_model_calls_daily (sql/0006_analytics.sql).
+_CALLS_BY_MODEL = """
+WITH (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100),
+    arrayCumSum(arrayMap(b -> b.2, bins)))] AS bin_at
+SELECT
+    c.model,
+    c.calls,
+    c.raw_token_cost,
+    c.cost,
+    c.retry_calls / c.calls,
+    if(c.judged = 0, NULL, c.passed / c.judged),
+    if(l.n = 0, NULL, bin_at(l.bins, l.n, 50).3 / bin_at(l.bins, l.n, 50).2),
+    if(l.n = 0, NULL, bin_at(l.bins, l.n, 95).3 / bin_at(l.bins, l.n, 95).2),
+    o.owners
+FROM
+(
+    SELECT model,
+        sum(h.calls) AS calls,
+        sum(h.cost_total) AS cost,
+        sum(h.cost_total) - sum(h.cost_cache_read) - sum(h.cost_cache_write)
+            + sum(h.cost_cache_read_uncached) + sum(h.cost_cache_write_uncached) AS raw_token_cost,
+        sumIf(h.calls, h.is_retry = 1) AS retry_calls,
+        sumIf(h.calls, h.status IN ('ok', 'invalid_output')) AS judged,
+        sumIf(h.calls, h.status = 'ok') AS passed
+    FROM call_costs_hourly AS h
+    WHERE {calls_condition}
+    GROUP BY model
+    HAVING calls != 0
+) AS c
+LEFT JOIN
+(
+    SELECT model, arraySort(b -> b.1, groupArray((latency_bin, n_bin, ms))) AS bins,
+        sum(n_bin) AS n
+    FROM
+    (
+        SELECT model, latency_bin, sum(calls) AS n_bin, sum(latency_ms) AS ms
+        FROM call_latency_daily
+        WHERE {latency_condition}
+        GROUP BY model, latency_bin
+        HAVING n_bin != 0
+    )
+    GROUP BY model
+) AS l USING (model)
+LEFT JOIN
+(
+    SELECT model, arraySort(groupArray(owner)) AS owners
+    FROM
+    (
+        SELECT model, owner, sum(calls) AS n
+        FROM call_costs_hourly
+        WHERE {calls_condition}
+        GROUP BY model, owner
+        HAVING n != 0
+    )
+    GROUP BY model
+) AS o USING (model)
+"""
+
+_ARMS = """
+SELECT arm, sum(a.tasks), sumIf(a.tasks, a.outcome = 'accepted'),
+    sumIf(a.tasks, a.outcome = '' AND a.open_deadline > now64(3)), sum(a.total_cost)
+FROM task_arms_daily AS a
+WHERE dimension = %(dimension)s AND {condition}
+GROUP BY arm
+HAVING sum(a.tasks) != 0
+"""
+
+# Decided tasks only: an arm's pending tasks would count as not accepted yet.
+_ARM_SUMS = """
+SELECT arm, count(), countIf(outcome = 'accepted'), sum(total_cost),
+    sumIf(total_cost, outcome = 'accepted'), sum(toFloat64(total_cost) * toFloat64(total_cost))
+FROM
+(
+    SELECT {arm} AS arm, outcome, total_cost
+    FROM tasks FINAL
+    WHERE {condition} AND (outcome != '' OR outcome_deadline <= now64(3))
+)
+WHERE arm IN (%(a)s, %(b)s)
+GROUP BY arm
+"""
+_MODEL_ARM = (
+    "multiIf(has(models, %(a)s) AND NOT has(models, %(b)s), %(a)s, "
+    "has(models, %(b)s) AND NOT has(models, %(a)s), %(b)s, '')"
+)
+
+
+@dataclass(frozen=True)
+class ArmLine:
+    arm: str
+    tasks: int
+    accepted: int
+    pending: int
+    task_cost: Decimal
+    # Call-level, models only (None for experiment arms).
+    calls: int | None = None
+    raw_token_cost: Decimal | None = None
+    cache_adjusted_cost: Decimal | None = None
+    retry_rate: float | None = None
+    quality_pass_rate: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    owners: tuple[str, ...] = ()
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.tasks if self.tasks else None
+
+    @property
+    def cost_per_accepted_outcome(self) -> Decimal | None:
+        return self.task_cost / self.accepted if self.accepted else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    dimension: Dimension
+    arms: list[ArmLine]
+    a: str | None
+    b: str | None
+    sums: tuple[ArmSums, ArmSums] | None
+    difference: Difference | None
+
+
+def arm_table(client: Any, dimension: Dimension, where: Slice) -> list[ArmLine]:
+    condition, params = where.where("a.day")
+    rows = client.query(
+        _ARMS.format(condition=condition), parameters={**params, "dimension": dimension}
+    ).result_rows
+    lines = {row[0]: ArmLine(*row) for row in rows}
+    if dimension == "model":
+        calls_condition, params = where.where("toDate(hour)")
+        latency_condition, _ = where.where("day")
+        query = _CALLS_BY_MODEL.format(
+            calls_condition=calls_condition, latency_condition=latency_condition
+        )
+        for model, calls, raw, cost, retry, quality, p50, p95, owners in client.query(
+            query, parameters=params
+        ).result_rows:
+            base = lines.get(model) or ArmLine(model, 0, 0, 0, Decimal(0))
+            lines[model] = ArmLine(
+                base.arm, base.tasks, base.accepted, base.pending, base.task_cost, calls, raw,
+                cost, retry, quality, p50, p95, tuple(owners or ()),
+            )  # fmt: skip
+    return sorted(lines.values(), key=lambda line: (-line.tasks, line.arm))
+
+
+def default_pair(
+    client: Any, dimension: Dimension, where: Slice, arms: list[ArmLine]
+) -> tuple[str, str] | None:
+    """The two arms with the most tasks; for models, the pair whose disjoint arms
+    (A not B, B not A) are largest, since a model every task uses compares to nothing."""
+    if dimension == "experiment":
+        return (arms[0].arm, arms[1].arm) if len(arms) >= 2 else None
+    condition, params = where.where("toDate(first_event_at)")
+    sets = client.query(
+        f"SELECT models, count() FROM tasks FINAL WHERE {condition} GROUP BY models",
+        parameters=params,
+    ).result_rows
+    best, best_size = None, 0
+    for a, b in combinations(sorted(line.arm for line in arms), 2):
+        only_a = sum(n for models, n in sets if a in models and b not in models)
+        only_b = sum(n for models, n in sets if b in models and a not in models)
+        if min(only_a, only_b) > best_size:
+            best, best_size = (a, b), min(only_a, only_b)
+    return best
+
+
+def arm_sums(
+    client: Any, dimension: Dimension, where: Slice, a: str, b: str
+) -> tuple[ArmSums, ArmSums]:
+    condition, params = where.where("toDate(first_event_at)")
+    arm = _MODEL_ARM if dimension == "model" else "experiment"
+    rows = client.query(
+        _ARM_SUMS.format(arm=arm, condition=condition), parameters={**params, "a": a, "b": b}
+    ).result_rows
+    found = {row[0]: ArmSums(*row[1:]) for row in rows}
+    empty = ArmSums(0, 0, Decimal(0), Decimal(0), 0.0)
+    return found.get(a, empty), found.get(b, empty)
+
+
+def compare(
+    client: Any, dimension: Dimension, where: Slice, a: str | None = None, b: str | None = None
+) -> Comparison:
+    if where.scenario_id is None:
+        raise ValueError("compare runs for one scenario: pass --scenario")
+    arms = arm_table(client, dimension, where)
+    if a is None or b is None:
+        pair = default_pair(client, dimension, where, arms)
+        if pair is None:
+            return Comparison(dimension, arms, None, None, None, None)
+        a, b = pair
+    sums = arm_sums(client, dimension, where, a, b)
+    return Comparison(dimension, arms, a, b, sums, compare_arms(*sums))
+
+
+def _money(value: Decimal | None, places: int = 4) -> str:
+    return "n/a" if value is None else f"${value.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def _signed(value: float) -> str:
+    return f"{'-' if value < 0 else '+'}${abs(value):,.4f}"
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def render_comparison(scenario: str, result: Comparison) -> str:
+    what = "model (tasks that used it)" if result.dimension == "model" else "experiment label"
+    out = [f"Decision template: {scenario}, by {what}"]
+    header = f"{'arm':<28} {'tasks':>7} {'accepted':>9} {'accept %':>9} {'cost/accepted':>14}" + (
+        f" {'calls':>7} {'raw token':>11} {'cache-adj.':>11} {'retry':>6} {'quality':>8}"
+        f" {'p50 ms':>7} {'p95 ms':>7}  owner"
+        if result.dimension == "model"
+        else f" {'task cost':>11} {'pending':>8}"
+    )
+    out += [header, "-" * len(header)]
+    for arm in result.arms:
+        line = (
+            f"{arm.arm:<28} {arm.tasks:>7,} {arm.accepted:>9,} {_rate(arm.acceptance_rate):>9} "
+            f"{_money(arm.cost_per_accepted_outcome):>14}"
+        )
+        if result.dimension == "model":
+            line += (
+                f" {arm.calls or 0:>7,} {_money(arm.raw_token_cost, 2):>11} "
+                f"{_money(arm.cache_adjusted_cost, 2):>11} {_rate(arm.retry_rate):>6} "
+                f"{_rate(arm.quality_pass_rate):>8} {_ms(arm.latency_p50_ms):>7} "
+                f"{_ms(arm.latency_p95_ms):>7}  {', '.join(arm.owners) or '-'}"
+            )
+        else:
+            line += f" {_money(arm.task_cost, 2):>11} {arm.pending:>8,}"
+        out.append(line)
+    if result.sums is None or result.difference is None:
+        out += ["", "No two arms to compare."]
+        return "\n".join(out)
+    sa, sb = result.sums
+    d = result.difference
+    disjoint = " and not the other" if result.dimension == "model" else ""
+    out += [
+        "",
+        f"A = {result.a}, B = {result.b}: decided tasks (outcome known or window closed) "
+        f"in each arm{disjoint}",
+        f"  A: {sa.tasks:,} tasks, {sa.accepted:,} accepted, "
+        f"{_money(sa.cost_per_accepted_outcome)} per accepted outcome",
+        f"  B: {sb.tasks:,} tasks, {sb.accepted:,} accepted, "
+        f"{_money(sb.cost_per_accepted_outcome)} per accepted outcome",
+    ]
+    if d.difference is not None and d.low is not None and d.high is not None:
+        verdict = d.verdict
+        if d.outside_noise:
+            verdict = (
+                f"outside the noise: {result.a if d.verdict == A_MORE else result.b} costs more"
+            )
+        out.append(
+            f"  A - B = {_signed(d.difference)} per accepted outcome, "
+            f"95% interval [{_signed(d.low)}, {_signed(d.high)}]: {verdict}"
+        )
+    else:
+        out.append(f"  {d.verdict}")
+    return "\n".join(out)

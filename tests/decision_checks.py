@@ -1,0 +1,76 @@
+"""The decision-template and full-cost views read from ClickHouse against the reference."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.analytics_checks import read_rows
+from tests.reference import CallCost, call_cost
+from tests.reference_decisions import (
+    daily_usage,
+    expected_allocation,
+    expected_arms,
+    expected_full_cost,
+)
+
+ARM_COLUMNS = ("tasks", "accepted", "rejected", "failed", "unresolved", "pending", "calls",
+               "total_cost", "accepted_cost", "waste_cost", "cost_per_task",
+               "cost_per_accepted_outcome", "acceptance_rate", "final")  # fmt: skip
+_ARM_KEY = ("day", "scenario_id", "environment", "owner", "dimension", "arm")
+
+
+def check_arm_views(
+    client: Any,
+    events: list[dict[str, Any]],
+    windows: dict[str, timedelta] | None = None,
+    cost: CallCost = call_cost,
+) -> None:
+    rows = read_rows(client, "SELECT *, now64(3) AS as_of FROM v_arm_outcomes_daily")
+    # The view's own clock decides pending vs unresolved; with no rows any instant will do.
+    as_of = rows[0]["as_of"] if rows else datetime.now(UTC)
+    got = {tuple(r[k] for k in _ARM_KEY): {c: r[c] for c in ARM_COLUMNS} for r in rows}
+    want = expected_arms(events, as_of, windows, cost)
+    assert set(got) == set(want)
+    for key, row in want.items():
+        assert got[key] == {c: row[c] for c in ARM_COLUMNS}, key
+
+
+FULL_COST_COLUMNS = ("tasks", "accepted", "variable_cost", "fixed_cost", "full_cost",
+                     "cost_per_accepted_outcome", "full_cost_per_accepted_outcome",
+                     "final")  # fmt: skip
+
+
+def check_fixed_cost_views(
+    client: Any,
+    events: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    windows: dict[str, timedelta] | None = None,
+    cost: CallCost = call_cost,
+) -> None:
+    """``items``: the current declaration as plain values (see expected_allocation)."""
+    allocation = expected_allocation(items, daily_usage(events, cost))
+    got_allocation = {
+        (r["day"], r["scenario_id"], r["item"]): r["allocated_cost"]
+        for r in read_rows(client, "SELECT * FROM v_fixed_cost_allocation_daily")
+    }
+    assert got_allocation == allocation
+
+    declared = {i["item"]: i["amount"] for i in items}
+    for r in read_rows(client, "SELECT * FROM v_fixed_cost_items"):
+        allocated = sum((v for (_, _, item), v in allocation.items() if item == r["item"]),
+                        start=type(r["amount"])(0))  # fmt: skip
+        assert (r["amount"], r["allocated_cost"], r["unallocated_cost"]) == (
+            declared.pop(r["item"]),
+            allocated,
+            r["amount"] - allocated,
+        ), r["item"]
+    assert declared == {}, "declared items missing from v_fixed_cost_items"
+
+    rows = read_rows(client, "SELECT *, now64(3) AS as_of FROM v_scenario_full_cost_daily")
+    as_of = rows[0]["as_of"] if rows else datetime.now(UTC)
+    got = {(r["day"], r["scenario_id"]): {c: r[c] for c in FULL_COST_COLUMNS} for r in rows}
+    want = expected_full_cost(events, as_of, allocation, windows, cost)
+    assert set(got) == set(want)
+    for key, row in want.items():
+        assert got[key] == {c: row[c] for c in FULL_COST_COLUMNS}, key
