@@ -121,7 +121,9 @@ class _EventBase(BaseModel):
         kept = {k: v for k, v in data.items() if k in known}
         attributes = dict(kept.get("attributes") or {})
         for key, value in extra.items():
-            attributes.setdefault(key, value if isinstance(value, str) else _compact(value))
+            # null means absent, as for the known fields (never the string "null").
+            if value is not None:
+                attributes.setdefault(key, value if isinstance(value, str) else _compact(value))
         kept["attributes"] = attributes
         return kept
 
@@ -129,7 +131,11 @@ class _EventBase(BaseModel):
     @classmethod
     def _stringify_attributes(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {str(k): v if isinstance(v, str) else _compact(v) for k, v in value.items()}
+            return {
+                str(k): v if isinstance(v, str) else _compact(v)
+                for k, v in value.items()
+                if v is not None
+            }
         return value
 
 

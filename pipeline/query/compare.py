@@ -33,8 +33,7 @@ SELECT
     c.retry_calls / c.calls,
     if(c.judged = 0, NULL, c.passed / c.judged),
     if(l.n = 0, NULL, bin_at(l.bins, l.n, 50).3 / bin_at(l.bins, l.n, 50).2),
-    if(l.n = 0, NULL, bin_at(l.bins, l.n, 95).3 / bin_at(l.bins, l.n, 95).2),
-    o.owners
+    if(l.n = 0, NULL, bin_at(l.bins, l.n, 95).3 / bin_at(l.bins, l.n, 95).2)
 FROM
 (
     SELECT model,
@@ -64,28 +63,23 @@ LEFT JOIN
     )
     GROUP BY model
 ) AS l USING (model)
-LEFT JOIN
-(
-    SELECT model, arraySort(groupArray(owner)) AS owners
-    FROM
-    (
-        SELECT model, owner, sum(calls) AS n
-        FROM call_costs_hourly
-        WHERE {calls_condition}
-        GROUP BY model, owner
-        HAVING n != 0
-    )
-    GROUP BY model
-) AS o USING (model)
 """
 
+# Owners from the task labels (calls often lack one), only those with tasks left.
 _ARMS = """
-SELECT arm, sum(a.tasks), sumIf(a.tasks, a.outcome = 'accepted'),
-    sumIf(a.tasks, a.outcome = '' AND a.open_deadline > now64(3)), sum(a.total_cost)
-FROM task_arms_daily AS a
-WHERE dimension = %(dimension)s AND {condition}
+SELECT arm, sum(n), sum(n_accepted), sum(n_pending), sum(cost),
+    arraySort(groupArrayIf(owner, n != 0))
+FROM
+(
+    SELECT arm, owner, sum(a.tasks) AS n, sumIf(a.tasks, a.outcome = 'accepted') AS n_accepted,
+        sumIf(a.tasks, a.outcome = '' AND a.open_deadline > now64(3)) AS n_pending,
+        sum(a.total_cost) AS cost
+    FROM task_arms_daily AS a
+    WHERE dimension = %(dimension)s AND {condition}
+    GROUP BY arm, owner
+)
 GROUP BY arm
-HAVING sum(a.tasks) != 0
+HAVING sum(n) != 0
 """
 
 # Decided tasks only: an arm's pending tasks would count as not accepted yet.
@@ -114,6 +108,7 @@ class ArmLine:
     accepted: int
     pending: int
     task_cost: Decimal
+    owners: tuple[str, ...] = ()
     # Call-level, models only (None for experiment arms).
     calls: int | None = None
     raw_token_cost: Decimal | None = None
@@ -122,7 +117,6 @@ class ArmLine:
     quality_pass_rate: float | None = None
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
-    owners: tuple[str, ...] = ()
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -148,20 +142,23 @@ def arm_table(client: Any, dimension: Dimension, where: Slice) -> list[ArmLine]:
     rows = client.query(
         _ARMS.format(condition=condition), parameters={**params, "dimension": dimension}
     ).result_rows
-    lines = {row[0]: ArmLine(*row) for row in rows}
+    lines = {
+        arm: ArmLine(arm, n, accepted, pending, cost, tuple(owners))
+        for arm, n, accepted, pending, cost, owners in rows
+    }
     if dimension == "model":
         calls_condition, params = where.where("toDate(hour)")
         latency_condition, _ = where.where("day")
         query = _CALLS_BY_MODEL.format(
             calls_condition=calls_condition, latency_condition=latency_condition
         )
-        for model, calls, raw, cost, retry, quality, p50, p95, owners in client.query(
+        for model, calls, raw, cost, retry, quality, p50, p95 in client.query(
             query, parameters=params
         ).result_rows:
             base = lines.get(model) or ArmLine(model, 0, 0, 0, Decimal(0))
             lines[model] = ArmLine(
-                base.arm, base.tasks, base.accepted, base.pending, base.task_cost, calls, raw,
-                cost, retry, quality, p50, p95, tuple(owners or ()),
+                base.arm, base.tasks, base.accepted, base.pending, base.task_cost, base.owners,
+                calls, raw, cost, retry, quality, p50, p95,
             )  # fmt: skip
     return sorted(lines.values(), key=lambda line: (-line.tasks, line.arm))
 
@@ -234,11 +231,15 @@ def _ms(value: float | None) -> str:
 def render_comparison(scenario: str, result: Comparison) -> str:
     what = "model (tasks that used it)" if result.dimension == "model" else "experiment label"
     out = [f"Decision template: {scenario}, by {what}"]
-    header = f"{'arm':<28} {'tasks':>7} {'accepted':>9} {'accept %':>9} {'cost/accepted':>14}" + (
-        f" {'calls':>7} {'raw token':>11} {'cache-adj.':>11} {'retry':>6} {'quality':>8}"
-        f" {'p50 ms':>7} {'p95 ms':>7}  owner"
-        if result.dimension == "model"
-        else f" {'task cost':>11} {'pending':>8}"
+    header = (
+        f"{'arm':<28} {'tasks':>7} {'accepted':>9} {'accept %':>9} {'cost/accepted':>14}"
+        + (
+            f" {'calls':>7} {'raw token':>11} {'cache-adj.':>11} {'retry':>6} {'quality':>8}"
+            f" {'p50 ms':>7} {'p95 ms':>7}"
+            if result.dimension == "model"
+            else f" {'task cost':>11} {'pending':>8}"
+        )
+        + "  owner"
     )
     out += [header, "-" * len(header)]
     for arm in result.arms:
@@ -251,11 +252,11 @@ def render_comparison(scenario: str, result: Comparison) -> str:
                 f" {arm.calls or 0:>7,} {_money(arm.raw_token_cost, 2):>11} "
                 f"{_money(arm.cache_adjusted_cost, 2):>11} {_rate(arm.retry_rate):>6} "
                 f"{_rate(arm.quality_pass_rate):>8} {_ms(arm.latency_p50_ms):>7} "
-                f"{_ms(arm.latency_p95_ms):>7}  {', '.join(arm.owners) or '-'}"
+                f"{_ms(arm.latency_p95_ms):>7}"
             )
         else:
             line += f" {_money(arm.task_cost, 2):>11} {arm.pending:>8,}"
-        out.append(line)
+        out.append(f"{line}  {', '.join(arm.owners) or '-'}")
     if result.sums is None or result.difference is None:
         out += ["", "No two arms to compare."]
         return "\n".join(out)

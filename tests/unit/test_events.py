@@ -54,6 +54,9 @@ def test_offsets_are_normalised_to_utc() -> None:
 def test_unknown_fields_are_kept_in_attributes() -> None:
     event = decode_event(raw(call(gateway="edge-1", region={"zone": "b"})), "call")
     assert event.attributes == {"gateway": "edge-1", "region": '{"zone":"b"}'}
+    # null is absent, never the string "null".
+    event = decode_event(raw(call(experiment=None, attributes={"a": None, "b": 1})), "call")
+    assert event.attributes == {"b": "1"}
 
 
 def test_type_may_be_omitted_on_a_typed_topic() -> None:

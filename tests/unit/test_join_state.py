@@ -46,6 +46,7 @@ def task_events(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "model": model,
                 "scenario_id": draw(st.sampled_from([None, "s-call-a", "s-call-b"])),
                 "owner": draw(st.sampled_from([None, "team-call"])),
+                "experiment": draw(st.sampled_from([None, "", "arm-call"])),
                 "usage": {
                     "input_tokens": draw(st.integers(0, 10**6)),
                     "cache_read_tokens": draw(st.integers(0, 10**5)),
@@ -64,6 +65,7 @@ def task_events(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "phase": draw(st.sampled_from(["started", "completed"])),
                 "scenario_id": draw(st.sampled_from([None, "s-task-a", "s-task-b"])),
                 "owner": draw(st.sampled_from([None, "team-a", "team-b"])),
+                "attributes": {"experiment": draw(st.sampled_from(["", "arm-a", "arm-b"]))},
             }
         )
     for _ in range(draw(st.integers(0, 3))):
@@ -125,6 +127,8 @@ def test_any_order_and_duplication_gives_the_reference(
     assert snapshot["scenario_id"] == expected.scenario_id
     assert snapshot["owner"] == expected.owner
     assert snapshot["outcome"] == expected.outcome
+    assert snapshot["models"] == list(expected.models)
+    assert snapshot["experiment"] == expected.experiment
     times_ms = [int(parse_ts(e["ts"]).timestamp() * 1000) for e in events]
     assert (snapshot["first_event_ms"], snapshot["last_event_ms"]) == (min(times_ms), max(times_ms))
     # Same set, other order: the very same snapshot.
@@ -168,3 +172,15 @@ def test_the_task_events_scenario_wins_over_the_calls() -> None:
     assert run([call]).snapshot()["scenario_id"] == "from-call"
     assert run([call, task]).snapshot()["scenario_id"] == "from-task"
     assert run([task, call]).snapshot()["scenario_id"] == "from-task"
+
+
+def test_states_stored_before_models_were_tracked_still_load() -> None:
+    call = {
+        "type": "call", "event_id": "c1", "task_id": "task-1", "ts": "2026-11-01T10:00:00Z",
+        "provider": "openai", "model": "gpt-4o-mini", "usage": {"input_tokens": 1},
+    }  # fmt: skip
+    stored = run([call]).to_json()
+    assert stored.pop("models") == ["gpt-4o-mini"]
+    old = TaskState.from_json(stored)
+    assert old.snapshot()["models"] == [] and old.snapshot()["experiment"] == ""
+    assert old.version == 1
