@@ -19,13 +19,20 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 
-from pipeline.query.analytics import TAILS_SQL
+from pipeline.pricing.book import load_price_book
+from pipeline.pricing.engine import CompiledBook
+from pipeline.pricing.fixed_costs import FixedCosts
+from pipeline.query import fixed_costs
+from pipeline.query.analytics import TAILS_SQL, Slice
+from pipeline.query.compare import compare
 from pipeline.query.migrate import migrate
+from pipeline.query.whatif import what_if
 
 START = "2026-10-01 00:00:00"
 DAYS = 30
@@ -36,7 +43,7 @@ _TASKS = f"""
 INSERT INTO task_changes (task_id, version, sign, scenario_id, environment, owner,
     first_event_at, last_event_at, calls, failed_calls, retried_calls, fallback_calls,
     unpriced_calls, total_cost, input_tokens, output_tokens, outcome, outcome_source,
-    outcome_deadline, plan_id)
+    outcome_deadline, models, experiment, plan_id)
 SELECT
     concat('task-', toString(number)) AS task_id,
     toUInt64(5) * 1048576 AS version,
@@ -54,6 +61,11 @@ SELECT
     ['accepted', 'accepted', 'accepted', 'rejected', 'failed', ''][1 + cityHash64(number, 9) % 6],
     'user',
     toStartOfHour(last_event_at) + INTERVAL 25 HOUR,
+    -- The scenario's cheap model, or its strong one for a quarter of the tasks.
+    [[['gpt-4o-mini', 'gpt-4.1'], ['claude-haiku-4-5', 'claude-sonnet-4-5'],
+        ['gemini-2.5-flash', 'gemini-2.5-pro']][1 + (number % 12) % 3]
+        [1 + (cityHash64(number, 10) % 4 = 0)]],
+    if(number % 12 < 4, ['control', 'treatment'][1 + cityHash64(number, 11) % 2], ''),
     'bench'
 FROM numbers({{start}}, {{count}})
 """
@@ -102,6 +114,41 @@ SELECT
 FROM numbers({{start}}, {{count}})
 """
 
+# The allocation rule of v_fixed_cost_allocation_daily over usage read from the raw
+# task rows (the bench declares usage_share items only).
+_FULL_COST_RAW = f"""
+WITH u AS (
+    SELECT toDate(first_event_at) AS day, scenario_id, sum(total_cost) AS cost,
+        countIf(outcome = 'accepted') AS acc
+    FROM tasks FINAL WHERE toDate(first_event_at) >= {SINCE} GROUP BY day, scenario_id
+)
+SELECT scenario_id, sum(cost), sum(fixed), (sum(cost) + sum(fixed)) / sum(acc)
+FROM
+(
+    SELECT scenario_id, cost, acc, toDecimal128(0, 18) AS fixed FROM u
+    UNION ALL
+    SELECT u.scenario_id, toDecimal128(0, 18), 0, toDecimal128(
+        toDecimal256(f.amount, 18) * toDecimal256(u.cost, 18)
+            / (sum(toDecimal256(u.cost, 18)) OVER (PARTITION BY f.item, u.day)
+                * toUInt32(dateDiff('day', f.period_start, f.period_end))), 18)
+    FROM v_fixed_costs AS f CROSS JOIN u
+    WHERE f.rule = 'usage_share' AND u.cost > 0 AND u.day >= f.period_start
+        AND u.day < f.period_end AND (empty(f.scenarios) OR has(f.scenarios, u.scenario_id))
+)
+GROUP BY scenario_id
+"""
+_FIXED_COSTS = {
+    "currency": "USD",
+    "items": [
+        {"item": "staging", "category": "staging", "month": "2026-10", "amount": "18000"},
+        {"item": "eval-gpus", "category": "gpu", "month": "2026-10", "quantity": "2400",
+         "quantity_unit": "gpu_hour", "price_per_unit": "2.45"},
+        {"item": "prompt-team", "category": "engineering", "period_start": "2026-10-06",
+         "period_end": "2026-10-20", "amount": "42000",
+         "scenarios": ["scenario-1", "scenario-2", "scenario-3"]},
+    ],
+}  # fmt: skip
+
 # name -> (pre-aggregated query, the same answer from the raw fact tables)
 QUERIES: dict[str, tuple[str, str]] = {
     "cost_per_accepted_outcome_by_scenario": (
@@ -137,6 +184,20 @@ QUERIES: dict[str, tuple[str, str]] = {
         "sum(cost_cache_read) + sum(cost_cache_write), sum(cost_input) FROM calls FINAL "
         f"WHERE toDate(ts) >= {SINCE} GROUP BY model",
     ),
+    "decision_template_by_scenario_and_model": (
+        "SELECT scenario_id, arm, sum(tasks), sum(accepted), sum(total_cost) / sum(accepted) "
+        f"FROM v_arm_outcomes_daily WHERE day >= {SINCE} AND dimension = 'model' "
+        "GROUP BY scenario_id, arm",
+        "SELECT scenario_id, m, count(), countIf(outcome = 'accepted'), "
+        "sum(total_cost) / countIf(outcome = 'accepted') FROM tasks FINAL ARRAY JOIN models AS m "
+        f"WHERE toDate(first_event_at) >= {SINCE} GROUP BY scenario_id, m",
+    ),
+    "full_cost_per_accepted_outcome_by_scenario": (
+        "SELECT scenario_id, sum(variable_cost), sum(fixed_cost), "
+        "sum(full_cost) / sum(accepted) FROM v_scenario_full_cost_daily "
+        f"WHERE day >= {SINCE} GROUP BY scenario_id",
+        _FULL_COST_RAW,
+    ),
     "overhead_by_scenario": (
         f"SELECT scenario_id, sum(retry_cost), sum(failed_call_cost), sum(total_cost) "
         f"FROM v_call_overhead_daily WHERE day >= {SINCE} GROUP BY scenario_id",
@@ -145,6 +206,30 @@ QUERIES: dict[str, tuple[str, str]] = {
         f"WHERE toDate(ts) >= {SINCE} GROUP BY scenario_id",
     ),
 }
+
+
+def time_commands(client: Any) -> dict[str, Any]:
+    """costflow compare and whatif as a user runs them: one scenario, wall time."""
+    scenario = Slice(scenario_id="scenario-1", since=date(2026, 10, 1))
+    out: dict[str, Any] = {}
+    for dimension in ("model", "experiment"):
+        t0 = time.perf_counter()
+        result = compare(client, dimension, scenario)
+        out[f"compare_{dimension}_30d_s"] = time.perf_counter() - t0
+        print(f"compare --scenario scenario-1 ({dimension}, 30 days): "
+              f"{out[f'compare_{dimension}_30d_s']:.1f} s, "
+              f"{result.difference.verdict if result.difference else 'no pair'}")  # fmt: skip
+    book = CompiledBook(load_price_book(Path("pricing/default")))
+    one_day = Slice(scenario_id="scenario-1", since=date(2026, 10, 30), until=date(2026, 10, 30))
+    t0 = time.perf_counter()
+    estimate = what_if(client, book, one_day, "gpt-4o-mini", datetime(2026, 10, 31, tzinfo=UTC),
+                       replace="claude-sonnet-4-5", progress_every=0)  # fmt: skip
+    took = time.perf_counter() - t0
+    out.update(whatif_1d_s=took, whatif_calls=estimate.calls,
+               whatif_calls_per_s=estimate.calls / took)  # fmt: skip
+    print(f"whatif --scenario scenario-1 (1 day): {estimate.calls:,} calls in {took:.1f} s "
+          f"({estimate.calls / took:,.0f} calls/s)")  # fmt: skip
+    return out
 
 
 def timed(client: Any, query: str) -> float:
@@ -196,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                       "task_costs_hourly", "task_cost_histogram_daily", "call_latency_daily")
     }  # fmt: skip
     sys.stderr.write(f"rows: {sizes}\n")
+    fixed_costs.load(client, FixedCosts.model_validate(_FIXED_COSTS), "bench")
 
     results: dict[str, Any] = {}
     for name, (aggregated, raw) in QUERIES.items():
@@ -218,9 +304,14 @@ def main(argv: list[str] | None = None) -> int:
             f"   raw {r['raw_median_ms']:9.1f} ms (p95 {r['raw_p95_ms']:9.1f})"
             f"   x{r['raw_median_ms'] / r['views_median_ms']:.0f}"
         )
+    commands = time_commands(client)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"rows": sizes, **took, "days": DAYS, "queries": results}, indent=2) + "\n"
+        json.dumps(
+            {"rows": sizes, **took, "days": DAYS, "queries": results, "commands": commands},
+            indent=2,
+        )
+        + "\n"
     )
     print(f"wrote {args.out}")
     client.close()

@@ -281,3 +281,34 @@ FULL OUTER JOIN
 ) AS a
 USING (day, scenario_id)
 COMMENT 'Per day and scenario: variable cost (calls), allocated fixed cost, full cost, and cost per accepted outcome without and with fixed costs';
+
+
+-- 0006 wrote USD here whatever the price book's currency; calls record it.
+CREATE OR REPLACE VIEW v_focus_costs
+AS SELECT
+    sum(cost_total) AS BilledCost,
+    sum(cost_total) AS EffectiveCost,
+    sum(cost_total) AS ListCost,
+    sum(cost_total) AS ContractedCost,
+    (SELECT currency FROM calls WHERE currency != '' LIMIT 1) AS BillingCurrency,
+    hour AS ChargePeriodStart,
+    hour + INTERVAL 1 HOUR AS ChargePeriodEnd,
+    hour AS BillingPeriodStart,
+    hour + INTERVAL 1 HOUR AS BillingPeriodEnd,
+    'Usage' AS ChargeCategory,
+    'Usage-Based' AS PricingCategory,
+    provider AS ProviderName,
+    provider AS PublisherName,
+    provider AS InvoiceIssuerName,
+    'AI and Machine Learning' AS ServiceCategory,
+    concat(provider, ' ', model) AS ServiceName,
+    model AS ResourceId,
+    concat(model, ':', service_tier) AS SkuId,
+    sum(input_tokens + cache_read_tokens + cache_write_tokens + output_tokens + reasoning_tokens) AS ConsumedQuantity,
+    'Tokens' AS ConsumedUnit,
+    sum(calls) AS x_Calls,
+    map('scenario_id', scenario_id, 'environment', environment, 'owner', owner, 'role', role) AS Tags
+FROM call_costs_hourly
+GROUP BY hour, provider, model, service_tier, scenario_id, environment, owner, role
+HAVING x_Calls != 0
+COMMENT 'FinOps FOCUS-shaped usage rows per hour, model and tag set, for FinOps tools; costs are as billed, in the price book''s currency (ListCost equals BilledCost: negotiated overlays are not split out)';

@@ -252,6 +252,8 @@ def check_call_views(client: Any, events: list[dict[str, Any]]) -> None:
         [m for _, m in facts], "cost_total"
     )
     assert sum(r["x_Calls"] for r in focus) == len(facts)
+    # The default book reports in USD; the view reads it from the calls.
+    assert {r["BillingCurrency"] for r in focus} <= {"USD"}
 
 
 def check_all_views(

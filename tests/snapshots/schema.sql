@@ -1352,7 +1352,7 @@ CREATE VIEW v_focus_costs
     `EffectiveCost` Decimal(38, 18),
     `ListCost` Decimal(38, 18),
     `ContractedCost` Decimal(38, 18),
-    `BillingCurrency` String,
+    `BillingCurrency` LowCardinality(String),
     `ChargePeriodStart` DateTime('UTC'),
     `ChargePeriodEnd` DateTime('UTC'),
     `BillingPeriodStart` DateTime('UTC'),
@@ -1371,13 +1371,18 @@ CREATE VIEW v_focus_costs
     `x_Calls` Int64,
     `Tags` Map(String, LowCardinality(String))
 )
-COMMENT 'FinOps FOCUS-shaped usage rows per hour, model and tag set, for FinOps tools; costs are as billed (ListCost equals BilledCost: negotiated overlays are not split out)'
+COMMENT 'FinOps FOCUS-shaped usage rows per hour, model and tag set, for FinOps tools; costs are as billed, in the price book\'s currency (ListCost equals BilledCost: negotiated overlays are not split out)'
 AS SELECT
     sum(cost_total) AS BilledCost,
     sum(cost_total) AS EffectiveCost,
     sum(cost_total) AS ListCost,
     sum(cost_total) AS ContractedCost,
-    'USD' AS BillingCurrency,
+    (
+        SELECT currency
+        FROM calls
+        WHERE currency != ''
+        LIMIT 1
+    ) AS BillingCurrency,
     hour AS ChargePeriodStart,
     hour + toIntervalHour(1) AS ChargePeriodEnd,
     hour AS BillingPeriodStart,
