@@ -284,13 +284,16 @@ COMMENT 'Per day and scenario: variable cost (calls), allocated fixed cost, full
 
 
 -- 0006 wrote USD here whatever the price book's currency; calls record it.
-CREATE OR REPLACE VIEW v_focus_costs
+-- Recreated (run migrations with the sink stopped; BI reads fail in between).
+DROP VIEW IF EXISTS v_focus_costs;
+
+CREATE VIEW IF NOT EXISTS v_focus_costs
 AS SELECT
     sum(cost_total) AS BilledCost,
     sum(cost_total) AS EffectiveCost,
     sum(cost_total) AS ListCost,
     sum(cost_total) AS ContractedCost,
-    (SELECT currency FROM calls WHERE currency != '' LIMIT 1) AS BillingCurrency,
+    ifNull((SELECT any(currency) FROM (SELECT currency FROM calls WHERE currency != '' LIMIT 1)), '') AS BillingCurrency,
     hour AS ChargePeriodStart,
     hour + INTERVAL 1 HOUR AS ChargePeriodEnd,
     hour AS BillingPeriodStart,

@@ -1352,7 +1352,7 @@ CREATE VIEW v_focus_costs
     `EffectiveCost` Decimal(38, 18),
     `ListCost` Decimal(38, 18),
     `ContractedCost` Decimal(38, 18),
-    `BillingCurrency` LowCardinality(String),
+    `BillingCurrency` String,
     `ChargePeriodStart` DateTime('UTC'),
     `ChargePeriodEnd` DateTime('UTC'),
     `BillingPeriodStart` DateTime('UTC'),
@@ -1377,12 +1377,16 @@ AS SELECT
     sum(cost_total) AS EffectiveCost,
     sum(cost_total) AS ListCost,
     sum(cost_total) AS ContractedCost,
-    (
-        SELECT currency
-        FROM calls
-        WHERE currency != ''
-        LIMIT 1
-    ) AS BillingCurrency,
+    ifNull((
+        SELECT any(currency)
+        FROM
+        (
+            SELECT currency
+            FROM calls
+            WHERE currency != ''
+            LIMIT 1
+        )
+    ), '') AS BillingCurrency,
     hour AS ChargePeriodStart,
     hour + toIntervalHour(1) AS ChargePeriodEnd,
     hour AS BillingPeriodStart,

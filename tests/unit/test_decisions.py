@@ -39,6 +39,9 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list
     run_stage1_and_sink(client, events, waves=3)
     yield client, list({e["event_id"]: e for e in events}.values())
     boot.command(f"DROP DATABASE {database}")
+    # chDB opens one directory per process: release it for the next module.
+    client.close()
+    boot.close()
 
 
 def _decided(task: Any, now: datetime) -> bool:
