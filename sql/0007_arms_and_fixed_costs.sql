@@ -11,8 +11,8 @@
 -- are declared in YAML and loaded by `costflow fixed-costs load`; each load
 -- replaces the previous one as a whole and is kept for audit. Allocation is a
 -- view, so late usage moves the shares with it. An item accrues evenly over
--- the days of its period (a month-to-date report carries month-to-date fixed
--- cost); each day's part goes to scenarios by the item's rule. A day with no
+-- the days of its period, up to today (a month-to-date report carries
+-- month-to-date fixed cost); each day's part goes to scenarios by the item's rule. A day with no
 -- usage among the item's scenarios leaves its part unallocated, and
 -- v_fixed_cost_items says so: allocated + unallocated = declared, always.
 
@@ -227,7 +227,8 @@ FROM
 ) AS w
 ARRAY JOIN mapKeys(w.weights) AS s, mapValues(w.weights) AS wt
 ARRAY JOIN arrayMap(i -> w.period_start + i, range(w.days)) AS d
-COMMENT 'Each current fixed cost item accrued evenly over the days of its period, each day''s part shared among scenarios by the rule: usage_share by that day''s variable cost (task day), weights by fixed weights';
+WHERE d <= toDate(now(), 'UTC')
+COMMENT 'Each current fixed cost item accrued evenly over the days of its period up to today (UTC), each day''s part shared among scenarios by the rule: usage_share by that day''s variable cost (task day), weights by fixed weights';
 
 CREATE VIEW IF NOT EXISTS v_fixed_cost_items
 AS SELECT

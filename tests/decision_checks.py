@@ -49,7 +49,8 @@ def check_fixed_cost_views(
     cost: CallCost = call_cost,
 ) -> None:
     """``items``: the current declaration as plain values (see expected_allocation)."""
-    allocation = expected_allocation(items, daily_usage(events, cost))
+    today = read_rows(client, "SELECT toDate(now(), 'UTC') AS today")[0]["today"]
+    allocation = expected_allocation(items, daily_usage(events, cost), today)
     got_allocation = {
         (r["day"], r["scenario_id"], r["item"]): r["allocated_cost"]
         for r in read_rows(client, "SELECT * FROM v_fixed_cost_allocation_daily")

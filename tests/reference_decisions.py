@@ -3,7 +3,8 @@
 Imports nothing from ``pipeline``. Rules restated from docs/analytics.md:
 - model arms: every task counts once under each model its calls used, with its
   whole cost; experiment arms: tasks by their experiment label (none: no arm);
-- a fixed cost item accrues evenly over the days of its period; each day's part
+- a fixed cost item accrues evenly over the days of its period, up to today (UTC);
+  each day's part
   goes to scenarios by the rule: usage_share in proportion to that day's
   variable cost of each eligible scenario (tasks by the day of their first
   event; scenarios with a positive cost that day), weights in proportion to the
@@ -87,14 +88,14 @@ def daily_usage(
 
 
 def expected_allocation(
-    items: list[dict[str, Any]], usage: dict[tuple[date, str], Decimal]
+    items: list[dict[str, Any]], usage: dict[tuple[date, str], Decimal], today: date
 ) -> dict[tuple[date, str, str], Decimal]:
     """(day, scenario, item) -> allocated cost. Items: item, start, end, amount, rule,
-    scenarios, weights (plain values, as declared)."""
+    scenarios, weights (plain values, as declared). Days after today accrue nothing yet."""
     out: dict[tuple[date, str, str], Decimal] = {}
     for item in items:
         days = _days(item["start"], item["end"])
-        for day in days:
+        for day in (d for d in days if d <= today):
             if item["rule"] == "weights":
                 shares = dict(item["weights"])
             else:

@@ -1229,7 +1229,7 @@ CREATE VIEW v_fixed_cost_allocation_daily
     `rule` LowCardinality(String),
     `allocated_cost` Decimal(38, 18)
 )
-COMMENT 'Each current fixed cost item accrued evenly over the days of its period, each day\'s part shared among scenarios by the rule: usage_share by that day\'s variable cost (task day), weights by fixed weights'
+COMMENT 'Each current fixed cost item accrued evenly over the days of its period up to today (UTC), each day\'s part shared among scenarios by the rule: usage_share by that day\'s variable cost (task day), weights by fixed weights'
 AS SELECT
     u.day AS day,
     u.scenario_id AS scenario_id,
@@ -1276,7 +1276,8 @@ FROM
 ARRAY JOIN
     mapKeys(w.weights) AS s,
     mapValues(w.weights) AS wt
-ARRAY JOIN arrayMap(i -> (w.period_start + i), range(w.days)) AS d;
+ARRAY JOIN arrayMap(i -> (w.period_start + i), range(w.days)) AS d
+WHERE d <= toDate(now(), 'UTC');
 
 CREATE VIEW v_fixed_cost_items
 (

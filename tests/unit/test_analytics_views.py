@@ -14,7 +14,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -102,13 +102,15 @@ def test_generated_workload_in_waves(client: Any) -> None:
     assert restated > 0  # the waves forced restatements; the views below stayed exact
     check_all_views(client, distinct)
 
-    # Full scenario cost: every rule over days with usage and beyond; then a new
-    # declaration replaces it as a whole.
+    # Full scenario cost: every rule over days with usage and beyond, one item running
+    # into the future (days to come accrue nothing yet); then a new declaration
+    # replaces it as a whole.
+    ends = datetime.now(UTC).date() + timedelta(days=20)
     first = [
         {"item": "staging", "category": "staging", "period_start": date(2026, 11, 1),
          "period_end": date(2026, 12, 1), "amount": Decimal("1234.5")},
         {"item": "eval", "category": "gpu", "period_start": date(2026, 10, 31),
-         "period_end": date(2026, 11, 3), "quantity": Decimal("7.5"), "quantity_unit": "gpu_hour",
+         "period_end": ends, "quantity": Decimal("7.5"), "quantity_unit": "gpu_hour",
          "price_per_unit": Decimal("2.45"), "rule": "weights",
          "weights": {"code-review": Decimal(3), "doc-extract": Decimal(1)}},
         {"item": "prompts", "category": "engineering", "period_start": date(2026, 11, 2),
@@ -118,7 +120,7 @@ def test_generated_workload_in_waves(client: Any) -> None:
     plain = [
         {"item": "staging", "start": date(2026, 11, 1), "end": date(2026, 12, 1),
          "amount": Decimal("1234.5"), "rule": "usage_share", "scenarios": [], "weights": {}},
-        {"item": "eval", "start": date(2026, 10, 31), "end": date(2026, 11, 3),
+        {"item": "eval", "start": date(2026, 10, 31), "end": ends,
          "amount": Decimal("18.375"), "rule": "weights", "scenarios": [],
          "weights": {"code-review": Decimal(3), "doc-extract": Decimal(1)}},
         {"item": "prompts", "start": date(2026, 11, 2), "end": date(2026, 11, 4),
