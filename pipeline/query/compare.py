@@ -17,6 +17,7 @@ from itertools import combinations
 from typing import Any, Literal
 
 from pipeline.query.analytics import Slice
+from pipeline.query.formatting import usd as _money
 from pipeline.query.noise import A_MORE, ArmSums, Difference, compare_arms
 
 Dimension = Literal["model", "experiment"]
@@ -210,10 +211,6 @@ def compare(
         a, b = pair
     sums = arm_sums(client, dimension, where, a, b)
     return Comparison(dimension, arms, a, b, sums, compare_arms(*sums))
-
-
-def _money(value: Decimal | None, places: int = 4) -> str:
-    return "n/a" if value is None else f"${value.quantize(Decimal(1).scaleb(-places)):,}"
 
 
 def _signed(value: float) -> str:

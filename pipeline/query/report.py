@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.query.analytics import CostlyTask, Slice, Tails, costliest_tasks, tails
 from pipeline.query.fixed_costs import FixedCostItemLine, FullCostLine, full_cost, items
+from pipeline.query.formatting import usd as _usd
 
 SCENARIO_SUMMARY = """
 SELECT
@@ -89,12 +90,6 @@ def health(client: Any) -> dict[str, Any]:
         "dead_letters": row[2],
         "price_books": sorted(row[3]),
     }
-
-
-def _usd(value: Decimal | None, places: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    return f"${value.quantize(Decimal(1).scaleb(-places)):,}"
 
 
 def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from pipeline.errors import PriceNotFound, PricingError
 from pipeline.pricing.engine import MONEY, CompiledBook, price_call
 from pipeline.query.analytics import Slice
 from pipeline.query.calls import scan, stored_call
+from pipeline.query.formatting import usd
 
 _TASKS = """
 SELECT count(), countIf(outcome = 'accepted'), min(toDate(first_event_at)),
@@ -124,10 +125,6 @@ def what_if(
     return result
 
 
-def _money(value: Decimal | None, places: int = 2) -> str:
-    return "n/a" if value is None else f"${value.quantize(Decimal(1).scaleb(-places)):,}"
-
-
 def render_what_if(w: WhatIf) -> str:
     moved = f"calls of {w.replace}" if w.replace else "every call"
     period = f"{w.first_day}..{w.last_day}" if w.days else "no tasks"
@@ -147,17 +144,17 @@ def render_what_if(w: WhatIf) -> str:
     rec_pa, est_pa = w.per_accepted(w.recorded_cost), w.per_accepted(w.estimated_cost)
     out += [header, "-" * len(header)]
     out.append(
-        f"{'cost of the period':<28} {_money(w.recorded_cost):>14} "
-        f"{_money(w.estimated_cost):>14} {_money(diff):>14}"
+        f"{'cost of the period':<28} {usd(w.recorded_cost, 2):>14} "
+        f"{usd(w.estimated_cost, 2):>14} {usd(diff, 2):>14}"
     )
     out.append(
-        f"{'cost per accepted outcome':<28} {_money(rec_pa, 4):>14} {_money(est_pa, 4):>14} "
-        f"{_money(est_pa - rec_pa if rec_pa is not None and est_pa is not None else None, 4):>14}"
+        f"{'cost per accepted outcome':<28} {usd(rec_pa, 4):>14} {usd(est_pa, 4):>14} "
+        f"{usd(est_pa - rec_pa if rec_pa is not None and est_pa is not None else None, 4):>14}"
     )
     growth = f" at {w.growth:g}x volume" if w.growth != 1 else ""
     rec_30, est_30 = w.per_30_days(w.recorded_cost), w.per_30_days(w.estimated_cost)
     out.append(
-        f"{'per 30 days' + growth:<28} {_money(rec_30):>14} {_money(est_30):>14} "
-        f"{_money(est_30 - rec_30 if rec_30 is not None and est_30 is not None else None):>14}"
+        f"{'per 30 days' + growth:<28} {usd(rec_30, 2):>14} {usd(est_30, 2):>14} "
+        f"{usd(est_30 - rec_30 if rec_30 is not None and est_30 is not None else None, 2):>14}"
     )
     return "\n".join(out)

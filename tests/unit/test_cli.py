@@ -64,3 +64,26 @@ def test_a_database_without_tables_gets_advice_not_a_traceback(
     assert main(["report"]) == 2
     err = capsys.readouterr().err
     assert "run `costflow migrate`" in err and "Traceback" not in err
+
+
+def test_decision_commands_end_to_end_and_their_errors(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    assert main(["fixed-costs", "load", str(root / "pricing/fixed-costs/2026-11.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "loaded 3 fixed cost items from 2026-11.yaml sha256:" in out
+    # No usage yet: the weighted item accrues, the usage-share ones wait for usage.
+    assert "staging-capacity (staging, usage_share)" in out and "$0.00 allocated" in out
+    assert main(["fixed-costs", "load"]) == 2
+    assert "needs a FILE" in capsys.readouterr().err
+    assert main(["compare", "--scenario", "s", "--a", "x"]) == 2
+    assert "give both --a and --b" in capsys.readouterr().err
+    assert main(["compare", "--scenario", "s", "--experiment"]) == 0
+    assert "No two arms to compare." in capsys.readouterr().out
+    assert main(["whatif", "--scenario", "s", "--model", "gpt-4o-mini", "--growth", "ten"]) == 2
+    assert "expected a factor such as 10x" in capsys.readouterr().err
+    assert main(["whatif", "--scenario", "s", "--model", "gpt-4o-mini", "--growth", "10x"]) == 0
+    assert "ESTIMATE: s, no tasks" in capsys.readouterr().out
