@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.errors import PriceNotFound, PricingError
 from pipeline.pricing.engine import MONEY, CompiledBook, price_call
 from pipeline.query.analytics import Slice
-from pipeline.query.calls import scan, stored_call
+from pipeline.query.calls import PRICING_INPUTS, scan_tasks, stored_call
 from pipeline.query.formatting import usd
 
 _TASKS = """
@@ -99,8 +99,7 @@ def what_if(
     if not result.tasks:
         result.first_day = result.last_day = None
         return result
-    in_scope = f"task_id IN (SELECT task_id FROM tasks FINAL WHERE {condition})"
-    for row in scan(client, in_scope, params):
+    for row in scan_tasks(client, condition, params, (*PRICING_INPUTS, "cost_total")):
         result.calls += 1
         if progress_every and result.calls % progress_every == 0:
             sys.stderr.write(f"whatif: {result.calls:,} calls priced\n")
@@ -111,9 +110,7 @@ def what_if(
             result.recorded_cost = MONEY.add(result.recorded_cost, row["cost_total"])
             result.estimated_cost = MONEY.add(result.estimated_cost, row["cost_total"])
             continue
-        call = stored_call(row).model_copy(
-            update={"provider": provider, "model": name, "ts": priced_at}
-        )
+        call = stored_call(row, provider=provider, model=name, ts=priced_at)
         try:
             estimate = price_call(call, book).total
         except PricingError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,9 +11,12 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
+from pipeline.pricing.fixed_costs import FixedCosts
+from pipeline.query import fixed_costs
 from pipeline.query.client import connect
 from pipeline.runtime.produce import produce_lines
 from tests.analytics_checks import check_all_views
+from tests.decision_checks import check_fixed_cost_views
 from tests.integration.conftest import assert_matches_reference, live_stack
 from tests.reference import expected_tasks
 
@@ -146,6 +149,21 @@ def test_cost_per_outcome_equals_the_batch_reference(isolated_settings: Settings
     client = connect(settings.clickhouse, settings.stack, create=False)
     assert_matches_reference(client, events, windows)
     check_all_views(client, events, windows)
+    # Full scenario cost over what the real pipeline stored, both rules.
+    declared = {"items": [
+        {"item": "staging", "category": "staging", "month": "2026-11", "amount": "300"},
+        {"item": "gpus", "category": "gpu", "month": "2026-11", "amount": "90",
+         "rule": "weights", "weights": {"support-chat": 2, "code-review": 1}},
+    ]}  # fmt: skip
+    fixed_costs.load(client, FixedCosts.model_validate(declared), "integration")
+    month = (date(2026, 11, 1), date(2026, 12, 1))
+    check_fixed_cost_views(client, events, [
+        {"item": "staging", "start": month[0], "end": month[1], "amount": Decimal(300),
+         "rule": "usage_share", "scenarios": [], "weights": {}},
+        {"item": "gpus", "start": month[0], "end": month[1], "amount": Decimal(90),
+         "rule": "weights", "scenarios": [],
+         "weights": {"support-chat": Decimal(2), "code-review": Decimal(1)}},
+    ], windows)  # fmt: skip
     statuses = {
         task.task_id: task.status(datetime.now(UTC))
         for task in expected_tasks(events, windows).values()
