@@ -6,7 +6,8 @@ from decimal import Decimal
 
 
 def usd(value: Decimal | None, places: int = 4) -> str:
-    """``$1,234.5678`` at ``places`` decimals; ``n/a`` when there is no value."""
+    """``$1,234.5678`` (``-$0.50``) at ``places`` decimals; ``n/a`` when there is no value."""
     if value is None:
         return "n/a"
-    return f"${value.quantize(Decimal(1).scaleb(-places)):,}"
+    rounded = value.quantize(Decimal(1).scaleb(-places))
+    return f"{'-' if rounded < 0 else ''}${abs(rounded):,}"
