@@ -32,8 +32,8 @@ from pipeline.pricing.engine import MONEY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TASK_FIELDS = ("scenario_id", "owner", "environment")
-# Labels taken from an event's attributes, with the same precedence as _TASK_FIELDS.
-_ATTRIBUTE_FIELDS = ("experiment",)
+# The fields above, then labels from an event's attributes, picked by the same rules.
+_LABELS = (*_TASK_FIELDS, "experiment")
 
 
 def epoch_ms(event: CallEvent | TaskEvent | OutcomeEvent) -> int:
@@ -137,7 +137,7 @@ class TaskState:
         self.output_tokens += usage.output_tokens
         self.reasoning_tokens += usage.reasoning_tokens
         self.models.add(call.model)
-        for name, value in _labels(call):
+        for name, value in zip(_LABELS, _labels(call), strict=True):
             if value is not None:
                 pick = (ts, call.event_id, value)
                 current = self.from_call.get(name)
@@ -154,7 +154,7 @@ class TaskState:
                 self.started_ms = ts
         elif self.completed_ms is None or ts > self.completed_ms:
             self.completed_ms = ts
-        for name, value in _labels(task):
+        for name, value in zip(_LABELS, _labels(task), strict=True):
             if value is not None:
                 pick = (ts, task.event_id, value)
                 current = self.from_task.get(name)
@@ -238,7 +238,7 @@ class TaskState:
             "from_call": {k: list(v) for k, v in self.from_call.items()},
             "outcome": list(self.outcome) if self.outcome else None,
             "partition": self.partition,
-            "models": sorted(self.models),
+            "models": list(self.models),  # a set: order carries no meaning
         }
 
     def to_stored(self) -> str:
@@ -282,6 +282,7 @@ class TaskState:
         return state
 
 
-def _labels(event: CallEvent | TaskEvent) -> list[tuple[str, str | None]]:
-    named = [(name, getattr(event, name)) for name in _TASK_FIELDS]
-    return named + [(name, event.attributes.get(name) or None) for name in _ATTRIBUTE_FIELDS]
+def _labels(event: CallEvent | TaskEvent) -> tuple[str | None, ...]:
+    """The event's values of _LABELS, None where unset (per event: no loop, no list)."""
+    experiment = event.attributes.get("experiment") if event.attributes else None
+    return (event.scenario_id, event.owner, event.environment, experiment or None)
