@@ -40,16 +40,12 @@ CHANGE_COLUMNS = (
     "outcome_at", "outcome_deadline", "reprice_cost_delta", "reprice_priced_calls", "models",
     "experiment",
 )  # fmt: skip
-# call_cancellations: a stored call a reprice replaces, as the call aggregates saw it.
-# Materialized views turn rows of calls into +1 and these into -1 rows of call_changes.
-CALL_CANCEL_COLUMNS = (
-    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
-    "role", "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
-    "max_output_tokens", "input_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cost_input",
-    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
-    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
-)  # fmt: skip
+# call_cancellations: a stored call a reprice replaces, as the call aggregates saw it
+# (every call column they sum or group by). Materialized views turn rows of calls into
+# +1 and these into -1 rows of call_changes.
+CALL_CANCEL_COLUMNS = tuple(
+    c for c in CALL_COLUMNS if c not in (*_PRICE_LABELS, "units", "attributes")
+)
 REPRICING_COLUMNS = (
     "reprice_id", "event_id", "task_id", "ts", "provider", "model", "old_price_book_version",
     "new_price_book_version", "old_cost_total", "new_cost_total", "currency",
