@@ -66,40 +66,28 @@ LEFT JOIN
 ) AS l USING (model)
 """
 
-# Owners from the task labels (calls often lack one), only those with tasks left.
+# Owners from the task labels (calls often lack one).
 _ARMS = """
-SELECT arm, sum(n), sum(n_accepted), sum(n_pending), sum(cost),
-    arraySort(groupArrayIf(owner, n != 0))
-FROM
-(
-    SELECT arm, owner, sum(a.tasks) AS n, sumIf(a.tasks, a.outcome = 'accepted') AS n_accepted,
-        sumIf(a.tasks, a.outcome = '' AND a.open_deadline > now64(3)) AS n_pending,
-        sum(a.total_cost) AS cost
-    FROM task_arms_daily AS a
-    WHERE dimension = %(dimension)s AND {condition}
-    GROUP BY arm, owner
-)
+SELECT arm, sum(tasks), sum(accepted), sum(pending), sum(total_cost),
+    arraySort(groupUniqArray(owner))
+FROM v_arm_outcomes_daily
+WHERE dimension = %(dimension)s AND {condition}
 GROUP BY arm
-HAVING sum(n) != 0
 """
 
-# Decided tasks only: an arm's pending tasks would count as not accepted yet.
-_ARM_SUMS = """
-SELECT arm, count(), countIf(outcome = 'accepted'), sum(total_cost),
+# Decided tasks only (an arm's pending tasks would count as not accepted yet), summed
+# per set of arms: any two arms' sums, and the choice of the pair, follow from these
+# groups without reading the tasks again.
+_DECIDED_GROUPS = """
+SELECT {arms}, count(), countIf(outcome = 'accepted'), sum(total_cost),
     sumIf(total_cost, outcome = 'accepted'), sum(toFloat64(total_cost) * toFloat64(total_cost))
-FROM
-(
-    SELECT {arm} AS arm, outcome, total_cost
-    FROM tasks FINAL
-    WHERE {condition} AND (outcome != '' OR outcome_deadline <= now64(3))
-)
-WHERE arm IN (%(a)s, %(b)s)
-GROUP BY arm
+FROM tasks FINAL
+WHERE {condition} AND (outcome != '' OR outcome_deadline <= now64(3))
+GROUP BY {arms}
 """
-_MODEL_ARM = (
-    "multiIf(has(models, %(a)s) AND NOT has(models, %(b)s), %(a)s, "
-    "has(models, %(b)s) AND NOT has(models, %(a)s), %(b)s, '')"
-)
+# The arms a task belongs to: every model it used, or its label if it has one.
+_ARMS_OF_TASK = {"model": "models", "experiment": "if(experiment = '', [], [experiment])"}
+Groups = list[tuple[frozenset[str], ArmSums]]
 
 
 @dataclass(frozen=True)
@@ -139,7 +127,7 @@ class Comparison:
 
 
 def arm_table(client: Any, dimension: Dimension, where: Slice) -> list[ArmLine]:
-    condition, params = where.where("a.day")
+    condition, params = where.where("day")
     rows = client.query(
         _ARMS.format(condition=condition), parameters={**params, "dimension": dimension}
     ).result_rows
@@ -164,38 +152,29 @@ def arm_table(client: Any, dimension: Dimension, where: Slice) -> list[ArmLine]:
     return sorted(lines.values(), key=lambda line: (-line.tasks, line.arm))
 
 
-def default_pair(
-    client: Any, dimension: Dimension, where: Slice, arms: list[ArmLine]
-) -> tuple[str, str] | None:
-    """The two arms with the most tasks; for models, the pair whose disjoint arms
-    (A not B, B not A) are largest, since a model every task uses compares to nothing."""
-    if dimension == "experiment":
-        return (arms[0].arm, arms[1].arm) if len(arms) >= 2 else None
+def decided_groups(client: Any, dimension: Dimension, where: Slice) -> Groups:
     condition, params = where.where("toDate(first_event_at)")
-    sets = client.query(
-        f"SELECT models, count() FROM tasks FINAL WHERE {condition} GROUP BY models",
-        parameters=params,
-    ).result_rows
+    query = _DECIDED_GROUPS.format(arms=_ARMS_OF_TASK[dimension], condition=condition)
+    return [
+        (frozenset(arms), ArmSums(*sums))
+        for arms, *sums in client.query(query, parameters=params).result_rows
+    ]
+
+
+def only(groups: Groups, a: str, b: str) -> ArmSums:
+    """Tasks in arm ``a`` and not in ``b``: disjoint arms, whatever tasks share."""
+    return sum((s for arms, s in groups if a in arms and b not in arms), ArmSums.none())
+
+
+def default_pair(groups: Groups) -> tuple[str, str] | None:
+    """The pair whose disjoint arms are largest: the two largest experiment arms; for
+    models, a model every task uses compares to nothing."""
     best, best_size = None, 0
-    for a, b in combinations(sorted(line.arm for line in arms), 2):
-        only_a = sum(n for models, n in sets if a in models and b not in models)
-        only_b = sum(n for models, n in sets if b in models and a not in models)
-        if min(only_a, only_b) > best_size:
-            best, best_size = (a, b), min(only_a, only_b)
+    for a, b in combinations(sorted(set().union(*(arms for arms, _ in groups))), 2):
+        size = min(only(groups, a, b).tasks, only(groups, b, a).tasks)
+        if size > best_size:
+            best, best_size = (a, b), size
     return best
-
-
-def arm_sums(
-    client: Any, dimension: Dimension, where: Slice, a: str, b: str
-) -> tuple[ArmSums, ArmSums]:
-    condition, params = where.where("toDate(first_event_at)")
-    arm = _MODEL_ARM if dimension == "model" else "experiment"
-    rows = client.query(
-        _ARM_SUMS.format(arm=arm, condition=condition), parameters={**params, "a": a, "b": b}
-    ).result_rows
-    found = {row[0]: ArmSums(*row[1:]) for row in rows}
-    empty = ArmSums(0, 0, Decimal(0), Decimal(0), 0.0)
-    return found.get(a, empty), found.get(b, empty)
 
 
 def compare(
@@ -204,12 +183,13 @@ def compare(
     if where.scenario_id is None:
         raise ValueError("compare runs for one scenario: pass --scenario")
     arms = arm_table(client, dimension, where)
+    groups = decided_groups(client, dimension, where)
     if a is None or b is None:
-        pair = default_pair(client, dimension, where, arms)
+        pair = default_pair(groups)
         if pair is None:
             return Comparison(dimension, arms, None, None, None, None)
         a, b = pair
-    sums = arm_sums(client, dimension, where, a, b)
+    sums = (only(groups, a, b), only(groups, b, a))
     return Comparison(dimension, arms, a, b, sums, compare_arms(*sums))
 
 

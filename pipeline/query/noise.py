@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from pipeline.pricing.engine import MONEY
+
 Z_95 = 1.959963984540054
 A_MORE = "A costs more"
 B_MORE = "B costs more"
@@ -37,6 +39,19 @@ class ArmSums:
     cost: Decimal
     accepted_cost: Decimal  # sum of cost over accepted tasks = sum(c * a)
     cost_squared: float  # sum of cost^2
+
+    @classmethod
+    def none(cls) -> ArmSums:
+        return cls(0, 0, Decimal(0), Decimal(0), 0.0)
+
+    def __add__(self, other: ArmSums) -> ArmSums:
+        return ArmSums(
+            self.tasks + other.tasks,
+            self.accepted + other.accepted,
+            MONEY.add(self.cost, other.cost),
+            MONEY.add(self.accepted_cost, other.accepted_cost),
+            self.cost_squared + other.cost_squared,
+        )
 
     @property
     def cost_per_accepted_outcome(self) -> Decimal | None:
