@@ -49,23 +49,15 @@ def stored_call(row: dict[str, Any], **replace: Any) -> CallEvent:
     return CallEvent.model_construct(**{**fields, **replace})
 
 
-def scan_tasks(
+def calls_of_tasks(
     client: Any,
-    task_condition: str,
-    parameters: dict[str, Any],
+    task_ids: list[str],
     columns: tuple[str, ...] = SCANNED,
     tasks_per_query: int = 10_000,
 ) -> Iterator[dict[str, Any]]:
-    """The stored calls of the tasks matching ``task_condition`` (on ``tasks``), current
-    version of each. Read a chunk of tasks per query: a streamed FINAL read arrives in
-    blocks of a few dozen rows, ten times slower here than whole results."""
-    task_ids = [
-        row[0]
-        for row in client.query(
-            f"SELECT task_id FROM tasks FINAL WHERE {task_condition} ORDER BY task_id",
-            parameters=parameters,
-        ).result_rows
-    ]
+    """The stored calls of these tasks, current version of each. A chunk of tasks per
+    query: a streamed FINAL read with the tasks as a subquery arrived in blocks of a
+    few dozen rows, several times slower here than whole results."""
     for start in range(0, len(task_ids), tasks_per_query):
         result = client.query(
             f"SELECT {', '.join(columns)} FROM calls FINAL WHERE task_id IN %(task_ids)s",

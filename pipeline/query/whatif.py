@@ -21,12 +21,11 @@ from typing import Any
 from pipeline.errors import PriceNotFound, PricingError
 from pipeline.pricing.engine import MONEY, CompiledBook, price_call
 from pipeline.query.analytics import Slice
-from pipeline.query.calls import PRICING_INPUTS, scan_tasks, stored_call
+from pipeline.query.calls import PRICING_INPUTS, calls_of_tasks, stored_call
 from pipeline.query.formatting import usd
 
 _TASKS = """
-SELECT count(), countIf(outcome = 'accepted'), min(toDate(first_event_at)),
-    max(toDate(first_event_at))
+SELECT task_id, outcome = 'accepted', toDate(first_event_at)
 FROM tasks FINAL
 WHERE {condition}
 """
@@ -94,12 +93,16 @@ def what_if(
     book.entry_for(provider, name, priced_at)  # fail before the scan if it is not priced
     result = WhatIf(where.scenario_id, provider, name, replace, priced_at, growth)
     condition, params = where.where("toDate(first_event_at)")
-    tasks = client.query(_TASKS.format(condition=condition), parameters=params).result_rows[0]
-    result.tasks, result.accepted, result.first_day, result.last_day = tasks
-    if not result.tasks:
-        result.first_day = result.last_day = None
+    # One read of the tasks: what the report counts, and whose calls to price.
+    tasks = client.query(_TASKS.format(condition=condition), parameters=params).result_rows
+    if not tasks:
         return result
-    for row in scan_tasks(client, condition, params, (*PRICING_INPUTS, "cost_total")):
+    result.tasks = len(tasks)
+    result.accepted = sum(accepted for _, accepted, _ in tasks)
+    result.first_day = min(day for *_, day in tasks)
+    result.last_day = max(day for *_, day in tasks)
+    task_ids = [task_id for task_id, *_ in tasks]
+    for row in calls_of_tasks(client, task_ids, (*PRICING_INPUTS, "cost_total")):
         result.calls += 1
         if progress_every and result.calls % progress_every == 0:
             sys.stderr.write(f"whatif: {result.calls:,} calls priced\n")
