@@ -78,7 +78,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 def cmd_fixed_costs(args: argparse.Namespace) -> int:
     from pipeline.pricing.fixed_costs import load_fixed_costs
     from pipeline.query import fixed_costs
-    from pipeline.query.report import render_full_cost
+    from pipeline.query.report import full_cost_section
 
     client = clickhouse_client()
     if args.action == "load":
@@ -87,11 +87,7 @@ def cmd_fixed_costs(args: argparse.Namespace) -> int:
         declaration, source = load_fixed_costs(Path(args.file))
         loaded_at = fixed_costs.load(client, declaration, source)
         print(f"loaded {len(declaration.items)} fixed cost items from {source} at {loaded_at}")
-    declared = fixed_costs.items(client)
-    if not declared:
-        print("No fixed costs declared (costflow fixed-costs load FILE adds them).")
-        return 0
-    print(render_full_cost(fixed_costs.full_cost(client, _slice(args)), declared))
+    print(full_cost_section(client, _slice(args)))
     return 0
 
 

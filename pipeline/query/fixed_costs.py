@@ -109,7 +109,9 @@ def full_cost(client: Any, where: Slice) -> list[FullCostLine]:
     """Per scenario over the slice's days: cost per accepted outcome without and with
     fixed costs. Fixed costs are allocated to scenarios, not owners or environments."""
     if where.owner is not None or where.environment is not None:
-        raise ValueError("fixed costs are allocated per scenario; drop owner/environment")
+        raise ValueError(
+            "fixed costs are allocated per scenario; drop --owner/--environment to see it"
+        )
     condition, params = where.where()
     result = client.query(FULL_COST_SQL.format(condition=condition), parameters=params)
     return [FullCostLine(*row) for row in result.result_rows]

@@ -237,12 +237,16 @@ def full_report(client: Any, where: Slice, top: int) -> str:
         + "\n\n"
         + render_analytics(lines, tails(client, where), costliest_tasks(client, where, top))
     )
+    return text + "\n\n" + full_cost_section(client, where)
+
+
+def full_cost_section(client: Any, where: Slice) -> str:
+    """Full scenario cost of the slice, or why there is none."""
     declared = items(client)
     if not declared:
-        return text + "\n\nNo fixed costs declared (costflow fixed-costs load FILE adds them)."
-    if where.owner is not None or where.environment is not None:
-        return text + (
-            "\n\nFull scenario cost: fixed costs are allocated per scenario; "
-            "drop --owner/--environment to see it."
-        )
-    return text + "\n\n" + render_full_cost(full_cost(client, where), declared)
+        return "No fixed costs declared (costflow fixed-costs load FILE adds them)."
+    try:
+        lines = full_cost(client, where)
+    except ValueError as exc:  # a slice by owner or environment
+        return f"Full scenario cost: {exc}."
+    return render_full_cost(lines, declared)

@@ -77,6 +77,9 @@ def test_decision_commands_end_to_end_and_their_errors(
     assert "loaded 3 fixed cost items from 2026-11.yaml sha256:" in out
     # No usage yet: the weighted item accrues, the usage-share ones wait for usage.
     assert "staging-capacity (staging, usage_share)" in out and "$0.00 allocated" in out
+    # Fixed costs belong to scenarios: a slice by owner says so instead of guessing.
+    assert main(["report", "--owner", "devtools"]) == 0
+    assert "fixed costs are allocated per scenario; drop --owner" in capsys.readouterr().out
     assert main(["fixed-costs", "load"]) == 2
     assert "needs a FILE" in capsys.readouterr().err
     assert main(["compare", "--scenario", "s", "--a", "x"]) == 2
