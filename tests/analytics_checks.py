@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tests.clickhouse_rows import read_rows
+from tests.decision_checks import check_arm_views
 from tests.reference import CallCost, call_cost, expected_tasks
 from tests.reference_analytics import (
     OUTCOME_COSTS,
@@ -25,21 +27,6 @@ from tests.reference_analytics import (
     latency_quantile,
     total,
 )
-
-
-def utc(value: Any) -> Any:
-    """clickhouse-connect returns naive datetimes for DateTime64(3, 'UTC') columns."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def read_rows(client: Any, query: str) -> list[dict[str, Any]]:
-    result = client.query(query)
-    return [
-        {name: utc(v) for name, v in zip(result.column_names, row, strict=True)}
-        for row in result.result_rows
-    ]
 
 
 def _keyed(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple[Any, ...], Any]:
@@ -266,6 +253,4 @@ def check_all_views(
     check_tail_views(client, events, cost)
     check_costliest_tasks(client, events, cost)
     check_call_views(client, events)
-    from tests.decision_checks import check_arm_views  # imports this module
-
     check_arm_views(client, events, windows, cost)

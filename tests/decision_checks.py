@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.analytics_checks import read_rows
+from tests.clickhouse_rows import read_rows
 from tests.reference import CallCost, call_cost
 from tests.reference_decisions import (
     daily_usage,

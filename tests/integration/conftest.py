@@ -25,7 +25,7 @@ from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.runtime.offsets import LagProbe
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
-from tests.analytics_checks import utc
+from tests.clickhouse_rows import utc
 from tests.reference import CallCost, call_cost, expected_cost_per_outcome, expected_tasks
 
 
