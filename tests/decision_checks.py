@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from tests.clickhouse_rows import read_rows
@@ -90,8 +91,9 @@ def check_fixed_cost_views(
 
     declared = {i["item"]: i["amount"] for i in items}
     for r in read_rows(client, "SELECT * FROM v_fixed_cost_items"):
-        allocated = sum((v for (_, _, item), v in allocation.items() if item == r["item"]),
-                        start=type(r["amount"])(0))  # fmt: skip
+        allocated = sum(
+            (v for (_, _, item), v in allocation.items() if item == r["item"]), Decimal(0)
+        )
         assert (r["amount"], r["allocated_cost"], r["unallocated_cost"]) == (
             declared.pop(r["item"]),
             allocated,

@@ -159,11 +159,14 @@ def expected_tasks(
     return out
 
 
+def trunc18(value: Decimal) -> Decimal:
+    """A Decimal(38, 18) result: truncated toward zero at 18 digits."""
+    return value.quantize(Decimal("1e-18"), rounding=ROUND_DOWN)
+
+
 def div18(numerator: Decimal, denominator: int) -> Decimal:
-    """ClickHouse Decimal(38, 18) division: truncated toward zero at 18 digits."""
-    return EXACT.divide(numerator, Decimal(denominator)).quantize(
-        Decimal("1e-18"), rounding=ROUND_DOWN
-    )
+    """ClickHouse Decimal(38, 18) division by a count."""
+    return trunc18(EXACT.divide(numerator, Decimal(denominator)))
 
 
 def expected_cost_per_outcome(

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
-from tests.reference import EXACT, CallCost, call_cost, div18, expected_tasks
+from tests.reference import EXACT, CallCost, call_cost, div18, expected_tasks, trunc18
 from tests.reference_analytics import first_event_ts
 
 ARM_SUMS = ("tasks", "accepted", "rejected", "failed", "unresolved", "pending", "calls")
-
-
-def trunc18(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("1e-18"), rounding=ROUND_DOWN)
 
 
 def expected_arms(
