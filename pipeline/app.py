@@ -6,8 +6,9 @@ from typing import Any
 
 import faust
 
-from pipeline.agents import calls, outcomes, tasks
+from pipeline.agents import calls, outcomes, tasks, true_ends
 from pipeline.agents.base import StageContext
+from pipeline.agents.commit_safety import drain_fully
 from pipeline.config import Settings
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import OutcomeWindow
@@ -52,6 +53,9 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
         key_serializer="raw",
         value_serializer="json",
     )
+
+    drain_fully(app.producer)
+    true_ends.install(settings.kafka)
 
     def raw_topic(name: str) -> Any:
         return app.topic(name, key_serializer="raw", value_serializer="raw")

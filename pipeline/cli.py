@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,14 +40,21 @@ def cmd_broker(_args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     settings = load_settings()
-    broker = EmbeddedBroker(port=settings.kafka.embedded_port).start()
+    kafka = settings.kafka
+    storage = settings.stack.data_dir / "broker" if kafka.embedded_durable else None
+    broker = EmbeddedBroker(port=kafka.embedded_port, storage_dir=storage).start()
+    where = f"data in {storage}" if storage else "in memory: a restart loses everything"
     print(
-        f"costflow: embedded broker listening on {broker.bootstrap} (Ctrl-C stops it)", flush=True
+        f"costflow: embedded broker listening on {broker.bootstrap} ({where}; Ctrl-C stops it)",
+        flush=True,
     )
     signal.signal(signal.SIGTERM, interrupt)
-    assert broker.process is not None
     try:
-        return broker.process.wait()
+        while True:
+            for process in broker.processes():
+                if process.poll() is not None:
+                    return process.returncode or 1
+            time.sleep(0.2)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -68,12 +76,28 @@ def cmd_sink(_args: argparse.Namespace) -> int:
 
 
 def cmd_up(_args: argparse.Namespace) -> int:
+    import signal
+
     from pipeline.runtime.supervisor import Stack
 
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop drains like Ctrl-C
+    started = time.monotonic()
     stack = Stack(load_settings()).start()
-    print("costflow: broker, worker and sink are up; Ctrl-C stops all", file=sys.stderr)
+    print(
+        f"costflow: broker, worker and sink started in {time.monotonic() - started:.1f}s; "
+        "Ctrl-C drains and stops all",
+        file=sys.stderr,
+    )
     try:
-        return stack.wait()
+        code = stack.wait()
+        if code == 0:  # Ctrl-C: finish what was acknowledged, then stop
+            stack.drain()
+        return code
+    except KeyboardInterrupt:
+        return 0
     finally:
         stack.stop()
 
@@ -319,7 +343,7 @@ def _clickhouse_advice(message: str) -> str:
     if "UNKNOWN_TABLE" in message or "UNKNOWN_DATABASE" in message:
         return (
             f"{first[:300]} -- this database has no costflow tables: run `costflow migrate`, "
-            "or pass --database (the demo writes to costflow_demo)"
+            "or pass --data-dir .costflow/demo --database costflow_demo to read the demo"
         )
     return first[:500]
 

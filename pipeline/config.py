@@ -35,6 +35,9 @@ class KafkaSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="COSTFLOW_KAFKA_", extra="ignore", frozen=True)
     bootstrap: str | None = None
     embedded_port: int = 19092
+    # The embedded broker keeps its data under <data dir>/broker, so a restart (or a
+    # SIGKILL) loses no acknowledged record; false keeps it in memory.
+    embedded_durable: bool = True
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -202,6 +205,7 @@ class Settings:
         out: dict[str, str] = {"COSTFLOW_DATA_DIR": str(self.stack.data_dir.resolve())}
         out["COSTFLOW_KAFKA_BOOTSTRAP"] = self.kafka.resolved_bootstrap()
         out["COSTFLOW_KAFKA_EMBEDDED_PORT"] = str(self.kafka.embedded_port)
+        out["COSTFLOW_KAFKA_EMBEDDED_DURABLE"] = str(self.kafka.embedded_durable).lower()
         for prefix, model in (
             ("COSTFLOW_TOPIC_", self.topics),
             ("COSTFLOW_WORKER_", self.worker),

@@ -5,9 +5,11 @@ and a reason and move on (the worker never dies of an event). Otherwise apply
 it to the task's state; if it was new, store the state and emit a snapshot.
 Order matters for crash safety: outputs are sent before the input offset is
 committed. ``send_soon`` only buffers, but Faust's commit awaits
-``producer.flush()``, which drains that buffer and the aiokafka producer first;
-so a crash can only cause re-delivery, and re-delivery only re-emits identical
-snapshots. (Awaiting ``Topic.send`` per record was the worker's largest cost.)
+``producer.flush()``, which (with :mod:`pipeline.agents.commit_safety`) drains
+that buffer and the aiokafka producer first; so a crash can only cause
+re-delivery, and re-delivery only re-emits identical snapshots. (Awaiting
+``Topic.send`` per record was the worker's largest cost.) An error that is not
+bad input stops the process before the event is acked (fail-stop).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.agents.commit_safety import fail_stop
 from pipeline.errors import InvalidEvent, KeyMismatch, TooLate
 from pipeline.events.decode import decode_event
 from pipeline.events.enriched import dumps
@@ -49,6 +52,8 @@ class StageContext:
     duplicates: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
     unpriced: Counter[str] = field(default_factory=Counter)
+    # What to do on an error that is not bad input (see commit_safety): end the process.
+    fail_stop: Callable[[BaseException, str], None] = field(default=fail_stop)
 
     def load(self, task_id: str) -> TaskState:
         raw = self.task_state.get(task_id)
@@ -172,12 +177,19 @@ async def consume(
         except InvalidEvent as error:
             await ctx.send_dead_letter(message, error)
             continue
-        applied = await apply(ctx, decoded)
+        except Exception as error:  # a bug, not bad input: stop without acking
+            ctx.fail_stop(error, f"decoding {message.topic}[{message.partition}]@{message.offset}")
+            raise
+        try:
+            applied = await apply(ctx, decoded)
+            ctx.observed(decoded)
+        except Exception as error:
+            ctx.fail_stop(error, f"applying {expected_type} {decoded.event_id!r}")
+            raise
         if applied:
             ctx.processed[expected_type] += 1
         else:
             ctx.duplicates[expected_type] += 1
-        ctx.observed(decoded)
 
 
 def register_agent(

