@@ -252,6 +252,18 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    from pipeline.runtime.state_restore import restore, restore_embedded
+
+    settings = load_settings()
+    if settings.kafka.embedded:
+        report = restore_embedded(settings)
+    else:
+        report = restore(settings, clickhouse_client())
+    print(report.render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costflow", description=__doc__)
     parser.add_argument("--data-dir", help="local state (default .costflow) [COSTFLOW_DATA_DIR]")
@@ -306,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     dead_sub.add_parser("stats", help="dead letters per reason and source topic (ClickHouse)")
     dead_replay = dead_sub.add_parser("replay", help="re-submit dead letters after a fix")
     dead_replay.add_argument("--reason", help="only this reason code, e.g. wrong_topic")
+    state = sub.add_parser("state", help="stage-1 state: restore it from ClickHouse")
+    state_sub = state.add_subparsers(dest="state_command", required=True)
+    state_sub.add_parser(
+        "restore",
+        help="rebuild stage 1's task table from ClickHouse after its changelog was lost "
+        "(stop the worker first)",
+    )
     reprice = sub.add_parser(
         "reprice", help="price stored calls in [--from, --to) again with a corrected book"
     )
@@ -334,6 +353,7 @@ COMMANDS: dict[str, cli_analytics.Handler] = {
     "pricing": cmd_pricing,
     "dead-letter": cmd_dead_letter,
     "reprice": cmd_reprice,
+    "state": cmd_state,
     **cli_analytics.COMMANDS,
 }
 

@@ -23,13 +23,26 @@ from typing import Any
 from pipeline.agents.commit_safety import fail_stop
 from pipeline.errors import InvalidEvent, KeyMismatch, TooLate
 from pipeline.events.decode import decode_event
-from pipeline.events.enriched import dumps
+from pipeline.events.enriched import evicted_record, snapshot_record
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CompiledBook
 
 log = logging.getLogger("costflow.worker")
+
+# Table keys that hold a partition's watermark as of its last eviction, not a task.
+_WATERMARK_PREFIX = "\x00costflow.watermark/"
+
+
+def watermark_key(partition: int) -> str:
+    return f"{_WATERMARK_PREFIX}{partition}"
+
+
+def watermark_partition(key: str) -> int | None:
+    """The partition of a watermark key; None for a task's key."""
+    return int(key[len(_WATERMARK_PREFIX) :]) if key.startswith(_WATERMARK_PREFIX) else None
+
 
 AnyEvent = CallEvent | TaskEvent | OutcomeEvent
 
@@ -57,7 +70,9 @@ class StageContext:
 
     def load(self, task_id: str) -> TaskState:
         raw = self.task_state.get(task_id)
-        return TaskState.from_stored(raw) if raw is not None else TaskState(task_id=task_id)
+        if raw is not None:
+            return TaskState.from_stored(raw)
+        return TaskState(task_id=task_id, born_ms=self.retention.watermark[self.partition])
 
     def update(self, task_id: str, apply: Callable[[TaskState], bool]) -> bool:
         """Apply one event to a task and emit its snapshot; False if already applied.
@@ -79,21 +94,38 @@ class StageContext:
     # --- retention ------------------------------------------------------
 
     def check_in_time(self, event: AnyEvent) -> None:
-        """Refuse an event whose task would already have left the state (see retention)."""
-        if event.task_id in self.task_state:
-            return
+        """Refuse an event too old for its task's state (see retention).
+
+        For a task the worker does not hold: the watermark has passed the event's
+        own deadline plus retention, so its task would already have left. For a
+        task it holds: the same was true when this state was created (``born_ms``),
+        so the state may be a new start of a task that left, whose older events
+        belong to the state the sink already stored; applying one here would
+        count it twice when the sink merges the two.
+        """
+        raw = self.task_state.get(event.task_id)
         ts = epoch_ms(event)
         deadline = self.window.deadline_ms(getattr(event, "scenario_id", None) or "", ts)
-        if self.retention.too_late(self.partition, deadline):
+        expiry = self.retention.expiry_ms(deadline)
+        if raw is None:
             mark = self.retention.watermark[self.partition]
-            raise TooLate(
-                f"task {event.task_id!r} is no longer in the worker's state: this event "
-                f"(ts {event.ts.isoformat()}) is past its outcome window plus the "
-                f"{self.retention.retention_ms // 3_600_000} h retention, measured against "
-                f"the latest event time seen on partition {self.partition} ({mark} ms). "
-                "Raise COSTFLOW_WORKER_STATE_RETENTION_S and re-submit it with "
-                "`costflow dead-letter replay`."
+            if expiry > mark:
+                return
+            against = f"the latest event time seen on partition {self.partition} ({mark} ms)"
+        else:
+            born = TaskState.from_stored(raw).born_ms
+            if expiry > born:
+                return
+            against = (
+                f"the event time at which the worker started this task's state again "
+                f"after it had left ({born} ms)"
             )
+        raise TooLate(
+            f"task {event.task_id!r}: this event (ts {event.ts.isoformat()}) is past its "
+            f"outcome window plus the {self.retention.retention_ms // 3_600_000} h retention, "
+            f"measured against {against}. Raise COSTFLOW_WORKER_STATE_RETENTION_S and "
+            "re-submit it with `costflow dead-letter replay`."
+        )
 
     def observed(self, event: AnyEvent) -> None:
         """Advance the partition's watermark and drop the tasks it has passed."""
@@ -103,26 +135,43 @@ class StageContext:
             if raw is None:
                 self.retention.forget(task_id)
                 continue
-            deadline = TaskState.from_stored(raw).deadline_ms(self.window)
+            state = TaskState.from_stored(raw)
+            deadline = state.deadline_ms(self.window)
             if self.retention.too_late(self.partition, deadline):
-                # Same partition as the current event, so the tombstone goes to
-                # the right changelog partition.
-                del self.task_state[task_id]
-                self.retention.forget(task_id)
-                self.evicted += 1
+                self.evict(state)
             else:  # it got events since it was tracked
                 self.retention.retrack(self.partition, task_id, deadline)
+
+    def evict(self, state: TaskState) -> None:
+        """Drop a task's state, telling the sink first (it keeps the state as the base
+        that a later start of the task merges with) and keeping the watermark, so
+        that after a restart events older than the evicted state are still refused.
+        Same partition as the current event, so the tombstone and the watermark go
+        to the right changelog partition."""
+        self.task_snapshots.send_soon(
+            key=state.task_id.encode(), value=evicted_record(state, self.window)
+        )
+        self.task_state[watermark_key(self.partition)] = str(
+            self.retention.watermark[self.partition]
+        )
+        del self.task_state[state.task_id]
+        self.retention.forget(state.task_id)
+        self.evicted += 1
 
     def reindex(self) -> None:
         """After the table was recovered from its changelog: track every task again."""
         for task_id, raw in list(self.task_state.items()):
+            partition = watermark_partition(task_id)
+            if partition is not None:
+                self.retention.observe(partition, int(raw))
+                continue
             state = TaskState.from_stored(raw)
             if state.partition >= 0:
                 self.retention.track(state.partition, task_id, state.deadline_ms(self.window))
 
     def emit_snapshot(self, state: TaskState) -> None:
         self.task_snapshots.send_soon(
-            key=state.task_id.encode(), value=dumps(state.snapshot(self.window))
+            key=state.task_id.encode(), value=snapshot_record(state, self.window)
         )
 
     async def send_dead_letter(self, message: Any, error: InvalidEvent) -> None:

@@ -11,7 +11,8 @@ objects in memory (moto) or lack the conditional writes Tansu's metadata needs
 (local-s3-server, alocals3 0.3); the ones that have both need Docker, Node.js or
 a Go binary, and the Quick start promises only Python 3.11. What Tansu uses is
 small (object_store's put with ``If-None-Match: *`` / ``If-Match``, get, head,
-delete, ListObjectsV2), and this module implements exactly that on aiohttp.
+delete, DeleteObjects, ListObjectsV2), and this module implements exactly that
+on aiohttp.
 
 Durability: a write is a temporary file, ``fsync``, then ``rename`` over the key,
 all before the response; an acknowledged write survives a SIGKILL of the server
@@ -34,6 +35,7 @@ import signal
 from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -101,6 +103,8 @@ class FileObjectStore:
             if request.method in ("PUT", "HEAD"):  # create / probe a bucket
                 (self.root / bucket).mkdir(parents=True, exist_ok=True)
                 return web.Response(status=200)
+            if request.method == "POST" and "delete" in request.query:
+                return self.delete_objects(bucket, await request.read())
             return _error(405, "MethodNotAllowed", f"{request.method} on a bucket")
         path = self.path(bucket, key)
         if path is None:
@@ -174,6 +178,27 @@ class FileObjectStore:
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
             data, status = data[start:stop], 206
         return web.Response(status=status, body=data, headers=headers)
+
+    def delete_objects(self, bucket: str, body: bytes) -> web.Response:
+        """DeleteObjects (``POST /bucket?delete``): Tansu deletes a topic's objects so."""
+        try:
+            root = ElementTree.fromstring(body)
+        except ElementTree.ParseError as exc:
+            return _error(400, "MalformedXML", f"DeleteObjects body is not XML: {exc}")
+        deleted = []
+        for element in root.iter():
+            if element.tag.rsplit("}", 1)[-1] != "Key" or element.text is None:
+                continue
+            path = self.path(bucket, element.text)
+            if path is None:
+                return _error(400, "InvalidKey", f"key {element.text!r} is not a plain path")
+            path.unlink(missing_ok=True)
+            deleted.append(element.text)
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>',
+                 '<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">']  # fmt: skip
+        parts += [f"<Deleted><Key>{escape(key)}</Key></Deleted>" for key in deleted]
+        parts.append("</DeleteResult>")
+        return web.Response(text="".join(parts), content_type="application/xml")
 
     def list_objects(self, bucket: str, request: web.Request) -> web.Response:
         """ListObjectsV2: ``prefix``, ``delimiter``, ``max-keys``, ``continuation-token``."""

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from pipeline.events.models import CallEvent
-from pipeline.join.state import epoch_ms
+from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CallCost
 
 _COST_PARTS = (
@@ -59,3 +59,26 @@ def priced_call_record(
 
 def dumps(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def snapshot_record(state: TaskState, window: OutcomeWindow) -> bytes:
+    """A task snapshot: the task row, and the state it comes from (``state``: the
+    event ids and every field, with ``window_ms`` of its resolved scenario), so the
+    sink can tell which events a row reflects and merge states exactly."""
+    window_ms = state.window_ms(window)
+    record = state.row(window_ms)
+    record["state"] = {**state.to_json(), "window_ms": window_ms}
+    return dumps(record)
+
+
+def evicted_record(state: TaskState, window: OutcomeWindow) -> bytes:
+    """The last state of a task leaving stage 1 (retention): ``kind: evicted``."""
+    window_ms = state.window_ms(window)
+    return dumps(
+        {
+            "kind": "evicted",
+            "task_id": state.task_id,
+            "version": state.version,
+            "state": {**state.to_json(), "window_ms": window_ms},
+        }
+    )

@@ -96,6 +96,11 @@ class TaskState:
     outcome: tuple[int, str, str, str] | None = None
     # The worker's state partition the task lives in (for retention after a restart).
     partition: int = -1
+    # The partition's event-time watermark when this state was created. A task's state
+    # can leave the worker (retention) and start again from a later event: events too
+    # old for that new start are refused (see agents.base), so the old and the new
+    # state never share an event and the sink can merge them exactly (see merge()).
+    born_ms: int = 0
 
     @property
     def version(self) -> int:
@@ -180,9 +185,18 @@ class TaskState:
     def deadline_ms(self, window: OutcomeWindow = DEFAULT_WINDOW) -> int:
         return window.deadline_ms(self.resolved("scenario_id") or "", self.last_event_ms or 0)
 
+    def window_ms(self, window: OutcomeWindow = DEFAULT_WINDOW) -> int:
+        """The outcome window of the task's resolved scenario."""
+        return window.by_scenario_ms.get(self.resolved("scenario_id") or "", window.default_ms)
+
     def snapshot(self, window: OutcomeWindow = DEFAULT_WINDOW) -> dict[str, Any]:
         """The row the task fact table stores; Decimal as string, times as epoch ms."""
+        return self.row(self.window_ms(window))
+
+    def row(self, window_ms: int) -> dict[str, Any]:
+        """:meth:`snapshot` for a known window of the resolved scenario."""
         scenario_id = self.resolved("scenario_id") or ""
+        last = self.last_event_ms or 0
         return {
             "task_id": self.task_id,
             "version": self.version,
@@ -207,7 +221,7 @@ class TaskState:
             "outcome": self.outcome[2] if self.outcome else "",
             "outcome_source": self.outcome[3] if self.outcome else "",
             "outcome_ms": self.outcome[0] if self.outcome else None,
-            "outcome_deadline_ms": window.deadline_ms(scenario_id, self.last_event_ms or 0),
+            "outcome_deadline_ms": ((last + window_ms) // HOUR_MS + 1) * HOUR_MS,
             "models": sorted(self.models),
             "experiment": self.resolved("experiment") or "",
         }
@@ -239,6 +253,7 @@ class TaskState:
             "outcome": list(self.outcome) if self.outcome else None,
             "partition": self.partition,
             "models": list(self.models),  # a set: order carries no meaning
+            "born": self.born_ms,
         }
 
     def to_stored(self) -> str:
@@ -279,7 +294,71 @@ class TaskState:
         state.partition = data.get("partition", -1)
         # Absent in states stored before tasks tracked their models (migration 0007).
         state.models = set(data.get("models", ()))
+        # Absent in states stored before restarts of a task's state were told apart.
+        state.born_ms = data.get("born", 0)
         return state
+
+    # --- merging (the sink, for a task whose state left the worker) -------
+
+    def merge(self, other: TaskState) -> TaskState:
+        """The state of both event sets, which must be disjoint.
+
+        Exact because every field is a sum, a min/max, or a "latest/earliest by
+        (ts, event_id)" pick, each of which combines over a union of disjoint sets.
+        Raises ValueError when the sets share an event (a shared event would count
+        twice in the sums).
+        """
+        shared = self.seen & other.seen
+        if shared:
+            raise ValueError(
+                f"task {self.task_id!r}: states share {len(shared)} events "
+                f"(e.g. {sorted(shared)[:3]}); only disjoint states merge exactly"
+            )
+        out = TaskState(task_id=self.task_id, seen=self.seen | other.seen)
+        for name in ("calls", "failed_calls", "retried_calls", "fallback_calls",
+                     "unpriced_calls", "input_tokens", "cache_read_tokens",
+                     "cache_write_tokens", "output_tokens", "reasoning_tokens"):  # fmt: skip
+            setattr(out, name, getattr(self, name) + getattr(other, name))
+        out.total_cost = MONEY.add(self.total_cost, other.total_cost)
+        out.first_event_ms = _pick_min(self.first_event_ms, other.first_event_ms)
+        out.last_event_ms = _pick_max(self.last_event_ms, other.last_event_ms)
+        out.started_ms = _pick_min(self.started_ms, other.started_ms)
+        out.completed_ms = _pick_max(self.completed_ms, other.completed_ms)
+        out.models = self.models | other.models
+        for name in _LABELS:
+            latest = [p for p in (self.from_task.get(name), other.from_task.get(name)) if p]
+            if latest:
+                out.from_task[name] = max(latest, key=lambda p: p[:2])
+            earliest = [p for p in (self.from_call.get(name), other.from_call.get(name)) if p]
+            if earliest:
+                out.from_call[name] = min(earliest, key=lambda p: p[:2])
+        outcomes = [o for o in (self.outcome, other.outcome) if o]
+        out.outcome = max(outcomes, key=lambda o: o[:2]) if outcomes else None
+        out.partition = self.partition if self.partition >= 0 else other.partition
+        out.born_ms = min(self.born_ms, other.born_ms)
+        return out
+
+    def scenario_source(self, other: TaskState) -> TaskState:
+        """Of ``self`` and ``other``, the state whose pick resolves the merged scenario.
+
+        Its outcome window is the merged task's: a task-event pick (latest) beats a
+        call pick (earliest), as in :meth:`resolved`.
+        """
+        mine, theirs = self.from_task.get("scenario_id"), other.from_task.get("scenario_id")
+        if mine or theirs:
+            return self if theirs is None or (mine is not None and mine[:2] > theirs[:2]) else other
+        mine, theirs = self.from_call.get("scenario_id"), other.from_call.get("scenario_id")
+        if mine and theirs:
+            return self if mine[:2] < theirs[:2] else other
+        return self if mine else other
+
+
+def _pick_min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _pick_max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _labels(event: CallEvent | TaskEvent) -> tuple[str | None, ...]:

@@ -50,7 +50,9 @@ SELECT
     (SELECT countIf(cost_total IS NULL) FROM calls FINAL) AS unpriced_calls,
     (SELECT count() FROM dead_letters FINAL) AS dead_letters,
     (SELECT groupUniqArray(price_book_version) FROM calls FINAL WHERE price_book_version != '')
-        AS price_books
+        AS price_books,
+    (SELECT (countIf(notEmpty(pending)), sum(length(pending)), countIf(evictions > 0))
+        FROM task_states FINAL) AS lineage
 """
 
 
@@ -89,6 +91,12 @@ def health(client: Any) -> dict[str, Any]:
         "unpriced_calls": row[1],
         "dead_letters": row[2],
         "price_books": sorted(row[3]),
+        # Tasks whose stage-1 state diverged from the stored row, and the events
+        # stage 1 applied that the row lacks (see sink.lineage).
+        "diverged_tasks": row[4][0],
+        "pending_events": row[4][1],
+        # Tasks whose state left stage 1 and started again, merged exactly.
+        "restarted_tasks": row[4][2],
     }
 
 
@@ -121,6 +129,14 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
         f"dead-lettered: {stats['dead_letters']:,}  "
         f"priced with: {', '.join(stats['price_books']) or '-'}"
     )
+    if stats["diverged_tasks"]:
+        out.append(
+            f"INCOMPLETE: {stats['diverged_tasks']:,} tasks lack {stats['pending_events']:,} "
+            "events that stage 1 applied (its state diverged from the stored rows). Right "
+            "after a crash this is Kafka re-delivery still under way; if it stays once the "
+            "pipeline is idle, stage 1 lost state: run `costflow state restore` "
+            "(docs/design.md, Recovery)."
+        )
     out.append(
         "rejected/failed/unresolved/pending (outcome window still open): "
         + ", ".join(

@@ -133,16 +133,20 @@ class Stack:
 
     def stop(self) -> None:
         for role in ("worker", "sink", "broker"):
-            process = self.children.get(role)
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                log.error("%s did not stop within 60 s; killing it", role)
-                process.kill()
-                process.wait()
+            self.stop_role(role)
+
+    def stop_role(self, role: str) -> None:
+        """SIGTERM one child and wait for it (SIGKILL after 60 s)."""
+        process = self.children.get(role)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            log.error("%s did not stop within 60 s; killing it", role)
+            process.kill()
+            process.wait()
 
     def __enter__(self) -> Stack:
         return self.start()

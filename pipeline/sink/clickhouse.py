@@ -26,6 +26,7 @@ from pipeline.sink.rows import (
     CHANGE_COLUMNS,
     DEAD_LETTER_COLUMNS,
     REPRICING_COLUMNS,
+    STATE_COLUMNS,
     call_row,
     dead_letter_row,
 )
@@ -48,6 +49,7 @@ class ClickHouseSink(Sink):
                 "task_changes": CHANGE_COLUMNS,
                 "call_repricings": REPRICING_COLUMNS,
                 "call_cancellations": CALL_CANCEL_COLUMNS,
+                "task_states": STATE_COLUMNS,
             },
         )
         self._repair_due = True
@@ -69,8 +71,8 @@ class ClickHouseSink(Sink):
 
     def _rows(self, batch: Batch) -> dict[str, tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
         calls: dict[str, dict[str, Any]] = {}
-        # Several snapshots of one task in a batch: only the highest version matters.
-        latest: dict[str, dict[str, Any]] = {}
+        # Stage-1 records per task, in offset order (lineage decides what each does).
+        tasks: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         reprices: list[dict[str, Any]] = []
         dead: list[tuple[Any, ...]] = []
         for record in batch.records:
@@ -81,23 +83,20 @@ class ClickHouseSink(Sink):
                 calls[call["event_id"]] = call
             elif record.topic == self.topics.task_snapshots:
                 snap = json.loads(record.value or b"{}")
-                if snap.get("kind") == "reprice":  # from costflow reprice, in offset order
+                kind = snap.get("kind", "snapshot")
+                if kind == "reprice":  # from costflow reprice, in offset order
                     reprices.append(snap)
                     continue
-                current = latest.get(snap["task_id"])
-                if current is None or snap["version"] > current["version"]:
-                    latest[snap["task_id"]] = snap
+                tasks.setdefault(snap["task_id"], []).append((kind, snap))
         new_calls = self._new_calls(calls)
         # One read of the stored task rows serves both the reprices and the restatement.
-        stored = self.restater.prefetch([*latest, *(r["task_id"] for r in reprices)])
-        repriced = self.repricer.apply(reprices, stored | set(latest))
+        stored = self.restater.prefetch([*tasks, *(r["task_id"] for r in reprices)])
+        repriced = self.repricer.apply(reprices, stored | set(tasks))
+        changes, states = self.restater.changes(tasks, repriced.adjustments)
         return {
             "calls": (self.topics.priced_calls, CALL_COLUMNS, new_calls + repriced.calls),
-            "task_changes": (
-                self.topics.task_snapshots,
-                CHANGE_COLUMNS,
-                self.restater.changes(latest, repriced.adjustments),
-            ),
+            "task_changes": (self.topics.task_snapshots, CHANGE_COLUMNS, changes),
+            "task_states": (self.topics.task_snapshots, STATE_COLUMNS, states),
             "call_repricings": (self.topics.task_snapshots, REPRICING_COLUMNS, repriced.history),
             "call_cancellations": (
                 self.topics.task_snapshots,
@@ -155,7 +154,12 @@ class ClickHouseSink(Sink):
     def skipped(self) -> dict[str, int]:
         counts = {
             "calls_already_stored": self.calls_already_stored,
+            # Pre-0008 snapshots (no state) not newer than the stored row.
             "snapshots_superseded": self.restater.superseded,
+            # Every event already in the stored row (re-emitted or older snapshots).
+            "task_records_already_stored": self.restater.outcomes.get("already_stored", 0),
+            # Not applied; their new events are kept as task_states.pending (report).
+            "task_records_diverged": self.restater.outcomes.get("diverged", 0),
             "reprice_adjustments_without_task_row": self.restater.orphan_adjustments,
             **{f"reprice_{reason}": n for reason, n in self.repricer.counts.items()},
         }

@@ -11,9 +11,10 @@ Why this is safe under replays and crashes:
 - The stored row is read from task_changes (or from a cache of rows this
   process wrote itself), so a cancel row always equals the row it cancels, even when
   stage 1 re-emitted a different snapshot under the same version after a crash.
-- A snapshot whose version is not above the stored one is dropped; the final
-  snapshot of a task (all its events) always has the highest version, so the
-  stored row converges to it.
+- Which events a row reflects is known (:mod:`pipeline.sink.lineage`): a
+  snapshot whose events are all stored is skipped with nothing lost, a newer
+  one replaces the row, and one that diverges from the row is not applied but
+  its new events are kept as pending and reported, never dropped in silence.
 - Re-consuming a batch after a crash finds its rows already stored and writes
   nothing, whatever the batch boundaries are this time.
 Only one sink process writes a given task: the output topic is keyed by
@@ -38,7 +39,8 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.pricing.engine import MONEY
-from pipeline.sink.rows import CHANGE_COLUMNS, task_row
+from pipeline.sink.lineage import Lineage, Part
+from pipeline.sink.rows import CHANGE_COLUMNS, STATE_COLUMNS, task_row
 
 # A stored row: the change columns without sign, as the tasks table holds them.
 _STORED = tuple(c for c in CHANGE_COLUMNS if c != "sign")
@@ -66,16 +68,26 @@ class Adjustment:
         )
 
 
+# What the sink holds per task: its stored row (None: none yet) and its lineage.
+Stored = tuple[tuple[Any, ...] | None, Lineage]
+# A stage-1 record for a task, in offset order: "snapshot" or "evicted", and its value.
+TaskRecord = tuple[str, dict[str, Any]]
+
+
 class TaskRestater:
-    """Computes the task_changes rows for a batch; remembers what it wrote."""
+    """Computes the task_changes and task_states rows for a batch; remembers what it wrote."""
 
     def __init__(self, client: Any, cache_entries: int = 200_000) -> None:
         self.client = client
         self.cache_entries = cache_entries
-        self._stored: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        # Rows read by prefetch() for the batch being planned (None: the task has
-        # no row), used by that batch's changes() instead of a second read.
-        self._prefetched: dict[str, tuple[Any, ...] | None] = {}
+        self._stored: OrderedDict[str, Stored] = OrderedDict()
+        # Read by prefetch() for the batch being planned, used by that batch's
+        # changes() instead of a second read.
+        self._prefetched: dict[str, Stored] = {}
+        # Per outcome of applying a stage-1 record (see lineage.Applied).
+        self.outcomes: dict[str, int] = {}
+        # Snapshots from workers that sent no state (before migration 0008) that
+        # were not newer than the stored row, by version.
         self.superseded = 0
         # Reprices for tasks with no stored row (should not happen: reprices read them).
         self.orphan_adjustments = 0
@@ -89,31 +101,41 @@ class TaskRestater:
         for task_id in task_ids:
             self._stored.pop(task_id, None)
 
-    def _lookup(self, task_ids: list[str]) -> dict[str, tuple[Any, ...]]:
-        found: dict[str, tuple[Any, ...]] = {}
+    def _lookup(self, task_ids: list[str]) -> dict[str, Stored]:
+        found: dict[str, Stored] = {}
         missing = []
         for task_id in task_ids:
             if task_id in self._stored:
                 found[task_id] = self._stored[task_id]
                 self._stored.move_to_end(task_id)
             elif task_id in self._prefetched:
-                row = self._prefetched[task_id]
-                if row is not None:
-                    found[task_id] = row
+                found[task_id] = self._prefetched[task_id]
             else:
                 missing.append(task_id)
         for start in range(0, len(missing), 5_000):
             chunk = missing[start : start + 5_000]
+            rows: dict[str, tuple[Any, ...]] = {}
             # The current row is the +1 row of the highest version, merged or not. Read
             # from task_changes itself, not from the views fed by it: it is what was applied.
-            result = self.client.query(
+            for row in self.client.query(
                 f"SELECT {', '.join(_STORED)} FROM task_changes "
                 "WHERE task_id IN %(ids)s AND sign = 1 "
                 "ORDER BY task_id, version DESC LIMIT 1 BY task_id",
                 parameters={"ids": chunk},
-            )
-            for row in result.result_rows:
-                found[row[0]] = tuple(row)
+            ).result_rows:
+                rows[row[0]] = tuple(row)
+            lineages: dict[str, Lineage] = {}
+            for task_id, seq, base, current, pending, evictions in self.client.query(
+                "SELECT task_id, seq, base, current, pending, evictions FROM task_states "
+                "WHERE task_id IN %(ids)s ORDER BY task_id, seq DESC LIMIT 1 BY task_id",
+                parameters={"ids": chunk},
+            ).result_rows:
+                lineages[task_id] = Lineage(
+                    Part.from_text(base), Part.from_text(current), frozenset(pending), seq,
+                    evictions,
+                )  # fmt: skip
+            for task_id in chunk:
+                found[task_id] = (rows.get(task_id), lineages.get(task_id, Lineage()))
         return found
 
     def prefetch(self, task_ids: Iterable[str]) -> set[str]:
@@ -122,31 +144,26 @@ class TaskRestater:
         The next :meth:`changes` uses these rows instead of reading them again.
         """
         ids = sorted(set(task_ids))
-        found = self._lookup(ids)
-        self._prefetched = {t: found.get(t) for t in ids}
-        return set(found)
+        self._prefetched = self._lookup(ids)
+        return {t for t, (row, _) in self._prefetched.items() if row is not None}
 
     def changes(
         self,
-        snapshots: dict[str, dict[str, Any]],
+        records: dict[str, list[TaskRecord]],
         adjustments: dict[str, Adjustment] | None = None,
-    ) -> list[tuple[Any, ...]]:
-        """Sign rows for the newest snapshot and the reprices per task; empty for
-        tasks already up to date."""
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Sign rows (task_changes) and lineage rows (task_states) for a batch's stage-1
+        records, in offset order per task, and its reprices; empty for tasks whose
+        row and lineage are unchanged."""
         adjustments = adjustments or {}
-        task_ids = sorted(set(snapshots) | set(adjustments))
+        task_ids = sorted(set(records) | set(adjustments))
         stored = self._lookup(task_ids)
         rows: list[tuple[Any, ...]] = []
-        self._pending: dict[str, tuple[Any, ...]] = {}
+        states: list[tuple[Any, ...]] = []
+        self._pending: dict[str, Stored] = {}
         for task_id in task_ids:
-            current = stored.get(task_id)
-            new: dict[str, Any] | None = None
-            snapshot = snapshots.get(task_id)
-            if snapshot is not None:
-                if current is None or snapshot["version"] > events_of(current[_VERSION]):
-                    new = _from_snapshot(snapshot, current)
-                else:
-                    self.superseded += 1
+            current, lineage = stored.get(task_id, (None, Lineage()))
+            new, lineage_now = self._apply(current, lineage, records.get(task_id, []))
             adjustment = adjustments.get(task_id)
             if adjustment is not None:
                 base = new if new is not None else _as_dict(current)
@@ -154,15 +171,55 @@ class TaskRestater:
                     self.orphan_adjustments += 1
                 else:
                     new = _adjusted(base, adjustment)
-            if new is None:
-                continue
-            row = tuple(new[c] for c in _STORED)
-            if current is not None:
-                rows.append(_with_sign(current, -1))
-            rows.append(_with_sign(row, 1))
-            self._pending[task_id] = row
+            row = current
+            if new is not None:
+                row = tuple(new[c] for c in _STORED)
+                if current is not None:
+                    rows.append(_with_sign(current, -1))
+                rows.append(_with_sign(row, 1))
+            if lineage_now is not lineage:
+                states.append(_state_row(task_id, lineage_now))
+            if new is not None or lineage_now is not lineage:
+                self._pending[task_id] = (row, lineage_now)
         self._prefetched = {}
-        return rows
+        return rows, states
+
+    def _apply(
+        self, current: tuple[Any, ...] | None, lineage: Lineage, records: list[TaskRecord]
+    ) -> tuple[dict[str, Any] | None, Lineage]:
+        """The task's new row (None: unchanged) and lineage after its records."""
+        legacy: dict[str, Any] | None = None
+        start = lineage
+        for kind, value in records:
+            data = value.get("state")
+            if data is None:  # a worker from before migration 0008: versions only
+                if kind == "snapshot" and (legacy is None or value["version"] > legacy["version"]):
+                    legacy = value
+                continue
+            part = Part.from_record(data)
+            if kind == "evicted":
+                lineage, outcome = lineage.apply_eviction(part)
+            else:
+                lineage, outcome = lineage.apply_snapshot(part)
+            self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+        whole = lineage.whole()
+        if start.whole() is not None:
+            # The row shows start.whole(): rewrite it when the events changed.
+            if whole is not None and whole.state.seen != start.events():
+                return _from_snapshot(whole.state.row(whole.window_ms), current), lineage
+        elif whole is not None:
+            # No lineage yet: a new task, or a row stored before migration 0008, whose
+            # events are unknown; for that one, only a snapshot with more events wins.
+            snapshot = whole.state.row(whole.window_ms)
+            if current is None or snapshot["version"] > events_of(current[_VERSION]):
+                return _from_snapshot(snapshot, current), lineage
+            self.superseded += 1
+            return None, start
+        if legacy is not None:
+            if current is None or legacy["version"] > events_of(current[_VERSION]):
+                return _from_snapshot(legacy, current), lineage
+            self.superseded += 1
+        return None, lineage
 
     def committed(self) -> None:
         """The rows from the last :meth:`changes` are durable: remember them."""
@@ -172,6 +229,20 @@ class TaskRestater:
         self._pending = {}
         while len(self._stored) > self.cache_entries:
             self._stored.popitem(last=False)
+
+
+def _state_row(task_id: str, lineage: Lineage) -> tuple[Any, ...]:
+    """A task_states row, in STATE_COLUMNS order."""
+    values = {
+        "task_id": task_id,
+        "seq": lineage.seq,
+        "base": lineage.base.to_text() if lineage.base else "",
+        "current": lineage.current.to_text() if lineage.current else "",
+        "pending": sorted(lineage.pending),
+        "events": len(lineage.events()),
+        "evictions": lineage.evictions,
+    }
+    return tuple(values[c] for c in STATE_COLUMNS)
 
 
 def _with_sign(row: tuple[Any, ...], sign: int) -> tuple[Any, ...]:

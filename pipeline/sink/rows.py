@@ -40,6 +40,8 @@ CHANGE_COLUMNS = (
     "outcome_at", "outcome_deadline", "reprice_cost_delta", "reprice_priced_calls", "models",
     "experiment",
 )  # fmt: skip
+# task_states: what the sink knows of each task's stage-1 state (see sink.lineage).
+STATE_COLUMNS = ("task_id", "seq", "base", "current", "pending", "events", "evictions")
 # call_cancellations: a stored call a reprice replaces, as the call aggregates saw it
 # (every call column they sum or group by). Materialized views turn rows of calls into
 # +1 and these into -1 rows of call_changes.

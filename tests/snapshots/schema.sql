@@ -882,6 +882,24 @@ GROUP BY
     outcome,
     open_deadline;
 
+CREATE TABLE task_states
+(
+    `task_id` String,
+    `seq` UInt64 COMMENT 'Increases with every change the sink writes for the task',
+    `base` String COMMENT 'Merged state of earlier starts that left stage 1 (JSON; empty: none)' CODEC(ZSTD(3)),
+    `current` String COMMENT 'Latest state stage 1 reported for the current start (JSON; empty: none)' CODEC(ZSTD(3)),
+    `pending` Array(String) COMMENT 'Event ids stage 1 applied that the row lacks (a diverged snapshot); empty when whole',
+    `events` UInt32 COMMENT 'Distinct events the task row reflects (base and current)',
+    `evictions` UInt32 COMMENT 'How often the task state left stage 1 and was kept as base',
+    `written_at` DateTime64(3, 'UTC') DEFAULT now64(3),
+    `plan_id` String COMMENT 'The sink batch that wrote this row (see sink_plans)',
+    INDEX plan_idx plan_id TYPE bloom_filter GRANULARITY 4
+)
+ENGINE = ReplacingMergeTree(seq)
+ORDER BY task_id
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
+COMMENT 'Stage-1 state per task as the sink applied it: event ids, base of earlier starts, pending events';
+
 CREATE TABLE tasks
 (
     `task_id` String,

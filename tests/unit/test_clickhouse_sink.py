@@ -104,7 +104,7 @@ def test_a_batch_cut_off_between_table_and_view_is_completed_on_start(
     migrate(chdb_client)
     sink = ClickHouseSink(chdb_client, TOPICS)
     snap = snapshot("a", 1, "1.5", "rejected")
-    rows = sink.restater.changes({"a": snap})
+    rows, _ = sink.restater.changes({"a": [("snapshot", snap)]})
     chdb_client.command("DETACH TABLE task_outcomes_daily_mv")
     sink.plans.started("p1", ["task_changes"])
     sink.plans.insert("p1", "task_changes", rows)  # no view block, no "done"

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
-from pipeline.join.state import TaskState
+from pipeline.join.state import OutcomeWindow, TaskState
 from tests.reference import call_cost, expected_tasks, parse_ts
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -184,3 +185,36 @@ def test_states_stored_before_models_were_tracked_still_load() -> None:
     old = TaskState.from_json(stored)
     assert old.snapshot()["models"] == [] and old.snapshot()["experiment"] == ""
     assert old.version == 1
+
+
+WINDOWS = OutcomeWindow(
+    default_ms=24 * 3_600_000,
+    by_scenario_ms={"s-call-a": 2 * 3_600_000, "s-task-a": 30 * 3_600_000, "s-task-b": 1},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(task_events(), st.randoms(use_true_random=False))
+def test_merging_states_of_disjoint_event_sets_is_the_state_of_their_union(
+    events: list[dict[str, Any]], rnd: random.Random
+) -> None:
+    """What the sink relies on when a task's state left the worker and started again."""
+    rnd.shuffle(events)
+    cut = rnd.randint(0, len(events))
+    first, second = run(events[:cut]), run(events[cut:])
+    merged = first.merge(second)
+    whole = run(events)
+    # The merged task's outcome window comes from the part that resolves its scenario.
+    window_ms = first.scenario_source(second).window_ms(WINDOWS)
+    assert merged.row(window_ms) == whole.snapshot(WINDOWS)
+    assert merged.seen == whole.seen and merged.version == len(events)
+    assert second.merge(first).row(window_ms) == whole.snapshot(WINDOWS)
+
+
+def test_states_that_share_an_event_refuse_to_merge() -> None:
+    call = {
+        "type": "call", "event_id": "c1", "task_id": "task-1", "ts": "2026-11-01T10:00:00Z",
+        "provider": "openai", "model": "gpt-4o-mini", "usage": {"input_tokens": 1},
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="share 1 events"):
+        run([call]).merge(run([call]))

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.agents.base import StageContext, consume
+from pipeline.agents.base import StageContext, consume, watermark_key
 from pipeline.agents.calls import apply_call
 from pipeline.agents.outcomes import apply_outcome
 from pipeline.join.retention import RetentionIndex
@@ -78,7 +78,14 @@ def test_a_finished_task_leaves_exactly_at_its_expiry() -> None:
     assert "t1" in table and ctx.evicted == 0
     run(ctx, [call("c3", "t2", "2026-11-03T13:00:00Z")])
     assert "t1" not in table and ctx.evicted == 1
-    assert set(table) == {"t2"} and len(ctx.retention) == 1
+    assert set(table) == {"t2", watermark_key(0)} and len(ctx.retention) == 1
+    # The sink is told, with the state that left (it becomes the task's base there).
+    evicted = [json.loads(s["value"]) for s in ctx.task_snapshots.sent][-1]
+    assert (evicted["kind"], evicted["task_id"], evicted["version"]) == ("evicted", "t1", 2)
+    assert sorted(evicted["state"]["seen"]) == ["c1", "o1"]
+    assert evicted["state"]["window_ms"] == 24 * HOUR
+    # The watermark that evicted it is kept: Nov 3 13:00 UTC in epoch ms.
+    assert int(table[watermark_key(0)]) == 1_793_710_800_000
 
 
 def test_a_task_that_got_later_events_is_kept_until_its_new_expiry() -> None:
@@ -112,10 +119,41 @@ def test_an_event_for_a_task_that_left_is_dead_lettered_as_too_late() -> None:
     assert sent["value"] == late.message.value
     assert b"COSTFLOW_WORKER_STATE_RETENTION_S" in dict(sent["headers"])["costflow.detail"]
     assert "t1" not in table  # not started again from nothing
-    # An event for a task the worker still holds is never too late, however old.
+
+
+def test_an_event_too_old_for_the_start_of_its_tasks_state_is_too_late() -> None:
+    """Too late is judged against the watermark when the task's state began, so it does
+    not depend on arrival order, and a state that began again after its task left never
+    shares an event with the state the sink already holds."""
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z")])
+    # t2 begins while the watermark is Nov 2 10:00 (c2 itself is applied first).
+    run(ctx, [call("c2", "t2", "2026-11-03T13:00:00Z")])
+    assert TaskState.from_stored(table["t2"]).born_ms == 1_793_613_600_000  # Nov 2 10:00
+    # Nov 1 00:00 -> deadline Nov 2 01:00 -> expiry Nov 2 02:00 <= Nov 2 10:00: refused,
+    # as it would have been had it arrived before c2.
     run(ctx, [call("c10", "t2", "2026-11-01T00:00:00Z")])
     assert ctx.dead_lettered == {"too_late": 1}
+    assert (
+        b"started this task's state again"
+        in dict(ctx.dead_letter.sent[0]["headers"])["costflow.detail"]
+    )
+    # Nov 2 09:30 -> deadline Nov 3 10:00 -> expiry Nov 3 11:00 > Nov 2 10:00: applied.
+    run(ctx, [call("c11", "t2", "2026-11-02T09:30:00Z")])
+    assert ctx.dead_lettered == {"too_late": 1}
     assert TaskState.from_stored(table["t2"]).version == 2
+
+
+def test_after_a_restart_the_eviction_watermark_still_refuses_old_events() -> None:
+    table, ctx = one_hour_retention()
+    run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z")])
+    run(ctx, [call("c2", "t2", "2026-11-03T13:00:00Z")])  # t1 (expiry Nov 3 12:00) leaves
+    restarted = context(table)  # the table came back from its changelog; the index did not
+    restarted.retention = RetentionIndex(HOUR)
+    restarted.reindex()
+    assert restarted.retention.watermark[0] == 1_793_710_800_000  # Nov 3 13:00
+    run(restarted, [call("c9", "t1", "2026-11-02T10:30:00Z")])  # a re-delivery of old input
+    assert restarted.dead_lettered == {"too_late": 1} and "t1" not in table
 
 
 def test_after_a_restart_recovered_tasks_are_tracked_again() -> None:
