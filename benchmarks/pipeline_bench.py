@@ -67,7 +67,7 @@ def raw_aiokafka_rate(bootstrap: str, ends: dict[tuple[str, int], int]) -> float
     return asyncio.run(run())
 
 
-def run(tasks: int, warmup_tasks: int, out: Path) -> dict[str, Any]:
+def run(tasks: int, warmup_tasks: int, out: Path, durable: bool = False) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="costflow-bench-"))
     events = generate(tasks, seed=42)
     main_file = work / "events.jsonl"
@@ -76,7 +76,7 @@ def run(tasks: int, warmup_tasks: int, out: Path) -> dict[str, Any]:
     warm_file = work / "warmup.jsonl"
     warm_file.write_bytes(b"\n".join(write_jsonl(warm)) + b"\n")
 
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(storage_dir=work / "broker" if durable else None) as broker:
         kafka = KafkaSettings(bootstrap=broker.bootstrap)
         # Baseline: the same records, raw, from the same broker.
         raw_topics = TopicSettings.with_prefix("bench-raw.")
@@ -111,6 +111,7 @@ def run(tasks: int, warmup_tasks: int, out: Path) -> dict[str, Any]:
     n = len(events)
     result = {
         "benchmark": "pipeline",
+        "broker": "durable (file-backed object store)" if durable else "in memory",
         "events": n,
         "tasks": tasks,
         "pipeline_events_per_s": n / total_s,
@@ -133,8 +134,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=4000)
     parser.add_argument("--warmup-tasks", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline.json"))
+    parser.add_argument(
+        "--durable", action="store_true", help="the broker as the stack runs it: on disk"
+    )
     args = parser.parse_args()
-    result = run(args.tasks, args.warmup_tasks, args.out)
+    result = run(args.tasks, args.warmup_tasks, args.out, args.durable)
     print()
     print(f"events                      {result['events']:>12,}")
     print(

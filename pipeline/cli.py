@@ -85,7 +85,16 @@ def cmd_up(_args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop drains like Ctrl-C
     started = time.monotonic()
-    stack = Stack(load_settings()).start()
+    stack = Stack(load_settings())
+    try:
+        stack.start()
+    except KeyboardInterrupt:  # Ctrl-C while starting: stop what did start
+        print("costflow: interrupted while starting; stopping", file=sys.stderr)
+        stack.stop()
+        return 130
+    except BaseException:
+        stack.stop()
+        raise
     print(
         f"costflow: broker, worker and sink started in {time.monotonic() - started:.1f}s; "
         "Ctrl-C drains and stops all",

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from pipeline.config import Settings
 from pipeline.embedded.broker import free_port
 from pipeline.query.client import connect
+from pipeline.query.report import health
 from pipeline.runtime.produce import produce_lines
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
@@ -110,6 +111,8 @@ def check(base: Settings, all_lines: list[list[bytes]]) -> None:
         assert_matches_reference(client, events)
         distinct_calls = len({e["event_id"] for e in events if e["type"] == "call"})
         assert client.query("SELECT count() FROM calls FINAL").result_rows[0][0] == distinct_calls
+        # Nothing stage 1 applied is missing from a stored row.
+        assert health(client)["diverged_tasks"] == 0
     finally:
         client.close()
 

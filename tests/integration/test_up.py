@@ -16,6 +16,8 @@ from pipeline.embedded.broker import free_port, wait_until_ready
 from pipeline.query.client import connect
 from pipeline.runtime.produce import produce_lines
 from pipeline.runtime.progress import PipelineProgress
+from tests.integration.conftest import assert_matches_reference, await_condition
+from tests.integration.test_restarts import run_wave
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +69,62 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
     client = connect(settings.clickhouse, settings.stack, create=False)
     stored = client.query("SELECT count() FROM tasks FINAL").result_rows[0][0]
     assert stored == len({e["task_id"] for e in events})
+
+
+def _start_up(
+    settings: Settings, err: Path, run: int
+) -> tuple[subprocess.Popen[bytes], KafkaSettings]:
+    env = dict(os.environ)
+    env.update(settings.env())
+    del env["COSTFLOW_KAFKA_BOOTSTRAP"]  # unset = embedded, as a user would run it
+    with err.open("ab") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "up"], env=env, stderr=log, stdout=log
+        )
+    kafka = KafkaSettings(bootstrap=f"127.0.0.1:{settings.kafka.embedded_port}")
+    wait_until_ready(kafka.resolved_bootstrap(), 60, up)
+    await_condition(  # the line a user sees before pressing Ctrl-C
+        lambda: err.read_text(errors="replace").count("sink started in") == run,
+        60,
+        "costflow up to say it started",
+    )
+    return up, kafka
+
+
+def test_ctrl_c_drains_what_the_broker_holds_then_a_second_stops_at_once(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    err = tmp_path / "up.err"
+    settings = isolated_settings.replace(kafka=KafkaSettings(embedded_port=free_port()))
+    first = generate(60, seed=8, duplicate_share=0.0)
+    up, kafka = _start_up(settings, err, 1)
+    produce_lines(kafka, settings.topics, write_jsonl(first))  # acknowledged, not processed
+    up.send_signal(signal.SIGINT)  # Ctrl-C at once: the stages have barely started
+    assert up.wait(300) == 0
+    said = err.read_text(errors="replace")
+    assert "draining" in said and "stage 2 (to ClickHouse)" in said
+    client = connect(settings.clickhouse, settings.stack, create=False)
+    assert client.query("SELECT count() FROM tasks FINAL").result_rows[0][0] == len(
+        {e["task_id"] for e in first}
+    )  # everything acknowledged was processed before the stop
+    client.close()
+
+    # A second Ctrl-C while draining stops at once; the next run finishes the work.
+    second = generate(300, seed=9, duplicate_share=0.0)
+    up, kafka = _start_up(settings.replace(kafka=KafkaSettings(embedded_port=free_port())), err, 2)
+    produce_lines(kafka, settings.topics, write_jsonl(second))
+    up.send_signal(signal.SIGINT)
+
+    def draining() -> bool:  # in this run's lines (the first run drained too)
+        return "draining" in err.read_text(errors="replace").split("costflow: broker")[-1]
+
+    await_condition(draining, 60, "the drain to start")
+    up.send_signal(signal.SIGINT)
+    assert up.wait(120) == 0
+    assert "stopping at once" in err.read_text(errors="replace")
+    run_wave(settings, [], "graceful")  # a later run on the same data directory
+    client = connect(settings.clickhouse, settings.stack, create=False)
+    try:
+        assert_matches_reference(client, first + second)
+    finally:
+        client.close()

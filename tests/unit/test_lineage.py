@@ -139,7 +139,7 @@ def test_older_and_reemitted_snapshots_carry_nothing_the_row_lacks(chdb_client: 
     ctx = context({})
     records = stage1(ctx, [call("c1", "t", "2026-11-02T10:00:00Z"),
                            call("c2", "t", "2026-11-02T10:01:00Z")])  # fmt: skip
-    older = [r for r in records if r[0] == TOPICS.task_snapshots][0]
+    older = next(r for r in records if r[0] == TOPICS.task_snapshots)
     sink.write(batch_of(records))
     assert sink.write(batch_of([older])) == {}
     assert sink.skipped()["task_records_already_stored"] == 1
