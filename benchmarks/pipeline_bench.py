@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results_file import write_result
 from pipeline.config import (
     ClickHouseSettings,
     KafkaSettings,
@@ -121,12 +120,8 @@ def run(tasks: int, warmup_tasks: int, out: Path, durable: bool = False) -> dict
         "stage2_extra_s": flushed.stage2_s,
         "raw_consume_aiokafka_per_s": aiokafka_rate,
         "pipeline_share_of_raw_aiokafka": (n / total_s) / aiokafka_rate,
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(out, result)
 
 
 def main() -> None:

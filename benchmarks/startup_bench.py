@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results_file import write_result
 from pipeline.config import KafkaSettings, Settings, StackSettings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import free_port, wait_until_ready
@@ -78,12 +78,8 @@ def run(tasks: int, out: Path) -> dict[str, Any]:
         "fresh_data_dir": fresh,
         "loading": {"tasks": tasks, "events": len(load), **loaded},
         "restart_with_data": restart,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(out, result)
 
 
 def main() -> None:
