@@ -178,12 +178,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
         for path in schemas.write():
             print(f"wrote {path}")
         return 0
-    drift = [
-        name
-        for name, text in schemas.generate().items()
-        if not (schemas.SCHEMA_DIR / name).exists()
-        or (schemas.SCHEMA_DIR / name).read_text(encoding="utf-8") != text
-    ]
+    drift = schemas.drift()
     if drift:
         print(f"schemas out of date: {drift}; run costflow schemas --write", file=sys.stderr)
         return 1

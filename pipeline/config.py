@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.resources import default_price_book
 
 DEFAULT_DATA_DIR = Path(".costflow")
 
@@ -140,7 +141,7 @@ class WorkerSettings(_Settings):
 
     model_config = SettingsConfigDict(env_prefix="COSTFLOW_WORKER_", extra="ignore", frozen=True)
     app_id: str = "costflow-stage1"
-    price_book_dir: Path = Path(__file__).resolve().parents[1] / "pricing" / "default"
+    price_book_dir: Path = Field(default_factory=default_price_book)
     commit_interval_s: float = Field(default=1.0, gt=0)
     producer_linger_ms: int = Field(default=10, ge=0, le=1000)
     # A task with no outcome this long after its last event is unresolved (per scenario

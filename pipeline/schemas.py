@@ -13,8 +13,8 @@ from typing import Any
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.pricing.book import PriceBook
 from pipeline.pricing.fixed_costs import FixedCosts
+from pipeline.resources import schema_dir
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 _MODELS: dict[str, Any] = {
     "call.schema.json": CallEvent,
     "task.schema.json": TaskEvent,
@@ -33,7 +33,19 @@ def generate() -> dict[str, str]:
     return out
 
 
-def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+def drift(directory: Path | None = None) -> list[str]:
+    """Names of committed schema files that differ from the models (or are missing)."""
+    directory = directory or schema_dir()
+    return [
+        name
+        for name, text in generate().items()
+        if not (directory / name).exists()
+        or (directory / name).read_text(encoding="utf-8") != text
+    ]
+
+
+def write(directory: Path | None = None) -> list[Path]:
+    directory = directory or schema_dir()
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in generate().items():

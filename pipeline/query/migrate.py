@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import MigrationError
+from pipeline.resources import sql_dir as sql_dir_default
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -43,13 +43,23 @@ def split_statements(text: str) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+def discover(sql_dir: Path | None = None) -> list[Migration]:
+    """The migrations in ``sql_dir`` (default: the ones costflow ships), in order.
+
+    Raises MigrationError for a missing or empty directory: "nothing to apply" from
+    a directory that is not there would leave a database without its tables.
+    """
+    sql_dir = sql_dir or sql_dir_default()
+    if not sql_dir.is_dir():
+        raise MigrationError(f"migration directory {sql_dir} does not exist; reinstall costflow")
     found = []
     for path in sorted(sql_dir.glob("*.sql")):
         match = _NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migrations are named NNNN_snake_name.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path))
+    if not found:
+        raise MigrationError(f"no migrations (NNNN_name.sql) in {sql_dir}; reinstall costflow")
     numbers = [m.number for m in found]
     if len(set(numbers)) != len(numbers):
         raise MigrationError(f"duplicate migration numbers in {sql_dir}: {numbers}")
@@ -69,7 +79,7 @@ ORDER BY number
 """
 
 
-def migrate(client: Any, sql_dir: Path = SQL_DIR) -> list[Migration]:
+def migrate(client: Any, sql_dir: Path | None = None) -> list[Migration]:
     """Apply what is not yet applied, in order. Returns the migrations applied now."""
     client.command(_LEDGER)
     applied = {

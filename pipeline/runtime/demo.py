@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 
 from pipeline.config import ClickHouseSettings, Settings, StackSettings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
@@ -16,9 +15,8 @@ from pipeline.query.analytics import Slice
 from pipeline.query.client import connect
 from pipeline.query.compare import compare, render_comparison
 from pipeline.query.report import full_report
+from pipeline.resources import example_fixed_costs
 from pipeline.runtime.replay import replay
-
-FIXED_COSTS = Path(__file__).resolve().parents[2] / "pricing" / "fixed-costs" / "2026-11.yaml"
 
 
 def run_demo(tasks: int, seed: int) -> int:
@@ -51,7 +49,7 @@ def run_demo(tasks: int, seed: int) -> int:
         f"({result['events']:,} events)\n\n"
     )
     client = connect(clickhouse, stack)
-    declaration, source = load_fixed_costs(FIXED_COSTS)
+    declaration, source = load_fixed_costs(example_fixed_costs())
     fixed_costs.load(client, declaration, source)
     print(full_report(client, Slice(), top=3))
     # The workload runs an A/B test on doc-extract's extractor model.

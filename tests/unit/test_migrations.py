@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import MigrationError
-from pipeline.query.migrate import SQL_DIR, discover, migrate, split_statements
+from pipeline.query.migrate import discover, migrate, split_statements
+from pipeline.resources import sql_dir
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "schema.sql"
 
@@ -35,7 +36,7 @@ def test_migrate_applies_once_and_is_a_no_op_after(chdb_client: Any) -> None:
 
 def test_an_edited_shipped_migration_is_refused(chdb_client: Any, tmp_path: Path) -> None:
     sql = tmp_path / "sql"
-    shutil.copytree(SQL_DIR, sql)
+    shutil.copytree(sql_dir(), sql)
     migrate(chdb_client, sql)
     first = sorted(sql.glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- edited\n")
@@ -117,3 +118,11 @@ def test_every_written_table_deduplicates_retried_blocks(chdb_client: Any) -> No
     assert {name for name, _ in tables} >= {"calls", "tasks", "task_changes", "dead_letters"}
     for name, ddl in tables:
         assert "non_replicated_deduplication_window" in ddl, name
+
+
+def test_a_missing_or_empty_migration_directory_is_refused(tmp_path: Path) -> None:
+    """ "Nothing to apply" from a directory that is not there left databases without tables."""
+    with pytest.raises(MigrationError, match="does not exist"):
+        discover(tmp_path / "nowhere")
+    with pytest.raises(MigrationError, match="no migrations"):
+        discover(tmp_path)
