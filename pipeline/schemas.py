@@ -39,8 +39,7 @@ def drift(directory: Path | None = None) -> list[str]:
     return [
         name
         for name, text in generate().items()
-        if not (directory / name).exists()
-        or (directory / name).read_text(encoding="utf-8") != text
+        if not (directory / name).exists() or (directory / name).read_text(encoding="utf-8") != text
     ]
 
 
