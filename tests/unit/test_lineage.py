@@ -27,6 +27,8 @@ from pipeline.query.migrate import migrate
 from pipeline.query.report import health
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.sink.lineage import Applied, Lineage, Part
+from pipeline.sink.rows import CALL_COLUMNS, CHANGE_COLUMNS, call_row
+from pipeline.sink.rows import task_row as change_row
 from tests.clickhouse_rows import utc
 from tests.reference import expected_tasks
 from tests.unit.test_agents import context
@@ -175,3 +177,57 @@ def test_lineage_rules_by_hand() -> None:
     assert whole.state.total_cost == Decimal(sum(
         (p.state.total_cost for p in (two, three_alone)), Decimal(0)
     ))  # fmt: skip
+
+
+def test_upgrade_from_the_previous_release_keeps_every_number(
+    chdb_client: Any, tmp_path: Any
+) -> None:
+    """Migrations 0001-0007 and a worker that sent no state (the previous release),
+    then migration 0008 and today's worker: the rows equal the reference."""
+    import random
+    import shutil
+
+    from pipeline.demo.workload import generate
+    from pipeline.resources import sql_dir
+
+    previous = tmp_path / "sql-0.1"
+    previous.mkdir()
+    for path in sorted(sql_dir().glob("*.sql"))[:7]:
+        shutil.copy(path, previous)
+    migrate(chdb_client, previous)
+    events = generate(120, seed=31, days=2)
+    delivered = list(events)
+    random.Random(3).shuffle(delivered)
+    cut = len(delivered) // 2
+    ctx = context({})
+    # What the previous release stored for these events: its sink wrote each priced
+    # call, and per task the +1 row of the newest snapshot (rows only, no state).
+    calls, newest = [], {}
+    for topic, _partition, value, _headers in stage1(ctx, delivered[:cut]):
+        record = json.loads(value)
+        if topic == TOPICS.priced_calls:
+            calls.append(call_row(record))
+        elif record["version"] > newest.get(record["task_id"], {"version": 0})["version"]:
+            record.pop("state")
+            newest[record["task_id"]] = record
+    unique_calls = list({row[0]: row for row in calls}.values())
+    chdb_client.insert("calls", unique_calls, column_names=list(CALL_COLUMNS))
+    changes = [
+        (*row[:2], 1, *row[2:])
+        for row in (change_row({**r, "version": r["version"] << 20}) for r in newest.values())
+    ]
+    chdb_client.insert("task_changes", changes, column_names=list(CHANGE_COLUMNS))
+
+    migrate(chdb_client)  # the upgrade: 0008 and on
+    upgraded = ClickHouseSink(chdb_client, TOPICS)  # today's sink, cache empty
+    upgraded.write(batch_of(stage1(ctx, delivered[cut:])))
+    stored = {
+        row[0]: (row[1], row[2], row[3])
+        for row in chdb_client.query(
+            "SELECT task_id, calls, total_cost, outcome FROM tasks FINAL"
+        ).result_rows
+    }
+    assert stored == {
+        t.task_id: (t.calls, t.total_cost, t.outcome) for t in expected_tasks(events).values()
+    }
+    assert health(chdb_client)["diverged_tasks"] == 0

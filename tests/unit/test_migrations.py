@@ -126,3 +126,27 @@ def test_a_missing_or_empty_migration_directory_is_refused(tmp_path: Path) -> No
         discover(tmp_path / "nowhere")
     with pytest.raises(MigrationError, match="no migrations"):
         discover(tmp_path)
+
+
+# sha256 of every shipped migration. A shipped migration is never edited (databases
+# that applied it would differ from new ones): add a new numbered file instead, and
+# its digest here in the same commit.
+SHIPPED = {
+    "0001_core_tables.sql": "ea3dd6c9cc658621cc1e7f136aef41b735d049e612f7771b8ad21e92e410852e",
+    "0002_cost_per_outcome.sql": "2feb47d40142a805bb938f453408c7a6f9b3af98881337d44f01e818311ea25c",
+    "0003_cache_write_1h.sql": "ac74e0864a71e11fac39276f420f43a565389102e496ca329f6249a8637e9951",
+    "0004_task_restatement.sql": "36d797613f354710da160253c41f655ddf1927389e8bfb2f28baba2671a69376",
+    "0005_pricing_dimensions_and_reprice.sql": (
+        "da02119bfe134c5515c3c90383c8d4c196e8b085c71ddc44b020ecc306b3544f"
+    ),
+    "0006_analytics.sql": "7e51e37473ae4c4edacd1d853274a0c77a769a629f3ee1f22cfe6dbc5221832f",
+    "0007_arms_and_fixed_costs.sql": (
+        "2f5885ea49730f3be7db83b88b13e68f92edc53dd49d6d5ec681edf1845dadff"
+    ),
+    "0008_task_states.sql": "901dcf4ac78df6ee7770b239b28cec191c1ece679e053423d9649529bb321677",
+}
+
+
+def test_shipped_migrations_are_unchanged_and_every_one_is_pinned() -> None:
+    found = {m.path.name: m.checksum for m in discover()}
+    assert found == SHIPPED, "a shipped migration changed, or a new one has no digest here"
