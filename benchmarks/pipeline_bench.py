@@ -27,11 +27,11 @@ from pipeline.config import (
 )
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import EmbeddedBroker
-from pipeline.runtime.offsets import LagProbe
-from pipeline.runtime.produce import produce_file
+from pipeline.kafka.offsets import LagProbe
+from pipeline.kafka.produce import produce_file
+from pipeline.kafka.topics import ensure_topics
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
-from pipeline.topics import ensure_topics
 
 
 def _rate_after_first_batch(batches: list[tuple[float, int]]) -> float:

@@ -26,7 +26,7 @@ from benchmarks.results_file import write_result
 from pipeline.config import KafkaSettings, Settings, StackSettings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import free_port, wait_until_ready
-from pipeline.runtime.produce import produce_lines
+from pipeline.kafka.produce import produce_lines
 from pipeline.runtime.progress import PipelineProgress
 
 

@@ -121,8 +121,8 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from pipeline.runtime.produce import produce_file
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.produce import produce_file
+    from pipeline.kafka.topics import ensure_topics
 
     settings = load_settings()
     ensure_topics(settings.kafka, settings.topics)

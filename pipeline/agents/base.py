@@ -23,11 +23,11 @@ from typing import Any
 from pipeline.agents.commit_safety import fail_stop
 from pipeline.errors import InvalidEvent, KeyMismatch, TooLate
 from pipeline.events.decode import decode_event
-from pipeline.events.enriched import evicted_record, snapshot_record
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CompiledBook
+from pipeline.records import DeadLetterHeaders, task_evicted, task_snapshot
 
 log = logging.getLogger("costflow.worker")
 
@@ -149,7 +149,7 @@ class StageContext:
         Same partition as the current event, so the tombstone and the watermark go
         to the right changelog partition."""
         self.task_snapshots.send_soon(
-            key=state.task_id.encode(), value=evicted_record(state, self.window)
+            key=state.task_id.encode(), value=task_evicted(state, self.window)
         )
         self.task_state[watermark_key(self.partition)] = str(
             self.retention.watermark[self.partition]
@@ -171,18 +171,18 @@ class StageContext:
 
     def emit_snapshot(self, state: TaskState) -> None:
         self.task_snapshots.send_soon(
-            key=state.task_id.encode(), value=snapshot_record(state, self.window)
+            key=state.task_id.encode(), value=task_snapshot(state, self.window)
         )
 
     async def send_dead_letter(self, message: Any, error: InvalidEvent) -> None:
         self.dead_lettered[error.code] += 1
-        headers = [
-            ("costflow.reason", error.code.encode()),
-            ("costflow.detail", str(error).encode()[:1000]),
-            ("costflow.source_topic", str(message.topic).encode()),
-            ("costflow.source_partition", str(message.partition).encode()),
-            ("costflow.source_offset", str(message.offset).encode()),
-        ]
+        headers = DeadLetterHeaders(
+            reason=error.code,
+            detail=str(error),
+            source_topic=str(message.topic),
+            source_partition=message.partition,
+            source_offset=message.offset,
+        ).to_kafka()
         value = message.value if isinstance(message.value, bytes) else b""
         self.dead_letter.send_soon(key=message.key, value=value, headers=headers)
         log.warning(

@@ -6,9 +6,9 @@ from typing import Any
 
 from pipeline.agents.base import StageContext, register_agent
 from pipeline.errors import PricingError
-from pipeline.events.enriched import dumps, priced_call_record
 from pipeline.events.models import CallEvent
 from pipeline.pricing.engine import CallCost, price_call
+from pipeline.records import priced_call
 
 
 async def apply_call(ctx: StageContext, call: CallEvent) -> bool:
@@ -24,8 +24,8 @@ async def apply_call(ctx: StageContext, call: CallEvent) -> bool:
     except PricingError as exc:
         # Unpriced calls are kept, counted and visible (cost NULL + reason), never guessed.
         cost, error = None, f"{exc.code}: {exc}"
-    record = priced_call_record(call, cost, error, ctx.book.label)
-    ctx.priced_calls.send_soon(key=call.task_id.encode(), value=dumps(record))
+    record = priced_call(call, cost, error, ctx.book.label)
+    ctx.priced_calls.send_soon(key=call.task_id.encode(), value=record)
     applied = ctx.update(
         call.task_id, lambda state: state.apply_call(call, cost.total if cost else None)
     )

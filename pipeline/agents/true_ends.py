@@ -11,7 +11,7 @@ on one data directory lost one event of 8 tasks in 300 that way.
 
 The fix takes Faust's answer as a lower bound and reads each partition forward
 to EOF (the high watermark in Tansu's fetch responses is right), as
-:func:`pipeline.runtime.offsets.read_to_end` does for ``costflow replay``. On a
+:func:`pipeline.kafka.offsets.read_to_end` does for ``costflow replay``. On a
 correct broker that is one empty fetch per partition at each rebalance.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline.config import KafkaSettings
-from pipeline.runtime.offsets import read_to_end
+from pipeline.kafka.offsets import read_to_end
 
 _ORIGINAL = faust_aiokafka.Consumer.highwaters
 

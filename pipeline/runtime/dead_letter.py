@@ -17,14 +17,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.config import KafkaSettings, TopicSettings
 from pipeline.errors import KafkaError
-from pipeline.runtime.offsets import LagProbe
-from pipeline.runtime.produce import make_producer
-
-
-def _text(value: str | bytes | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+from pipeline.kafka.offsets import LagProbe
+from pipeline.kafka.produce import make_producer
+from pipeline.records import DeadLetterHeaders
 
 
 def _route(value: bytes, source_topic: str, topics: TopicSettings) -> tuple[str, bytes | None]:
@@ -69,12 +64,11 @@ def replay_dead_letters(
                     continue
                 if offset == pending[key] - 1:
                     del pending[key]
-                raw_headers: Any = message.headers() or []
-                headers = {k: _text(v) for k, v in raw_headers}
-                why = headers.get("costflow.reason") or "unknown"
+                headers = DeadLetterHeaders.from_kafka(message.headers())
+                why = headers.reason
                 if reason is not None and why != reason:
                     continue
-                source = headers.get("costflow.source_topic") or ""
+                source = headers.source_topic
                 topic, task_key = _route(message.value() or b"", source, topics)
                 producer.produce(
                     topic,

@@ -17,7 +17,7 @@ from types import TracebackType
 
 from pipeline.config import Settings
 from pipeline.errors import CostflowError
-from pipeline.runtime.offsets import LagProbe
+from pipeline.kafka.offsets import LagProbe
 
 
 class ProgressTimeout(CostflowError):

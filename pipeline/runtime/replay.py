@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.runtime.produce import produce_file
+from pipeline.kafka.produce import produce_file
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
 

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pipeline import records
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, PricingError
 from pipeline.pricing.engine import CallCost, CompiledBook, price_call
@@ -39,9 +40,10 @@ from pipeline.query.calls import scan, stored_call
 
 log = logging.getLogger("costflow.reprice")
 
-_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "units", "total")
 # Not billed: cache tokens at the input rate, the baseline of the cache-savings views.
 _BASELINES = ("cache_read_uncached", "cache_write_uncached")
+# The billed parts: every cost part but the baselines.
+_PARTS = tuple(part for part in records.COST_PARTS if part not in _BASELINES)
 # A task with more changed calls than this is sent as several records.
 CALLS_PER_RECORD = 1_000
 
@@ -140,13 +142,9 @@ def plan_reprice(
             return
         summary.tasks += 1
         for i in range(0, len(pending), CALLS_PER_RECORD):
-            record = {
-                "kind": "reprice",
-                "reprice_id": reprice_id,
-                "task_id": task_id,
-                "price_book_version": book.label,
-                "calls": pending[i : i + CALLS_PER_RECORD],
-            }
+            record = records.reprice(
+                reprice_id, task_id, book.label, pending[i : i + CALLS_PER_RECORD]
+            )
             emit(task_id, record)
             summary.records += 1
 
@@ -229,8 +227,8 @@ class _Job:
 
 
 def _send(settings: Settings, job: _Job) -> RepriceSummary:
-    from pipeline.runtime.produce import Sender
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.produce import Sender
+    from pipeline.kafka.topics import ensure_topics
 
     ensure_topics(settings.kafka, settings.topics)
     sender = Sender(settings.kafka)
@@ -245,7 +243,7 @@ def _send(settings: Settings, job: _Job) -> RepriceSummary:
 
 
 def _await_sink(settings: Settings, timeout_s: float, check: Callable[[], None]) -> None:
-    from pipeline.runtime.offsets import LagProbe
+    from pipeline.kafka.offsets import LagProbe
     from pipeline.runtime.progress import wait_for_group
 
     probe = LagProbe(settings.kafka, settings.sink.group_id)

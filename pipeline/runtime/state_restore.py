@@ -34,7 +34,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from pipeline.agents.base import watermark_key
 from pipeline.config import Settings
 from pipeline.errors import CostflowError
-from pipeline.runtime.offsets import LagProbe
+from pipeline.kafka.offsets import LagProbe
 from pipeline.sink.lineage import Part
 
 

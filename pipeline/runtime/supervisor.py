@@ -77,7 +77,7 @@ class Stack:
                 )
             broker = self._spawn("broker")
             wait_until_ready(kafka.resolved_bootstrap(), 30, broker)
-        from pipeline.topics import ensure_topics
+        from pipeline.kafka.topics import ensure_topics
 
         ensure_topics(kafka, self.settings.topics)
         for role in self.roles:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.app import create_app
 from pipeline.config import Settings
-from pipeline.topics import ensure_topics
+from pipeline.kafka.topics import ensure_topics
 
 log = logging.getLogger("costflow.worker")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.config import TopicSettings
 from pipeline.errors import ClickHouseError
+from pipeline.records import TaskRecord, decode_task_record
 from pipeline.sink.base import Batch, Sink
 from pipeline.sink.plans import PlanLog, plan_id
 from pipeline.sink.reprice import Repricer
@@ -72,7 +73,7 @@ class ClickHouseSink(Sink):
     def _rows(self, batch: Batch) -> dict[str, tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
         calls: dict[str, dict[str, Any]] = {}
         # Stage-1 records per task, in offset order (lineage decides what each does).
-        tasks: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        tasks: dict[str, list[TaskRecord]] = {}
         reprices: list[dict[str, Any]] = []
         dead: list[tuple[Any, ...]] = []
         for record in batch.records:
@@ -82,12 +83,11 @@ class ClickHouseSink(Sink):
                 call = json.loads(record.value or b"{}")
                 calls[call["event_id"]] = call
             elif record.topic == self.topics.task_snapshots:
-                snap = json.loads(record.value or b"{}")
-                kind = snap.get("kind", "snapshot")
-                if kind == "reprice":  # from costflow reprice, in offset order
-                    reprices.append(snap)
+                decoded = decode_task_record(record.value)
+                if decoded.kind == "reprice":  # from costflow reprice, in offset order
+                    reprices.append(decoded.data)
                     continue
-                tasks.setdefault(snap["task_id"], []).append((kind, snap))
+                tasks.setdefault(decoded.task_id, []).append(decoded)
         new_calls = self._new_calls(calls)
         # One read of the stored task rows serves both the reprices and the restatement.
         stored = self.restater.prefetch([*tasks, *(r["task_id"] for r in reprices)])

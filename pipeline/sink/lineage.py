@@ -1,7 +1,7 @@
 """Which events a stored task row reflects, and what a new stage-1 record does to it.
 
 Stage 1 sends, with every task snapshot, the state it comes from: the ids of
-the events applied and every field (:func:`pipeline.events.enriched.snapshot_record`).
+the events applied and every field (:func:`pipeline.records.task_snapshot`).
 The sink keeps, per task, a :class:`Lineage`: the latest state of the task's
 current start in stage 1 (``current``), the merged states of earlier starts that
 left stage 1 under retention (``base``), and the events of snapshots it could not

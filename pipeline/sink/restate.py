@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.pricing.engine import MONEY
+from pipeline.records import TaskRecord
 from pipeline.sink.lineage import Lineage, Part
 from pipeline.sink.rows import CHANGE_COLUMNS, STATE_COLUMNS, task_row
 
@@ -70,8 +71,6 @@ class Adjustment:
 
 # What the sink holds per task: its stored row (None: none yet) and its lineage.
 Stored = tuple[tuple[Any, ...] | None, Lineage]
-# A stage-1 record for a task, in offset order: "snapshot" or "evicted", and its value.
-TaskRecord = tuple[str, dict[str, Any]]
 
 
 class TaskRestater:
@@ -190,14 +189,17 @@ class TaskRestater:
         """The task's new row (None: unchanged) and lineage after its records."""
         legacy: dict[str, Any] | None = None
         start = lineage
-        for kind, value in records:
-            data = value.get("state")
-            if data is None:  # a worker from before migration 0008: versions only
-                if kind == "snapshot" and (legacy is None or value["version"] > legacy["version"]):
+        for record in records:
+            data = record.state
+            if data is None:  # a version-1 record (before migration 0008): versions only
+                value = record.data
+                if record.kind == "snapshot" and (
+                    legacy is None or value["version"] > legacy["version"]
+                ):
                     legacy = value
                 continue
             part = Part.from_record(data)
-            if kind == "evicted":
+            if record.kind == "evicted":
                 lineage, outcome = lineage.apply_eviction(part)
             else:
                 lineage, outcome = lineage.apply_snapshot(part)

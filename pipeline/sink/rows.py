@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.join.state import DEFAULT_WINDOW
+from pipeline.records import DeadLetterHeaders
 from pipeline.sink.base import Record
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -108,19 +109,14 @@ def task_row(snapshot: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def dead_letter_row(record: Record) -> tuple[Any, ...]:
-    headers = dict(record.headers)
-
-    def header(name: str, default: str = "") -> str:
-        raw = headers.get(f"costflow.{name}")
-        return raw.decode("utf-8", "replace") if raw is not None else default
-
+    headers = DeadLetterHeaders.from_kafka(record.headers)
     return (
         record.partition,
         record.offset,
-        header("source_topic"),
-        int(header("source_partition", "-1")),
-        int(header("source_offset", "-1")),
-        header("reason", "unknown"),
-        header("detail"),
+        headers.source_topic,
+        headers.source_partition,
+        headers.source_offset,
+        headers.reason,
+        headers.detail,
         record.value or b"",
     )

@@ -198,10 +198,10 @@ class SinkRunner:
 
 
 def run_sink(settings: Settings) -> None:
+    from pipeline.kafka.topics import ensure_topics
     from pipeline.query.client import connect
     from pipeline.query.migrate import migrate
     from pipeline.sink.clickhouse import ClickHouseSink
-    from pipeline.topics import ensure_topics
 
     ensure_topics(settings.kafka, settings.topics)
     client = connect(settings.clickhouse, settings.stack)

@@ -22,7 +22,7 @@ from pipeline.config import (
     WorkerSettings,
 )
 from pipeline.embedded.broker import EmbeddedBroker
-from pipeline.runtime.offsets import LagProbe
+from pipeline.kafka.offsets import LagProbe
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
 from tests.clickhouse_rows import utc

@@ -11,10 +11,10 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
+from pipeline.kafka.produce import produce_lines
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
 from pipeline.query.client import connect
-from pipeline.runtime.produce import produce_lines
 from tests.analytics_checks import check_all_views
 from tests.decision_checks import check_fixed_cost_views
 from tests.integration.conftest import assert_matches_reference, live_stack

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from pipeline.config import Settings
 from pipeline.embedded.broker import free_port
+from pipeline.kafka.produce import produce_lines
 from pipeline.query.client import connect
 from pipeline.query.report import health
-from pipeline.runtime.produce import produce_lines
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
 from tests.integration.conftest import assert_matches_reference, await_condition

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.config import TopicSettings
 from pipeline.query.migrate import migrate
+from pipeline.records import decode_task_record
 from pipeline.sink.base import Batch, Record
 from pipeline.sink.clickhouse import ClickHouseSink
 
@@ -104,7 +105,7 @@ def test_a_batch_cut_off_between_table_and_view_is_completed_on_start(
     migrate(chdb_client)
     sink = ClickHouseSink(chdb_client, TOPICS)
     snap = snapshot("a", 1, "1.5", "rejected")
-    rows, _ = sink.restater.changes({"a": [("snapshot", snap)]})
+    rows, _ = sink.restater.changes({"a": [decode_task_record(json.dumps(snap).encode())]})
     chdb_client.command("DETACH TABLE task_outcomes_daily_mv")
     sink.plans.started("p1", ["task_changes"])
     sink.plans.insert("p1", "task_changes", rows)  # no view block, no "done"

@@ -199,9 +199,9 @@ def test_a_call_with_units_fx_and_an_overlay_lands_with_every_dimension(
     chdb_client: Any,
 ) -> None:
     """Engine -> stage-1 record -> sink row -> chDB, for the dimensions added in 0005."""
-    from pipeline.events.enriched import priced_call_record
     from pipeline.events.models import CallEvent
     from pipeline.pricing import CompiledBook, PriceBook, price_call
+    from pipeline.records import priced_call
 
     book = CompiledBook(
         PriceBook.model_validate(
@@ -247,7 +247,7 @@ def test_a_call_with_units_fx_and_an_overlay_lands_with_every_dimension(
     )  # fmt: skip
     cost = price_call(call, book)
     migrate(chdb_client)
-    record = priced_call_record(call, cost, None, book.label)
+    record = json.loads(priced_call(call, cost, None, book.label))
     ClickHouseSink(chdb_client, TOPICS).write(records((TOPICS.priced_calls, record)))
     row = chdb_client.query(
         "SELECT owner, units, cost_input, cost_output, cost_units, cost_total, currency, "

@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import KafkaError
-from pipeline.topics import partition_counts
+from pipeline.kafka.topics import partition_counts
 
 
 def read_to_end(

@@ -1,0 +1,198 @@
+"""The records stages exchange over Kafka, encoded and decoded in one place.
+
+``events`` is the input contract (what gateways send); this is the contract
+between costflow's own stages:
+
+- ``costflow.priced-calls``: one :func:`priced_call` record per call event, the
+  call with its cost per dimension (``cost_<part>``, Decimal as string, None when
+  unpriced) and the price-book version that priced it.
+- ``costflow.task-snapshots``, keyed by ``task_id``, told apart by ``kind``:
+  ``snapshot`` (:func:`task_snapshot`: the task row and the state it comes from),
+  ``evicted`` (:func:`task_evicted`: the last state of a task leaving stage 1) and
+  ``reprice`` (:func:`reprice`, from ``costflow reprice``).
+- ``costflow.dead-letter``: the original bytes, with :class:`DeadLetterHeaders`.
+
+Every record carries ``v`` (:data:`RECORD_VERSION`). A record without it is
+version 1 (before migration 0008): a snapshot with the row only, no state; the
+sink still reads those (:class:`TaskRecord` ``state`` is None).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any, Literal
+
+from pipeline.events.models import CallEvent
+from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
+from pipeline.pricing.engine import CallCost
+
+RECORD_VERSION = 2
+# The money dimensions of a call's cost, in CallCost's order: the record's and the
+# calls table's ``cost_<part>`` columns.
+COST_PARTS: tuple[str, ...] = tuple(
+    f.name for f in fields(CallCost) if f.type in (Decimal, "Decimal")
+)
+TaskRecordKind = Literal["snapshot", "evicted", "reprice"]
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def priced_call(
+    call: CallEvent, cost: CallCost | None, pricing_error: str | None, price_book_version: str
+) -> bytes:
+    """One row of the call fact table. ``cost`` is None when the call could not be priced."""
+    usage = call.usage
+    record: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "event_id": call.event_id,
+        "task_id": call.task_id,
+        "ts_ms": epoch_ms(call),
+        "provider": call.provider,
+        "model": call.model,
+        "scenario_id": call.scenario_id or "",
+        "environment": call.environment or "",
+        "owner": call.owner or "",
+        "role": call.role or "",
+        "status": call.status.value,
+        "service_tier": call.service_tier.value,
+        "attempt": call.attempt,
+        "retry_of": call.retry_of or "",
+        "fallback_from": call.fallback_from or "",
+        "latency_ms": call.latency_ms,
+        "max_output_tokens": call.max_output_tokens,
+        "input_tokens": usage.input_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "units": {unit: str(quantity) for unit, quantity in call.units.items()},
+        "currency": cost.currency if cost else "",
+        "list_currency": cost.list_currency if cost else "",
+        "fx_rate": str(cost.fx_rate) if cost and cost.fx_rate is not None else None,
+        "price_book_version": price_book_version,
+        "price_overlay": cost.overlay if cost else "",
+        "pricing_error": pricing_error or "",
+        "attributes": call.attributes,
+    }
+    for part in COST_PARTS:
+        record[f"cost_{part}"] = str(getattr(cost, part)) if cost else None
+    return _dumps(record)
+
+
+def _state(state: TaskState, window_ms: int) -> dict[str, Any]:
+    return {**state.to_json(), "window_ms": window_ms}
+
+
+def task_snapshot(state: TaskState, window: OutcomeWindow) -> bytes:
+    """The task row (:meth:`TaskState.row`), and the state it comes from under
+    ``state`` (the event ids and every field, with ``window_ms`` of its resolved
+    scenario), so the sink can tell which events a row reflects and merge states."""
+    window_ms = state.window_ms(window)
+    record = state.row(window_ms)
+    record["v"] = RECORD_VERSION
+    record["kind"] = "snapshot"
+    record["state"] = _state(state, window_ms)
+    return _dumps(record)
+
+
+def task_evicted(state: TaskState, window: OutcomeWindow) -> bytes:
+    """The last state of a task leaving stage 1 under retention."""
+    window_ms = state.window_ms(window)
+    return _dumps(
+        {
+            "v": RECORD_VERSION,
+            "kind": "evicted",
+            "task_id": state.task_id,
+            "version": state.version,
+            "state": _state(state, window_ms),
+        }
+    )
+
+
+def reprice(
+    reprice_id: str, task_id: str, price_book_version: str, calls: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """New prices for some of a task's stored calls (see ``pipeline.sink.reprice``)."""
+    return {
+        "v": RECORD_VERSION,
+        "kind": "reprice",
+        "reprice_id": reprice_id,
+        "task_id": task_id,
+        "price_book_version": price_book_version,
+        "calls": calls,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A decoded record of the task-snapshot topic."""
+
+    kind: TaskRecordKind
+    task_id: str
+    # The record as sent (for a snapshot: the task row's fields).
+    data: dict[str, Any]
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The stage-1 state (``TaskState.to_json`` plus ``window_ms``); None in a
+        version-1 snapshot."""
+        state: dict[str, Any] | None = self.data.get("state")
+        return state
+
+
+def decode_task_record(value: bytes | None) -> TaskRecord:
+    """Raises ValueError (with the reason) for a record that is not one of ours."""
+    data = json.loads(value or b"{}")
+    if not isinstance(data, dict) or not isinstance(data.get("task_id"), str):
+        raise ValueError("a task-snapshot record must be a JSON object with a task_id")
+    kind = data.get("kind", "snapshot")
+    if kind not in ("snapshot", "evicted", "reprice"):
+        raise ValueError(f"unknown task record kind {kind!r}")
+    if int(data.get("v", 1)) > RECORD_VERSION:
+        raise ValueError(
+            f"record version {data['v']} is newer than this costflow reads ({RECORD_VERSION}); "
+            "upgrade the sink before the worker"
+        )
+    return TaskRecord(kind, data["task_id"], data)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterHeaders:
+    """Why an input record was set aside, and where it came from (Kafka headers)."""
+
+    reason: str
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+
+    def to_kafka(self) -> list[tuple[str, bytes]]:
+        return [
+            ("costflow.reason", self.reason.encode()),
+            ("costflow.detail", self.detail.encode()[:1000]),
+            ("costflow.source_topic", self.source_topic.encode()),
+            ("costflow.source_partition", str(self.source_partition).encode()),
+            ("costflow.source_offset", str(self.source_offset).encode()),
+        ]
+
+    @classmethod
+    def from_kafka(cls, headers: Any) -> DeadLetterHeaders:
+        """From a record's headers (pairs of name and bytes); missing ones get defaults."""
+        found = {name: value for name, value in headers or ()}
+
+        def text(name: str, default: str = "") -> str:
+            raw = found.get(f"costflow.{name}")
+            return raw.decode("utf-8", "replace") if raw is not None else default
+
+        return cls(
+            reason=text("reason", "unknown"),
+            detail=text("detail"),
+            source_topic=text("source_topic"),
+            source_partition=int(text("source_partition", "-1")),
+            source_offset=int(text("source_offset", "-1")),
+        )

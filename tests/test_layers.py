@@ -1,0 +1,77 @@
+"""Which package may import which: the architecture, enforced.
+
+The pure core (the input contract, pricing, the join, the stage records) imports no
+Kafka, ClickHouse or Faust and nothing above it; the stages import the core and
+the client helpers, never each other; process wiring and the CLI sit on top.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "pipeline"
+CLIENTS = {"confluent_kafka", "clickhouse_connect", "chdb", "faust", "mode", "aiokafka"}
+# package (or top-level module) -> the costflow packages it may import
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "resources": {"errors"},
+    "events": {"errors"},
+    "pricing": {"errors", "events"},
+    "join": {"events", "pricing"},
+    "records": {"events", "join", "pricing"},
+    "config": {"errors", "resources"},
+    "kafka": {"config", "errors"},
+    "embedded": {"errors"},
+    "agents": {"config", "errors", "events", "join", "kafka", "pricing", "records"},
+    "sink": {"config", "errors", "join", "kafka", "pricing", "query", "records"},
+    "query": {"config", "errors", "events", "pricing", "resources"},
+    "schemas": {"events", "pricing", "resources"},
+    "demo": set(),
+}
+# Packages that must stay pure: no client library either.
+PURE = {"errors", "events", "pricing", "join", "records"}
+
+
+def imports_of(package: str) -> tuple[set[str], set[str]]:
+    """(costflow packages, third-party top-level modules) imported under ``package``."""
+    files = (
+        list((ROOT / package).rglob("*.py"))
+        if (ROOT / package).is_dir()
+        else [ROOT / f"{package}.py"]
+    )
+    ours, theirs = set(), set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "pipeline" and len(parts) > 1 and parts[1] != package:
+                    ours.add(parts[1])
+                elif parts[0] != "pipeline":
+                    theirs.add(parts[0])
+    return ours, theirs
+
+
+def test_every_package_imports_only_what_the_table_allows() -> None:
+    for package, allowed in ALLOWED.items():
+        ours, _ = imports_of(package)
+        assert ours <= allowed, f"{package} imports {sorted(ours - allowed)}: not allowed"
+
+
+def test_the_pure_core_imports_no_client_library() -> None:
+    for package in PURE:
+        _, theirs = imports_of(package)
+        assert not theirs & CLIENTS, f"{package} imports {sorted(theirs & CLIENTS)}"
+
+
+def test_every_package_is_in_the_table_or_on_top() -> None:
+    on_top = {"agents", "app", "cli", "cli_analytics", "cli_support", "runtime", "sink"}
+    present = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
+               if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"}  # fmt: skip
+    present -= {"__init__"}
+    assert present <= set(ALLOWED) | on_top, f"add to ALLOWED: {present - set(ALLOWED) - on_top}"
