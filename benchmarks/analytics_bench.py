@@ -25,13 +25,13 @@ from typing import Any
 
 import clickhouse_connect
 
+from pipeline.clickhouse.migrate import migrate
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import TAILS_SQL, Slice
 from pipeline.query.compare import compare
-from pipeline.query.migrate import migrate
 from pipeline.query.whatif import what_if
 
 START = "2026-10-01 00:00:00"

@@ -112,7 +112,7 @@ def cmd_up(_args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from pipeline.query.migrate import migrate
+    from pipeline.clickhouse.migrate import migrate
 
     applied = migrate(clickhouse_client())
     names = ", ".join(f"{m.number:04d}_{m.name}" for m in applied) or "nothing (up to date)"

@@ -92,7 +92,7 @@ def cmd_fixed_costs(args: argparse.Namespace) -> int:
 
 
 def cmd_access_sql(args: argparse.Namespace) -> int:
-    from pipeline.query.access import load_plan, password_sha256, render_sql
+    from pipeline.clickhouse.access import load_plan, password_sha256, render_sql
 
     plan = load_plan(Path(args.teams))
     password = os.environ.get("COSTFLOW_SINK_PASSWORD")

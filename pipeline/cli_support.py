@@ -18,7 +18,7 @@ def load_settings() -> Settings:
 
 
 def clickhouse_client() -> Any:
-    from pipeline.query.client import connect
+    from pipeline.clickhouse.client import connect
 
     settings = load_settings()
     return connect(settings.clickhouse, settings.stack)

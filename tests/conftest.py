@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture
 def chdb_client(tmp_path: Path) -> Any:
     """A chDB client on a fresh directory and database of its own."""
+    from pipeline.clickhouse.client import connect
     from pipeline.config import ClickHouseSettings, StackSettings
-    from pipeline.query.client import connect
 
     settings = ClickHouseSettings(
         dsn=f"chdb://{tmp_path / 'ch'}", database=f"t_{uuid.uuid4().hex[:10]}"

@@ -24,8 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "kafka": {"config", "errors"},
     "embedded": {"errors"},
     "agents": {"config", "errors", "events", "join", "kafka", "pricing", "records"},
-    "sink": {"config", "errors", "join", "kafka", "pricing", "query", "records"},
-    "query": {"config", "errors", "events", "pricing", "resources"},
+    "clickhouse": {"config", "errors", "resources"},
+    "sink": {"clickhouse", "config", "errors", "join", "kafka", "pricing", "records"},
+    # Read models: SQL in, values out; the client is passed in.
+    "query": {"clickhouse", "errors", "events", "pricing"},
     "schemas": {"events", "pricing", "resources"},
     "demo": set(),
 }

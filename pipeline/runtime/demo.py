@@ -7,12 +7,12 @@ import shutil
 import sys
 import time
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import ClickHouseSettings, Settings, StackSettings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
 from pipeline.pricing.fixed_costs import load_fixed_costs
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice
-from pipeline.query.client import connect
 from pipeline.query.compare import compare, render_comparison
 from pipeline.query.report import full_report
 from pipeline.resources import example_fixed_costs

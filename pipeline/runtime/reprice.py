@@ -190,7 +190,7 @@ def run_reprice(
 ) -> dict[str, Any]:
     """Reprice calls with start <= ts < end; returns the summary and, unless a dry run,
     the comparison ClickHouse holds afterwards."""
-    from pipeline.query.client import connect
+    from pipeline.clickhouse.client import connect
 
     if end <= start:
         raise ConfigError(f"--to {end.isoformat()} must be after --from {start.isoformat()}")
@@ -255,10 +255,10 @@ def _await_sink(settings: Settings, timeout_s: float, check: Callable[[], None])
 
 
 def _embedded(settings: Settings, job: _Job, timeout_s: float) -> dict[str, Any]:
+    from pipeline.clickhouse.client import connect
     from pipeline.config import KafkaSettings
     from pipeline.embedded.broker import EmbeddedBroker
     from pipeline.errors import EmbeddedStackError
-    from pipeline.query.client import connect
     from pipeline.sink.clickhouse import ClickHouseSink
     from pipeline.sink.runner import SinkRunner
 

@@ -148,7 +148,7 @@ def restore(settings: Settings, client: Any) -> RestoreReport:
 def restore_embedded(settings: Settings) -> RestoreReport:
     """The same on the embedded stack: start the broker and the sink, let the sink
     store every snapshot, stop it (it owns the chDB directory), restore, stop all."""
-    from pipeline.query.client import connect
+    from pipeline.clickhouse.client import connect
     from pipeline.runtime.progress import wait_for_group
     from pipeline.runtime.replay import private_stack
     from pipeline.runtime.supervisor import Stack

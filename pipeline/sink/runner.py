@@ -198,9 +198,9 @@ class SinkRunner:
 
 
 def run_sink(settings: Settings) -> None:
+    from pipeline.clickhouse.client import connect
+    from pipeline.clickhouse.migrate import migrate
     from pipeline.kafka.topics import ensure_topics
-    from pipeline.query.client import connect
-    from pipeline.query.migrate import migrate
     from pipeline.sink.clickhouse import ClickHouseSink
 
     ensure_topics(settings.kafka, settings.topics)

@@ -13,12 +13,12 @@ import threading
 
 import pytest
 
+from pipeline.clickhouse.client import connect
+from pipeline.clickhouse.migrate import migrate
 from pipeline.config import KafkaSettings, Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.kafka.produce import produce_lines
-from pipeline.query.client import connect
-from pipeline.query.migrate import migrate
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack
 from pipeline.sink.clickhouse import ClickHouseSink

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.kafka.produce import produce_lines
-from pipeline.query.client import connect
 from tests.integration.conftest import assert_matches_reference, await_condition, live_stack
 
 pytestmark = pytest.mark.integration

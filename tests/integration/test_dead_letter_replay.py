@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.kafka.produce import make_producer
-from pipeline.query.client import connect
 from pipeline.runtime.dead_letter import DEAD_LETTER_STATS, replay_dead_letters
 from tests.integration.conftest import live_stack
 

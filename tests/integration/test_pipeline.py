@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
 from pipeline.kafka.produce import produce_lines
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
-from pipeline.query.client import connect
 from tests.analytics_checks import check_all_views
 from tests.decision_checks import check_fixed_cost_views
 from tests.integration.conftest import assert_matches_reference, live_stack

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import (
     ClickHouseSettings,
     Settings,
@@ -23,7 +24,6 @@ from pipeline.config import (
     TopicSettings,
     WorkerSettings,
 )
-from pipeline.query.client import connect
 from pipeline.runtime.replay import replay
 from tests.integration.conftest import assert_matches_reference
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.embedded.broker import EmbeddedBroker
-from pipeline.query.client import connect
 from pipeline.query.report import health
 from pipeline.runtime.state_restore import restore_embedded
 from tests.integration.conftest import assert_matches_reference

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.demo.workload import START, generate
 from pipeline.pricing import CompiledBook, load_price_book
-from pipeline.query.client import connect
 from pipeline.runtime.replay import replay
 from pipeline.runtime.reprice import comparison, run_reprice
 from tests.integration.conftest import assert_matches_reference, write_events

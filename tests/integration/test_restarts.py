@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.embedded.broker import free_port
 from pipeline.kafka.produce import produce_lines
-from pipeline.query.client import connect
 from pipeline.query.report import health
 from pipeline.runtime.progress import PipelineProgress
 from pipeline.runtime.supervisor import Stack

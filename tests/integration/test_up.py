@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.clickhouse.client import connect
 from pipeline.config import KafkaSettings, Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import free_port, wait_until_ready
 from pipeline.kafka.produce import produce_lines
-from pipeline.query.client import connect
 from pipeline.runtime.progress import PipelineProgress
 from tests.integration.conftest import assert_matches_reference, await_condition
 from tests.integration.test_restarts import run_wave

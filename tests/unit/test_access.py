@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.query.access import (
+from pipeline.clickhouse.access import (
     ALL_TEAMS_ONLY,
     OWNED_TABLES,
     TEAM_VIEWS,
@@ -24,7 +23,8 @@ from pipeline.query.access import (
     password_sha256,
     render_sql,
 )
-from pipeline.query.migrate import migrate
+from pipeline.clickhouse.migrate import migrate
+from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "access" / "teams.example.yaml"

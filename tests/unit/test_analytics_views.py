@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 from pipeline.agents.calls import apply_call
 from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
+from pipeline.clickhouse.migrate import migrate
 from pipeline.demo.workload import generate
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice, costliest_tasks, tails
-from pipeline.query.migrate import migrate
 from pipeline.query.report import scenario_summary
 from pipeline.sink.clickhouse import ClickHouseSink
 from tests.analytics_checks import check_all_views, first_days

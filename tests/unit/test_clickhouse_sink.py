@@ -6,8 +6,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from pipeline.clickhouse.migrate import migrate
 from pipeline.config import TopicSettings
-from pipeline.query.migrate import migrate
 from pipeline.records import decode_task_record
 from pipeline.sink.base import Batch, Record
 from pipeline.sink.clickhouse import ClickHouseSink

@@ -12,12 +12,12 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
+from pipeline.clickhouse.migrate import migrate
 from pipeline.demo.workload import generate
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
 from pipeline.query.analytics import Slice
 from pipeline.query.compare import compare, render_comparison
-from pipeline.query.migrate import migrate
 from pipeline.query.whatif import render_what_if, what_if
 from tests.reference import call_cost, expected_tasks
 from tests.reference_analytics import call_facts, group_calls, latency_quantile, total

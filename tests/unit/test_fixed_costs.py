@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from pipeline.clickhouse.migrate import migrate
 from pipeline.errors import FixedCostsInvalid
 from pipeline.pricing.fixed_costs import FixedCostItem, FixedCosts, load_fixed_costs
 from pipeline.query import fixed_costs
-from pipeline.query.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"item": "x", "category": "gpu", "month": "2026-11", "amount": "10"}

@@ -20,10 +20,10 @@ from typing import Any
 from pipeline.agents.calls import apply_call
 from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
+from pipeline.clickhouse.migrate import migrate
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import OutcomeWindow
-from pipeline.query.migrate import migrate
 from pipeline.query.report import health
 from pipeline.sink.clickhouse import ClickHouseSink
 from pipeline.sink.lineage import Applied, Lineage, Part

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.clickhouse.migrate import discover, migrate, split_statements
 from pipeline.errors import MigrationError
-from pipeline.query.migrate import discover, migrate, split_statements
 from pipeline.resources import sql_dir
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "schema.sql"

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from pipeline.query.migrate import migrate
+from pipeline.clickhouse.migrate import migrate
 from pipeline.sink.clickhouse import ClickHouseSink
 from tests.unit.test_clickhouse_sink import TOPICS, aggregate, batch_of, snapshot
 
