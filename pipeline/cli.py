@@ -69,7 +69,7 @@ def cmd_worker(_args: argparse.Namespace) -> int:
 
 
 def cmd_sink(_args: argparse.Namespace) -> int:
-    from pipeline.sink.runner import run_sink
+    from pipeline.runtime.sink import run_sink
 
     run_sink(load_settings())
     return 0

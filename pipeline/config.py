@@ -161,6 +161,8 @@ class SinkSettings(_Settings):
 
     model_config = SettingsConfigDict(env_prefix="COSTFLOW_SINK_", extra="ignore", frozen=True)
     group_id: str = "costflow-sink"
+    # Where stage 2 writes (see pipeline.sink.stores).
+    store: str = "clickhouse"
     batch_rows: int = Field(default=20_000, ge=1)
     flush_interval_s: float = Field(default=1.0, gt=0)
     auto_migrate: bool = True

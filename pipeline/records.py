@@ -117,7 +117,7 @@ def task_evicted(state: TaskState, window: OutcomeWindow) -> bytes:
 def reprice(
     reprice_id: str, task_id: str, price_book_version: str, calls: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """New prices for some of a task's stored calls (see ``pipeline.sink.reprice``)."""
+    """New prices for some of a task's stored calls (see ``pipeline.sink.clickhouse.reprice``)."""
     return {
         "v": RECORD_VERSION,
         "kind": "reprice",

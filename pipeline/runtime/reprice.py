@@ -5,7 +5,7 @@
 2. For each task, send the calls whose cost changed to the task-snapshot topic
    as one ``reprice`` record (keyed by task_id: the sink that owns the task
    applies it, in order with the task's snapshots; see
-   :mod:`pipeline.sink.reprice`). Calls the new book cannot price keep their
+   :mod:`pipeline.sink.clickhouse.reprice`). Calls the new book cannot price keep their
    old price and are reported.
 3. Wait until the sink has applied them; print old and new cost side by side
    (``v_reprice_comparison``).

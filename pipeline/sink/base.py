@@ -12,6 +12,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from pipeline.errors import CostflowError
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -53,6 +55,18 @@ class Batch:
         ranges = sorted((p, r) for (t, p), r in self.ranges.items() if t == topic)
         text = f"{table}|{topic}|" + ",".join(f"{p}:{a}-{b}" for p, (a, b) in ranges)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SinkBackpressure(CostflowError):
+    """The store is up but asks for a pause (too many parts, a merge backlog): the
+    runner keeps the batch, pauses the partitions and retries after ``retry_after_s``
+    (its own capped backoff when None)."""
+
+    code = "sink_backpressure"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Sink(ABC):

@@ -59,9 +59,10 @@ class Part:
         return cls.from_record(json.loads(text)) if text else None
 
     def to_text(self) -> str:
-        return json.dumps(
-            {**self.state.to_json(), "window_ms": self.window_ms}, separators=(",", ":")
-        )
+        """Stored text; sets sorted, so the same state is always the same text."""
+        data = {**self.state.to_json(), "window_ms": self.window_ms}
+        data["seen"], data["models"] = sorted(data["seen"]), sorted(data["models"])
+        return json.dumps(data, separators=(",", ":"))
 
     def merge(self, other: Part) -> Part:
         source = self.state.scenario_source(other.state)

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -21,7 +22,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 
 from pipeline.config import Settings
 from pipeline.errors import CostflowError, KafkaError
-from pipeline.sink.base import Batch, Record, Sink
+from pipeline.sink.base import Batch, Record, Sink, SinkBackpressure
 
 log = logging.getLogger("costflow.sink")
 
@@ -39,6 +40,9 @@ class SinkRunner:
         self.last_retry_delay_s = 0.0
         self._flushing = False
         self._revoked_while_flushing = False
+        # Called after each batch is durable, before its offsets are committed: the
+        # seam for metrics and in-flight alerting. A hook must not raise.
+        self.on_durable: list[Callable[[Batch, dict[str, int]], None]] = []
         conf = settings.kafka.librdkafka()
         conf.update(
             {
@@ -141,6 +145,8 @@ class SinkRunner:
                 if not paused:
                     self.consumer.pause(self.consumer.assignment())
                     paused = True
+                if isinstance(exc, SinkBackpressure) and exc.retry_after_s is not None:
+                    delay = exc.retry_after_s  # the store knows best when to come back
                 self.failed_writes += 1
                 self.last_retry_delay_s = delay
                 log.error(
@@ -162,6 +168,8 @@ class SinkRunner:
                     self._give_back(batch)
                     return
         self.written.update(written)
+        for hook in self.on_durable:
+            hook(batch, written)
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -195,18 +203,3 @@ class SinkRunner:
             log.warning("flush on revoke failed; records will be re-consumed: %s", exc)
             self.batch = Batch()
         self.sink.partitions_changed()
-
-
-def run_sink(settings: Settings) -> None:
-    from pipeline.clickhouse.client import connect
-    from pipeline.clickhouse.migrate import migrate
-    from pipeline.kafka.topics import ensure_topics
-    from pipeline.sink.clickhouse import ClickHouseSink
-
-    ensure_topics(settings.kafka, settings.topics)
-    client = connect(settings.clickhouse, settings.stack)
-    if settings.sink.auto_migrate:
-        migrate(client)
-    SinkRunner(
-        settings, ClickHouseSink(client, settings.topics, settings.sink.task_cache_entries)
-    ).run()

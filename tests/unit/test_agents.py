@@ -62,7 +62,16 @@ OUTCOME = OutcomeEvent.model_validate(
 
 
 def snapshots(ctx: StageContext) -> list[dict[str, Any]]:
-    return [json.loads(r["value"]) for r in ctx.task_snapshots.sent]
+    """The snapshots sent, with the state's sets (event ids, models) as sets: their
+    list order carries no meaning and differs between processes."""
+    out = []
+    for sent in ctx.task_snapshots.sent:
+        record = json.loads(sent["value"])
+        state = record.get("state")
+        if state is not None:
+            state["seen"], state["models"] = set(state["seen"]), set(state["models"])
+        out.append(record)
+    return out
 
 
 def test_a_call_sends_its_priced_record_and_the_task_snapshot() -> None:

@@ -162,3 +162,22 @@ def test_dead_letters_keep_reason_and_original_bytes(chdb_client: Any) -> None:
         "FROM dead_letters"
     ).result_rows[0]
     assert row == ("not_json", "costflow.calls", 3, 41, original.hex().upper())
+
+
+def test_too_many_parts_asks_the_runner_for_a_pause(chdb_client: Any) -> None:
+    from pipeline.sink.base import SinkBackpressure
+    from pipeline.sink.clickhouse.writer import BACKPRESSURE_PAUSE_S
+
+    migrate(chdb_client)
+    sink = ClickHouseSink(chdb_client, TOPICS)
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)")
+
+    sink.plans.insert = refuse  # type: ignore[method-assign]
+    try:
+        sink.write(snapshots(snapshot("a", 1, "1")))
+    except SinkBackpressure as exc:
+        assert exc.retry_after_s == BACKPRESSURE_PAUSE_S
+    else:
+        raise AssertionError("TOO_MANY_PARTS did not become backpressure")

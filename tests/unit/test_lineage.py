@@ -26,9 +26,9 @@ from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import OutcomeWindow
 from pipeline.query.report import health
 from pipeline.sink.clickhouse import ClickHouseSink
+from pipeline.sink.clickhouse.rows import CALL_COLUMNS, CHANGE_COLUMNS, call_row
+from pipeline.sink.clickhouse.rows import task_row as change_row
 from pipeline.sink.lineage import Applied, Lineage, Part
-from pipeline.sink.rows import CALL_COLUMNS, CHANGE_COLUMNS, call_row
-from pipeline.sink.rows import task_row as change_row
 from tests.clickhouse_rows import utc
 from tests.reference import expected_tasks
 from tests.unit.test_agents import context

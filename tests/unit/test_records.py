@@ -15,7 +15,7 @@ from pipeline.records import (
     task_evicted,
     task_snapshot,
 )
-from pipeline.sink.rows import CALL_COLUMNS
+from pipeline.sink.clickhouse.rows import CALL_COLUMNS
 
 
 def test_cost_parts_are_the_calls_tables_cost_columns() -> None:

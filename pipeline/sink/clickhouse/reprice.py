@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.pricing.engine import MONEY
-from pipeline.sink.restate import Adjustment
-from pipeline.sink.rows import CALL_COLUMNS, PRICE_COLUMNS, cancelled_call_row
+from pipeline.sink.clickhouse.restate import Adjustment
+from pipeline.sink.clickhouse.rows import CALL_COLUMNS, PRICE_COLUMNS, cancelled_call_row
 
 _EVENT_ID = CALL_COLUMNS.index("event_id")
 _COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")

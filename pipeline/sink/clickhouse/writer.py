@@ -2,10 +2,10 @@
 
 Each table gets one insert per batch. Every insert is idempotent twice over:
 rows already stored are not written again (calls by event_id, tasks by
-version, see :mod:`pipeline.sink.restate`), and the insert carries a
+version, see :mod:`pipeline.sink.clickhouse.restate`), and the insert carries a
 deduplication token, applied to dependent materialized views too, so a retry
 of an insert that did land is ignored and one that half landed is completed
-(see :mod:`pipeline.sink.plans`).
+(see :mod:`pipeline.sink.clickhouse.plans`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 from pipeline.config import TopicSettings
 from pipeline.errors import ClickHouseError
 from pipeline.records import TaskRecord, decode_task_record
-from pipeline.sink.base import Batch, Sink
-from pipeline.sink.plans import PlanLog, plan_id
-from pipeline.sink.reprice import Repricer
-from pipeline.sink.restate import TaskRestater
-from pipeline.sink.rows import (
+from pipeline.sink.base import Batch, Sink, SinkBackpressure
+from pipeline.sink.clickhouse.plans import PlanLog, plan_id
+from pipeline.sink.clickhouse.reprice import Repricer
+from pipeline.sink.clickhouse.restate import TaskRestater
+from pipeline.sink.clickhouse.rows import (
     CALL_CANCEL_COLUMNS,
     CALL_COLUMNS,
     CHANGE_COLUMNS,
@@ -33,6 +33,9 @@ from pipeline.sink.rows import (
 )
 
 log = logging.getLogger("costflow.sink")
+
+# Seconds to pause on TOO_MANY_PARTS: a few background merges' worth.
+BACKPRESSURE_PAUSE_S = 10.0
 
 
 class ClickHouseSink(Sink):
@@ -146,6 +149,12 @@ class ClickHouseSink(Sink):
                 )
                 written["dead_letters"] = len(dead)
         except Exception as exc:
+            if "TOO_MANY_PARTS" in str(exc):
+                # Inserts outrun merges: back off longer than a transient error would.
+                raise SinkBackpressure(
+                    f"ClickHouse asks for a pause (TOO_MANY_PARTS): {str(exc)[:300]}",
+                    retry_after_s=BACKPRESSURE_PAUSE_S,
+                ) from exc
             raise ClickHouseError(f"write to ClickHouse failed: {exc}") from exc
         self._plan = None
         self.restater.committed()

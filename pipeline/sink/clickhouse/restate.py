@@ -40,8 +40,8 @@ from typing import Any
 
 from pipeline.pricing.engine import MONEY
 from pipeline.records import TaskRecord
+from pipeline.sink.clickhouse.rows import CHANGE_COLUMNS, STATE_COLUMNS, task_row
 from pipeline.sink.lineage import Lineage, Part
-from pipeline.sink.rows import CHANGE_COLUMNS, STATE_COLUMNS, task_row
 
 # A stored row: the change columns without sign, as the tasks table holds them.
 _STORED = tuple(c for c in CHANGE_COLUMNS if c != "sign")
