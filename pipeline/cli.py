@@ -8,29 +8,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import cli_analytics
-from pipeline.cli_support import clickhouse_client, compiled_book, load_settings, utc_time
+from pipeline.cli_support import clickhouse_client, compiled_book, settings_from, utc_time
 from pipeline.errors import CostflowError
 
 if TYPE_CHECKING:
     pass
 
-_GLOBAL_FLAGS = {
-    "data_dir": "COSTFLOW_DATA_DIR",
-    "kafka_bootstrap": "COSTFLOW_KAFKA_BOOTSTRAP",
-    "clickhouse_dsn": "COSTFLOW_CLICKHOUSE_DSN",
-    "database": "COSTFLOW_CLICKHOUSE_DATABASE",
-    "price_book": "COSTFLOW_WORKER_PRICE_BOOK_DIR",
-}
 
-
-def cmd_broker(_args: argparse.Namespace) -> int:
+def cmd_broker(args: argparse.Namespace) -> int:
     import signal
 
     from pipeline.embedded.broker import EmbeddedBroker
@@ -39,7 +30,7 @@ def cmd_broker(_args: argparse.Namespace) -> int:
         # Stopping happens in the main flow: Popen.wait is not re-entrant.
         raise KeyboardInterrupt
 
-    settings = load_settings()
+    settings = args.settings
     kafka = settings.kafka
     storage = settings.stack.data_dir / "broker" if kafka.embedded_durable else None
     broker = EmbeddedBroker(port=kafka.embedded_port, storage_dir=storage).start()
@@ -61,21 +52,21 @@ def cmd_broker(_args: argparse.Namespace) -> int:
         broker.stop()
 
 
-def cmd_worker(_args: argparse.Namespace) -> int:
+def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.runtime.worker import run_worker
 
-    run_worker(load_settings())
+    run_worker(args.settings)
     return 0
 
 
-def cmd_sink(_args: argparse.Namespace) -> int:
+def cmd_sink(args: argparse.Namespace) -> int:
     from pipeline.runtime.sink import run_sink
 
-    run_sink(load_settings())
+    run_sink(args.settings)
     return 0
 
 
-def cmd_up(_args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace) -> int:
     import signal
 
     from pipeline.runtime.supervisor import Stack
@@ -85,7 +76,7 @@ def cmd_up(_args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop drains like Ctrl-C
     started = time.monotonic()
-    stack = Stack(load_settings())
+    stack = Stack(args.settings)
     try:
         stack.start()
     except KeyboardInterrupt:  # Ctrl-C while starting: stop what did start
@@ -111,10 +102,10 @@ def cmd_up(_args: argparse.Namespace) -> int:
         stack.stop()
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     from pipeline.clickhouse.migrate import migrate
 
-    applied = migrate(clickhouse_client())
+    applied = migrate(clickhouse_client(args.settings))
     names = ", ".join(f"{m.number:04d}_{m.name}" for m in applied) or "nothing (up to date)"
     print(f"costflow: applied {names}")
     return 0
@@ -124,7 +115,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from pipeline.kafka.produce import produce_file
     from pipeline.kafka.topics import ensure_topics
 
-    settings = load_settings()
+    settings = args.settings
     ensure_topics(settings.kafka, settings.topics)
     sent = produce_file(settings.kafka, settings.topics, Path(args.file))
     print(f"costflow: produced {sum(sent.values()):,} records: {dict(sent)}")
@@ -134,13 +125,13 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.runtime.replay import replay
 
-    result = replay(load_settings(), Path(args.file), timeout_s=args.timeout)
+    result = replay(args.settings, Path(args.file), timeout_s=args.timeout)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    result = clickhouse_client().raw_query(args.query, fmt=args.format)
+    result = clickhouse_client(args.settings).raw_query(args.query, fmt=args.format)
     sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
     return 0
 
@@ -151,8 +142,8 @@ def cmd_reprice(args: argparse.Namespace) -> int:
 
     start, end = utc_time(args.start, "--from"), utc_time(args.end, "--to")
     result = run_reprice(
-        load_settings(),
-        compiled_book(args.book),
+        args.settings,
+        compiled_book(args.book, args.settings),
         start,
         end,
         dry_run=args.dry_run,
@@ -168,7 +159,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.runtime.demo import run_demo
 
-    return run_demo(tasks=args.tasks, seed=args.seed)
+    return run_demo(args.settings, tasks=args.tasks, seed=args.seed)
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -189,7 +180,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_price(args: argparse.Namespace) -> int:
     from pipeline.pricing.tools import price_lines
 
-    for line in price_lines(sys.stdin.buffer, compiled_book(args.book)):
+    for line in price_lines(sys.stdin.buffer, compiled_book(args.book, args.settings)):
         sys.stdout.write(line + "\n")
     return 0
 
@@ -228,12 +219,12 @@ def cmd_pricing(args: argparse.Namespace) -> int:
         print(f"costflow: {report.summary()}; wrote {args.out} (details: import-report.json)")
         return 0
     if args.pricing_command == "validate":
-        compiled = compiled_book(args.book)
+        compiled = compiled_book(args.book, args.settings)
         print(f"costflow: {compiled.label} is valid: {len(compiled.book.entries)} entries")
         return 0
     if args.pricing_command == "show":
         at = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
-        shown = tools.show(compiled_book(args.book), args.provider, args.model, at)
+        shown = tools.show(compiled_book(args.book, args.settings), args.provider, args.model, at)
         print(json.dumps(shown, indent=2))
         return 0
     changes = tools.diff(load_price_book(Path(args.book_a)), load_price_book(Path(args.book_b)))
@@ -245,12 +236,12 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     if args.dead_letter_command == "stats":
         from pipeline.runtime.dead_letter import DEAD_LETTER_STATS
 
-        result = clickhouse_client().raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
+        result = clickhouse_client(args.settings).raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
         sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
         return 0
     from pipeline.runtime.dead_letter import replay_dead_letters
 
-    settings = load_settings()
+    settings = args.settings
     replayed = replay_dead_letters(settings.kafka, settings.topics, reason=args.reason)
     print(f"costflow: re-submitted {sum(replayed.values()):,} dead letters: {dict(replayed)}")
     return 0
@@ -259,11 +250,11 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
     from pipeline.runtime.state_restore import restore, restore_embedded
 
-    settings = load_settings()
+    settings = args.settings
     if settings.kafka.embedded:
         report = restore_embedded(settings)
     else:
-        report = restore(settings, clickhouse_client())
+        report = restore(settings, clickhouse_client(args.settings))
     print(report.render())
     return 0
 
@@ -374,15 +365,12 @@ def _clickhouse_advice(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for attr, env in _GLOBAL_FLAGS.items():
-        value = getattr(args, attr, None)
-        if value:
-            os.environ[env] = value
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        args.settings = settings_from(args)
         return COMMANDS[args.command](args)
     except CostflowError as exc:
         print(f"costflow {args.command}: {exc}", file=sys.stderr)

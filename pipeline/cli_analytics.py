@@ -18,7 +18,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.runtime.reprice import comparison
 
     where = _slice(args)
-    client = clickhouse_client()
+    client = clickhouse_client(args.settings)
     print(full_report(client, where, args.top))
     reprices = render_reprices(comparison(client))
     if reprices:
@@ -44,7 +44,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if (args.a is None) != (args.b is None):
         raise CostflowError("give both --a and --b, or neither (the two largest arms)")
     dimension: Literal["model", "experiment"] = "experiment" if args.experiment else "model"
-    result = compare(clickhouse_client(), dimension, _slice(args), args.a, args.b)
+    result = compare(clickhouse_client(args.settings), dimension, _slice(args), args.a, args.b)
     print(render_comparison(args.scenario, result))
     return 0
 
@@ -67,10 +67,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     from pipeline.query.whatif import render_what_if, what_if
 
     at = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
-    result = what_if(
-        clickhouse_client(), compiled_book(args.book), _slice(args), args.model, at, args.replace,
-        _growth(args.growth),
-    )  # fmt: skip
+    client, book = clickhouse_client(args.settings), compiled_book(args.book, args.settings)
+    result = what_if(client, book, _slice(args), args.model, at, args.replace, _growth(args.growth))
     print(render_what_if(result))
     return 0
 
@@ -80,7 +78,7 @@ def cmd_fixed_costs(args: argparse.Namespace) -> int:
     from pipeline.query import fixed_costs
     from pipeline.query.report import full_cost_section
 
-    client = clickhouse_client()
+    client = clickhouse_client(args.settings)
     if args.action == "load":
         if not args.file:
             raise CostflowError("fixed-costs load needs a FILE (YAML declaration)")

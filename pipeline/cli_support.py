@@ -11,16 +11,36 @@ if TYPE_CHECKING:
     from pipeline.config import Settings
 
 
-def load_settings() -> Settings:
-    from pipeline.config import Settings
+def settings_from(args: Any) -> Settings:
+    """The settings of this run, built once: ``COSTFLOW_*`` variables, and the global
+    flags over them (as init values, which pydantic-settings ranks above the
+    environment; nothing is written back into ``os.environ``)."""
+    from pipeline.config import (
+        ClickHouseSettings,
+        KafkaSettings,
+        Settings,
+        StackSettings,
+        WorkerSettings,
+    )
 
-    return Settings()
+    def given(**values: Any) -> dict[str, Any]:
+        return {name: value for name, value in values.items() if value}
+
+    return Settings(
+        stack=StackSettings(**given(data_dir=getattr(args, "data_dir", None))),
+        kafka=KafkaSettings(**given(bootstrap=getattr(args, "kafka_bootstrap", None))),
+        clickhouse=ClickHouseSettings(
+            **given(
+                dsn=getattr(args, "clickhouse_dsn", None), database=getattr(args, "database", None)
+            )
+        ),
+        worker=WorkerSettings(**given(price_book_dir=getattr(args, "price_book", None))),
+    )
 
 
-def clickhouse_client() -> Any:
+def clickhouse_client(settings: Settings) -> Any:
     from pipeline.clickhouse.client import connect
 
-    settings = load_settings()
     return connect(settings.clickhouse, settings.stack)
 
 
@@ -34,10 +54,8 @@ def utc_time(text: str, flag: str) -> Any:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def compiled_book(path: str | None) -> Any:
+def compiled_book(path: str | None, settings: Settings) -> Any:
     from pipeline.pricing.book import load_price_book
     from pipeline.pricing.engine import CompiledBook
 
-    return CompiledBook(
-        load_price_book(Path(path) if path else load_settings().worker.price_book_dir)
-    )
+    return CompiledBook(load_price_book(Path(path) if path else settings.worker.price_book_dir))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
 
 from pipeline.clickhouse.client import connect
-from pipeline.config import ClickHouseSettings, Settings, StackSettings
+from pipeline.config import Settings, StackSettings
 from pipeline.demo.workload import bad_records, generate, write_jsonl
 from pipeline.pricing.fixed_costs import load_fixed_costs
 from pipeline.query import fixed_costs
@@ -19,16 +18,19 @@ from pipeline.resources import example_fixed_costs
 from pipeline.runtime.replay import replay
 
 
-def run_demo(tasks: int, seed: int) -> int:
+def run_demo(base: Settings, tasks: int, seed: int) -> int:
+    """Generate, replay and report; the demo's data lives under ``<data dir>/demo``."""
     # The demo owns a data directory of its own (broker log, offsets, chDB) and its
-    # database: a rerun starts from the same empty state and never touches yours.
-    base = StackSettings()
-    stack = StackSettings(data_dir=base.data_dir / "demo")
+    # database (costflow_demo unless one is given): a rerun starts from the same
+    # empty state and never touches yours.
+    stack = StackSettings(data_dir=base.stack.data_dir / "demo")
     if stack.data_dir.exists():
         shutil.rmtree(stack.data_dir)
-    os.environ.setdefault("COSTFLOW_CLICKHOUSE_DATABASE", "costflow_demo")
-    clickhouse = ClickHouseSettings()
-    settings = Settings(stack=stack, clickhouse=clickhouse)
+    given = "database" in base.clickhouse.model_fields_set
+    clickhouse = base.clickhouse.model_copy(
+        update={"database": base.clickhouse.database if given else "costflow_demo"}
+    )
+    settings = base.replace(stack=stack, clickhouse=clickhouse)
     client = connect(clickhouse, stack)
     client.command(f"DROP DATABASE IF EXISTS {clickhouse.database}")
     client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -90,3 +91,21 @@ def test_decision_commands_end_to_end_and_their_errors(
     assert "expected a factor such as 10x" in capsys.readouterr().err
     assert main(["whatif", "--scenario", "s", "--model", "gpt-4o-mini", "--growth", "10x"]) == 0
     assert "ESTIMATE: s, no tasks" in capsys.readouterr().out
+
+
+def test_global_flags_override_the_environment_without_writing_to_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pipeline.cli import build_parser
+    from pipeline.cli_support import settings_from
+
+    monkeypatch.setenv("COSTFLOW_CLICKHOUSE_DATABASE", "from_env")
+    monkeypatch.setenv("COSTFLOW_KAFKA_BOOTSTRAP", "env-host:9092")
+    args = build_parser().parse_args(
+        ["--data-dir", str(tmp_path), "--database", "from_flag", "report"]
+    )
+    settings = settings_from(args)
+    assert settings.clickhouse.database == "from_flag"
+    assert settings.kafka.bootstrap == "env-host:9092"  # no flag: the environment's
+    assert settings.stack.data_dir == tmp_path
+    assert os.environ["COSTFLOW_CLICKHOUSE_DATABASE"] == "from_env"  # untouched
