@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.events.models import CallEvent
 from pipeline.pricing import CompiledBook, price_call
-from pipeline.pricing.litellm_import import import_litellm
+from pipeline.pricing.importers.litellm import import_litellm
 
 MODELS = [
     ("anthropic", "claude-sonnet-4-5"),

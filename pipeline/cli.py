@@ -191,31 +191,14 @@ def cmd_pricing(args: argparse.Namespace) -> int:
     from pipeline.pricing import tools
     from pipeline.pricing.book import load_price_book
 
-    if args.pricing_command == "import-litellm":
-        import hashlib
+    if args.pricing_command in ("import", "import-litellm"):
+        from pipeline.pricing.importers import import_file
 
-        from pipeline.pricing.litellm_import import import_litellm
-
-        raw = Path(args.file).read_bytes()
+        source = getattr(args, "source", "litellm")
         effective = (
-            utc_time(args.effective_from, "--effective-from")
-            if args.effective_from
-            else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            utc_time(args.effective_from, "--effective-from") if args.effective_from else None
         )
-        version = args.version or f"{effective:%Y.%m.%d}-{hashlib.sha256(raw).hexdigest()[:8]}"
-        book, report = import_litellm(json.loads(raw), effective, version)
-        tools.write_book(book, Path(args.out))
-        (Path(args.out) / "import-report.json").write_text(
-            json.dumps(
-                {
-                    "skipped": report.skipped,
-                    "ignored_prices": report.ignored_prices,
-                    "rounded": report.rounded,
-                },
-                indent=2,
-                sort_keys=True,
-            )
-        )
+        _, report = import_file(source, Path(args.file), Path(args.out), effective, args.version)
         print(f"costflow: {report.summary()}; wrote {args.out} (details: import-report.json)")
         return 0
     if args.pricing_command == "validate":
@@ -293,11 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument("--book", help="price book directory or file")
     pricing = sub.add_parser("pricing", help="price books: import, validate, show, diff")
     pricing_sub = pricing.add_subparsers(dest="pricing_command", required=True)
-    imp = pricing_sub.add_parser("import-litellm", help="convert LiteLLM's price JSON to a book")
-    imp.add_argument("file")
-    imp.add_argument("--out", required=True)
-    imp.add_argument("--effective-from", help="YYYY-MM-DD (default: today, UTC)")
-    imp.add_argument("--version", help="book version (default: date and file hash)")
+    from pipeline.pricing.importers import IMPORTERS
+
+    imp = pricing_sub.add_parser("import", help="convert a price list into a book")
+    imp.add_argument("source", choices=sorted(IMPORTERS), help="whose price list FILE is")
+    legacy = pricing_sub.add_parser(
+        "import-litellm", help="the same as `pricing import litellm FILE`"
+    )
+    for parser_ in (imp, legacy):
+        parser_.add_argument("file")
+        parser_.add_argument("--out", required=True)
+        parser_.add_argument("--effective-from", help="YYYY-MM-DD (default: today, UTC)")
+        parser_.add_argument("--version", help="book version (default: date and file hash)")
     validate = pricing_sub.add_parser("validate", help="load and compile a book")
     validate.add_argument("--book")
     show = pricing_sub.add_parser("show", help="the entry pricing PROVIDER MODEL at a time")

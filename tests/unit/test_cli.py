@@ -109,3 +109,23 @@ def test_global_flags_override_the_environment_without_writing_to_it(
     assert settings.kafka.bootstrap == "env-host:9092"  # no flag: the environment's
     assert settings.stack.data_dir == tmp_path
     assert os.environ["COSTFLOW_CLICKHOUSE_DATABASE"] == "from_env"  # untouched
+
+
+def test_pricing_import_goes_through_the_importer_registry(tmp_path: Path) -> None:
+    """`pricing import litellm` and the older `pricing import-litellm` write the same book."""
+    listing = {
+        "gpt-x": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
+                  "output_cost_per_token": 8e-06},
+    }  # fmt: skip
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps(listing))
+    for command, out in ((["import", "litellm"], "a"), (["import-litellm"], "b")):
+        args = ["pricing", *command, str(source), "--out", str(tmp_path / out),
+                "--effective-from", "2026-01-01", "--version", "v1"]  # fmt: skip
+        assert main(args) == 0
+    books = [(tmp_path / d / "book.yaml").read_text() for d in ("a", "b")]
+    assert books[0] == books[1] and "gpt-x" in "".join(
+        p.read_text() for p in (tmp_path / "a").glob("*.yaml")
+    )
+    report = json.loads((tmp_path / "a" / "import-report.json").read_text())
+    assert report == {"skipped": {}, "ignored_prices": {}, "rounded": {}}

@@ -25,7 +25,8 @@ from litellm.types.utils import (
 
 from pipeline.events.models import CallEvent
 from pipeline.pricing import CompiledBook, price_call
-from pipeline.pricing.litellm_import import ImportReport, import_litellm
+from pipeline.pricing.importers.litellm import import_litellm
+from pipeline.pricing.importers.report import ImportReport
 
 PRICE_FILE = Path(litellm.__file__).parent / "model_prices_and_context_window_backup.json"
 RELATIVE = Decimal("1e-9")

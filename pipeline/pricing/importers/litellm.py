@@ -11,12 +11,12 @@ via their shortest decimal repr (``3e-06`` -> ``3``), so no binary noise enters.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pipeline.pricing.book import PriceBook
+from pipeline.pricing.importers.report import ImportReport
 
 TOKEN_MODES = {"chat", "completion", "responses"}
 _BASE = {
@@ -34,24 +34,6 @@ _TIERED = re.compile(
 # Pricing blocks whose names do not say "cost" but change the price.
 _PRICING_BLOCKS = {"off_peak_pricing", "tiered_pricing"}
 _SERVICE_KEY = re.compile(r"^(?P<base>.+)_(?P<service>batches|flex|priority)$")
-
-
-@dataclass
-class ImportReport:
-    imported: int = 0
-    skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
-    ignored_prices: dict[str, list[str]] = field(default_factory=dict)  # key -> price fields
-    rounded: dict[str, list[str]] = field(default_factory=dict)  # key -> fields rounded
-
-    def summary(self) -> str:
-        ignored = sum(len(v) for v in self.ignored_prices.values())
-        return (
-            f"imported {self.imported} entries; skipped {len(self.skipped)} entries; "
-            f"{ignored} price fields on {len(self.ignored_prices)} imported entries have "
-            "no dimension in the book (audio, image, per-second, off-peak, ...); "
-            f"{sum(len(v) for v in self.rounded.values())} prices rounded to 12 decimals "
-            "per million tokens"
-        )
 
 
 _PLACES = Decimal("1e-12")

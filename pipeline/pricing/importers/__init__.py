@@ -1,0 +1,64 @@
+"""Price-list importers: a community or vendor price list in, a price book out.
+
+Each importer is a module here with ``convert(raw: bytes, effective_from, version)
+-> (PriceBook, ImportReport)``; register it in :data:`IMPORTERS` under the name
+``costflow pricing import SOURCE`` takes. This package owns what every import
+shares: the version label (``YYYY.MM.DD-<sha8 of the input>`` unless given), the
+day an undated list is assumed to apply from, and writing the book with its
+report. Pure but for :func:`import_file`'s reading and writing of files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.pricing.book import PriceBook
+from pipeline.pricing.importers.litellm import import_litellm
+from pipeline.pricing.importers.report import ImportReport
+
+Converter = Callable[[bytes, datetime, str], tuple[PriceBook, ImportReport]]
+
+
+def _litellm(raw: bytes, effective_from: datetime, version: str) -> tuple[PriceBook, ImportReport]:
+    return import_litellm(json.loads(raw), effective_from, version)
+
+
+# source name -> converter
+IMPORTERS: dict[str, Converter] = {"litellm": _litellm}
+
+
+def default_version(raw: bytes, effective_from: datetime) -> str:
+    """``YYYY.MM.DD-<first 8 hex of sha256(raw)>``: the same input gives the same label."""
+    return f"{effective_from:%Y.%m.%d}-{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def import_file(
+    source: str,
+    path: Path,
+    out: Path,
+    effective_from: datetime | None = None,
+    version: str | None = None,
+) -> tuple[PriceBook, ImportReport]:
+    """Convert the file at ``path`` with the ``source`` importer and write the book
+    and ``import-report.json`` to ``out``. Without ``effective_from`` the prices apply
+    from the start of today (UTC). Raises ConfigError for an unknown source."""
+    from pipeline.pricing import tools
+
+    if source not in IMPORTERS:
+        raise ConfigError(f"no importer for {source!r}; choose one of {sorted(IMPORTERS)}")
+    raw = path.read_bytes()
+    effective = effective_from or datetime.now(UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    book, report = IMPORTERS[source](raw, effective, version or default_version(raw, effective))
+    tools.write_book(book, out)
+    report.write(out)
+    return book, report
+
+
+__all__ = ["IMPORTERS", "ImportReport", "default_version", "import_file"]
