@@ -55,6 +55,9 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
     )
 
     drain_fully(app.producer)
+    # Faust pauses the stream (with a warning each time) once 100 records wait to be
+    # sent; a call event alone sends three. 1,000 records of ~1 KB bound it still.
+    app.producer.buffer.max_messages = 1000
     true_ends.install(settings.kafka)
 
     def raw_topic(name: str) -> Any:
@@ -75,6 +78,7 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
             },
         ),
         retention=RetentionIndex(settings.worker.state_retention_s * 1000),
+        max_future_ms=settings.worker.max_future_s * 1000,
     )
 
     async def reindex() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import cli_analytics
 from pipeline.cli_support import clickhouse_client, compiled_book, settings_from, utc_time
-from pipeline.errors import CostflowError
+from pipeline.errors import CostflowError, KafkaError
 
 if TYPE_CHECKING:
     pass
@@ -364,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except CostflowError as exc:
         print(f"costflow {args.command}: {exc}", file=sys.stderr)
+        settings = getattr(args, "settings", None)
+        if isinstance(exc, KafkaError) and settings is not None and settings.kafka.embedded:
+            print(
+                "costflow: the embedded broker runs only while `costflow up` (or replay) runs: "
+                "start `costflow up` in another shell, or set COSTFLOW_KAFKA_BOOTSTRAP",
+                file=sys.stderr,
+            )
         return 2
     except Exception as exc:
         from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError

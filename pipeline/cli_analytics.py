@@ -16,10 +16,15 @@ from pipeline.errors import CostflowError
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.query.report import full_report, render_reprices
     from pipeline.runtime.reprice import comparison
+    from pipeline.runtime.run_state import unfinished
 
     where = _slice(args)
     client = clickhouse_client(args.settings)
     print(full_report(client, where, args.top))
+    if args.settings.kafka.embedded:
+        why = unfinished(args.settings.stack.data_dir)
+        if why:
+            print(f"\nINCOMPLETE: {why}.")
     reprices = render_reprices(comparison(client))
     if reprices:
         print("\n" + reprices)

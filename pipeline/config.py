@@ -151,6 +151,9 @@ class WorkerSettings(_Settings):
     # A task leaves the worker's state this long (event time) after its outcome
     # deadline; later events for it are dead-lettered as too_late.
     state_retention_s: int = Field(default=7 * 86_400, ge=3600)
+    # Events stamped more than this ahead of the worker's clock are dead-lettered as
+    # future_timestamp (they would push the watermark past every true event).
+    max_future_s: int = Field(default=3600, ge=0)
     # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
     report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"

@@ -61,6 +61,16 @@ class TooLate(InvalidEvent):
     code = "too_late"
 
 
+class FutureTimestamp(InvalidEvent):
+    """An event stamped further in the future than clocks can disagree.
+
+    Accepted, it would move its partition's event-time watermark ahead, and every
+    later event with a true timestamp would look too late for retention.
+    """
+
+    code = "future_timestamp"
+
+
 # --- pricing -------------------------------------------------------------
 
 

@@ -15,13 +15,14 @@ bad input stops the process before the event is acked (fail-stop).
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.agents.commit_safety import fail_stop
-from pipeline.errors import InvalidEvent, KeyMismatch, TooLate
+from pipeline.errors import FutureTimestamp, InvalidEvent, KeyMismatch, TooLate
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.join.retention import RetentionIndex
@@ -33,6 +34,10 @@ log = logging.getLogger("costflow.worker")
 
 # Table keys that hold a partition's watermark as of its last eviction, not a task.
 _WATERMARK_PREFIX = "\x00costflow.watermark/"
+
+
+def _iso(epoch_ms_value: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_ms_value / 1000))
 
 
 def watermark_key(partition: int) -> str:
@@ -65,6 +70,7 @@ class StageContext:
     duplicates: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
     unpriced: Counter[str] = field(default_factory=Counter)
+    max_future_ms: int = 3_600_000
     # What to do on an error that is not bad input (see commit_safety): end the process.
     fail_stop: Callable[[BaseException, str], None] = field(default=fail_stop)
 
@@ -103,22 +109,30 @@ class StageContext:
         belong to the state the sink already stored; applying one here would
         count it twice when the sink merges the two.
         """
-        raw = self.task_state.get(event.task_id)
         ts = epoch_ms(event)
+        now_ms = int(time.time() * 1000)
+        if ts > now_ms + self.max_future_ms:
+            raise FutureTimestamp(
+                f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
+                f"{(ts - now_ms) / 3_600_000:.1f} h ahead of this worker's clock; fix the "
+                "producer's clock or timestamps, then re-submit it with "
+                "`costflow dead-letter replay`"
+            )
+        raw = self.task_state.get(event.task_id)
         deadline = self.window.deadline_ms(getattr(event, "scenario_id", None) or "", ts)
         expiry = self.retention.expiry_ms(deadline)
         if raw is None:
             mark = self.retention.watermark[self.partition]
             if expiry > mark:
                 return
-            against = f"the latest event time seen on partition {self.partition} ({mark} ms)"
+            against = f"the latest event time seen on partition {self.partition} ({_iso(mark)})"
         else:
             born = TaskState.from_stored(raw).born_ms
             if expiry > born:
                 return
             against = (
                 f"the event time at which the worker started this task's state again "
-                f"after it had left ({born} ms)"
+                f"after it had left ({_iso(born)})"
             )
         raise TooLate(
             f"task {event.task_id!r}: this event (ts {event.ts.isoformat()}) is past its "

@@ -31,10 +31,14 @@ def connect(clickhouse: ClickHouseSettings, stack: StackSettings, *, create: boo
         return clickhouse_connect.get_client(dsn=dsn, database=clickhouse.database, **credentials)
     except Exception as exc:
         text = str(exc)
-        hint = ""
         if dsn.startswith("chdb://") and ("lock" in text.lower() or "in use" in text.lower()):
-            hint = " (another process owns this chDB directory; stop the sink first)"
-        raise ClickHouseError(f"cannot open ClickHouse at {_redact(dsn)}: {text}{hint}") from None
+            raise ClickHouseError(
+                f"the embedded ClickHouse at {dsn.removeprefix('chdb://')} is open in another "
+                "process (a running `costflow up` or sink): only one process may open it. Stop "
+                "it first (Ctrl-C drains), or point COSTFLOW_CLICKHOUSE_DSN at a ClickHouse "
+                f"server. [{text.strip().splitlines()[0][:200]}]"
+            ) from None
+        raise ClickHouseError(f"cannot open ClickHouse at {_redact(dsn)}: {text}") from None
 
 
 def _redact(dsn: str) -> str:

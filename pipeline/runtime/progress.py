@@ -24,8 +24,10 @@ class ProgressTimeout(CostflowError):
     code = "progress_timeout"
 
 
-def _show(label: str, done: int, total: int, started: float) -> None:
-    rate = done / max(time.monotonic() - started, 1e-9)
+def _show(label: str, done: int, total: int, started: float, done_at_start: int = 0) -> None:
+    # The rate of this wait's own progress: records committed before it began are not
+    # throughput (they made "1,867,698/s" out of a restart).
+    rate = (done - done_at_start) / max(time.monotonic() - started, 1e-9)
     sys.stderr.write(f"\r  {label}: {done:,}/{total:,} records ({rate:,.0f}/s)   ")
     sys.stderr.flush()
 
@@ -43,10 +45,13 @@ def wait_for_group(
     """
     total = sum(targets.values())
     started = time.monotonic()
+    done_at_start: int | None = None
     while True:
         check()
         remaining = probe.remaining(targets)
-        _show(label, total - remaining, total, started)
+        if done_at_start is None:
+            done_at_start = total - remaining
+        _show(label, total - remaining, total, started, done_at_start)
         if remaining == 0:
             sys.stderr.write("\n")
             return time.monotonic() - started

@@ -30,10 +30,18 @@ def replay(settings: Settings, path: Path, timeout_s: float = 1800) -> dict[str,
     with Stack(settings, log_dir=log_dir) as stack:
         sys.stderr.write(f"costflow: stack up (logs in {log_dir}); producing {path}\n")
         t0 = time.monotonic()
-        sent: Counter[str] = produce_file(settings.kafka, settings.topics, path)
-        produced_s = time.monotonic() - t0
-        with PipelineProgress(settings) as progress:
-            flushed = progress.wait_flushed(timeout_s, stack.check_alive)
+        try:
+            sent: Counter[str] = produce_file(settings.kafka, settings.topics, path)
+            produced_s = time.monotonic() - t0
+            with PipelineProgress(settings) as progress:
+                flushed = progress.wait_flushed(timeout_s, stack.check_alive)
+        except KeyboardInterrupt:
+            # What the broker acknowledged is finished (Ctrl-C again stops at once and
+            # leaves it for the next run); what was not produced is not.
+            sys.stderr.write("\ncostflow: interrupted; events not yet produced are not sent\n")
+            stack.drain()
+            raise
+        stack.drained()
         total_s = time.monotonic() - t0
     return {
         "events": sum(sent.values()),

@@ -18,6 +18,8 @@ from types import TracebackType
 from pipeline.config import Settings
 from pipeline.embedded.broker import port_is_free, wait_until_ready
 from pipeline.errors import EmbeddedStackError
+from pipeline.runtime import run_state
+from pipeline.runtime.run_state import DataDirLock
 
 log = logging.getLogger("costflow.up")
 
@@ -43,6 +45,7 @@ class Stack:
         self.log_dir = log_dir
         self.roles = roles
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.lock: DataDirLock | None = None
 
     def _spawn(self, role: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -70,6 +73,9 @@ class Stack:
     def start(self) -> Stack:
         kafka = self.settings.kafka
         if kafka.embedded:
+            # One stack per data directory; "running" until a drain completes.
+            self.lock = DataDirLock(self.settings.stack.data_dir).acquire()
+            run_state.mark_running(self.settings.stack.data_dir)
             if not port_is_free(kafka.embedded_port):
                 raise EmbeddedStackError(
                     f"port {kafka.embedded_port} is taken (another costflow up?); set "
@@ -129,11 +135,20 @@ class Stack:
         except KeyboardInterrupt:
             sys.stderr.write("\ncostflow: stopping at once; the rest is processed next time\n")
             return False
+        self.drained()
         return True
+
+    def drained(self) -> None:
+        """Both stages have committed everything the broker held: the run is complete."""
+        if self.lock is not None:
+            run_state.mark_drained(self.settings.stack.data_dir)
 
     def stop(self) -> None:
         for role in ("worker", "sink", "broker"):
             self.stop_role(role)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def stop_role(self, role: str) -> None:
         """SIGTERM one child and wait for it (SIGKILL after 60 s)."""

@@ -72,6 +72,8 @@ def kill_everything(stack: Stack) -> None:
     for process in stack.children.values():
         process.wait()
     await_condition(lambda: all(gone(pid) for pid in victims), 30, "every process to die")
+    if stack.lock is not None:  # the supervisor died too: the kernel drops its flock
+        stack.lock.release()
 
 
 def run_wave(base: Settings, lines: list[bytes], stop: str) -> None:

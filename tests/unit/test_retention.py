@@ -165,3 +165,19 @@ def test_after_a_restart_recovered_tasks_are_tracked_again() -> None:
     assert len(restarted.retention) == 1
     run(restarted, [call("c2", "t2", "2026-11-03T12:00:00Z", partition=3)])
     assert "t1" not in table and restarted.evicted == 1
+
+
+def test_an_event_stamped_in_the_future_is_refused_and_moves_no_watermark() -> None:
+    """One bad clock would otherwise make every true event after it look too late."""
+    from datetime import UTC, datetime, timedelta
+
+    table, ctx = one_hour_retention()
+    now = datetime.now(UTC)
+    ahead = call("f1", "t1", (now + timedelta(hours=2)).isoformat())  # default limit: 1 h
+    run(ctx, [ahead])
+    assert ctx.dead_lettered == {"future_timestamp": 1} and "t1" not in table
+    assert ctx.retention.watermark[0] == 0
+    detail = dict(ctx.dead_letter.sent[0]["headers"])["costflow.detail"]
+    assert b"ahead of this worker's clock" in detail
+    run(ctx, [call("f2", "t1", (now + timedelta(minutes=30)).isoformat())])  # clock skew
+    assert "t1" in table and ctx.dead_lettered == {"future_timestamp": 1}
