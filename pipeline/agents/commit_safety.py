@@ -48,19 +48,24 @@ class _Tally:
 
 
 async def _flush_until_passed_on(buffer: Any, tally: _Tally) -> None:
-    """Wait until every record handed to ``send_soon`` is in aiokafka's accumulator.
+    """Wait until every record handed to ``send_soon`` before this call is in
+    aiokafka's accumulator.
 
     Not ``buffer.size == 0``: the record the buffer's task is handing over has
-    already left the queue, and aiokafka's ``flush()`` would not wait for it.
+    already left the queue, and aiokafka's ``flush()`` would not wait for it. And
+    not "until nothing is queued": the records of the offsets being committed were
+    all queued before the commit began, while agents keep queueing new ones; chasing
+    those starved commits under steady load.
     """
-    while tally.passed_on < tally.queued:
+    target = tally.queued
+    while tally.passed_on < target:
         if buffer.state != "running":
             raise RuntimeError(
                 f"cannot flush: the producer buffer is {buffer.state} with "
-                f"{tally.queued - tally.passed_on} records not yet sent"
+                f"{target - tally.passed_on} records not yet sent"
             )
         buffer.message_sent.clear()
-        if tally.passed_on >= tally.queued:
+        if tally.passed_on >= target:
             break
         try:
             await asyncio.wait_for(buffer.message_sent.wait(), timeout=1.0)

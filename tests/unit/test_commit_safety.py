@@ -123,3 +123,23 @@ def test_unexpected_error_stops_before_the_event_is_acked() -> None:
     assert order[0] == "fail-stop: applying call 'c1'"
     assert order.index("fail-stop: applying call 'c1'") < order.index("acked")
     assert ctx.processed == {} and ctx.task_snapshots.sent == []
+
+
+def test_a_flush_waits_for_what_was_queued_before_it_not_for_later_records() -> None:
+    """Agents keep queueing while a commit flushes; the flush must not chase them."""
+
+    async def run() -> tuple[int, int]:
+        buffer, sent = await _buffer_with_slow_sends(0.05, patch=True)  # 3 queued
+        flushing = asyncio.ensure_future(buffer.flush())
+        await asyncio.sleep(0)  # the flush has started and taken its target
+        for n in range(3, 23):  # 20 more records arrive while it waits
+            buffer.put(n)  # type: ignore[arg-type]
+        await flushing
+        done_at_return = len(sent)
+        while len(sent) < 23:  # let the rest go before stopping (stop flushes too)
+            await asyncio.sleep(0.05)
+        await buffer.stop()
+        return done_at_return, len(sent)
+
+    at_return, total = asyncio.run(run())
+    assert 3 <= at_return < 23 and total == 23
