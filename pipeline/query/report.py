@@ -23,7 +23,8 @@ SELECT
     cost / n_tasks,
     if(n_accepted = 0, NULL, cost / n_accepted),
     waste,
-    is_final
+    is_final,
+    n_unpriced
 FROM
 (
     SELECT
@@ -36,7 +37,8 @@ FROM
         sum(pending) AS n_pending,
         sum(v.total_cost) AS cost,
         sum(waste_cost) AS waste,
-        min(final) AS is_final
+        min(final) AS is_final,
+        sum(unpriced_calls) AS n_unpriced
     FROM v_outcomes_daily AS v
     WHERE {condition}
     GROUP BY scenario_id
@@ -72,6 +74,9 @@ class ScenarioLine:
     waste_cost: Decimal
     # No task of the slice is still inside its outcome window.
     final: bool
+    # Calls the book could not price: their cost is unknown, so every cost figure of
+    # the line is a lower bound (shown as ">=") until they are priced and repriced.
+    unpriced_calls: int = 0
 
     @property
     def acceptance_rate(self) -> Decimal:
@@ -107,21 +112,35 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
     )
     out = ["Cost per accepted outcome, by scenario", header, "-" * len(header)]
     for line in lines:
+        at_least = ">=" if line.unpriced_calls else ""
         out.append(
             f"{line.scenario_id or '(none)':<18} {line.tasks:>7,} {line.accepted:>9,} "
-            f"{line.acceptance_rate * 100:>8.1f}% {_usd(line.total_cost, 2):>13} "
-            f"{_usd(line.cost_per_task):>11} {_usd(line.cost_per_accepted_outcome):>22}"
+            f"{line.acceptance_rate * 100:>8.1f}% {at_least + _usd(line.total_cost, 2):>13} "
+            f"{at_least + _usd(line.cost_per_task):>11} "
+            f"{at_least + _usd(line.cost_per_accepted_outcome):>22}"
         )
     total_tasks = sum(line.tasks for line in lines)
     total_accepted = sum(line.accepted for line in lines)
     total_cost = sum((line.total_cost for line in lines), Decimal(0))
+    unpriced = [line for line in lines if line.unpriced_calls]
     if total_tasks:
         out.append("-" * len(header))
         cpao = total_cost / total_accepted if total_accepted else None
+        at_least = ">=" if unpriced else ""
         out.append(
             f"{'all':<18} {total_tasks:>7,} {total_accepted:>9,} "
-            f"{Decimal(total_accepted) / total_tasks * 100:>8.1f}% {_usd(total_cost, 2):>13} "
-            f"{_usd(total_cost / total_tasks):>11} {_usd(cpao):>22}"
+            f"{Decimal(total_accepted) / total_tasks * 100:>8.1f}% "
+            f"{at_least + _usd(total_cost, 2):>13} {at_least + _usd(total_cost / total_tasks):>11} "
+            f"{at_least + _usd(cpao):>22}"
+        )
+    if unpriced:
+        out.append(
+            "LOWER BOUND (>=): "
+            + ", ".join(
+                f"{line.scenario_id or '(none)'} {line.unpriced_calls:,}" for line in unpriced
+            )
+            + " calls have no price in the book (their cost is unknown, not $0). Add the "
+            "prices to the book, then `costflow reprice --book DIR --from T1 --to T2`."
         )
     out.append("")
     out.append(

@@ -156,6 +156,7 @@ def test_report_slices_equal_the_reference(client: Any) -> None:
         waste = sum((t.total_cost for t in mine if t.outcome in ("rejected", "failed")), Decimal(0))
         waste += sum((t.total_cost for t in mine if not t.outcome), Decimal(0))  # all overdue
         assert (line.tasks, line.total_cost, line.waste_cost) == (len(mine), cost, waste)
+        assert line.unpriced_calls == sum(t.unpriced_calls for t in mine)
 
     for tail in tails(client, where):
         bins: dict[int, list[Any]] = {}
