@@ -74,7 +74,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop drains like Ctrl-C
+    # A service manager's stop drains like Ctrl-C; and Ctrl-C works even when a script
+    # started us in the background, where SIGINT arrives ignored.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     started = time.monotonic()
     stack = Stack(args.settings)
     try:

@@ -10,9 +10,28 @@ from pipeline.config import ClickHouseSettings, StackSettings
 from pipeline.errors import ClickHouseError
 
 
-def connect(clickhouse: ClickHouseSettings, stack: StackSettings, *, create: bool = True) -> Any:
-    """A client whose default database is the configured one (created if asked)."""
+def connect(
+    clickhouse: ClickHouseSettings,
+    stack: StackSettings,
+    *,
+    create: bool = True,
+    owner: bool = False,
+) -> Any:
+    """A client whose default database is the configured one (created if asked).
+
+    For embedded chDB: when a running stack serves reads of the directory
+    (:mod:`pipeline.clickhouse.read_server`), a reader gets an HTTP client to it
+    instead of opening the directory; ``owner=True`` (the sink) always opens it.
+    """
     dsn = clickhouse.resolved_dsn(stack)
+    if dsn.startswith("chdb://") and not owner:
+        from pathlib import Path
+
+        from pipeline.clickhouse.read_server import running_endpoint
+
+        url = running_endpoint(Path(dsn.removeprefix("chdb://")))
+        if url is not None:
+            return clickhouse_connect.get_client(dsn=url, database=clickhouse.database)
     credentials: dict[str, Any] = {}
     if clickhouse.username:
         credentials["username"] = clickhouse.username

@@ -56,6 +56,31 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
 
         with PipelineProgress(settings.replace(kafka=kafka)) as progress:
             progress.wait_flushed(180, check)
+        # Reading while the stack runs: the sink serves reads of the embedded engine.
+        more = generate(200, seed=4, duplicate_share=0.0)
+        produce_lines(kafka, settings.topics, write_jsonl(more))  # events flowing
+        cli = [sys.executable, "-m", "pipeline.cli"]
+        during = subprocess.run(
+            [*cli, "sql", "SELECT count() FROM tasks FINAL", "--format", "TSV"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert during.returncode == 0, during.stderr
+        assert 20 <= int(during.stdout) <= 220
+        report = subprocess.run(
+            [*cli, "report"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert report.returncode == 0 and "Cost per accepted outcome" in report.stdout
+        write = subprocess.run(
+            [*cli, "sql", "DROP TABLE tasks"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert write.returncode != 0 and "read-only" in write.stderr
+        with PipelineProgress(settings.replace(kafka=kafka)) as progress:
+            progress.wait_flushed(180, check)
+        after = subprocess.run(
+            [*cli, "sql", "SELECT count() FROM tasks FINAL", "--format", "TSV"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert int(after.stdout) == len({e["task_id"] for e in events + more})
         children = children_of(up.pid)
         assert len(children) == 3  # broker, sink, worker
         descendants = children + [g for child in children for g in children_of(child)]
@@ -68,7 +93,7 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
 
     client = connect(settings.clickhouse, settings.stack, create=False)
     stored = client.query("SELECT count() FROM tasks FINAL").result_rows[0][0]
-    assert stored == len({e["task_id"] for e in events})
+    assert stored == len({e["task_id"] for e in events + more})
 
 
 def _start_up(

@@ -19,10 +19,19 @@ def open_sink(settings: Settings) -> ClickHouseSink:
     from pipeline.clickhouse.client import connect
     from pipeline.clickhouse.migrate import migrate
 
-    client = connect(settings.clickhouse, settings.stack)
+    client = connect(settings.clickhouse, settings.stack, owner=True)
     if settings.sink.auto_migrate:
         migrate(client)
-    return ClickHouseSink(client, settings.topics, settings.sink.task_cache_entries)
+    sink = ClickHouseSink(client, settings.topics, settings.sink.task_cache_entries)
+    dsn = settings.clickhouse.resolved_dsn(settings.stack)
+    if dsn.startswith("chdb://"):
+        from pathlib import Path
+
+        from pipeline.clickhouse.read_server import ReadServer
+
+        # This process owns the embedded engine: let the others read through it.
+        sink.read_server = ReadServer(Path(dsn.removeprefix("chdb://"))).start()
+    return sink
 
 
 __all__ = ["ClickHouseSink", "open_sink"]

@@ -57,6 +57,8 @@ class ClickHouseSink(Sink):
             },
         )
         self._repair_due = True
+        # Serves reads of the embedded engine to other processes (see open_sink).
+        self.read_server: Any = None
 
     def _new_calls(self, calls: dict[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Rows for calls not yet stored; stage 1 re-emits a call when it is re-delivered."""
@@ -182,4 +184,6 @@ class ClickHouseSink(Sink):
         self._repair_due = True
 
     def close(self) -> None:
+        if self.read_server is not None:
+            self.read_server.stop()
         self.client.close()
