@@ -140,7 +140,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_reprice(args: argparse.Namespace) -> int:
-    from pipeline.query.report import render_reprices
+    from pipeline.render.report import render_reprices
     from pipeline.runtime.reprice import run_reprice
 
     start, end = utc_time(args.start, "--from"), utc_time(args.end, "--to")

@@ -14,7 +14,7 @@ from pipeline.errors import CostflowError
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.query.report import full_report, render_reprices
+    from pipeline.render.report import full_report, render_reprices
     from pipeline.runtime.reprice import comparison
     from pipeline.runtime.run_state import unfinished
 
@@ -44,7 +44,8 @@ def _slice(args: argparse.Namespace) -> Any:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pipeline.query.compare import compare, render_comparison
+    from pipeline.query.compare import compare
+    from pipeline.render.compare import render_comparison
 
     if (args.a is None) != (args.b is None):
         raise CostflowError("give both --a and --b, or neither (the two largest arms)")
@@ -69,7 +70,8 @@ def _growth(text: str) -> Any:
 def cmd_whatif(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from pipeline.query.whatif import render_what_if, what_if
+    from pipeline.query.whatif import what_if
+    from pipeline.render.whatif import render_what_if
 
     at = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
     client, book = clickhouse_client(args.settings), compiled_book(args.book, args.settings)
@@ -81,7 +83,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 def cmd_fixed_costs(args: argparse.Namespace) -> int:
     from pipeline.pricing.fixed_costs import load_fixed_costs
     from pipeline.query import fixed_costs
-    from pipeline.query.report import full_cost_section
+    from pipeline.render.report import full_cost_section
 
     client = clickhouse_client(args.settings)
     if args.action == "load":

@@ -12,8 +12,9 @@ from pipeline.demo.workload import bad_records, generate, write_jsonl
 from pipeline.pricing.fixed_costs import load_fixed_costs
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice
-from pipeline.query.compare import compare, render_comparison
-from pipeline.query.report import full_report
+from pipeline.query.compare import compare
+from pipeline.render.compare import render_comparison
+from pipeline.render.report import full_report
 from pipeline.resources import example_fixed_costs
 from pipeline.runtime.replay import replay
 

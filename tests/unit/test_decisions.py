@@ -17,8 +17,10 @@ from pipeline.demo.workload import generate
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
 from pipeline.query.analytics import Slice
-from pipeline.query.compare import compare, render_comparison
-from pipeline.query.whatif import render_what_if, what_if
+from pipeline.query.compare import compare
+from pipeline.query.whatif import what_if
+from pipeline.render.compare import render_comparison
+from pipeline.render.whatif import render_what_if
 from tests.reference import call_cost, expected_tasks
 from tests.reference_analytics import call_facts, group_calls, latency_quantile, total
 from tests.unit.test_analytics_views import run_stage1_and_sink

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pipeline.query.formatting import usd
+from pipeline.render.money import usd
 
 
 def test_money_reads_the_same_everywhere() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pipeline.query.report import ScenarioLine, render
+from pipeline.query.report import ScenarioLine
+from pipeline.render.report import render
 
 STATS = {"calls": 9, "unpriced_calls": 1, "dead_letters": 0, "price_books": ["default@1"],
          "diverged_tasks": 0, "pending_events": 0, "restarted_tasks": 0}  # fmt: skip
