@@ -40,6 +40,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         flush=True,
     )
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background by a script
     try:
         while True:
             for process in broker.processes():

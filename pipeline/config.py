@@ -154,6 +154,8 @@ class WorkerSettings(_Settings):
     # Events stamped more than this ahead of the worker's clock are dead-lettered as
     # future_timestamp (they would push the watermark past every true event).
     max_future_s: int = Field(default=3600, ge=0)
+    # Exit (and be restarted) when input waits and nothing moves this long (agents.stall).
+    stall_timeout_s: int = Field(default=120, ge=10)
     # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
     report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"

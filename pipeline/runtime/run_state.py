@@ -96,9 +96,9 @@ def unfinished(data_dir: Path) -> str | None:
         return None
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(state.get("since", 0)))
     return (
-        f"the stack started at {since} stopped before processing everything the broker "
-        "acknowledged (a second Ctrl-C, a kill or a crash); run `costflow up` (Ctrl-C "
-        "drains) or another `costflow replay` to finish"
+        f"the stack started at {since} stopped without draining (a second Ctrl-C, a kill or "
+        "a crash), so the figures may miss events the broker acknowledged; run `costflow up` "
+        "(Ctrl-C drains) or another `costflow replay` to make sure"
     )
 
 

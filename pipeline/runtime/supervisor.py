@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from pipeline.agents.stall import STALL_EXIT
 from pipeline.config import Settings
 from pipeline.embedded.broker import port_is_free, wait_until_ready
 from pipeline.errors import EmbeddedStackError
@@ -97,19 +98,28 @@ class Stack:
             raise EmbeddedStackError(f"{role} is still running; stop it before respawning")
         self._spawn(role)
 
+    def _restart_stalled(self, role: str, code: int | None) -> bool:
+        """A worker that exited because it stalled is started again (agents.stall)."""
+        if role != "worker" or code != STALL_EXIT:
+            return False
+        log.warning("the worker stalled and exited; starting it again%s", self.log_hint(role))
+        sys.stderr.write("costflow: stage 1 stalled and is restarting (nothing is lost)\n")
+        self._spawn(role)
+        return True
+
     def check_alive(self) -> None:
-        for role, process in self.children.items():
+        for role, process in list(self.children.items()):
             code = process.poll()
-            if code is not None:
+            if code is not None and not self._restart_stalled(role, code):
                 raise EmbeddedStackError(f"{role} exited with code {code}{self.log_hint(role)}")
 
     def wait(self) -> int:
         """Foreground: return when any child exits (its exit code) or on Ctrl-C."""
         try:
             while True:
-                for role, process in self.children.items():
+                for role, process in list(self.children.items()):
                     code = process.poll()
-                    if code is not None:
+                    if code is not None and not self._restart_stalled(role, code):
                         log.error("%s exited with code %s; stopping the rest", role, code)
                         return code or 1
                 time.sleep(0.5)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import time
 from typing import Any
 
+from pipeline.agents.stall import STALL_EXIT, StallWatch
 from pipeline.app import create_app
 from pipeline.config import Settings
+from pipeline.kafka.offsets import LagProbe
 from pipeline.kafka.topics import ensure_topics
 
 log = logging.getLogger("costflow.worker")
@@ -26,6 +31,37 @@ def run_worker(settings: Settings) -> None:
     @app.timer(interval=settings.worker.report_interval_s)
     async def report_counters() -> None:
         _log_counters(ctx)
+
+    watch = StallWatch(settings.worker.stall_timeout_s)
+    probe = LagProbe(settings.kafka, settings.worker.app_id)
+    inputs = set(settings.topics.inputs())
+
+    @app.timer(interval=10.0)
+    async def watchdog() -> None:
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        if not tps:
+            return
+        ends = await app.consumer.highwaters(*tps)  # true ends (agents.true_ends)
+        loop = asyncio.get_running_loop()
+        keys = [(tp.topic, tp.partition) for tp in tps]
+        committed = await loop.run_in_executor(None, probe.committed, keys)
+        lagging = {
+            f"{tp.topic}[{tp.partition}]": (committed[(tp.topic, tp.partition)], ends[tp])
+            for tp in tps
+            if committed[(tp.topic, tp.partition)] < ends[tp]
+        }
+        progress = sum(ctx.processed.values()) + sum(ctx.duplicates.values())
+        progress += sum(ctx.dead_lettered.values())
+        if watch.observe(time.monotonic(), lagging, progress):
+            log.critical(
+                "stage 1 stalled: %s have input waiting (committed, end) and nothing moved "
+                "for %d s; exiting to be restarted (nothing is lost)",
+                lagging,
+                settings.worker.stall_timeout_s,
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(STALL_EXIT)
 
     from faust.worker import Worker
 

@@ -36,3 +36,50 @@ def test_a_run_that_did_not_drain_says_so(tmp_path: Path) -> None:
     assert why is not None and "costflow up" in why
     mark_drained(tmp_path)
     assert unfinished(tmp_path) is None
+
+
+def test_a_stall_is_input_waiting_with_nothing_moving_for_the_timeout() -> None:
+    from pipeline.agents.stall import StallWatch
+
+    watch = StallWatch(timeout_s=120)
+    waiting = {"calls[2]": (114, 255)}
+    assert not watch.observe(0, waiting, progress=500)
+    assert not watch.observe(119, waiting, progress=500)
+    assert watch.observe(120, waiting, progress=500)  # 120 s, nothing moved
+    # Progress anywhere (events handled, or the partition's commit) restarts the clock.
+    assert not watch.observe(121, waiting, progress=501)
+    assert not watch.observe(200, {"calls[2]": (120, 255)}, progress=501)
+    assert not watch.observe(319, {"calls[2]": (120, 255)}, progress=501)
+    assert watch.observe(320, {"calls[2]": (120, 255)}, progress=501)
+    # Nothing waiting is never a stall, however long it stays so.
+    idle = StallWatch(timeout_s=120)
+    assert not idle.observe(0, {}, 0) and not idle.observe(10_000, {}, 0)
+
+
+def test_the_supervisor_restarts_a_worker_that_stalled_and_nothing_else() -> None:
+    from pipeline.agents.stall import STALL_EXIT
+    from pipeline.config import Settings
+    from pipeline.runtime.supervisor import Stack
+
+    stack = Stack(Settings())
+    spawned: list[str] = []
+
+    def spawn(role: str) -> subprocess.Popen[bytes]:
+        spawned.append(role)
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        stack.children[role] = process
+        return process
+
+    stack._spawn = spawn  # type: ignore[method-assign]
+    stalled = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({STALL_EXIT})"])
+    stalled.wait()
+    stack.children["worker"] = stalled
+    stack.check_alive()  # restarted, not raised
+    assert spawned == ["worker"]
+    crashed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    crashed.wait()
+    stack.children["sink"] = crashed
+    with pytest.raises(EmbeddedStackError, match="sink exited with code 1"):
+        stack.check_alive()
+    stack.children["worker"].kill()
+    stack.children["worker"].wait()
