@@ -38,6 +38,9 @@ def run_worker(settings: Settings) -> None:
 
     @app.timer(interval=10.0)
     async def watchdog() -> None:
+        if app.in_recovery or app.rebalancing:
+            watch.observe(time.monotonic(), {}, 0)  # restoring state is progress of its own
+            return
         tps = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
         if not tps:
             return
