@@ -21,10 +21,8 @@ from pipeline.query.noise import ArmSums, Difference, compare_arms
 
 Dimension = Literal["model", "experiment"]
 
-# The same bin rule as v_model_calls_daily (sql/0006_analytics.sql).
+# The bin rule of v_model_calls_daily (sql/0006_analytics.sql), as costflow_bin_at_v1.
 _CALLS_BY_MODEL = """
-WITH (bins, n, pct) -> bins[arrayFirstIndex(c -> c >= intDiv(n * pct + 99, 100),
-    arrayCumSum(arrayMap(b -> b.2, bins)))] AS bin_at
 SELECT
     c.model,
     c.calls,
@@ -32,8 +30,10 @@ SELECT
     c.cost,
     c.retry_calls / c.calls,
     if(c.judged = 0, NULL, c.passed / c.judged),
-    if(l.n = 0, NULL, bin_at(l.bins, l.n, 50).3 / bin_at(l.bins, l.n, 50).2),
-    if(l.n = 0, NULL, bin_at(l.bins, l.n, 95).3 / bin_at(l.bins, l.n, 95).2)
+    if(l.n = 0, NULL,
+       costflow_bin_at_v1(l.bins, l.n, 50).3 / costflow_bin_at_v1(l.bins, l.n, 50).2),
+    if(l.n = 0, NULL,
+       costflow_bin_at_v1(l.bins, l.n, 95).3 / costflow_bin_at_v1(l.bins, l.n, 95).2)
 FROM
 (
     SELECT model,

@@ -144,6 +144,9 @@ SHIPPED = {
         "2f5885ea49730f3be7db83b88b13e68f92edc53dd49d6d5ec681edf1845dadff"
     ),
     "0008_task_states.sql": "901dcf4ac78df6ee7770b239b28cec191c1ece679e053423d9649529bb321677",
+    "0009_bin_quantile_function.sql": (
+        "c2d9db71a30350e9c8fbfd05796bd948f167255a2795fd7e1f60ea02faa0cff8"
+    ),
 }
 
 
