@@ -11,24 +11,27 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline import cli_analytics
 from pipeline.cli_support import clickhouse_client, compiled_book, settings_from, utc_time
 from pipeline.errors import CostflowError, KafkaError
 
-if TYPE_CHECKING:
-    pass
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so a foreground process stops (or
+    drains) in its main flow: for a service manager's stop as for Ctrl-C, and also when
+    a script started it in the background, where SIGINT arrives ignored."""
+    import signal
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    import signal
-
     from pipeline.embedded.broker import EmbeddedBroker
-
-    def interrupt(*_: object) -> None:
-        # Stopping happens in the main flow: Popen.wait is not re-entrant.
-        raise KeyboardInterrupt
 
     settings = args.settings
     kafka = settings.kafka
@@ -39,8 +42,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         f"costflow: embedded broker listening on {broker.bootstrap} ({where}; Ctrl-C stops it)",
         flush=True,
     )
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)  # also when started in the background by a script
+    _stop_on_signals()
     try:
         while True:
             for process in broker.processes():
@@ -68,17 +70,9 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import signal
-
     from pipeline.runtime.supervisor import Stack
 
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    # A service manager's stop drains like Ctrl-C; and Ctrl-C works even when a script
-    # started us in the background, where SIGINT arrives ignored.
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
+    _stop_on_signals()
     started = time.monotonic()
     stack = Stack(args.settings)
     try:

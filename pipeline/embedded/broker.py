@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,14 +37,22 @@ def broker_binary() -> str:
         raise EmbeddedStackError(str(exc)) from None
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: on Linux, SIGKILL the broker when its parent
-    dies, so a killed wrapper or test process never leaves an orphan broker."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def signal_on_parent_death(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for Popen: on Linux the child gets ``sig`` when the process that
+    started it dies (even by SIGKILL), so no child outlives its parent."""
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    def preexec() -> None:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, sig)
+
+    return preexec
+
+
+# Tansu and its store hold nothing worth a graceful stop: SIGKILL them with their parent.
+_die_with_parent = signal_on_parent_death(signal.SIGKILL)
 
 
 def free_port() -> int:

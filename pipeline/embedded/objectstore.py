@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import logging
 import os
 import signal
@@ -274,18 +273,11 @@ def make_app(store: FileObjectStore) -> web.Application:
     return app
 
 
-def digest(path: Path) -> str:
-    """sha256 of a stored object, for tests and diagnostics."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-async def _serve(root: Path, port: int, fsync: bool, ready_file: Path | None) -> None:
+async def _serve(root: Path, port: int, fsync: bool) -> None:
     runner = web.AppRunner(make_app(FileObjectStore(root, fsync)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    if ready_file is not None:
-        ready_file.write_text(str(port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -301,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--no-fsync", action="store_true")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.root, args.port, not args.no_fsync, None))
+    asyncio.run(_serve(args.root, args.port, not args.no_fsync))
     return 0
 
 

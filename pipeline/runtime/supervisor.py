@@ -17,7 +17,7 @@ from types import TracebackType
 
 from pipeline.agents.stall import STALL_EXIT
 from pipeline.config import Settings
-from pipeline.embedded.broker import port_is_free, wait_until_ready
+from pipeline.embedded.broker import port_is_free, signal_on_parent_death, wait_until_ready
 from pipeline.errors import EmbeddedStackError
 from pipeline.runtime import run_state
 from pipeline.runtime.run_state import DataDirLock
@@ -25,14 +25,8 @@ from pipeline.runtime.run_state import DataDirLock
 log = logging.getLogger("costflow.up")
 
 
-def _stop_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the supervisor dies (even by SIGKILL),
-    so no stage outlives ``costflow up``; SIGTERM lets it commit what it finished."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+# No stage outlives `costflow up`; SIGTERM lets it commit what it finished.
+_stop_with_parent = signal_on_parent_death(signal.SIGTERM)
 
 
 class Stack:
