@@ -71,14 +71,27 @@ class StageContext:
     dead_lettered: Counter[str] = field(default_factory=Counter)
     unpriced: Counter[str] = field(default_factory=Counter)
     max_future_ms: int = 3_600_000
+    # (stored value, parsed state) of the event being handled: check_in_time parses it,
+    # load() reuses it when the table still holds that same value object.
+    _parsed: tuple[Any, TaskState] | None = None
     # What to do on an error that is not bad input (see commit_safety): end the process.
     fail_stop: Callable[[BaseException, str], None] = field(default=fail_stop)
 
     def load(self, task_id: str) -> TaskState:
         raw = self.task_state.get(task_id)
-        if raw is not None:
-            return TaskState.from_stored(raw)
-        return TaskState(task_id=task_id, born_ms=self.retention.watermark[self.partition])
+        if raw is None:
+            return TaskState(task_id=task_id, born_ms=self.retention.watermark[self.partition])
+        parsed = self._parsed
+        self._parsed = None
+        if parsed is not None and parsed[0] is raw:
+            return parsed[1]  # parsed by check_in_time for this very value: once per event
+        return TaskState.from_stored(raw)
+
+    def _parse(self, raw: str) -> TaskState:
+        """Parse a stored state and keep it for the load() that follows in this event."""
+        state = TaskState.from_stored(raw)
+        self._parsed = (raw, state)
+        return state
 
     def update(self, task_id: str, apply: Callable[[TaskState], bool]) -> bool:
         """Apply one event to a task and emit its snapshot; False if already applied.
@@ -127,7 +140,7 @@ class StageContext:
                 return
             against = f"the latest event time seen on partition {self.partition} ({_iso(mark)})"
         else:
-            born = TaskState.from_stored(raw).born_ms
+            born = self._parse(raw).born_ms
             if expiry > born:
                 return
             against = (
