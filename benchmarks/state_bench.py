@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.agents.base import StageContext, consume
+from pipeline.agents.base import Stage, consume, new_stage
 from pipeline.agents.calls import apply_call
 from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
@@ -53,10 +53,10 @@ class _Discard:
         pass
 
 
-def _context(retention_ms: int) -> StageContext:
+def _context(retention_ms: int) -> Stage:
     book = CompiledBook(load_price_book(WorkerSettings().price_book_dir))
-    return StageContext(
-        task_state={},
+    return new_stage(
+        table={},
         priced_calls=_Discard(),
         task_snapshots=_Discard(),
         dead_letter=_Discard(),
@@ -80,7 +80,7 @@ def run(events: list[dict[str, Any]], retention_ms: int, samples: int = 60) -> d
 
             await consume(one(), ctx, event["type"], APPLY[event["type"]])
             if n % every == 0:
-                held.append(len(ctx.task_state))
+                held.append(len(ctx.store.table))
 
     started = time.perf_counter()
     asyncio.run(drive())
@@ -88,9 +88,9 @@ def run(events: list[dict[str, Any]], retention_ms: int, samples: int = 60) -> d
         "events": len(events),
         "seconds": round(time.perf_counter() - started, 2),
         "peak_tasks_held": max(held),
-        "final_tasks_held": len(ctx.task_state),
-        "evicted": ctx.evicted,
-        "too_late": ctx.dead_lettered.get("too_late", 0),
+        "final_tasks_held": len(ctx.store.table),
+        "evicted": ctx.counters.evicted,
+        "too_late": ctx.counters.dead_lettered.get("too_late", 0),
     }
 
 
@@ -104,7 +104,7 @@ def bytes_per_task(events: list[dict[str, Any]]) -> dict[str, Any]:
             yield _Event(m)
 
         asyncio.run(consume(one(), ctx, event["type"], APPLY[event["type"]]))
-    stored: dict[str, str] = dict(ctx.task_state)
+    stored: dict[str, str] = dict(ctx.store.table)
     # What the store holds (compact JSON text), beside the same states as parsed
     # dicts (what Faust's JSON serializer would otherwise keep): the baseline.
     held = {"as_text": _measure(lambda: {k: "".join(v) for k, v in stored.items()})}

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from pipeline.agents import calls, outcomes, tasks, true_ends
-from pipeline.agents.base import StageContext
+from pipeline.agents.base import Stage, new_stage
 from pipeline.agents.commit_safety import drain_fully
 from pipeline.config import Settings
 from pipeline.join.retention import RetentionIndex
@@ -28,7 +28,7 @@ def _credentials(settings: Settings) -> Any:
     )
 
 
-def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
+def create_app(settings: Settings) -> tuple[faust.App, Stage]:
     topics = settings.topics
     book = CompiledBook(load_price_book(settings.worker.price_book_dir))
     app = faust.App(
@@ -63,9 +63,9 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
     def raw_topic(name: str) -> Any:
         return app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    ctx = StageContext(
+    stage = new_stage(
         # Keys and values use the app defaults: raw (utf-8) keys, JSON values.
-        task_state=app.Table("task_state", default=None, key_type=str),
+        table=app.Table("task_state", default=None, key_type=str),
         priced_calls=raw_topic(topics.priced_calls),
         task_snapshots=raw_topic(topics.task_snapshots),
         dead_letter=raw_topic(topics.dead_letter),
@@ -81,12 +81,14 @@ def create_app(settings: Settings) -> tuple[faust.App, StageContext]:
         max_future_ms=settings.worker.max_future_s * 1000,
     )
 
+    table: Any = stage.store.table
+
     async def reindex() -> None:
-        ctx.reindex()
+        stage.store.reindex()
 
-    ctx.task_state.on_recover(reindex)
+    table.on_recover(reindex)
 
-    calls.register(app, ctx, raw_topic(topics.calls))
-    tasks.register(app, ctx, raw_topic(topics.tasks))
-    outcomes.register(app, ctx, raw_topic(topics.outcomes))
-    return app, ctx
+    calls.register(app, stage, raw_topic(topics.calls))
+    tasks.register(app, stage, raw_topic(topics.tasks))
+    outcomes.register(app, stage, raw_topic(topics.outcomes))
+    return app, stage

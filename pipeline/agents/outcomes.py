@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.agents.base import StageContext, register_agent
+from pipeline.agents.base import Delivery, Stage, register_agent
 from pipeline.events.models import OutcomeEvent
 
 
-async def apply_outcome(ctx: StageContext, outcome: OutcomeEvent) -> bool:
-    return ctx.update(outcome.task_id, lambda state: state.apply_outcome(outcome))
+def apply_outcome(stage: Stage, outcome: OutcomeEvent, delivery: Delivery) -> bool:
+    return stage.update(delivery, outcome.task_id, lambda state: state.apply_outcome(outcome))
 
 
-def register(app: Any, ctx: StageContext, topic: Any) -> Any:
-    return register_agent(app, ctx, topic, "outcome", apply_outcome)
+def register(app: Any, stage: Stage, topic: Any) -> Any:
+    return register_agent(app, stage, topic, "outcome", apply_outcome)

@@ -31,7 +31,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
 
-from pipeline.agents.base import watermark_key
+from pipeline.agents.task_store import watermark_key
 from pipeline.config import Settings
 from pipeline.errors import CostflowError
 from pipeline.kafka.offsets import LagProbe
@@ -81,8 +81,8 @@ def restore(settings: Settings, client: Any) -> RestoreReport:
     report = RestoreReport()
     from pipeline.app import create_app  # Faust's own serialisation of table records
 
-    _app, ctx = create_app(settings)
-    table = ctx.task_state
+    _app, stage = create_app(settings)
+    table: Any = stage.store.table
     changelog = table.changelog_topic
     producer = Producer({**settings.kafka.librdkafka(), "acks": "all", "linger.ms": 20})
     failures: list[str] = []

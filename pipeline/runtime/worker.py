@@ -6,8 +6,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
 
+from pipeline.agents.base import Stage
 from pipeline.agents.stall import STALL_EXIT, StallWatch
 from pipeline.app import create_app
 from pipeline.config import Settings
@@ -26,11 +26,11 @@ def quiet_client_loggers(level: int = logging.WARNING) -> None:
 
 def run_worker(settings: Settings) -> None:
     ensure_topics(settings.kafka, settings.topics)
-    app, ctx = create_app(settings)
+    app, stage = create_app(settings)
 
     @app.timer(interval=settings.worker.report_interval_s)
     async def report_counters() -> None:
-        _log_counters(ctx)
+        _log_counters(stage)
 
     watch = StallWatch(settings.worker.stall_timeout_s)
     probe = LagProbe(settings.kafka, settings.worker.app_id)
@@ -53,9 +53,7 @@ def run_worker(settings: Settings) -> None:
             for tp in tps
             if committed[(tp.topic, tp.partition)] < ends[tp]
         }
-        progress = sum(ctx.processed.values()) + sum(ctx.duplicates.values())
-        progress += sum(ctx.dead_lettered.values())
-        if watch.observe(time.monotonic(), lagging, progress):
+        if watch.observe(time.monotonic(), lagging, stage.counters.progress()):
             log.critical(
                 "stage 1 stalled: %s have input waiting (committed, end) and nothing moved "
                 "for %d s; exiting to be restarted (nothing is lost)",
@@ -79,16 +77,17 @@ def run_worker(settings: Settings) -> None:
     try:
         worker.execute_from_commandline()
     finally:
-        _log_counters(ctx)
+        _log_counters(stage)
 
 
-def _log_counters(ctx: Any) -> None:
+def _log_counters(stage: Stage) -> None:
+    counters = stage.counters
     log.warning(
         "processed=%s duplicates=%s dead_lettered=%s unpriced=%s tasks_in_state=%d evicted=%d",
-        dict(ctx.processed),
-        dict(ctx.duplicates),
-        dict(ctx.dead_lettered),
-        dict(ctx.unpriced),
-        len(ctx.retention),
-        ctx.evicted,
+        dict(counters.processed),
+        dict(counters.duplicates),
+        dict(counters.dead_lettered),
+        dict(counters.unpriced),
+        len(stage.store),
+        counters.evicted,
     )

@@ -6,17 +6,18 @@ window that those can only hit by chance is reproduced exactly.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.agents.base import StageContext
+from pipeline.agents.base import Delivery, Stage, new_stage
 from pipeline.agents.calls import apply_call
 from pipeline.agents.outcomes import apply_outcome
+from pipeline.agents.tasks import apply_task
+from pipeline.config import TopicSettings
 from pipeline.errors import SchemaViolation
-from pipeline.events.models import CallEvent, OutcomeEvent
+from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.pricing import CompiledBook, load_price_book
 
 BOOK = CompiledBook(load_price_book(Path(__file__).resolve().parents[2] / "pricing" / "default"))
@@ -30,14 +31,36 @@ class RecordingTopic:
         self.sent.append({"key": key, "value": value, "headers": headers})
 
 
-def context(table: dict[str, Any]) -> StageContext:
-    return StageContext(
-        task_state=table,
+def context(table: dict[str, Any]) -> Stage:
+    return new_stage(
+        table=table,
         priced_calls=RecordingTopic(),
         task_snapshots=RecordingTopic(),
         dead_letter=RecordingTopic(),
         book=BOOK,
     )
+
+
+TOPICS = TopicSettings()
+_APPLY = {"call": (CallEvent, apply_call), "task": (TaskEvent, apply_task),
+          "outcome": (OutcomeEvent, apply_outcome)}  # fmt: skip
+
+
+def stage1(stage: Stage, events: list[dict[str, Any]]) -> list[tuple[str, int, bytes, tuple[()]]]:
+    """Events through the agents' path on partition 0 (check, apply, observe); the
+    records they sent, as (topic, partition, value, headers) for the sink."""
+    for event in events:
+        model, apply = _APPLY[event["type"]]
+        decoded = model.model_validate(event)
+        held = stage.store.check_in_time(decoded, 0)
+        apply(stage, decoded, Delivery(0, held))
+        stage.observed(decoded, 0)
+    outputs: Any = stage.outputs
+    records = [(TOPICS.priced_calls, 0, s["value"], ()) for s in outputs.priced_calls.sent]
+    records += [(TOPICS.task_snapshots, 0, s["value"], ()) for s in outputs.task_snapshots.sent]
+    outputs.priced_calls.sent.clear()
+    outputs.task_snapshots.sent.clear()
+    return records
 
 
 CALL = CallEvent.model_validate(
@@ -61,11 +84,11 @@ OUTCOME = OutcomeEvent.model_validate(
 )
 
 
-def snapshots(ctx: StageContext) -> list[dict[str, Any]]:
+def snapshots(ctx: Stage) -> list[dict[str, Any]]:
     """The snapshots sent, with the state's sets (event ids, models) as sets: their
     list order carries no meaning and differs between processes."""
     out = []
-    for sent in ctx.task_snapshots.sent:
+    for sent in ctx.outputs.task_snapshots.sent:
         record = json.loads(sent["value"])
         state = record.get("state")
         if state is not None:
@@ -77,25 +100,25 @@ def snapshots(ctx: StageContext) -> list[dict[str, Any]]:
 def test_a_call_sends_its_priced_record_and_the_task_snapshot() -> None:
     table: dict[str, Any] = {}
     ctx = context(table)
-    assert asyncio.run(apply_call(ctx, CALL)) is True
-    priced = json.loads(ctx.priced_calls.sent[0]["value"])
+    assert apply_call(ctx, CALL, Delivery(0)) is True
+    priced = json.loads(ctx.outputs.priced_calls.sent[0]["value"])
     # 1M x 0.15 + 1M x 0.60 = 0.75
     assert priced["cost_total"] == "0.75" and priced["price_book_version"] == "default@2026.11.1"
     assert snapshots(ctx)[0]["total_cost"] == "0.75" and snapshots(ctx)[0]["version"] == 1
-    assert ctx.priced_calls.sent[0]["key"] == b"t1"
+    assert ctx.outputs.priced_calls.sent[0]["key"] == b"t1"
 
 
 def test_outputs_lost_after_the_state_was_persisted_are_re_emitted_on_redelivery() -> None:
     table: dict[str, Any] = {}
     first = context(table)
-    asyncio.run(apply_call(first, CALL))
-    asyncio.run(apply_outcome(first, OUTCOME))
+    apply_call(first, CALL, Delivery(0))
+    apply_outcome(first, OUTCOME, Delivery(0))
     # Crash: the changelog (table) kept both events, the outputs were never produced.
     after_crash = context(table)
-    assert asyncio.run(apply_call(after_crash, CALL)) is False  # a duplicate, not re-applied
-    assert asyncio.run(apply_outcome(after_crash, OUTCOME)) is False
-    assert [json.loads(r["value"]) for r in after_crash.priced_calls.sent] == [
-        json.loads(r["value"]) for r in first.priced_calls.sent
+    assert apply_call(after_crash, CALL, Delivery(0)) is False  # a duplicate, not re-applied
+    assert apply_outcome(after_crash, OUTCOME, Delivery(0)) is False
+    assert [json.loads(r["value"]) for r in after_crash.outputs.priced_calls.sent] == [
+        json.loads(r["value"]) for r in first.outputs.priced_calls.sent
     ]
     # The full state at the highest version reaches the sink again, identical.
     assert snapshots(after_crash)[-1] == snapshots(first)[-1]
@@ -114,8 +137,8 @@ def test_dead_letter_keeps_original_bytes_and_says_why() -> None:
         key: bytes = b"k"
         value: bytes = b"\xffnot json"
 
-    asyncio.run(ctx.send_dead_letter(Message(), SchemaViolation("usage.input_tokens: bad")))
-    sent = ctx.dead_letter.sent[0]
+    ctx.outputs.dead_letter_of(Message(), SchemaViolation("usage.input_tokens: bad"))
+    sent = ctx.outputs.dead_letter.sent[0]
     assert sent["value"] == b"\xffnot json" and sent["key"] == b"k"
     assert dict(sent["headers"]) == {
         "costflow.reason": b"schema_violation",
@@ -124,4 +147,3 @@ def test_dead_letter_keeps_original_bytes_and_says_why() -> None:
         "costflow.source_partition": b"2",
         "costflow.source_offset": b"17",
     }
-    assert ctx.dead_lettered == {"schema_violation": 1}

@@ -9,7 +9,6 @@ tests/integration/test_pipeline.py, which runs the same checks.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import uuid
@@ -24,12 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.agents.base import Delivery
 from pipeline.agents.calls import apply_call
-from pipeline.agents.outcomes import apply_outcome
-from pipeline.agents.tasks import apply_task
 from pipeline.clickhouse.migrate import migrate
 from pipeline.demo.workload import generate
-from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+from pipeline.events.models import CallEvent
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice, costliest_tasks, tails
@@ -39,11 +37,8 @@ from tests.analytics_checks import check_all_views, first_days
 from tests.decision_checks import check_fixed_cost_views
 from tests.reference import expected_tasks
 from tests.reference_analytics import bin_quantile, bin_top_cost, cost_bin
-from tests.unit.test_agents import context
+from tests.unit.test_agents import context, stage1
 from tests.unit.test_clickhouse_sink import TOPICS, batch_of
-
-_APPLY = {"call": (CallEvent, apply_call), "task": (TaskEvent, apply_task),
-          "outcome": (OutcomeEvent, apply_outcome)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +58,13 @@ def client(chdb_dir: Path) -> Iterator[Any]:
     boot.command(f"DROP DATABASE {database}")
 
 
-async def _apply_all(ctx: Any, events: list[dict[str, Any]]) -> None:
-    for event in events:
-        model, apply = _APPLY[event["type"]]
-        await apply(ctx, model.model_validate(event))
-
-
 def run_stage1_and_sink(client: Any, delivered: list[dict[str, Any]], waves: int) -> None:
     """Deliver events in waves; after each wave the sink writes what stage 1 emitted."""
     ctx = context({})
     sink = ClickHouseSink(client, TOPICS)
     size = max(1, -(-len(delivered) // waves))
     for start in range(0, len(delivered), size):
-        asyncio.run(_apply_all(ctx, delivered[start : start + size]))
-        records = [
-            (TOPICS.priced_calls, 0, sent["value"], ()) for sent in ctx.priced_calls.sent
-        ] + [(TOPICS.task_snapshots, 0, sent["value"], ()) for sent in ctx.task_snapshots.sent]
-        ctx.priced_calls.sent.clear()
-        ctx.task_snapshots.sent.clear()
+        records = stage1(ctx, delivered[start : start + size])
         if records:
             sink.write(batch_of(records))
 
@@ -308,8 +292,8 @@ def test_records_carry_what_the_views_need() -> None:
         "model": "gpt-4o-mini", "max_output_tokens": 512,
         "usage": {"input_tokens": 1000, "cache_read_tokens": 4000, "cache_write_tokens": 0},
     })  # fmt: skip
-    asyncio.run(apply_call(ctx, call))
-    record = json.loads(ctx.priced_calls.sent[0]["value"])
+    apply_call(ctx, call, Delivery(0))
+    record = json.loads(ctx.outputs.priced_calls.sent[0]["value"])
     assert record["max_output_tokens"] == 512
     # gpt-4o-mini: input 0.15, cache read 0.075 per million tokens
     assert record["cost_cache_read"] == "0.0003"

@@ -110,7 +110,7 @@ def test_unexpected_error_stops_before_the_event_is_acked() -> None:
     ctx = context({})
     ctx.fail_stop = lambda error, where: order.append(f"fail-stop: {where}")  # type: ignore[assignment]
 
-    async def broken_apply(_ctx: Any, _event: Any) -> bool:
+    def broken_apply(_stage: Any, _event: Any, _delivery: Any) -> bool:
         raise KeyError("a bug")
 
     async def run() -> None:
@@ -122,7 +122,7 @@ def test_unexpected_error_stops_before_the_event_is_acked() -> None:
     asyncio.run(run())
     assert order[0] == "fail-stop: applying call 'c1'"
     assert order.index("fail-stop: applying call 'c1'") < order.index("acked")
-    assert ctx.processed == {} and ctx.task_snapshots.sent == []
+    assert ctx.counters.processed == {} and ctx.outputs.task_snapshots.sent == []
 
 
 def test_a_flush_waits_for_what_was_queued_before_it_not_for_later_records() -> None:

@@ -11,17 +11,12 @@ the real sink. Three situations that used to end in a silent "superseded":
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from pipeline.agents.calls import apply_call
-from pipeline.agents.outcomes import apply_outcome
-from pipeline.agents.tasks import apply_task
 from pipeline.clickhouse.migrate import migrate
-from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import OutcomeWindow
 from pipeline.query.report import health
@@ -31,12 +26,10 @@ from pipeline.sink.clickhouse.rows import task_row as change_row
 from pipeline.sink.lineage import Applied, Lineage, Part
 from tests.clickhouse_rows import utc
 from tests.reference import expected_tasks
-from tests.unit.test_agents import context
+from tests.unit.test_agents import context, stage1
 from tests.unit.test_clickhouse_sink import TOPICS, aggregate, batch_of
 
 HOUR = 3_600_000
-_APPLY = {"call": (CallEvent, apply_call), "task": (TaskEvent, apply_task),
-          "outcome": (OutcomeEvent, apply_outcome)}  # fmt: skip
 
 
 def call(event_id: str, task_id: str, ts: str, tokens: int = 1000) -> dict[str, Any]:
@@ -48,25 +41,6 @@ def call(event_id: str, task_id: str, ts: str, tokens: int = 1000) -> dict[str, 
 def outcome(event_id: str, task_id: str, ts: str, value: str = "accepted") -> dict[str, Any]:
     return {"type": "outcome", "event_id": event_id, "task_id": task_id, "ts": ts,
             "outcome": value, "source": "user"}  # fmt: skip
-
-
-def stage1(ctx: Any, events: list[dict[str, Any]]) -> list[tuple[str, int, bytes, tuple[Any, ...]]]:
-    """Apply events through the agents; the records they sent, for the sink."""
-
-    async def run() -> None:
-        for event in events:
-            model, apply = _APPLY[event["type"]]
-            decoded = model.model_validate(event)
-            ctx.check_in_time(decoded)
-            await apply(ctx, decoded)
-            ctx.observed(decoded)
-
-    asyncio.run(run())
-    records = [(TOPICS.priced_calls, 0, s["value"], ()) for s in ctx.priced_calls.sent]
-    records += [(TOPICS.task_snapshots, 0, s["value"], ()) for s in ctx.task_snapshots.sent]
-    ctx.priced_calls.sent.clear()
-    ctx.task_snapshots.sent.clear()
-    return records
 
 
 def task_row(client: Any, task_id: str) -> tuple[Any, ...]:
@@ -86,13 +60,13 @@ def test_a_task_that_left_stage_1_and_came_back_is_merged_exactly(chdb_client: A
     migrate(chdb_client)
     sink = ClickHouseSink(chdb_client, TOPICS)
     ctx = context({})
-    ctx.window = OutcomeWindow(default_ms=HOUR)
-    ctx.retention = RetentionIndex(HOUR)
+    ctx.store.window = OutcomeWindow(default_ms=HOUR)
+    ctx.store.retention = RetentionIndex(HOUR)
     first = [call("a1", "a", "2026-11-02T10:00:00Z"), outcome("a2", "a", "2026-11-02T10:30:00Z")]
     sink.write(batch_of(stage1(ctx, first)))
     # Other traffic moves the watermark far past a's expiry (deadline 12:00, expiry 13:00).
     sink.write(batch_of(stage1(ctx, [call("b1", "b", "2026-11-05T00:00:00Z")])))
-    assert ctx.evicted == 1
+    assert ctx.counters.evicted == 1
     # a gets a recent event: stage 1 starts it again from nothing.
     late = [call("a3", "a", "2026-11-05T00:10:00Z", tokens=5000),
             outcome("a4", "a", "2026-11-05T00:20:00Z", "rejected")]  # fmt: skip
@@ -150,7 +124,7 @@ def test_older_and_reemitted_snapshots_carry_nothing_the_row_lacks(chdb_client: 
 
 def _part(events: list[dict[str, Any]], born_ms: int = 0) -> Part:
     ctx = context({})
-    ctx.retention.watermark[0] = born_ms
+    ctx.store.retention.watermark[0] = born_ms
     snapshots = [r for r in stage1(ctx, events) if r[0] == TOPICS.task_snapshots]
     return Part.from_record(json.loads(snapshots[-1][2])["state"])
 

@@ -1,0 +1,41 @@
+"""Ingest adapters: a source's own records in, contract events out.
+
+Platform teams should not have to translate provider usage into the contract's
+disjoint token classes by hand; an adapter owns that translation for one source
+(a provider's usage object, an OpenTelemetry GenAI span, a LiteLLM callback).
+
+An adapter is a module here with a pure function that maps one source record to
+contract events (no I/O: the transports that feed it live in ``runtime/``), and is
+registered in :data:`ADAPTERS` under the name the CLI and settings use. Bad input
+raises an :class:`~pipeline.errors.InvalidEvent` subclass, so it is dead-lettered
+with the same reasons as a malformed contract event. None is registered yet: the
+adapters arrive with the ingest issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pipeline.errors import ConfigError
+from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+
+Event = CallEvent | TaskEvent | OutcomeEvent
+
+# One source record (a decoded JSON object) -> the contract events it stands for.
+Adapter = Callable[[Mapping[str, Any]], list[Event]]
+
+# adapter name -> its mapping function
+ADAPTERS: dict[str, Adapter] = {}
+
+
+def adapter(name: str) -> Adapter:
+    """The adapter registered as ``name``. Raises ConfigError naming the ones there are."""
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        have = ", ".join(sorted(ADAPTERS)) or "none yet"
+        raise ConfigError(f"no ingest adapter {name!r}; registered: {have}") from None
+
+
+__all__ = ["ADAPTERS", "Adapter", "Event", "adapter"]
