@@ -109,6 +109,24 @@ class UnitNotPriced(PricingError):
         )
 
 
+class ServiceTierNotPriced(PricingError):
+    """The call ran on a service tier (batch, flex, priority) the entry has no prices
+    for, and the book declares no rule for the provider's tier: billing it at the
+    standard rate would be a guess (2x over for batch and flex)."""
+
+    code = "service_tier_not_priced"
+
+    def __init__(self, provider: str, model: str, service_tier: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.service_tier = service_tier
+        super().__init__(
+            f"the price book prices {provider}/{model} but not its {service_tier!r} service "
+            f"tier; add service_tiers.{service_tier} to the entry (or a provider rule with "
+            f"its multiplier) and reprice"
+        )
+
+
 class FxRateNotFound(PricingError):
     """A price in one currency must be reported in another and no rate is in force."""
 

@@ -29,6 +29,7 @@ from pipeline.events.models import UnitName
 _PRICE = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)]
 _MULTIPLIER = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)]
 _CURRENCY = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+ServiceTierName = Literal["batch", "flex", "priority"]
 
 
 def _aware_utc(value: Any) -> Any:
@@ -43,8 +44,11 @@ def _aware_utc(value: Any) -> Any:
 class Rates(BaseModel):
     """Token rates in USD (the book's currency) per million tokens.
 
-    ``None`` means "not set here": a tier or service tier falls back to the rate
-    it refines, cache rates fall back to the input rate, reasoning to output.
+    ``None`` means "not set here": a long-context tier falls back to the entry's
+    rate, reasoning to the output rate (every provider bills reasoning tokens as
+    output). Cache and service-tier rates an entry leaves out come only from its
+    provider's declared rule (:class:`ProviderRule`); without one, a call with such
+    tokens is an error, never a guess.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,9 +69,16 @@ class LongContextTier(Rates):
 
 
 class ServiceTierPrice(Rates):
-    """batch / flex / priority: their own rates, or a multiplier of the standard ones."""
+    """batch / flex / priority: their own rates, or a multiplier of the standard ones.
+
+    Own rates apply below the entry's first long-context threshold; above it, the
+    service tier's own ``tiers`` (same thresholds as the entry's), else the
+    multiplier (or the provider rule's) times the long-context standard rates.
+    Classes the own rates leave out come from the multiplier or the provider rule.
+    """
 
     multiplier: _MULTIPLIER | None = None
+    tiers: tuple[LongContextTier, ...] = ()
 
 
 class PriceEntry(Rates):
@@ -88,9 +99,7 @@ class PriceEntry(Rates):
     # Price per one unit, by unit name: {"gpu_second": "0.0011", "query": "0.005"}.
     per_unit: dict[UnitName, _PRICE] = Field(default_factory=dict)
     tiers: tuple[LongContextTier, ...] = ()
-    service_tiers: dict[Literal["batch", "flex", "priority"], ServiceTierPrice] = Field(
-        default_factory=dict
-    )
+    service_tiers: dict[ServiceTierName, ServiceTierPrice] = Field(default_factory=dict)
 
     _aware = field_validator("effective_from", mode="before")(_aware_utc)
 
@@ -120,6 +129,40 @@ class PriceEntry(Rates):
         if thresholds != sorted(set(thresholds)):
             raise ValueError(f"tiers must have distinct, ascending thresholds: {thresholds}")
         return tiers
+
+    @model_validator(mode="after")
+    def _service_thresholds_exist(self) -> PriceEntry:
+        own = {t.above_prompt_tokens for t in self.tiers}
+        for name, service in self.service_tiers.items():
+            extra = {t.above_prompt_tokens for t in service.tiers} - own
+            if extra:
+                raise ValueError(
+                    f"{self.provider}/{self.model}: service tier {name!r} has long-context "
+                    f"rates above {sorted(extra)} prompt tokens, a threshold the entry's "
+                    f"own tiers do not have ({sorted(own)})"
+                )
+        return self
+
+
+class ProviderRule(BaseModel):
+    """How a provider bills what an entry leaves out, as the provider publishes it.
+
+    Ratios are of the same call's input rate (in the same context tier); service-tier
+    multipliers are of the standard rates in the same context tier; ``per_unit``
+    prices apply to every model of the provider that does not price the unit itself.
+    ``source`` says where the provider publishes the rule. A rule is never inferred:
+    without one, what the entry does not price is an error on the call.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    cache_read_per_input: _MULTIPLIER | None = None
+    cache_write_per_input: _MULTIPLIER | None = None
+    cache_write_1h_per_input: _MULTIPLIER | None = None
+    service_tiers: dict[ServiceTierName, _MULTIPLIER] = Field(default_factory=dict)
+    per_unit: dict[UnitName, _PRICE] = Field(default_factory=dict)
 
 
 class OverlayMatch(BaseModel):
@@ -202,12 +245,16 @@ class PriceBook(BaseModel):
     entries: tuple[PriceEntry, ...]
     overlays: tuple[PriceOverlay, ...] = ()
     fx_rates: tuple[FxRate, ...] = ()
+    provider_rules: tuple[ProviderRule, ...] = ()
 
     @model_validator(mode="after")
-    def _unique_overlay_names(self) -> PriceBook:
+    def _unique_names(self) -> PriceBook:
         names = [o.name for o in self.overlays]
         if len(names) != len(set(names)):
             raise ValueError(f"overlay names must be unique: {sorted(names)}")
+        providers = [r.provider for r in self.provider_rules]
+        if len(providers) != len(set(providers)):
+            raise ValueError(f"one provider rule per provider: {sorted(providers)}")
         return self
 
     @property
@@ -217,7 +264,7 @@ class PriceBook(BaseModel):
 
 
 # Keys a book directory's files may contribute to; book.yaml holds the header.
-_LISTS = ("entries", "overlays", "fx_rates")
+_LISTS = ("entries", "overlays", "fx_rates", "provider_rules")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

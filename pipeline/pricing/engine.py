@@ -18,9 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
-from pipeline.errors import FxRateNotFound, PriceBookInvalid, PriceNotFound, UnitNotPriced
+from pipeline.errors import (
+    FxRateNotFound,
+    PriceBookInvalid,
+    PriceNotFound,
+    ServiceTierNotPriced,
+    UnitNotPriced,
+)
 from pipeline.events.models import CallEvent
-from pipeline.pricing.book import PriceBook, PriceEntry, PriceOverlay, Rates
+from pipeline.pricing.book import PriceBook, PriceEntry, PriceOverlay, ProviderRule, Rates
+from pipeline.pricing.names import candidates
 
 MONEY = Context(prec=50)
 QUANTUM = Decimal("1e-18")
@@ -72,77 +79,133 @@ class RateSet:
     reasoning: Decimal | None
 
 
-def _resolve(layers: list[Rates]) -> RateSet:
-    """First layer that sets a field wins; then the documented fallbacks."""
+_CLASSES = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning")
+_NO_RULE = ProviderRule(provider="*", source="none: nothing the entry leaves out is priced")
 
-    def pick(name: str) -> Decimal | None:
-        for layer in layers:
-            value = getattr(layer, name)
+
+def _pick(layers: list[Rates | None], name: str) -> Decimal | None:
+    """The first layer that sets ``name``."""
+    for layer in layers:
+        if layer is not None:
+            value = getattr(layer, f"{name}_per_mtok")
             if value is not None:
                 return value  # type: ignore[no-any-return]
-        return None
+    return None
 
-    input_rate = pick("input_per_mtok")
-    output_rate = pick("output_per_mtok")
-    cache_write = pick("cache_write_per_mtok")
-    return RateSet(
-        input=input_rate,
-        cache_read=_or(pick("cache_read_per_mtok"), input_rate),
-        cache_write=_or(cache_write, input_rate),
-        cache_write_1h=_or(pick("cache_write_1h_per_mtok"), _or(cache_write, input_rate)),
-        output=output_rate,
-        reasoning=_or(pick("reasoning_per_mtok"), output_rate),
-    )
+
+def _times(value: Decimal | None, multiplier: Decimal | None) -> Decimal | None:
+    if value is None or multiplier is None:
+        return None
+    return MONEY.multiply(value, multiplier)
+
+
+def _completed(found: dict[str, Decimal | None], rule: ProviderRule) -> RateSet:
+    """Cache classes still unset from the rule's ratios to the same input rate;
+    reasoning, unset, at the output rate."""
+    given = found["input"]
+    for name, ratio in (
+        ("cache_read", rule.cache_read_per_input),
+        ("cache_write", rule.cache_write_per_input),
+        ("cache_write_1h", rule.cache_write_1h_per_input),
+    ):
+        found[name] = _or(found[name], _times(given, ratio))
+    found["reasoning"] = _or(found["reasoning"], found["output"])
+    return RateSet(**found)
+
+
+def _resolve(layers: list[Rates | None], rule: ProviderRule) -> RateSet:
+    """Standard rates: the first layer that sets a class wins; a cache class none sets
+    comes from the provider rule's ratio to the input rate, or stays unpriced;
+    reasoning is billed as output unless priced on its own."""
+    found = {name: _pick(layers, name) for name in _CLASSES}
+    return _completed(found, rule)
+
+
+def _service_rates(
+    own: list[Rates | None], multiplier: Decimal | None, standard: RateSet, rule: ProviderRule
+) -> RateSet:
+    """One service tier in one context tier: its own rates (``own``: an overlay's
+    prices, then the tier's own for this context), else ``multiplier`` times the
+    standard rate of the same context; a cache class still missing comes from the
+    rule's ratio to the tier's input rate; reasoning from the tier's output rate."""
+    found: dict[str, Decimal | None] = {}
+    for name in _CLASSES:
+        found[name] = _or(_pick(own, name), _times(getattr(standard, name), multiplier))
+    return _completed(found, rule)
+
+
+def _sets_rates(layer: Rates) -> bool:
+    return any(getattr(layer, f"{name}_per_mtok") is not None for name in _CLASSES)
 
 
 def _or(value: Decimal | None, default: Decimal | None) -> Decimal | None:
     return default if value is None else value
 
 
-def _times(value: Decimal | None, multiplier: Decimal) -> Decimal | None:
-    return None if value is None else MONEY.multiply(value, multiplier)
-
-
 def _scaled(rates: RateSet, multiplier: Decimal) -> RateSet:
     return RateSet(*(_times(getattr(rates, f), multiplier) for f in RateSet.__slots__))
 
 
+def _beyond_list_precision(values: list[Decimal | None]) -> bool:
+    """True if a rate has more than 12 decimals (then costs can have more than 18)."""
+    for value in values:
+        if value is not None:
+            exponent = value.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -12:
+                return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledEntry:
-    """An entry with every rate combination resolved once, at compile time."""
+    """An entry with every (service tier x context tier) rate combination resolved
+    once, at compile time, with its provider's rule applied."""
 
     entry: PriceEntry
     thresholds: list[int]
-    # service tier -> rates for [standard context, tier 1, tier 2, ...]
+    # service tier -> rates for [standard context, tier 1, tier 2, ...]; a service
+    # tier absent here is not priced (neither the entry nor the rule prices it).
     rates: dict[str, list[RateSet]]
     per_request: Decimal
     per_unit: dict[str, Decimal]
     overlay: str = ""
-    # Service tiers whose prices went through a multiplier: only their costs can
-    # have more than 18 decimals ("*" = all, an overlay's multiplier).
-    scaled: frozenset[str] = frozenset()
+    # Service tiers whose rates have more than 12 decimals (a multiplier or a rule
+    # ratio added digits): only their costs can need rounding to 18 decimals.
+    rounds: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, entry: PriceEntry, overlay: PriceOverlay | None = None) -> CompiledEntry:
+    def build(
+        cls,
+        entry: PriceEntry,
+        overlay: PriceOverlay | None = None,
+        rule: ProviderRule | None = None,
+    ) -> CompiledEntry:
+        rule = rule or _NO_RULE
         # An overlay with prices is the top layer everywhere: a negotiated price
         # replaces the list price in every context and service tier.
-        top: list[Rates] = [overlay] if overlay is not None and overlay.multiplier is None else []
+        top: Rates | None = overlay if overlay is not None and overlay.multiplier is None else None
         thresholds = [t.above_prompt_tokens for t in entry.tiers]
-        standard = [_resolve([*top, entry])] + [_resolve([*top, t, entry]) for t in entry.tiers]
+        standard = [_resolve([top, entry], rule)] + [
+            _resolve([top, t, entry], rule) for t in entry.tiers
+        ]
         rates = {"standard": standard}
-        for name, service in entry.service_tiers.items():
-            if service.multiplier is not None:
-                rates[name] = [_scaled(r, service.multiplier) for r in standard]
-            else:
-                # The service tier's own rates, then the standard rates of the same context.
-                rates[name] = [_resolve([*top, service, entry])] + [
-                    _resolve([*top, service, t, entry]) for t in entry.tiers
-                ]
+        for name in ("batch", "flex", "priority"):
+            service = entry.service_tiers.get(name)  # type: ignore[call-overload]
+            multiplier = service.multiplier if service and service.multiplier else None
+            multiplier = multiplier or rule.service_tiers.get(name)  # type: ignore[call-overload]
+            if service is None and multiplier is None:
+                continue
+            own_tiers = {t.above_prompt_tokens: t for t in service.tiers} if service else {}
+            # A negotiated price replaces the tier's own list prices; a tier priced
+            # as a multiple of standard takes the multiple of the negotiated price.
+            over = top if service is not None and _sets_rates(service) else None
+            rates[name] = [_service_rates([over, service], multiplier, standard[0], rule)] + [
+                _service_rates([over, own_tiers.get(threshold)], multiplier, standard[i + 1], rule)
+                for i, threshold in enumerate(thresholds)
+            ]
         per_request = entry.per_request
-        per_unit = dict(entry.per_unit)
-        scaled: set[str] = {n for n, t in entry.service_tiers.items() if t.multiplier is not None}
+        per_unit = {**rule.per_unit, **entry.per_unit}
         if overlay is not None and overlay.multiplier is not None:
-            scaled.add("*")
             m = overlay.multiplier
             rates = {k: [_scaled(r, m) for r in v] for k, v in rates.items()}
             per_request = MONEY.multiply(per_request, m)
@@ -151,16 +214,25 @@ class CompiledEntry:
             if overlay.per_request is not None:
                 per_request = overlay.per_request
             per_unit.update(overlay.per_unit)
+        rounds = {
+            name
+            for name, table in rates.items()
+            if _beyond_list_precision(
+                [getattr(r, f) for r in table for f in RateSet.__slots__] + [per_request]
+            )
+        }
         overlay_name = overlay.name if overlay else ""
-        return cls(entry, thresholds, rates, per_request, per_unit, overlay_name, frozenset(scaled))
-
-    def may_round(self, service_tier: str) -> bool:
-        return bool(self.scaled) and (service_tier in self.scaled or "*" in self.scaled)
+        return cls(entry, thresholds, rates, per_request, per_unit, overlay_name, frozenset(rounds))
 
     def rates_for(self, service_tier: str, prompt_tokens: int) -> RateSet:
+        """Rates for the call's service tier and prompt size. Raises
+        ServiceTierNotPriced for a service tier neither the entry nor its provider's
+        rule prices."""
         # "Exceeds the threshold": exactly at the threshold is still the lower tier.
         context = bisect.bisect_left(self.thresholds, prompt_tokens)
-        table = self.rates.get(service_tier) or self.rates["standard"]
+        table = self.rates.get(service_tier)
+        if table is None:
+            raise ServiceTierNotPriced(self.entry.provider, self.entry.model, service_tier)
         return table[context]
 
 
@@ -182,6 +254,7 @@ class CompiledBook:
         grouped: dict[tuple[str, str], list[PriceEntry]] = {}
         for entry in book.entries:
             grouped.setdefault((entry.provider, entry.model), []).append(entry)
+        self.rules = {rule.provider: rule for rule in book.provider_rules}
         self._timelines: dict[tuple[str, str], _Timeline] = {}
         for key, entries in grouped.items():
             entries.sort(key=lambda e: e.effective_from)
@@ -190,7 +263,10 @@ class CompiledBook:
                 raise PriceBookInvalid(
                     f"{key[0]}/{key[1]} has two entries with the same effective_from"
                 )
-            self._timelines[key] = _Timeline(starts, [CompiledEntry.build(e) for e in entries])
+            rule = self.rules.get(key[0])
+            self._timelines[key] = _Timeline(
+                starts, [CompiledEntry.build(e, rule=rule) for e in entries]
+            )
         self._exact_aliases: dict[tuple[str, str], tuple[str, str]] = {}
         self._patterns: list[tuple[str, str, tuple[str, str]]] = []
         for entry in book.entries:
@@ -221,23 +297,32 @@ class CompiledBook:
         return self.book.label
 
     def _resolve(self, provider: str, model: str) -> tuple[str, str] | None:
+        """The book's (provider, model) for a call's: as sent, then as normalised
+        (:mod:`pipeline.pricing.names`); each by id, exact alias, alias pattern."""
         key = (provider, model)
         if key in self._resolved:
             return self._resolved[key]
-        target: tuple[str, str] | None = None
-        if key in self._timelines:
-            target = key
-        elif key in self._exact_aliases:
-            target = self._exact_aliases[key]
-        else:
-            for pattern_provider, pattern, candidate in self._patterns:
-                if pattern_provider == provider and fnmatch.fnmatchcase(model, pattern):
-                    target = candidate
+        target = self._lookup(provider, model)
+        if target is None:
+            for candidate in candidates(provider, model):
+                target = self._lookup(*candidate)
+                if target is not None:
                     break
         # Memoised, bounded by the number of distinct model ids seen.
         if len(self._resolved) < 100_000:
             self._resolved[key] = target
         return target
+
+    def _lookup(self, provider: str, model: str) -> tuple[str, str] | None:
+        key = (provider, model)
+        if key in self._timelines:
+            return key
+        if key in self._exact_aliases:
+            return self._exact_aliases[key]
+        for pattern_provider, pattern, candidate in self._patterns:
+            if pattern_provider == provider and fnmatch.fnmatchcase(model, pattern):
+                return candidate
+        return None
 
     def entry_for(self, provider: str, model: str, at: datetime) -> CompiledEntry:
         target = self._resolve(provider, model)
@@ -258,7 +343,8 @@ class CompiledBook:
                 key = (overlay.name, id(compiled))
                 found = self._with_overlay.get(key)
                 if found is None:  # compiled once per (overlay, entry)
-                    found = CompiledEntry.build(compiled.entry, overlay)
+                    rule = self.rules.get(compiled.entry.provider)
+                    found = CompiledEntry.build(compiled.entry, overlay, rule)
                     self._with_overlay[key] = found
                 return found
         return compiled
@@ -360,9 +446,14 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     if list_currency != book.book.currency:
         fx = book.fx_rate(list_currency, call.ts)
         parts = [MONEY.multiply(part, fx) for part in parts]
-    # List prices have at most 12 decimals, so costs have at most 18 unless a
-    # multiplier or an FX rate was applied: only then is there anything to round.
-    rounded = _round if fx is not None or compiled.may_round(call.service_tier.value) else _same
+    # List prices have at most 12 decimals, so token costs have at most 18 unless a
+    # multiplier, a rule ratio or an FX rate added digits; unit quantities have up
+    # to 9 decimals of their own. Only then is there anything to round.
+    rounded = (
+        _round
+        if fx is not None or call.units or call.service_tier.value in compiled.rounds
+        else _same
+    )
     (
         input_cost, cache_read, cache_write, output, reasoning, request, units,
         read_uncached, write_uncached,

@@ -128,4 +128,4 @@ def test_pricing_import_goes_through_the_importer_registry(tmp_path: Path) -> No
         p.read_text() for p in (tmp_path / "a").glob("*.yaml")
     )
     report = json.loads((tmp_path / "a" / "import-report.json").read_text())
-    assert report == {"skipped": {}, "ignored_prices": {}, "rounded": {}}
+    assert report == {"skipped": {}, "ignored_prices": {}, "rounded": {}, "aliased": {}}

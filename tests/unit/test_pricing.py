@@ -9,11 +9,20 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import PriceBookInvalid, PriceNotFound
+from pipeline.errors import PriceBookInvalid, PriceNotFound, ServiceTierNotPriced, UnitNotPriced
 from pipeline.events.models import CallEvent
 from pipeline.pricing import CompiledBook, PriceBook, load_price_book, price_call
 
 DEFAULT_BOOK = Path(__file__).resolve().parents[2] / "pricing" / "default"
+# A provider rule shaped like Anthropic's published one, for provider "p".
+RULE = {
+    "provider": "p",
+    "source": "test",
+    "cache_read_per_input": "0.1",
+    "cache_write_per_input": "1.25",
+    "cache_write_1h_per_input": "2",
+    "service_tiers": {"batch": "0.5", "flex": "0.5"},
+}
 
 
 def book(*entries: dict[str, Any], **fields: Any) -> CompiledBook:
@@ -74,10 +83,18 @@ def test_each_dimension_priced_at_its_own_rate() -> None:
     assert cost.currency == "USD"
 
 
-def test_reasoning_defaults_to_output_rate_and_cache_to_input_rate() -> None:
-    cost = price_call(call(cache_read_tokens=1_000_000, reasoning_tokens=1_000_000), book(entry()))
-    assert cost.cache_read == Decimal("2.00")
+def test_reasoning_is_billed_as_output_and_an_unpriced_cache_class_is_an_error() -> None:
+    cost = price_call(call(reasoning_tokens=1_000_000), book(entry()))
     assert cost.reasoning == Decimal("8.00")
+    # No cache-read rate and no provider rule: never the input rate by guess.
+    with pytest.raises(UnitNotPriced, match="cache_read_tokens"):
+        price_call(call(cache_read_tokens=1), book(entry()))
+    with pytest.raises(UnitNotPriced, match="cache_write_tokens"):
+        price_call(call(cache_write_tokens=1), book(entry()))
+    # A declared rule prices them: 0.1 x 2.00 = 0.20 and 1.25 x 2.00 = 2.50 per MTok.
+    ruled = book(entry(), provider_rules=[RULE])
+    cost = price_call(call(cache_read_tokens=1_000_000, cache_write_tokens=1_000_000), ruled)
+    assert (cost.cache_read, cost.cache_write) == (Decimal("0.200"), Decimal("2.5000"))
 
 
 def test_single_token_is_exact() -> None:
@@ -205,10 +222,14 @@ def service_call(tier: str, **usage: int) -> CallEvent:
 
 
 def test_service_tier_multiplier_and_own_rates() -> None:
+    tiers = [{"above_prompt_tokens": 1000, "input_per_mtok": "3.00"}]
     compiled = book(
         entry(
-            tiers=[{"above_prompt_tokens": 1000, "input_per_mtok": "3.00"}],
-            service_tiers={"batch": {"multiplier": "0.5"}, "priority": {"input_per_mtok": "3.50"}},
+            tiers=tiers,
+            service_tiers={
+                "batch": {"multiplier": "0.5"},
+                "priority": {"input_per_mtok": "3.50", "output_per_mtok": "14.00"},
+            },
         )
     )
     usage = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
@@ -216,20 +237,74 @@ def test_service_tier_multiplier_and_own_rates() -> None:
     assert price_call(service_call("standard", **usage), compiled).total == Decimal("11.00")
     # Batch: half of the tier-resolved standard rates: 1.50 + 4.00
     assert price_call(service_call("batch", **usage), compiled).total == Decimal("5.500")
-    # Priority: its own input rate; output falls back to standard 8.00
-    assert price_call(service_call("priority", **usage), compiled).total == Decimal("11.50")
-    # Flex is not in the book: standard rates
-    assert price_call(service_call("flex", **usage), compiled).total == Decimal("11.00")
+    # Priority's own rates are below the threshold only: 1,000 in + 1,000 out = 0.0035 + 0.014
+    small = {"input_tokens": 1000, "output_tokens": 1000}
+    assert price_call(service_call("priority", **small), compiled).total == Decimal("0.0175")
+    # Above it the entry has no priority price and no rule says one: an error, not a guess.
+    with pytest.raises(UnitNotPriced, match="input_tokens"):
+        price_call(service_call("priority", **usage), compiled)
+    # Flex is not in the book and no rule: an error, never the standard rate.
+    with pytest.raises(ServiceTierNotPriced, match="'flex'"):
+        price_call(service_call("flex", **usage), compiled)
 
 
-def test_one_hour_cache_writes_fall_back_to_five_minute_then_input_rate() -> None:
+def test_a_tier_with_own_rates_gets_the_classes_it_omits_from_the_provider_rule() -> None:
+    """Anthropic's batch list gives input, output and cache rates but not 1-hour writes:
+    "50% of every class" prices those from standard, never at the full standard rate."""
+    compiled = book(
+        entry(
+            cache_read_per_mtok="0.20",
+            service_tiers={"batch": {"input_per_mtok": "1.00", "output_per_mtok": "4.00"}},
+        ),
+        provider_rules=[RULE],
+    )
+    cost = price_call(
+        service_call("batch", input_tokens=1000, cache_read_tokens=1000,
+                     cache_write_1h_tokens=1000, output_tokens=1000),
+        compiled,
+    )  # fmt: skip
+    # own: 1000 x 1.00 + 1000 x 4.00; rule: 0.5 x standard cache read 0.20 = 0.10 and
+    # 0.5 x standard 1-hour write (2 x 2.00 = 4.00) = 2.00; per MTok
+    assert (cost.input, cost.output) == (Decimal("0.001"), Decimal("0.004"))
+    assert (cost.cache_read, cost.cache_write) == (Decimal("0.0001"), Decimal("0.002"))
+
+
+def test_service_tiers_combine_with_long_context_tiers() -> None:
+    compiled = book(
+        entry(
+            tiers=[{"above_prompt_tokens": 1000, "input_per_mtok": "4", "output_per_mtok": "12"}],
+            service_tiers={
+                "batch": {
+                    "input_per_mtok": "1.00",
+                    "output_per_mtok": "4.00",
+                    "tiers": [{"above_prompt_tokens": 1000, "input_per_mtok": "1.80"}],
+                }
+            },
+        ),
+        provider_rules=[RULE],
+    )
+    big = {"input_tokens": 2000, "output_tokens": 1000}
+    # Batch above the threshold: its own long-context input 1.80; output from the
+    # rule, 0.5 x the long-context standard 12 = 6 (never the flat batch 4.00).
+    cost = price_call(service_call("batch", **big), compiled)
+    assert (cost.input, cost.output) == (Decimal("0.0036"), Decimal("0.006"))
+    # Flex (rule 0.5) above the threshold: 2000 x 2.00 + 1000 x 6 per MTok.
+    assert price_call(service_call("flex", **big), compiled).total == Decimal("0.010")
+    with pytest.raises(ValueError, match="threshold the entry's own tiers do not have"):
+        book(entry(service_tiers={"batch": {"tiers": [{"above_prompt_tokens": 5,
+                                                        "input_per_mtok": "1"}]}}))  # fmt: skip
+
+
+def test_one_hour_cache_writes_are_never_billed_at_the_five_minute_rate() -> None:
     own = book(entry(cache_write_per_mtok="2.50", cache_write_1h_per_mtok="4.00"))
     five = book(entry(cache_write_per_mtok="2.50"))
-    bare = book(entry())
+    ruled = book(entry(cache_write_per_mtok="2.50"), provider_rules=[RULE])
     usage = {"cache_write_tokens": 1_000_000, "cache_write_1h_tokens": 1_000_000}
     assert price_call(call(**usage), own).cache_write == Decimal("6.50")
-    assert price_call(call(**usage), five).cache_write == Decimal("5.00")
-    assert price_call(call(**usage), bare).cache_write == Decimal("4.00")
+    with pytest.raises(UnitNotPriced, match="cache_write_1h_tokens"):
+        price_call(call(**usage), five)
+    # The rule's 2 x input (2.00) for the 1-hour write: 2.50 + 4.00
+    assert price_call(call(**usage), ruled).cache_write == Decimal("6.5000")
 
 
 def test_tier_thresholds_must_ascend() -> None:

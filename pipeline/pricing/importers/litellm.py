@@ -3,9 +3,14 @@
 Pure: a dict in, a :class:`PriceBook` and a report out. Every entry or price the
 book cannot represent is reported with its reason, never skipped silently.
 
-Mapping: provider = ``litellm_provider``; model = the key without a leading
-``<provider>/``. Per-token USD floats become exact Decimal rates per million tokens
-via their shortest decimal repr (``3e-06`` -> ``3``), so no binary noise enters.
+Mapping: provider = ``litellm_provider`` in costflow's name for it
+(:func:`pipeline.pricing.names.canonical_provider`: ``gemini`` -> ``google``,
+``vertex_ai-*`` -> ``vertex_ai``); model = the key without a leading ``<provider>/``.
+Per-token USD floats become exact Decimal rates per million tokens via their shortest
+decimal repr (``3e-06`` -> ``3``), so no binary noise enters. Long-context prices of
+one service tier (``..._above_272k_tokens_batches``) become that tier's own ``tiers``;
+``search_context_cost_per_query`` (the same for every context size) becomes the
+``web_search`` unit; an ``alias_of`` entry becomes an alias of its target.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from pipeline.pricing.book import PriceBook
 from pipeline.pricing.importers.report import ImportReport
+from pipeline.pricing.names import canonical_provider, strip_self_prefix
 
 TOKEN_MODES = {"chat", "completion", "responses"}
 _BASE = {
@@ -59,23 +65,43 @@ def _model_name(key: str, provider: str) -> str:
     return key[len(prefix) :] if key.startswith(prefix) else key
 
 
+def _web_search(value: Any) -> str | None:
+    """One price per search when every context size costs the same, else None."""
+    if not isinstance(value, dict) or not value:
+        return None
+    prices = {Decimal(repr(float(v))) for v in value.values() if isinstance(v, int | float)}
+    if len(prices) != 1 or len(value) != len(
+        [v for v in value.values() if isinstance(v, int | float)]
+    ):
+        return None
+    return format(prices.pop().normalize(), "f")
+
+
 def convert_entry(
     key: str, data: dict[str, Any], effective_from: datetime
 ) -> tuple[dict[str, Any], list[str]]:
     """One LiteLLM entry -> book entry data and the price fields left out."""
-    provider = str(data["litellm_provider"])
+    source_provider = str(data["litellm_provider"])
+    provider = canonical_provider(source_provider)
     entry: dict[str, Any] = {
         "provider": provider,
-        "model": _model_name(key, provider),
+        "model": strip_self_prefix(provider, _model_name(key, source_provider)),
         "effective_from": effective_from.isoformat(),
     }
     tiers: dict[int, dict[str, Any]] = {}
     services: dict[str, dict[str, Any]] = {}
-    service_tiers: list[str] = []
+    service_long: dict[str, dict[int, dict[str, Any]]] = {}
     ignored: list[str] = []
     for name, value in data.items():
         if name in _PRICING_BLOCKS:
             ignored.append(name)  # time-of-day and range pricing: not in the book yet
+            continue
+        if name == "search_context_cost_per_query":
+            per_search = _web_search(value)
+            if per_search is None:
+                ignored.append(name)  # priced by context size: no unit for that yet
+            else:
+                entry["per_unit"] = {"web_search": per_search}
             continue
         if "cost" not in name:
             continue
@@ -87,28 +113,67 @@ def convert_entry(
             continue
         tiered = _TIERED.match(name)
         if tiered and tiered.group("base") in _BASE:
-            if tiered.group("service"):
-                # A long-context price for one service tier: the book prices service
-                # tiers with their own flat rates; reported, see docs/pricing.md.
-                service_tiers.append(name)
-                continue
             threshold = int(tiered.group("k")) * 1000
+            if tiered.group("service"):
+                tier_name = _SERVICE[tiered.group("service")]
+                service_long.setdefault(tier_name, {}).setdefault(
+                    threshold, {"above_prompt_tokens": threshold}
+                )[_BASE[tiered.group("base")]] = per_mtok(value)
+                continue
             tiers.setdefault(threshold, {"above_prompt_tokens": threshold})[
                 _BASE[tiered.group("base")]
             ] = per_mtok(value)
             continue
-        service = _SERVICE_KEY.match(name)
-        if service and service.group("base") in _BASE:
-            services.setdefault(_SERVICE[service.group("service")], {})[
-                _BASE[service.group("base")]
+        flat = _SERVICE_KEY.match(name)
+        if flat and flat.group("base") in _BASE:
+            services.setdefault(_SERVICE[flat.group("service")], {})[
+                _BASE[flat.group("base")]
             ] = per_mtok(value)
             continue
         ignored.append(name)
     if tiers:
         entry["tiers"] = [tiers[k] for k in sorted(tiers)]
+    for tier_name, by_threshold in service_long.items():
+        kept = {k: v for k, v in by_threshold.items() if k in tiers}
+        # A service tier's long-context price needs the standard one at that threshold.
+        ignored += [
+            f"{tier_name} above {k} tokens: no standard price above it" for k in by_threshold
+            if k not in tiers
+        ]  # fmt: skip
+        if kept:
+            services.setdefault(tier_name, {})["tiers"] = [kept[k] for k in sorted(kept)]
     if services:
         entry["service_tiers"] = services
-    return entry, ignored + service_tiers
+    return entry, ignored
+
+
+def _add_aliases(
+    aliases: dict[str, str],
+    prices: dict[str, Any],
+    entries: list[dict[str, Any]],
+    seen: dict[tuple[str, str], str],
+    report: ImportReport,
+) -> None:
+    """``{"claude-fable-latest": {"alias_of": "claude-fable-5-1"}}``: the alias's name
+    prices as its target (same provider; the target must have been imported)."""
+    by_key = {key: entry for entry, key in zip(entries, seen.values(), strict=True)}
+    for key, target in aliases.items():
+        entry = by_key.get(target)
+        if entry is None:
+            why = "was not imported" if target in prices else "is not in the list"
+            report.skipped[key] = f"alias_of {target!r}, which {why}"
+            continue
+        data = prices[key]
+        provider = data.get("litellm_provider", prices[target].get("litellm_provider"))
+        if canonical_provider(str(provider)) != entry["provider"]:
+            report.skipped[key] = f"alias_of {target!r} under another provider ({provider})"
+            continue
+        name = strip_self_prefix(entry["provider"], _model_name(key, str(provider)))
+        if (entry["provider"], name) in seen or name in entry.get("aliases", ()):
+            report.skipped[key] = f"alias_of {target!r}, but {name!r} is already priced"
+            continue
+        entry.setdefault("aliases", []).append(name)
+        report.aliased[key] = target
 
 
 def import_litellm(
@@ -120,8 +185,12 @@ def import_litellm(
     report = ImportReport()
     entries: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], str] = {}
+    aliases: dict[str, str] = {}
     for key, data in prices.items():
         if key == "sample_spec" or not isinstance(data, dict):
+            continue
+        if "alias_of" in data:
+            aliases[key] = str(data["alias_of"])
             continue
         mode = data.get("mode")
         if mode not in TOKEN_MODES:
@@ -152,6 +221,7 @@ def import_litellm(
         if noisy:
             report.rounded[key] = noisy
         report.imported += 1
+    _add_aliases(aliases, prices, entries, seen, report)
     book = PriceBook.model_validate(
         {"name": name, "version": version, "currency": "USD", "entries": entries}
     )

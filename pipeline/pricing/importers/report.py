@@ -13,11 +13,13 @@ class ImportReport:
     skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
     ignored_prices: dict[str, list[str]] = field(default_factory=dict)  # key -> price fields
     rounded: dict[str, list[str]] = field(default_factory=dict)  # key -> fields rounded
+    aliased: dict[str, str] = field(default_factory=dict)  # alias key -> the key it prices as
 
     def summary(self) -> str:
         ignored = sum(len(v) for v in self.ignored_prices.values())
         return (
-            f"imported {self.imported} entries; skipped {len(self.skipped)} entries; "
+            f"imported {self.imported} entries and {len(self.aliased)} aliases; "
+            f"skipped {len(self.skipped)} entries; "
             f"{ignored} price fields on {len(self.ignored_prices)} imported entries have "
             "no dimension in the book (audio, image, per-second, off-peak, ...); "
             f"{sum(len(v) for v in self.rounded.values())} prices rounded to 12 decimals "
@@ -31,6 +33,7 @@ class ImportReport:
             "skipped": self.skipped,
             "ignored_prices": self.ignored_prices,
             "rounded": self.rounded,
+            "aliased": self.aliased,
         }
         path.write_text(json.dumps(content, indent=2, sort_keys=True))
         return path

@@ -1,0 +1,79 @@
+"""Public pricing faults of peer tools, turned into inputs and priced with the book
+costflow ships as default; each expected value is worked by hand from the providers'
+published prices (USD per million tokens) in the comment beside it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from pipeline.errors import ServiceTierNotPriced, UnitNotPriced
+from pipeline.events.models import CallEvent
+from pipeline.pricing import CompiledBook, load_price_book, price_call
+from pipeline.resources import default_price_book
+
+
+@pytest.fixture(scope="module")
+def default() -> CompiledBook:
+    return CompiledBook(load_price_book(default_price_book()))
+
+
+def cost(book: CompiledBook, provider: str, model: str, tier: str = "standard",
+         units: dict[str, int] | None = None, **usage: int) -> Decimal:  # fmt: skip
+    call: dict[str, Any] = {
+        "event_id": "e", "task_id": "t", "ts": "2026-11-20T12:00:00Z", "provider": provider,
+        "model": model, "service_tier": tier, "usage": usage, "units": units or {},
+    }  # fmt: skip
+    return price_call(CallEvent.model_validate(call), book).total
+
+
+def test_one_hour_cache_writes_at_twice_input_not_the_five_minute_rate(
+    default: CompiledBook,
+) -> None:
+    # Claude Haiku 4.5: 1,200 x $1 + 50,000 x $2 (1-hour write = 2 x input) + 800 x $5
+    got = cost(default, "anthropic", "claude-haiku-4-5", input_tokens=1200,
+               cache_write_1h_tokens=50_000, output_tokens=800)  # fmt: skip
+    assert got == Decimal("0.1052")
+
+
+@pytest.mark.parametrize(
+    ("model", "tier", "expected"),
+    [
+        # o4-mini flex (Batch API rates): 10,000 x $0.55 + 2,000 x $2.20
+        ("o4-mini", "flex", Decimal("0.0099")),
+        # gpt-4.1-mini batch: 10,000 x $0.20 + 2,000 x $0.80
+        ("gpt-4.1-mini", "batch", Decimal("0.0036")),
+        # gpt-4o-mini batch: 10,000 x $0.075 + 2,000 x $0.30
+        ("gpt-4o-mini", "batch", Decimal("0.00135")),
+    ],
+)
+def test_unlisted_service_tiers_follow_the_providers_rule_never_standard(
+    default: CompiledBook, model: str, tier: str, expected: Decimal
+) -> None:
+    assert cost(default, "openai", model, tier, input_tokens=10_000, output_tokens=2000) == expected
+
+
+def test_a_discount_tier_discounts_every_class(default: CompiledBook) -> None:
+    # Haiku 4.5 batch, 50% of every class: 1,200 x $0.50 + 40,000 x $0.05 (read)
+    # + 10,000 x $0.625 (5-minute write) + 800 x $2.50
+    got = cost(default, "anthropic", "claude-haiku-4-5", "batch", input_tokens=1200,
+               cache_read_tokens=40_000, cache_write_tokens=10_000, output_tokens=800)  # fmt: skip
+    assert got == Decimal("0.01085")
+
+
+def test_per_request_fees_are_priced_not_dropped(default: CompiledBook) -> None:
+    # Haiku 4.5: 5,000 x $1 + 600 x $5 per MTok = $0.008, plus 3 searches x $0.01
+    got = cost(default, "anthropic", "claude-haiku-4-5", units={"web_search": 3},
+               input_tokens=5000, output_tokens=600)  # fmt: skip
+    assert got == Decimal("0.038")
+
+
+def test_what_no_rule_covers_is_an_error_on_the_call(default: CompiledBook) -> None:
+    # OpenAI's priority prices differ per model: no rule, so not the standard rate.
+    with pytest.raises(ServiceTierNotPriced):
+        cost(default, "openai", "gpt-4o-mini", "priority", input_tokens=10)
+    # OpenAI has no 1-hour cache write; a gateway that sends one gets an error.
+    with pytest.raises(UnitNotPriced, match="cache_write_1h_tokens"):
+        cost(default, "openai", "gpt-4o-mini", cache_write_1h_tokens=10)
