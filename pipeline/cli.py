@@ -6,6 +6,7 @@ Every flag has a ``COSTFLOW_*`` environment variable; flags win.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -199,6 +200,24 @@ def cmd_pricing(args: argparse.Namespace) -> int:
         _, report = import_file(source, Path(args.file), Path(args.out), effective, args.version)
         print(f"costflow: {report.summary()}; wrote {args.out} (details: import-report.json)")
         return 0
+    if args.pricing_command == "update":
+        from pipeline.pricing.importers import installed_litellm_list, update_book
+
+        if args.from_litellm:
+            raw = Path(args.from_litellm).read_bytes()
+            source_version = f"file sha256:{hashlib.sha256(raw).hexdigest()[:12]}"
+        else:
+            raw, source_version = installed_litellm_list()
+        book_dir = Path(args.book) if args.book else args.settings.worker.price_book_dir
+        effective = (
+            utc_time(args.effective_from, "--effective-from") if args.effective_from else None
+        )
+        result = update_book(book_dir, "litellm", raw, source_version, effective)
+        print(f"costflow: litellm {source_version}: {result.report.summary()}")
+        for line in result.changes.lines():
+            print(f"costflow: {line}")
+        print(f"costflow: wrote {result.path}; the book is now version {result.version}")
+        return 0
     if args.pricing_command == "validate":
         compiled = compiled_book(args.book, args.settings)
         print(f"costflow: {compiled.label} is valid: {len(compiled.book.entries)} entries")
@@ -286,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("--out", required=True)
         parser_.add_argument("--effective-from", help="YYYY-MM-DD (default: today, UTC)")
         parser_.add_argument("--version", help="book version (default: date and file hash)")
+    update = pricing_sub.add_parser(
+        "update", help="regenerate the book's community price layer, adding dated history"
+    )
+    update.add_argument("--book", help="book directory (default: the configured price book)")
+    update.add_argument(
+        "--from-litellm", help="LiteLLM's price JSON (default: the installed litellm's)"
+    )
+    update.add_argument("--effective-from", help="YYYY-MM-DD the changes apply from (today)")
     validate = pricing_sub.add_parser("validate", help="load and compile a book")
     validate.add_argument("--book")
     show = pricing_sub.add_parser("show", help="the entry pricing PROVIDER MODEL at a time")

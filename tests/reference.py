@@ -34,7 +34,8 @@ RATES: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("openai", "o4-mini"): ("1.10", "0.275", "1.10", "4.40", "4.40"),
     ("anthropic", "claude-haiku-4-5"): ("1.00", "0.10", "1.25", "5.00", "5.00"),
     ("anthropic", "claude-sonnet-4-5"): ("3.00", "0.30", "3.75", "15.00", "15.00"),
-    ("google", "gemini-2.5-flash"): ("0.30", "0.075", "0.30", "2.50", "2.50"),
+    # Gemini 2.5 Flash: cached input 90% off ($0.03), ai.google.dev/gemini-api/docs/pricing
+    ("google", "gemini-2.5-flash"): ("0.30", "0.03", "0.30", "2.50", "2.50"),
 }
 ALIASES = {
     ("anthropic", "claude-sonnet-4-5-20250929"): ("anthropic", "claude-sonnet-4-5"),

@@ -8,6 +8,8 @@ entry's prices apply from ``effective_from`` until the next entry for the same m
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -93,6 +95,12 @@ class PriceEntry(Rates):
     model: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     effective_from: datetime
+    # True when the source gave no date and this is the first price imported for the
+    # model: assumed in force since effective_from (the beginning of time), not known.
+    effective_from_assumed: bool = False
+    # Where the price comes from: None for the book's own entries, else the imported
+    # list and its version (``litellm 1.110.2``), set when an underlay is loaded.
+    source: str | None = None
     # The currency the provider bills this model in; the book's when absent.
     currency: _CURRENCY | None = None
     per_request: _PRICE = Decimal(0)
@@ -246,6 +254,10 @@ class PriceBook(BaseModel):
     overlays: tuple[PriceOverlay, ...] = ()
     fx_rates: tuple[FxRate, ...] = ()
     provider_rules: tuple[ProviderRule, ...] = ()
+    # Imported price lists under the book's own entries (paths relative to the book
+    # directory, e.g. ``community/litellm.json``): an entry of an underlay prices a
+    # model only when the book's own entries neither list it nor alias it.
+    underlays: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PriceBook:
@@ -277,11 +289,71 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+class Underlay(BaseModel):
+    """An imported price list kept under a book (``pricing update`` writes it).
+
+    ``entries`` hold book entries as data (validated once, with the book).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=1)
+    source_version: str = Field(min_length=1)
+    entries: list[dict[str, Any]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} {self.source_version}"
+
+
+def read_underlay(path: Path) -> Underlay:
+    """Read an underlay file (JSON). Raises PriceBookInvalid if it is not one."""
+    try:
+        return Underlay.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise PriceBookInvalid(f"{path}: not a readable price-list underlay: {exc}") from None
+
+
+def _shadowed(own: list[dict[str, Any]]) -> Callable[[str, str], bool]:
+    """Whether the book's own entries list or alias (provider, model)."""
+    exact: set[tuple[str, str]] = set()
+    patterns: list[tuple[str, str]] = []
+    for entry in own:
+        provider = str(entry.get("provider"))
+        exact.add((provider, str(entry.get("model"))))
+        for alias in entry.get("aliases") or ():
+            if any(ch in alias for ch in "*?["):
+                patterns.append((provider, alias))
+            else:
+                exact.add((provider, alias))
+
+    def shadowed(provider: str, model: str) -> bool:
+        return (provider, model) in exact or any(
+            p == provider and fnmatch.fnmatchcase(model, pattern) for p, pattern in patterns
+        )
+
+    return shadowed
+
+
+def _with_underlays(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
+    own = list(data.get("entries") or [])
+    shadowed = _shadowed(own)
+    merged = list(own)
+    for relative in data.get("underlays") or ():
+        underlay = read_underlay(directory / relative)
+        for entry in underlay.entries:
+            if not shadowed(str(entry.get("provider")), str(entry.get("model"))):
+                merged.append({**entry, "source": underlay.label})
+    return {**data, "entries": merged}
+
+
 def load_price_book(path: Path) -> PriceBook:
     """Load a book from a YAML file, or from a directory of them (one header, many entries).
 
     In a directory, ``book.yaml`` holds name, version and currency; every other
-    ``*.yaml`` holds ``entries:`` (typically one file per provider).
+    ``*.yaml`` holds ``entries:`` (typically one file per provider), ``overlays``,
+    ``fx_rates`` or ``provider_rules``; ``underlays`` in the header name imported lists
+    kept under the book's own entries. Raises PriceBookInvalid with the first problem.
     """
     path = Path(path)
     if not path.exists():
@@ -304,6 +376,7 @@ def load_price_book(path: Path) -> PriceBook:
             for key in _LISTS:
                 lists[key].extend(part_data.get(key) or [])
         data.update(lists)
+        data = _with_underlays(path, data)
     else:
         data = _read_yaml(path)
     try:

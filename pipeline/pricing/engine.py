@@ -331,6 +331,12 @@ class CompiledBook:
             raise PriceNotFound(provider, model, at.isoformat())
         return entry
 
+    def history(self, provider: str, model: str) -> list[PriceEntry]:
+        """Every entry for the model a call's (provider, model) resolves to, oldest
+        first; empty if the book does not price it."""
+        target = self._resolve(provider, model)
+        return [c.entry for c in self._timelines[target].entries] if target else []
+
     def priced_entry(self, call: CallEvent) -> CompiledEntry:
         """The entry in force for the call, with the overlay that applies to it, if any."""
         compiled = self.entry_for(call.provider, call.model, call.ts)

@@ -71,7 +71,7 @@ def write_book(book: PriceBook, out: Path) -> list[Path]:
         path = out / f"{_safe(provider)}.yaml"
         path.write_text(yaml.safe_dump({"entries": entries}, sort_keys=False, allow_unicode=True))
         written.append(path)
-    for key in ("overlays", "fx_rates"):
+    for key in ("overlays", "fx_rates", "provider_rules"):
         items = [item.model_dump(mode="json", exclude_defaults=True) for item in getattr(book, key)]
         if items:
             path = out / f"_{key}.yaml"
@@ -91,8 +91,26 @@ def _entry_data(entry: PriceEntry) -> dict[str, Any]:
 
 
 def show(book: CompiledBook, provider: str, model: str, at: datetime) -> dict[str, Any]:
+    """The entry in force at ``at``, the model's whole dated history, and the provider
+    rule that prices what the entry leaves out. Raises PriceNotFound."""
     compiled = book.entry_for(provider, model, at)
-    return {"price_book_version": book.label, **_entry_data(compiled.entry)}
+    rule = book.rules.get(compiled.entry.provider)
+    return {
+        "price_book_version": book.label,
+        "in_force_at": at.isoformat(),
+        **_entry_data(compiled.entry),
+        "provider_rule": rule.model_dump(mode="json", exclude_defaults=True) if rule else None,
+        "history": [
+            {
+                "effective_from": e.effective_from.isoformat(),
+                "assumed": e.effective_from_assumed,
+                "source": e.source or "the book",
+                "input_per_mtok": None if e.input_per_mtok is None else str(e.input_per_mtok),
+                "output_per_mtok": None if e.output_per_mtok is None else str(e.output_per_mtok),
+            }
+            for e in book.history(provider, model)
+        ],
+    }
 
 
 def diff(a: PriceBook, b: PriceBook) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,16 @@ def test_the_installed_wheel_migrates_prices_and_replays(tmp_path: Path) -> None
     call = {"type": "call", "event_id": "c1", "task_id": "t1", "ts": "2026-11-02T10:00:00Z",
             "provider": "openai", "model": "gpt-4o-mini",
             "usage": {"input_tokens": 1_000_000, "output_tokens": 1_000_000}}  # fmt: skip
-    priced = json.loads(run(["price"], work, env, json.dumps(call) + "\n").splitlines()[0])
+    # A model only the shipped community layer prices (LiteLLM's list): the wheel has it.
+    community = {**call, "event_id": "c2", "model": "gpt-5.4",
+                 "usage": {"input_tokens": 100_000, "output_tokens": 1_000_000}}  # fmt: skip
+    lines = run(["price"], work, env, json.dumps(call) + "\n" + json.dumps(community) + "\n")
+    priced, from_layer = (json.loads(line) for line in lines.splitlines()[:2])
     # gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output tokens.
     assert priced["cost"]["total"] == "0.75"
     assert priced["cost"]["price_book_version"].startswith("default@")
+    # gpt-5.4 below its 272k-token tier: 100,000 x $2.50 + 1,000,000 x $15.00 per million
+    assert Decimal(from_layer["cost"]["total"]) == Decimal("15.25"), from_layer
 
     events = work / "one-task.jsonl"
     outcome = {"type": "outcome", "event_id": "o1", "task_id": "t1",

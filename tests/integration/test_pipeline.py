@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import yaml
 
 from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
@@ -15,10 +16,16 @@ from pipeline.demo.workload import bad_records, generate, write_jsonl
 from pipeline.kafka.produce import produce_lines
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
+from pipeline.resources import default_price_book
 from tests.analytics_checks import check_all_views
 from tests.decision_checks import check_fixed_cost_views
 from tests.integration.conftest import assert_matches_reference, live_stack
 from tests.reference import expected_tasks
+
+# The shipped book's label, read from its header (pricing update changes the version).
+DEFAULT_LABEL = "default@{version}".format(
+    **yaml.safe_load((default_price_book() / "book.yaml").read_text())
+)
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +201,7 @@ def test_cost_per_outcome_equals_the_batch_reference(isolated_settings: Settings
     distinct_calls = {e["event_id"] for e in events if e["type"] == "call"}
     calls = client.query(
         "SELECT count(), countIf(cost_total IS NULL), "
-        "countIf(cost_total IS NOT NULL AND price_book_version = 'default@2026.11.1'), "
+        f"countIf(cost_total IS NOT NULL AND price_book_version = '{DEFAULT_LABEL}'), "
         "countIf(cost_total IS NULL AND pricing_error LIKE 'price_not_found:%') FROM calls"
     ).result_rows[0]
     unpriced = sum(t.unpriced_calls for t in expected_tasks(events).values())

@@ -23,9 +23,9 @@ from tests.reference import RATES, call_cost, parse_ts
 pytestmark = pytest.mark.integration
 
 DEFAULT_BOOK = Path(__file__).resolve().parents[2] / "pricing" / "default"
-# The correction, written out by hand: gpt-4o-mini input was 0.16, not 0.15 (cache
-# writes fall back to the input rate, so they move too), and the research preview
-# nobody priced gets a price.
+# The correction, written out by hand: gpt-4o-mini input was 0.16, not 0.15 (OpenAI's
+# rule bills cache writes at the input rate, so they move too), and the research
+# preview nobody priced gets a price.
 CORRECTED = {
     **RATES,
     ("openai", "gpt-4o-mini"): ("0.16", "0.075", "0.16", "0.60", "0.60"),
@@ -40,26 +40,19 @@ def corrected_book(tmp_path: Path) -> Path:
     header = yaml.safe_load((book / "book.yaml").read_text())
     header["version"] = "2026.11.1-fix1"
     (book / "book.yaml").write_text(yaml.safe_dump(header))
-    openai = yaml.safe_load((book / "openai.yaml").read_text())
-    for entry in openai["entries"]:
-        if entry["model"] == "gpt-4o-mini":
-            entry["input_per_mtok"] = "0.16"
-    (book / "openai.yaml").write_text(yaml.safe_dump(openai))
-    (book / "acme.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "entries": [
-                    {
-                        "provider": "acme",
-                        "model": "acme-research-preview",
-                        "effective_from": "2026-01-01",
-                        "input_per_mtok": "1.00",
-                        "output_per_mtok": "2.00",
-                    }
-                ]
-            }
-        )
-    )
+    # A correction of the community list's gpt-4o-mini, dated id included, as the
+    # book's own entry (it shadows the list's entries for the model and its alias).
+    corrected = {
+        "provider": "openai", "model": "gpt-4o-mini", "aliases": ["gpt-4o-mini-2024-07-18"],
+        "effective_from": "2024-07-18", "input_per_mtok": "0.16", "cache_read_per_mtok": "0.075",
+        "output_per_mtok": "0.60",
+    }  # fmt: skip
+    research = {
+        "provider": "acme", "model": "acme-research-preview", "effective_from": "2026-01-01",
+        "input_per_mtok": "1.00", "cache_read_per_mtok": "1.00", "cache_write_per_mtok": "1.00",
+        "output_per_mtok": "2.00",
+    }  # fmt: skip
+    (book / "corrections.yaml").write_text(yaml.safe_dump({"entries": [corrected, research]}))
     return book
 
 

@@ -103,7 +103,7 @@ def test_a_call_sends_its_priced_record_and_the_task_snapshot() -> None:
     assert apply_call(ctx, CALL, Delivery(0)) is True
     priced = json.loads(ctx.outputs.priced_calls.sent[0]["value"])
     # 1M x 0.15 + 1M x 0.60 = 0.75
-    assert priced["cost_total"] == "0.75" and priced["price_book_version"] == "default@2026.11.1"
+    assert priced["cost_total"] == "0.75" and priced["price_book_version"] == BOOK.label
     assert snapshots(ctx)[0]["total_cost"] == "0.75" and snapshots(ctx)[0]["version"] == 1
     assert ctx.outputs.priced_calls.sent[0]["key"] == b"t1"
 

@@ -87,9 +87,10 @@ def test_decision_commands_end_to_end_and_their_errors(
     assert "give both --a and --b" in capsys.readouterr().err
     assert main(["compare", "--scenario", "s", "--experiment"]) == 0
     assert "No two arms to compare." in capsys.readouterr().out
-    assert main(["whatif", "--scenario", "s", "--model", "gpt-4o-mini", "--growth", "ten"]) == 2
+    whatif = ["whatif", "--scenario", "s", "--model", "openai/gpt-4o-mini", "--growth"]
+    assert main([*whatif, "ten"]) == 2
     assert "expected a factor such as 10x" in capsys.readouterr().err
-    assert main(["whatif", "--scenario", "s", "--model", "gpt-4o-mini", "--growth", "10x"]) == 0
+    assert main([*whatif, "10x"]) == 0
     assert "ESTIMATE: s, no tasks" in capsys.readouterr().out
 
 

@@ -135,7 +135,7 @@ def test_whatif_reprices_the_scenario_at_the_target(
     }
     calls = [e for e in events if e["type"] == "call" and e["task_id"] in doc_tasks]
     result = what_if(
-        client, book, Slice(scenario_id="doc-extract"), "gpt-4o-mini", at,
+        client, book, Slice(scenario_id="doc-extract"), "openai/gpt-4o-mini", at,
         replace="gpt-4.1-mini", growth=Decimal(10),
     )  # fmt: skip
 

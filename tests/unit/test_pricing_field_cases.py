@@ -71,9 +71,40 @@ def test_per_request_fees_are_priced_not_dropped(default: CompiledBook) -> None:
 
 
 def test_what_no_rule_covers_is_an_error_on_the_call(default: CompiledBook) -> None:
-    # OpenAI's priority prices differ per model: no rule, so not the standard rate.
+    # OpenAI's priority prices differ per model: no rule. A model whose list has them
+    # uses them (gpt-4o-mini priority: 1,000 x $0.25 + 1,000 x $1.00 per MTok) ...
+    got = cost(default, "openai", "gpt-4o-mini", "priority", input_tokens=1000,
+               output_tokens=1000)  # fmt: skip
+    assert got == Decimal("0.00125")
+    # ... and one whose list has none is refused, never billed at the standard rate.
     with pytest.raises(ServiceTierNotPriced):
-        cost(default, "openai", "gpt-4o-mini", "priority", input_tokens=10)
+        cost(default, "openai", "gpt-4-turbo", "priority", input_tokens=10)
     # OpenAI has no 1-hour cache write; a gateway that sends one gets an error.
     with pytest.raises(UnitNotPriced, match="cache_write_1h_tokens"):
         cost(default, "openai", "gpt-4o-mini", cache_write_1h_tokens=10)
+
+
+def test_batch_above_the_long_context_threshold_halves_the_long_context_rates(
+    default: CompiledBook,
+) -> None:
+    # gpt-5.4 batch, 300,000-token prompt (> 272k): 300,000 x $2.50 + 5,000 x $11.25,
+    # the >272k standard rates ($5.00 / $22.50) halved; never the flat batch $1.25 / $7.50
+    got = cost(default, "openai", "gpt-5.4", "batch", input_tokens=300_000, output_tokens=5000)
+    assert got == Decimal("0.80625")
+    # Below the threshold the flat batch rates: 100,000 x $1.25 + 5,000 x $7.50
+    small = cost(default, "openai", "gpt-5.4", "batch", input_tokens=100_000, output_tokens=5000)
+    assert small == Decimal("0.1625")
+
+
+def test_gemini_above_200k_keeps_its_long_context_prices_under_every_name(
+    default: CompiledBook,
+) -> None:
+    # Gemini 2.5 Pro above 200k: 250,000 x $2.50 + 1,000 x $15.00 per MTok = $0.64,
+    # whether the gateway says google, gemini or vertex_ai
+    for provider in ("google", "gemini", "vertex_ai"):
+        got = cost(default, provider, "gemini-2.5-pro", input_tokens=250_000, output_tokens=1000)
+        assert got == Decimal("0.64"), provider
+    # and its batch mode (Google's rule: 50%) above 200k: $0.32
+    batch = cost(default, "google", "gemini-2.5-pro", "batch", input_tokens=250_000,
+                 output_tokens=1000)  # fmt: skip
+    assert batch == Decimal("0.32")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.pricing.book import PriceBook
+from pipeline.pricing.importers.history import UpdateResult, update_underlay
 from pipeline.pricing.importers.litellm import import_litellm
 from pipeline.pricing.importers.report import ImportReport
 
@@ -61,4 +62,49 @@ def import_file(
     return book, report
 
 
-__all__ = ["IMPORTERS", "ImportReport", "default_version", "import_file"]
+def installed_litellm_list() -> tuple[bytes, str]:
+    """The price list inside the installed ``litellm`` package, and its version.
+
+    Raises ConfigError if litellm is not installed (it is not a costflow dependency).
+    """
+    from importlib import metadata, util
+
+    spec = util.find_spec("litellm")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "litellm is not installed; `pip install litellm` or pass --from-litellm FILE "
+            "(its model_prices_and_context_window.json)"
+        )
+    path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
+    return path.read_bytes(), metadata.version("litellm")
+
+
+def update_book(
+    book_dir: Path,
+    source: str,
+    raw: bytes,
+    source_version: str,
+    effective_from: datetime | None = None,
+) -> UpdateResult:
+    """Regenerate ``source``'s underlay of the book at ``book_dir`` from ``raw``,
+    adding dated history (see :mod:`pipeline.pricing.importers.history`). Raises
+    ConfigError for an unknown source or a book directory without ``book.yaml``."""
+    if source not in IMPORTERS:
+        raise ConfigError(f"no importer for {source!r}; choose one of {sorted(IMPORTERS)}")
+    if not (book_dir / "book.yaml").exists():
+        raise ConfigError(f"{book_dir} is not a price book directory (no book.yaml)")
+    effective = effective_from or datetime.now(UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    book, report = IMPORTERS[source](raw, effective, "import")
+    return update_underlay(book_dir, source, source_version, book, report, effective)
+
+
+__all__ = [
+    "IMPORTERS",
+    "ImportReport",
+    "default_version",
+    "import_file",
+    "installed_litellm_list",
+    "update_book",
+]

@@ -126,9 +126,9 @@ def convert_entry(
             continue
         flat = _SERVICE_KEY.match(name)
         if flat and flat.group("base") in _BASE:
-            services.setdefault(_SERVICE[flat.group("service")], {})[
-                _BASE[flat.group("base")]
-            ] = per_mtok(value)
+            services.setdefault(_SERVICE[flat.group("service")], {})[_BASE[flat.group("base")]] = (
+                per_mtok(value)
+            )
             continue
         ignored.append(name)
     if tiers:

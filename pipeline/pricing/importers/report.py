@@ -28,7 +28,10 @@ class ImportReport:
 
     def write(self, directory: Path) -> Path:
         """``import-report.json`` beside the book it describes."""
-        path = directory / "import-report.json"
+        return self.write_as(directory / "import-report.json")
+
+    def write_as(self, path: Path) -> Path:
+        """The report as JSON at ``path``."""
         content = {
             "skipped": self.skipped,
             "ignored_prices": self.ignored_prices,
