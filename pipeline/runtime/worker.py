@@ -32,6 +32,20 @@ def run_worker(settings: Settings) -> None:
     async def report_counters() -> None:
         _log_counters(stage)
 
+    @app.task
+    async def announce() -> None:
+        # After Faust has set up logging; the one line an operator needs at any level.
+        book = stage.book
+        log.warning(
+            "stage-1 worker %s pricing with %s (%d entries, %d from community lists, "
+            "provider rules for %s)",
+            settings.worker.app_id,
+            book.label,
+            len(book.book.entries),
+            sum(1 for e in book.book.entries if e.source),
+            ", ".join(sorted(book.rules)) or "no provider",
+        )
+
     watch = StallWatch(settings.worker.stall_timeout_s)
     probe = LagProbe(settings.kafka, settings.worker.app_id)
     inputs = set(settings.topics.inputs())
@@ -73,7 +87,6 @@ def run_worker(settings: Settings) -> None:
         redirect_stdouts=False,
     )
     quiet_client_loggers()
-    log.info("stage-1 worker %s starting", settings.worker.app_id)
     try:
         worker.execute_from_commandline()
     finally:
