@@ -75,7 +75,16 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
     at = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
     client, book = clickhouse_client(args.settings), compiled_book(args.book, args.settings)
-    result = what_if(client, book, _slice(args), args.model, at, args.replace, _growth(args.growth))
+    where = _slice(args)
+    result = what_if(client, book, where, args.model, at, args.replace, _growth(args.growth))
+    if not args.model:
+        from decimal import Decimal
+
+        from pipeline.query import fixed_costs
+
+        if fixed_costs.items(client):
+            lines = fixed_costs.full_cost(client, where)
+            result.fixed_cost = sum((line.fixed_cost for line in lines), Decimal(0))
     print(render_what_if(result))
     return 0
 
@@ -144,7 +153,11 @@ def add_parsers(sub: Any) -> None:
         "whatif", help="estimate: a scenario's real traffic at another model's prices"
     )
     _period_flags(whatif, required_scenario=True)
-    whatif.add_argument("--model", required=True, help="target: MODEL or PROVIDER/MODEL")
+    whatif.add_argument(
+        "--model",
+        help="target: MODEL or PROVIDER/MODEL (none: the same calls at --growth, fixed costs "
+        "as declared)",
+    )
     whatif.add_argument("--replace", help="only move the calls of this model (default: all)")
     whatif.add_argument("--growth", default="1", help="volume factor, e.g. 10x (default 1)")
     whatif.add_argument("--at", help="price at this time (default: now)")

@@ -7,6 +7,11 @@ prices in force at one instant (default: now). Everything else is kept:
 retries, failures, acceptance. It is an estimate of the price effect only;
 a different model would need different retries and win different outcomes.
 ``--growth`` multiplies the volume.
+
+Without a target model it is the growth question alone ("what is our bill at 10x?"):
+every call keeps its recorded cost, variable cost scales with the volume, fixed costs
+stay as declared (they are not per call), and calls without a recorded price are
+counted, so the figures say when they are lower bounds.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ WHERE {condition}
 
 @dataclass
 class WhatIf:
+    """A scenario's recorded cost beside its estimate; money in the book's currency.
+
+    ``model`` empty: the growth-only projection (no repricing). ``fixed_cost``: the
+    fixed costs allocated to the scenario over the same days (None: none declared).
+    """
+
     scenario_id: str
     provider: str
     model: str
@@ -49,6 +60,18 @@ class WhatIf:
     estimated_cost: Decimal = Decimal(0)
     # reason -> calls left out of both sides
     left_out: Counter[str] = field(default_factory=Counter)
+    fixed_cost: Decimal | None = None
+
+    @property
+    def unpriced(self) -> int:
+        """Calls with no recorded price: their cost is unknown, not zero."""
+        return self.left_out.get("unpriced as recorded", 0)
+
+    def full_per_accepted(self, variable: Decimal, growth: Decimal) -> Decimal | None:
+        """(variable x growth + fixed) / (accepted x growth): fixed costs spread thinner."""
+        if not self.accepted or self.fixed_cost is None:
+            return None
+        return (variable * growth + self.fixed_cost) / (self.accepted * growth)
 
     @property
     def days(self) -> int:
@@ -80,16 +103,20 @@ def what_if(
     client: Any,
     book: CompiledBook,
     where: Slice,
-    model: str,
+    model: str | None,
     priced_at: datetime,
     replace: str | None = None,
     growth: Decimal = Decimal(1),
     progress_every: int = 200_000,
 ) -> WhatIf:
+    """Price the scenario's calls in ``where`` as ``model`` (``provider/model`` or a name
+    one provider prices; None: keep their recorded cost). Raises ValueError without a
+    scenario, PriceNotFound/PricingError for a target the book cannot price."""
     if where.scenario_id is None:
         raise ValueError("whatif runs for one scenario: pass --scenario")
-    provider, name = target_provider(book, model)
-    book.entry_for(provider, name, priced_at)  # fail before the scan if it is not priced
+    provider, name = target_provider(book, model) if model else ("", "")
+    if model:
+        book.entry_for(provider, name, priced_at)  # fail before the scan if not priced
     result = WhatIf(where.scenario_id, provider, name, replace, priced_at, growth)
     condition, params = where.where("toDate(first_event_at)")
     # One read of the tasks: what the report counts, and whose calls to price.
@@ -108,7 +135,7 @@ def what_if(
         if row["cost_total"] is None:
             result.left_out["unpriced as recorded"] += 1
             continue
-        if replace is not None and row["model"] != replace:
+        if not model or (replace is not None and row["model"] != replace):
             result.recorded_cost = MONEY.add(result.recorded_cost, row["cost_total"])
             result.estimated_cost = MONEY.add(result.estimated_cost, row["cost_total"])
             continue

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pipeline.query.whatif import WhatIf
 from pipeline.render.money import usd
 
 
 def render_what_if(w: WhatIf) -> str:
+    """The estimate as text; the growth-only projection when no target model was given."""
+    if not w.model:
+        return render_growth(w)
     moved = f"calls of {w.replace}" if w.replace else "every call"
     period = f"{w.first_day}..{w.last_day}" if w.days else "no tasks"
     out = [
@@ -38,4 +43,57 @@ def render_what_if(w: WhatIf) -> str:
         f"{'per 30 days' + growth:<28} {usd(rec_30, 2):>14} {usd(est_30, 2):>14} "
         f"{usd(est_30 - rec_30 if rec_30 is not None and est_30 is not None else None, 2):>14}"
     )
+    return "\n".join(out)
+
+
+def render_growth(w: WhatIf) -> str:
+    """Now and at ``growth`` x the volume: variable cost scaled, fixed costs as declared."""
+    period = f"{w.first_day}..{w.last_day}" if w.days else "no tasks"
+    at = f"{w.growth:g}x"
+    bound = ">=" if w.unpriced else ""
+    out = [
+        f"ESTIMATE: {w.scenario_id}, {period}, at {at} the volume: variable cost scales, "
+        "fixed costs stay as declared, same tokens, retries and outcomes per task",
+        f"{w.tasks:,} tasks, {w.accepted:,} accepted, {w.calls:,} calls",
+    ]
+    if w.unpriced:
+        out.append(
+            f"LOWER BOUND (>=): {w.unpriced:,} of {w.calls:,} calls "
+            f"({100 * w.unpriced / w.calls:.1f}%) have no price in the book; their cost is "
+            "unknown, not $0. Add the prices, then `costflow reprice`."
+        )
+    header = f"{'per 30 days':<32} {'now':>14} {'at ' + at:>14}"
+    out += [header, "-" * len(header)]
+
+    def money(value: Decimal | None, places: int, known: bool) -> str:
+        text = usd(value, places)
+        return f"{bound}{text}" if bound and not known and value is not None else text
+
+    days = Decimal(w.days or 1)
+    var_now = w.recorded_cost * 30 / days if w.days else None
+    var_grown = var_now * w.growth if var_now is not None else None
+    fixed = w.fixed_cost * 30 / days if w.fixed_cost is not None and w.days else None
+    full_now = var_now + fixed if var_now is not None and fixed is not None else var_now
+    full_grown = var_grown + fixed if var_grown is not None and fixed is not None else var_grown
+    per_accepted = w.per_accepted(w.recorded_cost)  # unchanged: same calls per task
+    # (label, now, at the growth, decimals, known exactly even with unpriced calls)
+    rows = [
+        ("variable cost (calls)", var_now, var_grown, 2, False),
+        ("fixed cost (as declared)", fixed, fixed, 2, True),
+        ("full cost", full_now, full_grown, 2, False),
+        ("cost per accepted outcome", per_accepted, per_accepted, 4, False),
+        (
+            "full cost per accepted outcome",
+            w.full_per_accepted(w.recorded_cost, Decimal(1)),
+            w.full_per_accepted(w.recorded_cost, w.growth),
+            4,
+            False,
+        ),
+    ]
+    for label, now, grown, places, known in rows:
+        out.append(
+            f"{label:<32} {money(now, places, known):>14} {money(grown, places, known):>14}"
+        )
+    if w.fixed_cost is None:
+        out.append("No fixed costs declared: full cost is variable cost only.")
     return "\n".join(out)

@@ -20,6 +20,7 @@ from pipeline.query.analytics import Slice
 from pipeline.query.compare import compare
 from pipeline.query.whatif import what_if
 from pipeline.render.compare import render_comparison
+from pipeline.render.money import usd
 from pipeline.render.whatif import render_what_if
 from tests.reference import call_cost, expected_tasks
 from tests.reference_analytics import call_facts, group_calls, latency_quantile, total
@@ -167,3 +168,33 @@ def test_whatif_refuses_a_model_the_book_does_not_price(
     with pytest.raises(PriceNotFound, match="no-such-model"):
         what_if(client, book, Slice(scenario_id="doc-extract"), "no-such-model",
                 datetime.now(UTC))  # fmt: skip
+
+
+def test_whatif_growth_alone_scales_variable_cost_and_keeps_fixed_costs(
+    loaded: tuple[Any, list[dict[str, Any]]],
+) -> None:
+    """The 10x question: no model change, variable cost x10, fixed costs as declared,
+    unpriced calls counted and the figures marked as lower bounds."""
+    client, events = loaded
+    book = CompiledBook(load_price_book(ROOT / "pricing" / "default"))
+    tasks = {t.task_id: t for t in expected_tasks(events).values()
+             if t.scenario_id == "research-agent"}  # fmt: skip
+    calls = [e for e in events if e["type"] == "call" and e["task_id"] in tasks]
+    costs = [call_cost(c) for c in calls]
+    result = what_if(client, book, Slice(scenario_id="research-agent"), None,
+                     datetime.now(UTC), growth=Decimal(10))  # fmt: skip
+    variable = sum((c for c in costs if c is not None), Decimal(0))
+    assert result.recorded_cost == result.estimated_cost == variable
+    assert result.unpriced == sum(c is None for c in costs) > 0  # the demo's acme calls
+    accepted = sum(t.outcome == "accepted" for t in tasks.values())
+    assert result.accepted == accepted and result.days == 3
+    # A declared fixed cost of $30 over the 3 days: $300 per 30 days at any volume.
+    result.fixed_cost = Decimal(30)
+    assert result.full_per_accepted(variable, Decimal(10)) == (
+        (variable * 10 + 30) / (accepted * 10))  # fmt: skip
+    text = render_what_if(result)
+    assert "at 10x the volume" in text and "LOWER BOUND (>=)" in text
+    grown = next(line for line in text.splitlines() if line.startswith("variable cost"))
+    assert grown.split()[-1] == ">=" + usd(variable * 30 / 3 * 10, 2)
+    fixed = next(line for line in text.splitlines() if line.startswith("fixed cost"))
+    assert fixed.split()[-2:] == ["$300.00", "$300.00"]  # known: no lower-bound mark
