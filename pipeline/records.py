@@ -14,7 +14,9 @@ between costflow's own stages:
 
 Every record carries ``v`` (:data:`RECORD_VERSION`). A record without it is
 version 1 (before migration 0008): a snapshot with the row only, no state; the
-sink still reads those (:class:`TaskRecord` ``state`` is None).
+sink still reads those (:class:`TaskRecord` ``state`` is None). Version 3 added the
+audio and image token classes and ``cost_audio``/``cost_image`` to priced calls;
+the sink reads older priced calls as having none.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pipeline.events.models import CallEvent
 from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CallCost
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 # The money dimensions of a call's cost, in CallCost's order: the record's and the
 # calls table's ``cost_<part>`` columns.
 COST_PARTS: tuple[str, ...] = tuple(
@@ -70,6 +72,11 @@ def priced_call(
         "cache_write_1h_tokens": usage.cache_write_1h_tokens,
         "output_tokens": usage.output_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
+        "input_audio_tokens": usage.input_audio_tokens,
+        "cache_audio_read_tokens": usage.cache_audio_read_tokens,
+        "output_audio_tokens": usage.output_audio_tokens,
+        "input_image_tokens": usage.input_image_tokens,
+        "output_image_tokens": usage.output_image_tokens,
         "units": {unit: str(quantity) for unit, quantity in call.units.items()},
         "currency": cost.currency if cost else "",
         "list_currency": cost.list_currency if cost else "",

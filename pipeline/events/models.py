@@ -157,14 +157,26 @@ class Usage(BaseModel):
     cache_write_1h_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
     output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
     reasoning_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    # Audio and image tokens, billed at their own rates: never counted in the text
+    # classes above (genai-prices' names). Cached audio input is cache_audio_read.
+    input_audio_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    cache_audio_read_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    output_audio_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    input_image_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
+    output_image_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS_PER_CLASS, strict=True)] = 0
 
     @property
     def prompt_tokens(self) -> int:
+        """Every prompt-side token (text, cached, written, audio, image): what
+        long-context thresholds are measured against."""
         return (
             self.input_tokens
             + self.cache_read_tokens
             + self.cache_write_tokens
             + self.cache_write_1h_tokens
+            + self.input_audio_tokens
+            + self.cache_audio_read_tokens
+            + self.input_image_tokens
         )
 
 

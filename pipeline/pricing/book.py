@@ -61,6 +61,11 @@ class Rates(BaseModel):
     cache_write_per_mtok: _PRICE | None = None
     cache_write_1h_per_mtok: _PRICE | None = None
     reasoning_per_mtok: _PRICE | None = None
+    input_audio_per_mtok: _PRICE | None = None
+    cache_audio_read_per_mtok: _PRICE | None = None
+    output_audio_per_mtok: _PRICE | None = None
+    input_image_per_mtok: _PRICE | None = None
+    output_image_per_mtok: _PRICE | None = None
 
 
 class LongContextTier(Rates):

@@ -44,6 +44,9 @@ class CallCost:
     cache_write: Decimal
     output: Decimal
     reasoning: Decimal
+    # Audio input, cached audio input and audio output; image input and output.
+    audio: Decimal
+    image: Decimal
     request: Decimal
     units: Decimal
     total: Decimal
@@ -77,9 +80,17 @@ class RateSet:
     cache_write_1h: Decimal | None
     output: Decimal | None
     reasoning: Decimal | None
+    input_audio: Decimal | None
+    cache_audio_read: Decimal | None
+    output_audio: Decimal | None
+    input_image: Decimal | None
+    output_image: Decimal | None
 
 
-_CLASSES = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning")
+_CLASSES = (
+    "input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning",
+    "input_audio", "cache_audio_read", "output_audio", "input_image", "output_image",
+)  # fmt: skip
 _NO_RULE = ProviderRule(provider="*", source="none: nothing the entry leaves out is priced")
 
 
@@ -424,6 +435,21 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     )
     output = _per_mtok(usage.output_tokens, rates.output, call, "output_tokens")
     reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning, call, "reasoning_tokens")
+    audio = _ZERO
+    for tokens, rate, name in (
+        (usage.input_audio_tokens, rates.input_audio, "input_audio_tokens"),
+        (usage.cache_audio_read_tokens, rates.cache_audio_read, "cache_audio_read_tokens"),
+        (usage.output_audio_tokens, rates.output_audio, "output_audio_tokens"),
+    ):
+        if tokens:
+            audio = MONEY.add(audio, _per_mtok(tokens, rate, call, name))
+    image = _ZERO
+    for tokens, rate, name in (
+        (usage.input_image_tokens, rates.input_image, "input_image_tokens"),
+        (usage.output_image_tokens, rates.output_image, "output_image_tokens"),
+    ):
+        if tokens:
+            image = MONEY.add(image, _per_mtok(tokens, rate, call, name))
     units = _ZERO
     for unit, quantity in call.units.items():
         price = compiled.per_unit.get(unit)
@@ -444,8 +470,8 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         else cache_write
     )
     parts = [
-        input_cost, cache_read, cache_write, output, reasoning, compiled.per_request, units,
-        read_uncached, write_uncached,
+        input_cost, cache_read, cache_write, output, reasoning, audio, image,
+        compiled.per_request, units, read_uncached, write_uncached,
     ]  # fmt: skip
     list_currency = compiled.entry.currency or book.book.currency
     fx: Decimal | None = None
@@ -461,11 +487,12 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         else _same
     )
     (
-        input_cost, cache_read, cache_write, output, reasoning, request, units,
+        input_cost, cache_read, cache_write, output, reasoning, audio, image, request, units,
         read_uncached, write_uncached,
     ) = (rounded(part) for part in parts)  # fmt: skip
     total = _ZERO
-    for part in (input_cost, cache_read, cache_write, output, reasoning, request, units):
+    for part in (input_cost, cache_read, cache_write, output, reasoning, audio, image, request,
+                 units):  # fmt: skip
         total = MONEY.add(total, part)
     return CallCost(
         input=input_cost,
@@ -473,6 +500,8 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         cache_write=cache_write,
         output=output,
         reasoning=reasoning,
+        audio=audio,
+        image=image,
         request=request,
         units=units,
         total=total,

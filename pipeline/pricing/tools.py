@@ -16,7 +16,10 @@ from pipeline.events.models import CallEvent
 from pipeline.pricing.book import PriceBook, PriceEntry
 from pipeline.pricing.engine import CompiledBook, price_call
 
-_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "request", "units")
+_PARTS = (
+    "input", "cache_read", "cache_write", "output", "reasoning", "audio", "image", "request",
+    "units",
+)  # fmt: skip
 
 
 def price_lines(lines: Iterable[bytes], book: CompiledBook) -> Iterator[str]:

@@ -11,9 +11,11 @@ from pipeline.events.models import CallEvent, ServiceTier, Usage
 SCANNED = (
     "event_id", "task_id", "ts", "provider", "model", "owner", "environment", "service_tier",
     "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "units", "price_book_version", "cost_input",
-    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
-    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
+    "output_tokens", "reasoning_tokens", "input_audio_tokens", "cache_audio_read_tokens",
+    "output_audio_tokens", "input_image_tokens", "output_image_tokens", "units",
+    "price_book_version", "cost_input", "cost_cache_read", "cost_cache_write", "cost_output",
+    "cost_reasoning", "cost_audio", "cost_image", "cost_request", "cost_units", "cost_total",
+    "cost_cache_read_uncached", "cost_cache_write_uncached",
 )  # fmt: skip
 
 
@@ -33,6 +35,11 @@ def stored_call(row: dict[str, Any], **replace: Any) -> CallEvent:
         cache_write_1h_tokens=row["cache_write_1h_tokens"],
         output_tokens=row["output_tokens"],
         reasoning_tokens=row["reasoning_tokens"],
+        input_audio_tokens=row["input_audio_tokens"],
+        cache_audio_read_tokens=row["cache_audio_read_tokens"],
+        output_audio_tokens=row["output_audio_tokens"],
+        input_image_tokens=row["input_image_tokens"],
+        output_image_tokens=row["output_image_tokens"],
     )
     fields: dict[str, Any] = {
         "event_id": row["event_id"],

@@ -91,9 +91,7 @@ def render_growth(w: WhatIf) -> str:
         ),
     ]
     for label, now, grown, places, known in rows:
-        out.append(
-            f"{label:<32} {money(now, places, known):>14} {money(grown, places, known):>14}"
-        )
+        out.append(f"{label:<32} {money(now, places, known):>14} {money(grown, places, known):>14}")
     if w.fixed_cost is None:
         out.append("No fixed costs declared: full cost is variable cost only.")
     return "\n".join(out)

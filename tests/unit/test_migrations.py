@@ -147,6 +147,9 @@ SHIPPED = {
     "0009_bin_quantile_function.sql": (
         "c2d9db71a30350e9c8fbfd05796bd948f167255a2795fd7e1f60ea02faa0cff8"
     ),
+    "0010_audio_image_tokens.sql": (
+        "398a7835877bc787a46af83b7bdbde26735a00767fcf6ae7a21f173cdeb3cb2a"
+    ),
 }
 
 

@@ -333,8 +333,8 @@ def test_a_reprice_that_moves_only_the_savings_baseline_rewrites_the_call() -> N
     from pipeline.runtime.reprice import _changed
 
     def stored(baseline: Decimal | None) -> dict[str, Any]:
-        parts = {f"cost_{p}": Decimal(0) for p in ("input", "cache_write", "output",
-                                                    "reasoning", "request", "units")}  # fmt: skip
+        zero = ("input", "cache_write", "output", "reasoning", "audio", "image", "request", "units")
+        parts = {f"cost_{p}": Decimal(0) for p in zero}
         return {**parts, "cost_cache_read": Decimal("0.2"), "cost_total": Decimal("0.2"),
                 "cost_cache_read_uncached": baseline,
                 "cost_cache_write_uncached": None if baseline is None else Decimal(0)}  # fmt: skip

@@ -108,3 +108,19 @@ def test_gemini_above_200k_keeps_its_long_context_prices_under_every_name(
     batch = cost(default, "google", "gemini-2.5-pro", "batch", input_tokens=250_000,
                  output_tokens=1000)  # fmt: skip
     assert batch == Decimal("0.32")
+
+
+def test_audio_tokens_have_their_own_class_and_rate(default: CompiledBook) -> None:
+    # gpt-audio-mini: 15 text in x $0.60 + 13 text out x $2.40 + 34 audio out x $20.00
+    # per MTok = $0.0007202 (folded into text output it would be 5.9x under)
+    call = CallEvent.model_validate(
+        {"event_id": "e", "task_id": "t", "ts": "2026-11-20T12:00:00Z", "provider": "openai",
+         "model": "gpt-audio-mini",
+         "usage": {"input_tokens": 15, "output_tokens": 13, "output_audio_tokens": 34}}
+    )  # fmt: skip
+    priced = price_call(call, default)
+    assert priced.total == Decimal("0.0007202")
+    assert (priced.audio, priced.output) == (Decimal("0.00068"), Decimal("0.0000312"))
+    # A model whose list has no audio rate refuses audio tokens, never prices them as text.
+    with pytest.raises(UnitNotPriced, match="output_audio_tokens"):
+        cost(default, "openai", "gpt-4o-mini", output_audio_tokens=1)

@@ -77,6 +77,8 @@ def test_price_lines_adds_cost_per_dimension_as_decimal_strings() -> None:
         "cache_write": "0",
         "output": "0.0008",
         "reasoning": "0",
+        "audio": "0",
+        "image": "0",
         "request": "0",
         "units": "0",
         "currency": "USD",

@@ -32,6 +32,11 @@ _BASE = {
     "cache_creation_input_token_cost": "cache_write_per_mtok",
     "cache_creation_input_token_cost_above_1hr": "cache_write_1h_per_mtok",
     "output_cost_per_reasoning_token": "reasoning_per_mtok",
+    "input_cost_per_audio_token": "input_audio_per_mtok",
+    "cache_read_input_audio_token_cost": "cache_audio_read_per_mtok",
+    "output_cost_per_audio_token": "output_audio_per_mtok",
+    "input_cost_per_image_token": "input_image_per_mtok",
+    "output_cost_per_image_token": "output_image_per_mtok",
 }
 _SERVICE = {"batches": "batch", "flex": "flex", "priority": "priority"}
 _TIERED = re.compile(

@@ -113,7 +113,9 @@ def _repriced_row(
     new = dict(current)
     for column in PRICE_COLUMNS:
         if column.startswith("cost_"):
-            value = priced.get(column)  # records from before the uncached baselines: None
+            # Records from before the uncached baselines: None; from before the audio
+            # and image classes (record version 3): none of those, so 0.
+            value = priced.get(column, "0" if column in ("cost_audio", "cost_image") else None)
             new[column] = None if value is None else Decimal(value)
     new["currency"] = priced["currency"]
     new["list_currency"] = priced.get("list_currency", "")

@@ -20,9 +20,11 @@ CALL_COLUMNS = (
     "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
     "role", "status", "service_tier", "attempt", "retry_of", "fallback_from", "latency_ms",
     "max_output_tokens", "input_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "units", "cost_input",
-    "cost_cache_read", "cost_cache_write", "cost_output", "cost_reasoning", "cost_request",
-    "cost_units", "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
+    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "input_audio_tokens",
+    "cache_audio_read_tokens", "output_audio_tokens", "input_image_tokens",
+    "output_image_tokens", "units", "cost_input", "cost_cache_read", "cost_cache_write",
+    "cost_output", "cost_reasoning", "cost_audio", "cost_image", "cost_request", "cost_units",
+    "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
     "currency", "list_currency", "fx_rate", "price_book_version", "price_overlay",
     "pricing_error", "attributes", "reprice_id",
 )  # fmt: skip
@@ -60,6 +62,12 @@ DEAD_LETTER_COLUMNS = (
 _TASK_ROW = tuple(c for c in CHANGE_COLUMNS if c != "sign")
 
 
+_MEDIA_TOKENS = (
+    "input_audio_tokens", "cache_audio_read_tokens", "output_audio_tokens",
+    "input_image_tokens", "output_image_tokens",
+)  # fmt: skip
+
+
 def _ts(ms: int | None) -> datetime | None:
     return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
 
@@ -75,9 +83,13 @@ def call_row(data: dict[str, Any]) -> tuple[Any, ...]:
     values["fx_rate"] = _money(data.get("fx_rate"))
     values.setdefault("reprice_id", "")
     values.setdefault("max_output_tokens", None)
+    for name in _MEDIA_TOKENS:  # records before version 3 have no audio or image classes
+        values.setdefault(name, 0)
+    priced_zero = None if data.get("cost_total") is None else "0"
     for name in CALL_COLUMNS:
         if name.startswith("cost_"):
-            values[name] = _money(data.get(name))
+            default = priced_zero if name in ("cost_audio", "cost_image") else None
+            values[name] = _money(data.get(name, default))
     return tuple(values[name] for name in CALL_COLUMNS)
 
 
