@@ -88,6 +88,50 @@ class ServiceTierPrice(Rates):
     tiers: tuple[LongContextTier, ...] = ()
 
 
+_HOURS = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class TimeWindow(BaseModel):
+    """Hours of the day (UTC, ``HH:MM-HH:MM``, end exclusive; an end at or before the
+    start runs past midnight, ``00:00-00:00`` is the whole day) on ISO weekdays
+    (1 = Monday ... 7 = Sunday), judged by the call's event time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hours_utc: tuple[_HOURS, ...] = Field(min_length=1)
+    weekdays: tuple[Annotated[int, Field(ge=1, le=7)], ...] = (1, 2, 3, 4, 5, 6, 7)
+
+    @field_validator("hours_utc", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    def contains(self, at: datetime) -> bool:
+        """Whether ``at`` (aware) falls in the window; a span past midnight belongs to
+        the weekday it starts on."""
+        at = at.astimezone(UTC)
+        minute = at.hour * 60 + at.minute
+        today, yesterday = at.isoweekday(), (at.isoweekday() - 2) % 7 + 1
+        for span in self.hours_utc:
+            start, end = (int(t[:2]) * 60 + int(t[3:]) for t in span.split("-"))
+            if start < end:
+                inside, day = start <= minute < end, today
+            elif minute >= start:  # the part before midnight: today's weekday
+                inside, day = True, today
+            else:  # the part after midnight (if any) started yesterday
+                inside, day = minute < end, yesterday
+            if inside and day in self.weekdays:
+                return True
+        return False
+
+
+class OffPeakPrice(Rates):
+    """Time-of-day prices (DeepSeek's off-peak discount): in these windows the call is
+    billed at these rates (classes not set keep the standard ones)."""
+
+    windows: tuple[TimeWindow, ...] = Field(min_length=1)
+
+
 class PriceEntry(Rates):
     """Prices for one (provider, model) from one instant on, until the next entry.
 
@@ -113,6 +157,7 @@ class PriceEntry(Rates):
     per_unit: dict[UnitName, _PRICE] = Field(default_factory=dict)
     tiers: tuple[LongContextTier, ...] = ()
     service_tiers: dict[ServiceTierName, ServiceTierPrice] = Field(default_factory=dict)
+    off_peak: OffPeakPrice | None = None
 
     _aware = field_validator("effective_from", mode="before")(_aware_utc)
 

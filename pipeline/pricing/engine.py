@@ -26,7 +26,14 @@ from pipeline.errors import (
     UnitNotPriced,
 )
 from pipeline.events.models import CallEvent
-from pipeline.pricing.book import PriceBook, PriceEntry, PriceOverlay, ProviderRule, Rates
+from pipeline.pricing.book import (
+    PriceBook,
+    PriceEntry,
+    PriceOverlay,
+    ProviderRule,
+    Rates,
+    TimeWindow,
+)
 from pipeline.pricing.names import candidates
 
 MONEY = Context(prec=50)
@@ -183,6 +190,9 @@ class CompiledEntry:
     # Service tiers whose rates have more than 12 decimals (a multiplier or a rule
     # ratio added digits): only their costs can need rounding to 18 decimals.
     rounds: frozenset[str] = frozenset()
+    # Time-of-day prices: the standard tier's rates inside the entry's windows.
+    off_peak: list[RateSet] | None = None
+    off_peak_windows: tuple[TimeWindow, ...] = ()
 
     @classmethod
     def build(
@@ -214,6 +224,11 @@ class CompiledEntry:
                 _service_rates([over, own_tiers.get(threshold)], multiplier, standard[i + 1], rule)
                 for i, threshold in enumerate(thresholds)
             ]
+        if entry.off_peak is not None:
+            peak = entry.off_peak
+            rates["off_peak"] = [_resolve([top, peak, entry], rule)] + [
+                _resolve([top, peak, t, entry], rule) for t in entry.tiers
+            ]
         per_request = entry.per_request
         per_unit = {**rule.per_unit, **entry.per_unit}
         if overlay is not None and overlay.multiplier is not None:
@@ -233,14 +248,24 @@ class CompiledEntry:
             )
         }
         overlay_name = overlay.name if overlay else ""
-        return cls(entry, thresholds, rates, per_request, per_unit, overlay_name, frozenset(rounds))
+        off_peak = rates.pop("off_peak", None)
+        windows = entry.off_peak.windows if entry.off_peak is not None else ()
+        return cls(
+            entry, thresholds, rates, per_request, per_unit, overlay_name, frozenset(rounds),
+            off_peak, windows,
+        )  # fmt: skip
 
-    def rates_for(self, service_tier: str, prompt_tokens: int) -> RateSet:
-        """Rates for the call's service tier and prompt size. Raises
-        ServiceTierNotPriced for a service tier neither the entry nor its provider's
-        rule prices."""
+    def rates_for(self, service_tier: str, prompt_tokens: int, at: datetime) -> RateSet:
+        """Rates for the call's service tier, prompt size and event time (``at``, for
+        time-of-day prices). Raises ServiceTierNotPriced for a service tier neither
+        the entry nor its provider's rule prices (or, inside an off-peak window, one
+        the off-peak prices do not cover)."""
         # "Exceeds the threshold": exactly at the threshold is still the lower tier.
         context = bisect.bisect_left(self.thresholds, prompt_tokens)
+        if self.off_peak is not None and any(w.contains(at) for w in self.off_peak_windows):
+            if service_tier != "standard":
+                raise ServiceTierNotPriced(self.entry.provider, self.entry.model, service_tier)
+            return self.off_peak[context]
         table = self.rates.get(service_tier)
         if table is None:
             raise ServiceTierNotPriced(self.entry.provider, self.entry.model, service_tier)
@@ -426,7 +451,7 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     """
     compiled = book.priced_entry(call)
     usage = call.usage
-    rates = compiled.rates_for(call.service_tier.value, usage.prompt_tokens)
+    rates = compiled.rates_for(call.service_tier.value, usage.prompt_tokens, call.ts)
     input_cost = _per_mtok(usage.input_tokens, rates.input, call, "input_tokens")
     cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read, call, "cache_read_tokens")
     cache_write = MONEY.add(
@@ -483,7 +508,10 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     # to 9 decimals of their own. Only then is there anything to round.
     rounded = (
         _round
-        if fx is not None or call.units or call.service_tier.value in compiled.rounds
+        if fx is not None
+        or call.units
+        or call.service_tier.value in compiled.rounds
+        or compiled.off_peak is not None
         else _same
     )
     (

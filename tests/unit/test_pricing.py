@@ -346,3 +346,48 @@ def test_a_reprice_that_moves_only_the_savings_baseline_rewrites_the_call() -> N
     assert _changed(stored(Decimal("2")), cost)
     assert not _changed(stored(Decimal("3")), cost)
     assert not _changed(stored(None), cost)  # priced before baselines existed: left alone
+
+
+def test_time_windows_by_hand() -> None:
+    from pipeline.pricing.book import TimeWindow
+
+    weekday_evening = TimeWindow(hours_utc=("16:30-00:30",), weekdays=(1, 2, 3, 4, 5))
+    # 2026-06-05 is a Friday, 06-06 a Saturday
+    assert weekday_evening.contains(datetime(2026, 6, 5, 16, 30, tzinfo=UTC))
+    assert not weekday_evening.contains(datetime(2026, 6, 5, 16, 29, tzinfo=UTC))
+    assert weekday_evening.contains(datetime(2026, 6, 6, 0, 29, tzinfo=UTC))  # Friday's span
+    assert not weekday_evening.contains(datetime(2026, 6, 6, 0, 30, tzinfo=UTC))
+    assert not weekday_evening.contains(datetime(2026, 6, 6, 20, 0, tzinfo=UTC))  # Saturday
+    whole_weekend = TimeWindow(hours_utc="00:00-00:00", weekdays=(6, 7))
+    assert whole_weekend.contains(datetime(2026, 6, 7, 23, 59, tzinfo=UTC))
+    assert not whole_weekend.contains(datetime(2026, 6, 8, 0, 0, tzinfo=UTC))  # Monday
+
+
+def test_off_peak_prices_follow_the_calls_event_time_not_the_clock() -> None:
+    compiled = book(
+        entry(
+            cache_read_per_mtok="0.20",
+            off_peak={
+                "input_per_mtok": "1.00",
+                "output_per_mtok": "4.00",
+                "windows": [{"hours_utc": ["16:30-00:30"]}],
+            },
+        )
+    )
+
+    def at(ts: str, tier: str = "standard") -> Decimal:
+        event = CallEvent.model_validate(
+            {"event_id": "e", "task_id": "t", "ts": ts, "provider": "p", "model": "m",
+             "service_tier": tier,
+             "usage": {"input_tokens": 1_000_000, "cache_read_tokens": 1_000_000,
+                       "output_tokens": 1_000_000}}
+        )  # fmt: skip
+        return price_call(event, compiled).total
+
+    # Peak: 2.00 + 0.20 + 8.00; off-peak: 1.00 + 0.20 (not set off-peak: standard) + 4.00
+    assert at("2026-06-05T12:00:00Z") == Decimal("10.20")
+    assert at("2026-06-05T17:00:00Z") == Decimal("5.20")
+    assert at("2026-06-06T00:15:00+00:00") == Decimal("5.20")
+    # A service tier the off-peak prices do not cover is refused inside the window.
+    with pytest.raises(ServiceTierNotPriced):
+        at("2026-06-05T17:00:00Z", "batch")

@@ -124,3 +124,18 @@ def test_audio_tokens_have_their_own_class_and_rate(default: CompiledBook) -> No
     # A model whose list has no audio rate refuses audio tokens, never prices them as text.
     with pytest.raises(UnitNotPriced, match="output_audio_tokens"):
         cost(default, "openai", "gpt-4o-mini", output_audio_tokens=1)
+
+
+def test_deepseek_off_peak_by_the_calls_event_time(default: CompiledBook) -> None:
+    # deepseek-flash: $0.30 per MTok input at peak, $0.15 off-peak (weekdays 10:00-24:00,
+    # 00:00-01:00 and 04:00-06:00 UTC; all weekend); 2026-11-18 is a Wednesday
+    def at(ts: str) -> Decimal:
+        event = CallEvent.model_validate(
+            {"event_id": "e", "task_id": "t", "ts": ts, "provider": "deepseek",
+             "model": "deepseek-flash", "usage": {"input_tokens": 1_000_000}}
+        )  # fmt: skip
+        return price_call(event, default).total
+
+    assert at("2026-11-18T08:00:00Z") == Decimal("0.30")
+    assert at("2026-11-18T12:00:00Z") == Decimal("0.15")
+    assert at("2026-11-21T08:00:00Z") == Decimal("0.15")  # Saturday

@@ -98,8 +98,13 @@ def convert_entry(
     service_long: dict[str, dict[int, dict[str, Any]]] = {}
     ignored: list[str] = []
     for name, value in data.items():
+        if name == "off_peak_pricing" and isinstance(value, dict):
+            entry["off_peak"] = {_BASE[k]: per_mtok(v) for k, v in value.items() if k in _BASE} | {
+                "windows": value.get("windows", [])
+            }
+            continue
         if name in _PRICING_BLOCKS:
-            ignored.append(name)  # time-of-day and range pricing: not in the book yet
+            ignored.append(name)  # range ("tiered_pricing") pricing: not in the book yet
             continue
         if name == "search_context_cost_per_query":
             per_search = _web_search(value)

@@ -21,7 +21,7 @@ class ImportReport:
             f"imported {self.imported} entries and {len(self.aliased)} aliases; "
             f"skipped {len(self.skipped)} entries; "
             f"{ignored} price fields on {len(self.ignored_prices)} imported entries have "
-            "no dimension in the book (audio, image, per-second, off-peak, ...); "
+            "no dimension in the book (per-second, per-image, range-tiered, ...); "
             f"{sum(len(v) for v in self.rounded.values())} prices rounded to 12 decimals "
             "per million tokens"
         )
