@@ -201,8 +201,20 @@ def cmd_pricing(args: argparse.Namespace) -> int:
         print(f"costflow: {report.summary()}; wrote {args.out} (details: import-report.json)")
         return 0
     if args.pricing_command == "update":
-        from pipeline.pricing.importers import installed_litellm_list, update_book
+        from pipeline.pricing.importers import (
+            installed_litellm_list,
+            update_book,
+            update_book_from_genai_prices,
+        )
 
+        if args.from_genai_prices:
+            book_dir = Path(args.book) if args.book else args.settings.worker.price_book_dir
+            result = update_book_from_genai_prices(book_dir)
+            print(f"costflow: genai-prices: {result.report.summary()}")
+            for line in result.changes.lines():
+                print(f"costflow: {line}")
+            print(f"costflow: wrote {result.path}; the book is now version {result.version}")
+            return 0
         if args.from_litellm:
             raw = Path(args.from_litellm).read_bytes()
             source_version = f"file sha256:{hashlib.sha256(raw).hexdigest()[:12]}"
@@ -313,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-litellm", help="LiteLLM's price JSON (default: the installed litellm's)"
     )
     update.add_argument("--effective-from", help="YYYY-MM-DD the changes apply from (today)")
+    update.add_argument(
+        "--from-genai-prices",
+        action="store_true",
+        help="the installed genai-prices package's data (dated by the source) instead",
+    )
     validate = pricing_sub.add_parser("validate", help="load and compile a book")
     validate.add_argument("--book")
     show = pricing_sub.add_parser("show", help="the entry pricing PROVIDER MODEL at a time")

@@ -9,7 +9,7 @@ entry's prices apply from ``effective_from`` until the next entry for the same m
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -364,36 +364,47 @@ def read_underlay(path: Path) -> Underlay:
         raise PriceBookInvalid(f"{path}: not a readable price-list underlay: {exc}") from None
 
 
-def _shadowed(own: list[dict[str, Any]]) -> Callable[[str, str], bool]:
-    """Whether the book's own entries list or alias (provider, model)."""
-    exact: set[tuple[str, str]] = set()
-    patterns: list[tuple[str, str]] = []
-    for entry in own:
-        provider = str(entry.get("provider"))
-        exact.add((provider, str(entry.get("model"))))
-        for alias in entry.get("aliases") or ():
-            if any(ch in alias for ch in "*?["):
-                patterns.append((provider, alias))
-            else:
-                exact.add((provider, alias))
+class _Listed:
+    """The (provider, model) ids and alias patterns of the entries seen so far."""
 
-    def shadowed(provider: str, model: str) -> bool:
-        return (provider, model) in exact or any(
-            p == provider and fnmatch.fnmatchcase(model, pattern) for p, pattern in patterns
-        )
+    def __init__(self) -> None:
+        self.exact: set[tuple[str, str]] = set()
+        self.patterns: dict[str, list[str]] = {}
+        self._compiled: dict[str, re.Pattern[str]] = {}
 
-    return shadowed
+    def add(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            provider = str(entry.get("provider"))
+            self.exact.add((provider, str(entry.get("model"))))
+            for alias in entry.get("aliases") or ():
+                if any(ch in alias for ch in "*?["):
+                    self.patterns.setdefault(provider, []).append(fnmatch.translate(alias))
+                else:
+                    self.exact.add((provider, alias))
+        self._compiled = {p: re.compile("|".join(ps)) for p, ps in self.patterns.items()}
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        if key in self.exact:
+            return True
+        pattern = self._compiled.get(key[0])
+        return pattern is not None and pattern.match(key[1]) is not None
 
 
 def _with_underlays(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
-    own = list(data.get("entries") or [])
-    shadowed = _shadowed(own)
-    merged = list(own)
+    """The book's own entries, then each underlay's for the models none before it
+    lists or aliases (the first source that prices a model wins)."""
+    merged = list(data.get("entries") or [])
+    listed = _Listed()
+    listed.add(merged)
     for relative in data.get("underlays") or ():
         underlay = read_underlay(directory / relative)
-        for entry in underlay.entries:
-            if not shadowed(str(entry.get("provider")), str(entry.get("model"))):
-                merged.append({**entry, "source": underlay.label})
+        kept = [
+            {**entry, "source": underlay.label}
+            for entry in underlay.entries
+            if (str(entry.get("provider")), str(entry.get("model"))) not in listed
+        ]
+        listed.add(kept)
+        merged += kept
     return {**data, "entries": merged}
 
 

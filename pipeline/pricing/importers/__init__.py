@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.pricing.book import PriceBook
-from pipeline.pricing.importers.history import UpdateResult, update_underlay
+from pipeline.pricing.importers.history import UpdateResult, book_entries, update_underlay
 from pipeline.pricing.importers.litellm import import_litellm
 from pipeline.pricing.importers.report import ImportReport
 
@@ -97,7 +97,32 @@ def update_book(
         hour=0, minute=0, second=0, microsecond=0
     )
     book, report = IMPORTERS[source](raw, effective, "import")
-    return update_underlay(book_dir, source, source_version, book, report, effective)
+    return update_underlay(book_dir, source, source_version, book_entries(book), report, effective)
+
+
+def update_book_from_genai_prices(
+    book_dir: Path, effective_from: datetime | None = None
+) -> UpdateResult:
+    """Regenerate the ``genai-prices`` underlay from the installed ``genai_prices``
+    package (its own dated history). Raises ConfigError if it is not installed."""
+    from importlib import metadata, util
+
+    if util.find_spec("genai_prices") is None:
+        raise ConfigError("genai-prices is not installed; `pip install genai-prices`")
+    if not (book_dir / "book.yaml").exists():
+        raise ConfigError(f"{book_dir} is not a price book directory (no book.yaml)")
+    from genai_prices import data
+
+    from pipeline.pricing.importers.genai_prices import import_genai_prices
+
+    entries, report = import_genai_prices(list(data.providers))
+    effective = effective_from or datetime.now(UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    version = metadata.version("genai-prices")
+    return update_underlay(
+        book_dir, "genai-prices", version, entries, report, effective, dated_by_source=True
+    )
 
 
 __all__ = [
@@ -107,4 +132,5 @@ __all__ = [
     "import_file",
     "installed_litellm_list",
     "update_book",
+    "update_book_from_genai_prices",
 ]

@@ -25,7 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pydantic import ValidationError
+
+from pipeline.errors import ConfigError, PriceBookInvalid
 from pipeline.pricing.book import PriceBook, Underlay, read_underlay
 from pipeline.pricing.importers.report import ImportReport
 
@@ -54,7 +56,8 @@ class HistoryChanges:
     def lines(self, limit: int = 20) -> list[str]:
         """A summary and up to ``limit`` price changes, for people."""
         out = [
-            f"{len(self.added)} models added (assumed in force since they were first seen), "
+            f"{len(self.added)} models added (an undated first price is assumed in force since "
+            "the beginning), "
             f"{len(self.changed)} prices changed, {len(self.no_longer_listed)} models no "
             "longer listed (their last price stays in force)"
         ]
@@ -116,6 +119,42 @@ def merge_history(
     return merged, changes
 
 
+def replace_histories(
+    existing: list[dict[str, Any]], fresh: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], HistoryChanges]:
+    """For a source that dates its own price changes (genai-prices): each model it
+    lists gets the source's history; a model it no longer lists keeps its own."""
+
+    def grouped(entries: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for entry in entries:
+            out.setdefault((entry["provider"], entry["model"]), []).append(entry)
+        return out
+
+    old, new = grouped(existing), grouped(fresh)
+    changes = HistoryChanges()
+    for key, entries in new.items():
+        name = f"{key[0]}/{key[1]}"
+        before = old.get(key)
+        if before is None:
+            changes.added.append(name)
+        elif before != entries:
+            latest_old = max(before, key=lambda e: datetime.fromisoformat(e["effective_from"]))
+            latest_new = max(entries, key=lambda e: datetime.fromisoformat(e["effective_from"]))
+            changes.changed.append(
+                (name, prices_of(latest_old), prices_of(latest_new), latest_new["effective_from"])
+            )
+    changes.added.sort()
+    changes.no_longer_listed = sorted(f"{p}/{m}" for p, m in old if (p, m) not in new)
+    merged = {**{k: v for k, v in old.items() if k not in new}, **new}
+    flat = [
+        entry
+        for key in sorted(merged)
+        for entry in sorted(merged[key], key=lambda e: datetime.fromisoformat(e["effective_from"]))
+    ]
+    return flat, changes
+
+
 def book_entries(book: PriceBook) -> list[dict[str, Any]]:
     """A converted book's entries as underlay data (undated: history dates them)."""
     out = []
@@ -124,6 +163,22 @@ def book_entries(book: PriceBook) -> list[dict[str, Any]]:
         data["effective_from"] = entry.effective_from.isoformat()
         out.append(data)
     return out
+
+
+def _check(entries: list[dict[str, Any]], source: str) -> None:
+    """Validate and compile the layer on its own, so a bad import never lands."""
+    from pipeline.pricing.engine import CompiledBook
+
+    try:
+        CompiledBook(PriceBook.model_validate({"name": source, "version": "check",
+                                               "entries": entries}))  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PriceBookInvalid(
+            f"the {source} import is not a valid book: {exc.error_count()} problem(s); first at "
+            f"{where}: {first['msg']}; nothing was written"
+        ) from None
 
 
 @dataclass
@@ -140,16 +195,27 @@ def update_underlay(
     book_dir: Path,
     source: str,
     source_version: str,
-    book: PriceBook,
+    fresh: list[dict[str, Any]],
     report: ImportReport,
     effective: datetime,
+    dated_by_source: bool = False,
 ) -> UpdateResult:
     """Merge a converted list into ``book_dir/community/<source>.json``, list it as an
-    underlay in ``book.yaml`` and, if anything changed, give the book a new version
-    (``YYYY.MM.DD-<sha8 of the layer>``), so rows priced with it say so."""
+    underlay in ``book.yaml`` (after those already listed: the first that prices a
+    model wins) and, if anything changed, give the book a new version
+    (``YYYY.MM.DD-<sha8 of the layer>``), so rows priced with it say so.
+
+    ``dated_by_source``: the source dates its own changes (its history replaces the
+    layer's); otherwise history is built up import by import. Raises PriceBookInvalid
+    if the result is not a valid book.
+    """
     path = book_dir / "community" / f"{source}.json"
     existing = read_underlay(path).entries if path.exists() else []
-    merged, changes = merge_history(existing, book_entries(book), effective)
+    if dated_by_source:
+        merged, changes = replace_histories(existing, fresh)
+    else:
+        merged, changes = merge_history(existing, fresh, effective)
+    _check(merged, source)
     layer = Underlay(source=source, source_version=source_version, entries=merged)
     body = json.dumps(layer.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +225,10 @@ def update_underlay(
     header = header_path.read_text(encoding="utf-8")
     relative = f"community/{source}.json"
     if relative not in header:
-        header = header.rstrip("\n") + f"\nunderlays:\n  - {relative}\n"
+        if re.search(r"^underlays:", header, flags=re.M):
+            header = header.rstrip("\n") + f"\n  - {relative}\n"
+        else:
+            header = header.rstrip("\n") + f"\nunderlays:\n  - {relative}\n"
     match = re.search(r'^version:\s*"?([^"\n]+)"?\s*$', header, flags=re.M)
     if match is None:
         raise ConfigError(f"{header_path}: no version line to update")
