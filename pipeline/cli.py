@@ -14,7 +14,13 @@ import time
 from pathlib import Path
 
 from pipeline import cli_analytics
-from pipeline.cli_support import clickhouse_client, compiled_book, settings_from, utc_time
+from pipeline.cli_support import (
+    clickhouse_client,
+    compiled_book,
+    reading_client,
+    settings_from,
+    utc_time,
+)
 from pipeline.errors import CostflowError, KafkaError
 
 
@@ -248,7 +254,7 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     if args.dead_letter_command == "stats":
         from pipeline.runtime.dead_letter import DEAD_LETTER_STATS
 
-        result = clickhouse_client(args.settings).raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
+        result = reading_client(args.settings).raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
         sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
         return 0
     from pipeline.runtime.dead_letter import replay_dead_letters
@@ -315,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in (imp, legacy):
         parser_.add_argument("file")
         parser_.add_argument("--out", required=True)
-        parser_.add_argument("--effective-from", help="YYYY-MM-DD (default: today, UTC)")
+        parser_.add_argument(
+            "--effective-from",
+            help="YYYY-MM-DD the prices apply from (default: assumed since the beginning)",
+        )
         parser_.add_argument("--version", help="book version (default: date and file hash)")
     update = pricing_sub.add_parser(
         "update", help="regenerate the book's community price layer, adding dated history"

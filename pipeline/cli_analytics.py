@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.cli_support import clickhouse_client, compiled_book, utc_time
+from pipeline.cli_support import compiled_book, reading_client, utc_time
 from pipeline.errors import CostflowError
 
 
@@ -19,7 +19,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.runtime.run_state import unfinished
 
     where = _slice(args)
-    client = clickhouse_client(args.settings)
+    client = reading_client(args.settings)
     print(full_report(client, where, args.top))
     if args.settings.kafka.embedded:
         why = unfinished(args.settings.stack.data_dir)
@@ -50,7 +50,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if (args.a is None) != (args.b is None):
         raise CostflowError("give both --a and --b, or neither (the two largest arms)")
     dimension: Literal["model", "experiment"] = "experiment" if args.experiment else "model"
-    result = compare(clickhouse_client(args.settings), dimension, _slice(args), args.a, args.b)
+    result = compare(reading_client(args.settings), dimension, _slice(args), args.a, args.b)
     print(render_comparison(args.scenario, result))
     return 0
 
@@ -74,16 +74,19 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     from pipeline.render.whatif import render_what_if
 
     at = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
-    client, book = clickhouse_client(args.settings), compiled_book(args.book, args.settings)
+    client, book = reading_client(args.settings), compiled_book(args.book, args.settings)
     where = _slice(args)
     result = what_if(client, book, where, args.model, at, args.replace, _growth(args.growth))
-    if not args.model:
+    if not args.model and result.days:
+        from dataclasses import replace
         from decimal import Decimal
 
         from pipeline.query import fixed_costs
 
         if fixed_costs.items(client):
-            lines = fixed_costs.full_cost(client, where)
+            # The fixed costs allocated to the same days the tasks were read from.
+            same_days = replace(where, since=result.first_day, until=result.last_day)
+            lines = fixed_costs.full_cost(client, same_days)
             result.fixed_cost = sum((line.fixed_cost for line in lines), Decimal(0))
     print(render_what_if(result))
     return 0
@@ -94,14 +97,20 @@ def cmd_fixed_costs(args: argparse.Namespace) -> int:
     from pipeline.query import fixed_costs
     from pipeline.render.report import full_cost_section
 
-    client = clickhouse_client(args.settings)
+    client = reading_client(args.settings)
     if args.action == "load":
         if not args.file:
             raise CostflowError("fixed-costs load needs a FILE (YAML declaration)")
         declaration, source = load_fixed_costs(Path(args.file))
         loaded_at = fixed_costs.load(client, declaration, source)
         print(f"loaded {len(declaration.items)} fixed cost items from {source} at {loaded_at}")
-    print(full_cost_section(client, _slice(args)))
+    from pipeline.query.report import scenario_summary
+
+    where = _slice(args)
+    incomplete = frozenset(
+        line.scenario_id for line in scenario_summary(client, where) if line.unpriced_calls
+    )
+    print(full_cost_section(client, where, incomplete))
     return 0
 
 

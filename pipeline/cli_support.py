@@ -44,6 +44,16 @@ def clickhouse_client(settings: Settings) -> Any:
     return connect(settings.clickhouse, settings.stack)
 
 
+def reading_client(settings: Settings) -> Any:
+    """A client for the reading commands, refused (with what to do) when the
+    database lacks migrations their queries need."""
+    from pipeline.clickhouse.migrate import require_current
+
+    client = clickhouse_client(settings)
+    require_current(client)
+    return client
+
+
 def utc_time(text: str, flag: str) -> Any:
     from datetime import UTC, datetime
 

@@ -99,13 +99,14 @@ class UnitNotPriced(PricingError):
 
     code = "unit_not_priced"
 
-    def __init__(self, provider: str, model: str, unit: str) -> None:
+    def __init__(self, provider: str, model: str, unit: str, within: str = "") -> None:
         self.provider = provider
         self.model = model
         self.unit = unit
+        where = f" {within}" if within else ""
         super().__init__(
-            f"the price book prices {provider}/{model} but not its {unit!r}; "
-            f"add a rate for {unit!r} to the entry and reprice"
+            f"the price book prices {provider}/{model} but not its {unit!r}{where}; "
+            f"add a rate for {unit!r}{where} to the entry (or a provider rule) and reprice"
         )
 
 

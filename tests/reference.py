@@ -37,6 +37,12 @@ RATES: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     # Gemini 2.5 Flash: cached input 90% off ($0.03), ai.google.dev/gemini-api/docs/pricing
     ("google", "gemini-2.5-flash"): ("0.30", "0.03", "0.30", "2.50", "2.50"),
 }
+# Above this many prompt tokens (input + cache read + cache write) the whole call is
+# billed at the second set of rates (same class order). Anthropic's published price for
+# Claude Sonnet 4.5 with the 1M-token context window (the default book's correction).
+LONG_CONTEXT: dict[tuple[str, str], tuple[int, tuple[str, str, str, str, str]]] = {
+    ("anthropic", "claude-sonnet-4-5"): (200_000, ("6.00", "0.60", "7.50", "22.50", "22.50")),
+}
 ALIASES = {
     ("anthropic", "claude-sonnet-4-5-20250929"): ("anthropic", "claude-sonnet-4-5"),
     ("anthropic", "claude-haiku-4-5-20251001"): ("anthropic", "claude-haiku-4-5"),
@@ -61,14 +67,27 @@ Rates = dict[tuple[str, str], tuple[str, str, str, str, str]]
 CallCost = Callable[[dict[str, Any]], "Decimal | None"]
 
 
-def call_cost(call: dict[str, Any], rates: Rates = RATES) -> Decimal | None:
+def call_rates(call: dict[str, Any], rates: Rates = RATES) -> tuple[str, str, str, str, str] | None:
+    """The rates (in _CLASSES order) that bill this call; None when unpriced."""
     key = (call["provider"], call["model"])
     key = ALIASES.get(key, key)
     if key not in rates:
         return None
     usage = call.get("usage", {})
+    if key in LONG_CONTEXT:
+        threshold, long_rates = LONG_CONTEXT[key]
+        if sum(usage.get(c, 0) for c in _CLASSES[:3]) > threshold:
+            return long_rates
+    return rates[key]
+
+
+def call_cost(call: dict[str, Any], rates: Rates = RATES) -> Decimal | None:
+    chosen = call_rates(call, rates)
+    if chosen is None:
+        return None
+    usage = call.get("usage", {})
     total = Decimal(0)
-    for tokens_class, rate in zip(_CLASSES, rates[key], strict=True):
+    for tokens_class, rate in zip(_CLASSES, chosen, strict=True):
         total = EXACT.add(total, EXACT.multiply(Decimal(usage.get(tokens_class, 0)), Decimal(rate)))
     return EXACT.divide(total, Decimal(1_000_000))
 

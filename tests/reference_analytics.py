@@ -21,12 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from tests.reference import (
-    ALIASES,
     EXACT,
     RATES,
     CallCost,
     Rates,
     call_cost,
+    call_rates,
     div18,
     expected_tasks,
     parse_ts,
@@ -46,9 +46,8 @@ def hour_of(ts: datetime) -> datetime:
 
 def call_parts(call: dict[str, Any], rates: Rates = RATES) -> dict[str, Decimal] | None:
     """Cost per dimension, and cache tokens at the input rate; None when unpriced."""
-    key = (call["provider"], call["model"])
-    key = ALIASES.get(key, key)
-    if key not in rates:
+    chosen = call_rates(call, rates)
+    if chosen is None:
         return None
     usage = call.get("usage", {})
     mtok = Decimal(1_000_000)
@@ -56,7 +55,7 @@ def call_parts(call: dict[str, Any], rates: Rates = RATES) -> dict[str, Decimal]
     def at(tokens: int, rate: str) -> Decimal:
         return EXACT.divide(EXACT.multiply(Decimal(tokens), Decimal(rate)), mtok)
 
-    table = dict(zip(_PARTS, rates[key], strict=True))
+    table = dict(zip(_PARTS, chosen, strict=True))
     parts = {p: at(usage.get(f"{p}_tokens", 0), table[p]) for p in _PARTS}
     parts["total"] = sum(parts.values(), Decimal(0))
     parts["cache_read_uncached"] = at(usage.get("cache_read_tokens", 0), table["input"])

@@ -110,3 +110,29 @@ def migrate(client: Any, sql_dir: Path | None = None) -> list[Migration]:
         )
         done.append(migration)
     return done
+
+
+def pending(client: Any, sql_dir: Path | None = None) -> list[Migration]:
+    """Shipped migrations the database has not applied (all of them on an empty one)."""
+    try:
+        applied = {
+            row[0] for row in client.query("SELECT number FROM schema_migrations FINAL").result_rows
+        }
+    except Exception:  # no ledger: nothing applied yet
+        applied = set()
+    return [m for m in discover(sql_dir) if m.number not in applied]
+
+
+def require_current(client: Any) -> None:
+    """Refuse to read a database this costflow's queries do not match.
+
+    Raises MigrationError naming the first migration not applied, and what to do.
+    """
+    missing = pending(client)
+    if missing:
+        first = missing[0]
+        raise MigrationError(
+            f"the database has not applied {len(missing)} of this costflow's migrations "
+            f"(first: {first.path.name}); run `costflow migrate` (with the sink stopped: "
+            "`costflow up` and `replay` migrate when they start) and retry"
+        )

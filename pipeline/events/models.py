@@ -188,6 +188,14 @@ class CallEvent(_EventBase):
     model: _NAME
     usage: Usage
     service_tier: ServiceTier = ServiceTier.standard
+
+    @field_validator("service_tier", mode="before")
+    @classmethod
+    def _provider_spelling(cls, value: Any) -> Any:
+        # OpenAI reports the standard tier as "default"; "auto" is a request setting,
+        # not the tier that billed the call, and is refused by the enum.
+        return "standard" if value == "default" else value
+
     status: CallStatus = CallStatus.ok
     attempt: Annotated[int, Field(ge=1, le=1000)] = 1
     retry_of: _ID | None = None

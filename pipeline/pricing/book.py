@@ -399,7 +399,7 @@ def _with_underlays(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
     for relative in data.get("underlays") or ():
         underlay = read_underlay(directory / relative)
         kept = [
-            {**entry, "source": underlay.label}
+            {"source": underlay.label, **entry}  # an entry's own source (its import) wins
             for entry in underlay.entries
             if (str(entry.get("provider")), str(entry.get("model"))) not in listed
         ]

@@ -34,7 +34,7 @@ from pipeline.pricing.book import (
     Rates,
     TimeWindow,
 )
-from pipeline.pricing.names import candidates
+from pipeline.pricing.names import candidates, canonical_provider
 
 MONEY = Context(prec=50)
 QUANTUM = Decimal("1e-18")
@@ -287,10 +287,12 @@ class CompiledBook:
 
     def __init__(self, book: PriceBook) -> None:
         self.book = book
+        # Entries and rules are keyed by costflow's provider names (names.py), so an
+        # entry written as ``gemini`` prices calls sent as ``google`` and vice versa.
         grouped: dict[tuple[str, str], list[PriceEntry]] = {}
         for entry in book.entries:
-            grouped.setdefault((entry.provider, entry.model), []).append(entry)
-        self.rules = {rule.provider: rule for rule in book.provider_rules}
+            grouped.setdefault((canonical_provider(entry.provider), entry.model), []).append(entry)
+        self.rules = {canonical_provider(rule.provider): rule for rule in book.provider_rules}
         self._timelines: dict[tuple[str, str], _Timeline] = {}
         for key, entries in grouped.items():
             entries.sort(key=lambda e: e.effective_from)
@@ -299,19 +301,20 @@ class CompiledBook:
                 raise PriceBookInvalid(
                     f"{key[0]}/{key[1]} has two entries with the same effective_from"
                 )
-            rule = self.rules.get(key[0])
+            rule = self.rules.get(key[0])  # key[0] is canonical
             self._timelines[key] = _Timeline(
                 starts, [CompiledEntry.build(e, rule=rule) for e in entries]
             )
         self._exact_aliases: dict[tuple[str, str], tuple[str, str]] = {}
         self._patterns: list[tuple[str, str, tuple[str, str]]] = []
         for entry in book.entries:
+            provider = canonical_provider(entry.provider)
             for alias in entry.aliases:
-                target = (entry.provider, entry.model)
+                target = (provider, entry.model)
                 if any(ch in alias for ch in "*?["):
-                    self._patterns.append((entry.provider, alias, target))
+                    self._patterns.append((provider, alias, target))
                 else:
-                    self._exact_aliases[(entry.provider, alias)] = target
+                    self._exact_aliases[(provider, alias)] = target
         self._resolved: dict[tuple[str, str], tuple[str, str] | None] = {}
         self._fx: dict[str, tuple[list[datetime], list[Decimal]]] = {}
         for currency in sorted({r.currency for r in book.fx_rates}):
@@ -385,7 +388,7 @@ class CompiledBook:
                 key = (overlay.name, id(compiled))
                 found = self._with_overlay.get(key)
                 if found is None:  # compiled once per (overlay, entry)
-                    rule = self.rules.get(compiled.entry.provider)
+                    rule = self.rules.get(canonical_provider(compiled.entry.provider))
                     found = CompiledEntry.build(compiled.entry, overlay, rule)
                     self._with_overlay[key] = found
                 return found
@@ -414,7 +417,9 @@ def _matches(overlay: PriceOverlay, call: CallEvent, entry_model: str) -> bool:
         return False
     if match.environment is not None and match.environment != call.environment:
         return False
-    if match.provider is not None and match.provider != call.provider:
+    if match.provider is not None and canonical_provider(match.provider) != canonical_provider(
+        call.provider
+    ):
         return False
     return match.model is None or (
         fnmatch.fnmatchcase(call.model, match.model)
@@ -452,6 +457,31 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     compiled = book.priced_entry(call)
     usage = call.usage
     rates = compiled.rates_for(call.service_tier.value, usage.prompt_tokens, call.ts)
+    try:
+        return _priced(call, book, compiled, rates)
+    except UnitNotPriced as error:
+        if not error.unit.endswith("_tokens"):  # a unit's price does not depend on tiers
+            raise
+        raise UnitNotPriced(
+            error.provider, error.model, error.unit, _within(compiled, call)
+        ) from None
+
+
+def _within(compiled: CompiledEntry, call: CallEvent) -> str:
+    """Which rates were missing the class: the service tier and the context tier."""
+    parts = []
+    if call.service_tier.value != "standard":
+        parts.append(f"on the {call.service_tier.value!r} service tier")
+    above = [t for t in compiled.thresholds if call.usage.prompt_tokens > t]
+    if above:
+        parts.append(f"above {above[-1]:,} prompt tokens")
+    return " ".join(parts)
+
+
+def _priced(
+    call: CallEvent, book: CompiledBook, compiled: CompiledEntry, rates: RateSet
+) -> CallCost:
+    usage = call.usage
     input_cost = _per_mtok(usage.input_tokens, rates.input, call, "input_tokens")
     cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read, call, "cache_read_tokens")
     cache_write = MONEY.add(

@@ -15,7 +15,10 @@ from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent
 from pipeline.pricing.book import PriceBook, PriceEntry
 from pipeline.pricing.engine import CompiledBook, price_call
+from pipeline.pricing.names import canonical_provider
 
+# Entry fields that name the model and say since when, not what it costs.
+_IDENTITY = {"provider", "model", "aliases", "effective_from", "effective_from_assumed", "source"}
 _PARTS = (
     "input", "cache_read", "cache_write", "output", "reasoning", "audio", "image", "request",
     "units",
@@ -97,7 +100,7 @@ def show(book: CompiledBook, provider: str, model: str, at: datetime) -> dict[st
     """The entry in force at ``at``, the model's whole dated history, and the provider
     rule that prices what the entry leaves out. Raises PriceNotFound."""
     compiled = book.entry_for(provider, model, at)
-    rule = book.rules.get(compiled.entry.provider)
+    rule = book.rules.get(canonical_provider(compiled.entry.provider))
     return {
         "price_book_version": book.label,
         "in_force_at": at.isoformat(),
@@ -108,8 +111,7 @@ def show(book: CompiledBook, provider: str, model: str, at: datetime) -> dict[st
                 "effective_from": e.effective_from.isoformat(),
                 "assumed": e.effective_from_assumed,
                 "source": e.source or "the book",
-                "input_per_mtok": None if e.input_per_mtok is None else str(e.input_per_mtok),
-                "output_per_mtok": None if e.output_per_mtok is None else str(e.output_per_mtok),
+                **{k: v for k, v in _entry_data(e).items() if k not in _IDENTITY},
             }
             for e in book.history(provider, model)
         ],

@@ -106,10 +106,13 @@ def render_analytics(
     out += [header, "-" * len(header)]
     for line in lines:
         share = line.waste_cost / line.total_cost * 100 if line.total_cost else Decimal(0)
+        # Unpriced calls: both costs are lower bounds and the share is not exact.
+        at_least = ">=" if line.unpriced_calls else ""
+        state = "incomplete" if line.unpriced_calls else "final" if line.final else "provisional"
         out.append(
-            f"{line.scenario_id or '(none)':<18} {_usd(line.total_cost, 2):>13} "
-            f"{_usd(line.waste_cost, 2):>13} {share:>7.1f}% {line.pending:>8,} "
-            f"{'final' if line.final else 'provisional':>12}"
+            f"{line.scenario_id or '(none)':<18} {at_least + _usd(line.total_cost, 2):>13} "
+            f"{at_least + _usd(line.waste_cost, 2):>13} {share:>7.1f}% {line.pending:>8,} "
+            f"{state:>12}"
         )
     out += ["", "Cost per task: tail (1% bins) and the share of spend of the costliest tasks"]
     header = (
@@ -141,7 +144,13 @@ def render_analytics(
     return "\n".join(out)
 
 
-def render_full_cost(lines: list[FullCostLine], declared: list[FixedCostItemLine]) -> str:
+def render_full_cost(
+    lines: list[FullCostLine],
+    declared: list[FixedCostItemLine],
+    incomplete: frozenset[str] = frozenset(),
+) -> str:
+    """``incomplete``: scenarios with unpriced calls, whose variable figures are
+    lower bounds (marked ``>=``); fixed costs are exact."""
     out = ["Full scenario cost: calls plus allocated fixed costs"]
     header = (
         f"{'scenario':<18} {'variable':>13} {'fixed':>13} {'full cost':>13} "
@@ -149,11 +158,12 @@ def render_full_cost(lines: list[FullCostLine], declared: list[FixedCostItemLine
     )
     out += [header, "-" * len(header)]
     for line in lines:
+        at_least = ">=" if line.scenario_id in incomplete else ""
         out.append(
-            f"{line.scenario_id or '(none)':<18} {_usd(line.variable_cost, 2):>13} "
-            f"{_usd(line.fixed_cost, 2):>13} {_usd(line.full_cost, 2):>13} "
-            f"{_usd(line.cost_per_accepted_outcome):>14} "
-            f"{_usd(line.full_cost_per_accepted_outcome):>19}"
+            f"{line.scenario_id or '(none)':<18} {at_least + _usd(line.variable_cost, 2):>13} "
+            f"{_usd(line.fixed_cost, 2):>13} {at_least + _usd(line.full_cost, 2):>13} "
+            f"{at_least + _usd(line.cost_per_accepted_outcome):>14} "
+            f"{at_least + _usd(line.full_cost_per_accepted_outcome):>19}"
         )
     out += ["", "Fixed cost items (current declaration)"]
     for item in declared:
@@ -178,10 +188,11 @@ def full_report(client: Any, where: Slice, top: int) -> str:
         + "\n\n"
         + render_analytics(lines, tails(client, where), costliest_tasks(client, where, top))
     )
-    return text + "\n\n" + full_cost_section(client, where)
+    incomplete = frozenset(line.scenario_id for line in lines if line.unpriced_calls)
+    return text + "\n\n" + full_cost_section(client, where, incomplete)
 
 
-def full_cost_section(client: Any, where: Slice) -> str:
+def full_cost_section(client: Any, where: Slice, incomplete: frozenset[str] = frozenset()) -> str:
     """Full scenario cost of the slice, or why there is none."""
     declared = items(client)
     if not declared:
@@ -190,4 +201,4 @@ def full_cost_section(client: Any, where: Slice) -> str:
         lines = full_cost(client, where)
     except ValueError as exc:  # a slice by owner or environment
         return f"Full scenario cost: {exc}."
-    return render_full_cost(lines, declared)
+    return render_full_cost(lines, declared, incomplete)

@@ -47,13 +47,14 @@ def render_what_if(w: WhatIf) -> str:
 
 
 def render_growth(w: WhatIf) -> str:
-    """Now and at ``growth`` x the volume: variable cost scaled, fixed costs as declared."""
+    """The observed period now and at ``growth`` x the volume: variable cost scaled,
+    fixed costs as allocated to the same days (not scaled, not extrapolated)."""
     period = f"{w.first_day}..{w.last_day}" if w.days else "no tasks"
     at = f"{w.growth:g}x"
     bound = ">=" if w.unpriced else ""
     out = [
         f"ESTIMATE: {w.scenario_id}, {period}, at {at} the volume: variable cost scales, "
-        "fixed costs stay as declared, same tokens, retries and outcomes per task",
+        "fixed costs stay as allocated, same tokens, retries and outcomes per task",
         f"{w.tasks:,} tasks, {w.accepted:,} accepted, {w.calls:,} calls",
     ]
     if w.unpriced:
@@ -62,36 +63,39 @@ def render_growth(w: WhatIf) -> str:
             f"({100 * w.unpriced / w.calls:.1f}%) have no price in the book; their cost is "
             "unknown, not $0. Add the prices, then `costflow reprice`."
         )
-    header = f"{'per 30 days':<32} {'now':>14} {'at ' + at:>14}"
+    header = f"{f'over the {w.days} days':<32} {'now':>14} {'at ' + at:>14}"
     out += [header, "-" * len(header)]
 
     def money(value: Decimal | None, places: int, known: bool) -> str:
         text = usd(value, places)
         return f"{bound}{text}" if bound and not known and value is not None else text
 
-    days = Decimal(w.days or 1)
-    var_now = w.recorded_cost * 30 / days if w.days else None
-    var_grown = var_now * w.growth if var_now is not None else None
-    fixed = w.fixed_cost * 30 / days if w.fixed_cost is not None and w.days else None
-    full_now = var_now + fixed if var_now is not None and fixed is not None else var_now
-    full_grown = var_grown + fixed if var_grown is not None and fixed is not None else var_grown
-    per_accepted = w.per_accepted(w.recorded_cost)  # unchanged: same calls per task
+    variable = w.recorded_cost
+    fixed = w.fixed_cost
+    grown = variable * w.growth
+    per_accepted = w.per_accepted(variable)  # unchanged: same calls per task
     # (label, now, at the growth, decimals, known exactly even with unpriced calls)
-    rows = [
-        ("variable cost (calls)", var_now, var_grown, 2, False),
-        ("fixed cost (as declared)", fixed, fixed, 2, True),
-        ("full cost", full_now, full_grown, 2, False),
+    rows: list[tuple[str, Decimal | None, Decimal | None, int, bool]] = [
+        ("variable cost (calls)", variable, grown, 2, False),
+        ("fixed cost (as allocated)", fixed, fixed, 2, True),
+        (
+            "full cost",
+            variable + fixed if fixed is not None else variable,
+            grown + fixed if fixed is not None else grown,
+            2,
+            False,
+        ),
         ("cost per accepted outcome", per_accepted, per_accepted, 4, False),
         (
             "full cost per accepted outcome",
-            w.full_per_accepted(w.recorded_cost, Decimal(1)),
-            w.full_per_accepted(w.recorded_cost, w.growth),
+            w.full_per_accepted(variable, Decimal(1)),
+            w.full_per_accepted(variable, w.growth),
             4,
             False,
         ),
     ]
-    for label, now, grown, places, known in rows:
-        out.append(f"{label:<32} {money(now, places, known):>14} {money(grown, places, known):>14}")
+    for label, now, then, places, known in rows:
+        out.append(f"{label:<32} {money(now, places, known):>14} {money(then, places, known):>14}")
     if w.fixed_cost is None:
         out.append("No fixed costs declared: full cost is variable cost only.")
     return "\n".join(out)

@@ -52,7 +52,9 @@ def corrected_book(tmp_path: Path) -> Path:
         "input_per_mtok": "1.00", "cache_read_per_mtok": "1.00", "cache_write_per_mtok": "1.00",
         "output_per_mtok": "2.00",
     }  # fmt: skip
-    (book / "corrections.yaml").write_text(yaml.safe_dump({"entries": [corrected, research]}))
+    corrections = yaml.safe_load((book / "corrections.yaml").read_text())
+    corrections["entries"] += [corrected, research]
+    (book / "corrections.yaml").write_text(yaml.safe_dump(corrections))
     return book
 
 

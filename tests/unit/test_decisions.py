@@ -188,13 +188,15 @@ def test_whatif_growth_alone_scales_variable_cost_and_keeps_fixed_costs(
     assert result.unpriced == sum(c is None for c in costs) > 0  # the demo's acme calls
     accepted = sum(t.outcome == "accepted" for t in tasks.values())
     assert result.accepted == accepted and result.days == 3
-    # A declared fixed cost of $30 over the 3 days: $300 per 30 days at any volume.
+    # $30 of fixed costs allocated to the same 3 days: $30 at any volume.
     result.fixed_cost = Decimal(30)
     assert result.full_per_accepted(variable, Decimal(10)) == (
         (variable * 10 + 30) / (accepted * 10))  # fmt: skip
     text = render_what_if(result)
     assert "at 10x the volume" in text and "LOWER BOUND (>=)" in text
     grown = next(line for line in text.splitlines() if line.startswith("variable cost"))
-    assert grown.split()[-1] == ">=" + usd(variable * 30 / 3 * 10, 2)
+    assert grown.split()[-2:] == [">=" + usd(variable, 2), ">=" + usd(variable * 10, 2)]
     fixed = next(line for line in text.splitlines() if line.startswith("fixed cost"))
-    assert fixed.split()[-2:] == ["$300.00", "$300.00"]  # known: no lower-bound mark
+    assert fixed.split()[-2:] == ["$30.00", "$30.00"]  # known: no lower-bound mark
+    full = next(line for line in text.splitlines() if line.startswith("full cost per"))
+    assert full.split()[-1] == ">=" + usd((variable * 10 + 30) / (accepted * 10), 4)

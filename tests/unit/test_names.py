@@ -81,3 +81,32 @@ def test_names_never_cross_unrelated_providers() -> None:
 
     with pytest.raises(PriceNotFound):
         priced("azure", "gpt-4o")  # Azure bills its own prices; not OpenAI's by guess
+
+
+def test_entries_rules_and_overlays_use_the_same_names_as_calls() -> None:
+    """An entry or overlay written with a gateway's spelling applies to every spelling."""
+    book = CompiledBook(
+        PriceBook.model_validate(
+            {
+                "name": "n", "version": "1",
+                "entries": [{"provider": "gemini", "model": "gemini-x",
+                             "effective_from": "2025-01-01", "input_per_mtok": "1.00"}],
+                "overlays": [{"name": "deal", "match": {"provider": "google"},
+                              "effective_from": "2025-01-01", "multiplier": "0.5"}],
+                "provider_rules": [{"provider": "gcp.gemini", "source": "test",
+                                    "service_tiers": {"batch": "0.5"}}],
+            }
+        )
+    )  # fmt: skip
+
+    def total(provider: str, tier: str = "standard") -> Decimal:
+        call = CallEvent.model_validate(
+            {"event_id": "e", "task_id": "t", "ts": "2026-06-01T00:00:00Z", "provider": provider,
+             "model": "gemini-x", "service_tier": tier, "usage": {"input_tokens": 1_000_000}}
+        )  # fmt: skip
+        return price_call(call, book).total
+
+    # 1.00 per MTok, the overlay halves it whichever spelling the gateway sends
+    assert total("google") == total("gemini") == total("Gemini") == Decimal("0.5")
+    # the rule written as gcp.gemini is Google's: batch halves again
+    assert total("gemini", "batch") == Decimal("0.25")

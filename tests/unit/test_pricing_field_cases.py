@@ -4,6 +4,7 @@ published prices (USD per million tokens) in the comment beside it."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -139,3 +140,35 @@ def test_deepseek_off_peak_by_the_calls_event_time(default: CompiledBook) -> Non
     assert at("2026-11-18T08:00:00Z") == Decimal("0.30")
     assert at("2026-11-18T12:00:00Z") == Decimal("0.15")
     assert at("2026-11-21T08:00:00Z") == Decimal("0.15")  # Saturday
+
+
+def test_claude_sonnet_4_5_long_context_from_the_books_correction(default: CompiledBook) -> None:
+    # 250,000 input + 1,000 output above 200K: 250,000 x $6 + 1,000 x $22.50 per MTok
+    for model in ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"):
+        got = cost(default, "anthropic", model, input_tokens=250_000, output_tokens=1000)
+        assert got == Decimal("1.5225"), model
+    # batch: Anthropic's 50% of the long-context rates
+    batch = cost(default, "anthropic", "claude-sonnet-4-5", "batch", input_tokens=250_000,
+                 output_tokens=1000)  # fmt: skip
+    assert batch == Decimal("0.76125")
+
+
+def test_openais_default_tier_is_standard_and_auto_is_refused(default: CompiledBook) -> None:
+    from pipeline.errors import SchemaViolation
+    from pipeline.events.decode import decode_event
+
+    body = {"type": "call", "event_id": "e", "task_id": "t", "ts": "2026-11-20T12:00:00Z",
+            "provider": "openai", "model": "gpt-4o-mini"}  # fmt: skip
+    body["usage"] = {"input_tokens": 1_000_000}
+    as_sent = decode_event(json.dumps({**body, "service_tier": "default"}).encode(), "call")
+    assert isinstance(as_sent, CallEvent) and as_sent.service_tier.value == "standard"
+    assert price_call(as_sent, default).total == Decimal("0.15")
+    # "auto" is what was asked for, not the tier that billed the call
+    with pytest.raises(SchemaViolation, match="service_tier"):
+        decode_event(json.dumps({**body, "service_tier": "auto"}).encode(), "call")
+
+
+def test_a_missing_rate_says_which_tier_lacks_it(default: CompiledBook) -> None:
+    # gpt-5.4 lists priority rates below 272k only
+    with pytest.raises(UnitNotPriced, match="on the 'priority' service tier above 272,000"):
+        cost(default, "openai", "gpt-5.4", "priority", input_tokens=300_000)

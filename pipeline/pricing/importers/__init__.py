@@ -46,17 +46,27 @@ def import_file(
     version: str | None = None,
 ) -> tuple[PriceBook, ImportReport]:
     """Convert the file at ``path`` with the ``source`` importer and write the book
-    and ``import-report.json`` to ``out``. Without ``effective_from`` the prices apply
-    from the start of today (UTC). Raises ConfigError for an unknown source."""
+    and ``import-report.json`` to ``out``. Without ``effective_from`` the list says
+    nothing about since when its prices apply: they are assumed in force since the
+    beginning (flagged ``effective_from_assumed``), so earlier calls are priced, as
+    ``pricing update`` does. Raises ConfigError for an unknown source."""
     from pipeline.pricing import tools
+    from pipeline.pricing.importers.history import BEGINNING
 
     if source not in IMPORTERS:
         raise ConfigError(f"no importer for {source!r}; choose one of {sorted(IMPORTERS)}")
     raw = path.read_bytes()
-    effective = effective_from or datetime.now(UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    book, report = IMPORTERS[source](raw, effective, version or default_version(raw, effective))
+    effective = effective_from or BEGINNING
+    label = version or default_version(raw, effective_from or datetime.now(UTC))
+    book, report = IMPORTERS[source](raw, effective, label)
+    if effective_from is None:
+        book = book.model_copy(
+            update={
+                "entries": tuple(
+                    e.model_copy(update={"effective_from_assumed": True}) for e in book.entries
+                )
+            }
+        )
     tools.write_book(book, out)
     report.write(out)
     return book, report
@@ -93,9 +103,9 @@ def update_book(
         raise ConfigError(f"no importer for {source!r}; choose one of {sorted(IMPORTERS)}")
     if not (book_dir / "book.yaml").exists():
         raise ConfigError(f"{book_dir} is not a price book directory (no book.yaml)")
-    effective = effective_from or datetime.now(UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
+    # Changes apply from the moment of the update: calls already priced today keep
+    # the prices that were in force for them.
+    effective = effective_from or datetime.now(UTC).replace(microsecond=0)
     book, report = IMPORTERS[source](raw, effective, "import")
     return update_underlay(book_dir, source, source_version, book_entries(book), report, effective)
 
@@ -116,9 +126,7 @@ def update_book_from_genai_prices(
     from pipeline.pricing.importers.genai_prices import import_genai_prices
 
     entries, report = import_genai_prices(list(data.providers))
-    effective = effective_from or datetime.now(UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
+    effective = effective_from or datetime.now(UTC).replace(microsecond=0)
     version = metadata.version("genai-prices")
     return update_underlay(
         book_dir, "genai-prices", version, entries, report, effective, dated_by_source=True

@@ -61,6 +61,11 @@ class HistoryChanges:
             f"{len(self.changed)} prices changed, {len(self.no_longer_listed)} models no "
             "longer listed (their last price stays in force)"
         ]
+        for label, names in (("added", self.added), ("no longer listed", self.no_longer_listed)):
+            if names:
+                shown = ", ".join(names[:limit])
+                more = f" and {len(names) - limit} more" if len(names) > limit else ""
+                out.append(f"  {label}: {shown}{more}")
         for name, old, new, since in self.changed[:limit]:
             moved = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             detail = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in moved)
@@ -131,14 +136,19 @@ def replace_histories(
             out.setdefault((entry["provider"], entry["model"]), []).append(entry)
         return out
 
+    def unsourced(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k != "source"} for e in entries]
+
     old, new = grouped(existing), grouped(fresh)
     changes = HistoryChanges()
-    for key, entries in new.items():
+    for key, entries in list(new.items()):
         name = f"{key[0]}/{key[1]}"
         before = old.get(key)
         if before is None:
             changes.added.append(name)
-        elif before != entries:
+        elif unsourced(before) == unsourced(entries):
+            new[key] = before  # unchanged: keeps the import it came from
+        else:
             latest_old = max(before, key=lambda e: datetime.fromisoformat(e["effective_from"]))
             latest_new = max(entries, key=lambda e: datetime.fromisoformat(e["effective_from"]))
             changes.changed.append(
@@ -211,6 +221,8 @@ def update_underlay(
     """
     path = book_dir / "community" / f"{source}.json"
     existing = read_underlay(path).entries if path.exists() else []
+    # Each entry says which import it came from; an unchanged price keeps its own.
+    fresh = [{**entry, "source": f"{source} {source_version}"} for entry in fresh]
     if dated_by_source:
         merged, changes = replace_histories(existing, fresh)
     else:
