@@ -8,7 +8,9 @@ the client helpers, never each other; process wiring and the CLI sit on top.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1] / "pipeline"
 CLIENTS = {"confluent_kafka", "clickhouse_connect", "chdb", "faust", "mode", "aiokafka"}
@@ -50,10 +52,24 @@ def imports_of(package: str) -> tuple[set[str], set[str]]:
     )
     ours, theirs = set(), set()
     for path in files:
+        # The module's own dotted package, for resolving relative imports.
+        here = ["pipeline", *path.relative_to(ROOT).with_suffix("").parts]
+        if here[-1] == "__init__":
+            here.pop()
+        else:
+            here.pop()  # a module's relative imports start from its package
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
+            if isinstance(node, ast.ImportFrom):
+                base = (
+                    node.module.split(".") if node.level == 0 and node.module
+                    else here[: len(here) - node.level + 1] + (node.module or "").split(".")
+                )  # fmt: skip
+                base = [part for part in base if part]
+                if base == ["pipeline"]:  # from pipeline import clickhouse, ...
+                    names = [f"pipeline.{alias.name}" for alias in node.names]
+                else:
+                    names = [".".join(base)]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             for name in names:
@@ -63,6 +79,17 @@ def imports_of(package: str) -> tuple[set[str], set[str]]:
                 elif parts[0] != "pipeline":
                     theirs.add(parts[0])
     return ours, theirs
+
+
+def test_relative_and_package_imports_are_seen(tmp_path: Path, monkeypatch: Any) -> None:
+    """``from pipeline import x`` and ``from ..x import y`` count like absolute imports."""
+    package = tmp_path / "pipeline" / "ingest"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from pipeline import clickhouse\n")
+    (package / "adapter.py").write_text("from ..kafka import topics\nfrom . import helpers\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "pipeline")
+    ours, _ = imports_of("ingest")
+    assert ours == {"clickhouse", "kafka"}
 
 
 def test_every_package_imports_only_what_the_table_allows() -> None:

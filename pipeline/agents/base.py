@@ -90,9 +90,10 @@ class Stage:
         self.outputs.snapshot(state, self.store.window)
         return applied
 
-    def observed(self, event: AnyEvent, partition: int) -> None:
-        """Advance the partition's watermark; tell the sink of every task it evicts."""
-        for state in self.store.observe(partition, epoch_ms(event)):
+    def observed(self, event: AnyEvent, delivery: Delivery) -> None:
+        """Advance the event's partition's watermark; tell the sink of every task it
+        evicts."""
+        for state in self.store.observe(delivery.partition, epoch_ms(event)):
             self.outputs.evicted(state, self.store.window)
             self.counters.evicted += 1
 
@@ -156,8 +157,9 @@ async def consume(
             stage.fail_stop(error, f"decoding {message.topic}[{partition}]@{message.offset}")
             raise
         try:
-            applied = apply(stage, decoded, Delivery(partition, held))
-            stage.observed(decoded, partition)
+            delivery = Delivery(partition, held)
+            applied = apply(stage, decoded, delivery)
+            stage.observed(decoded, delivery)
         except Exception as error:
             stage.fail_stop(error, f"applying {expected_type} {decoded.event_id!r}")
             raise

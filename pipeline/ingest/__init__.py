@@ -6,7 +6,10 @@ disjoint token classes by hand; an adapter owns that translation for one source
 
 An adapter is a module here with a pure function that maps one source record to
 contract events (no I/O: the transports that feed it live in ``runtime/``), and is
-registered in :data:`ADAPTERS` under the name the CLI and settings use. Bad input
+registered in :data:`ADAPTERS` under the name the CLI and settings use (import the
+module at the end of this file and add it to the dict). The record is the whole
+source object the transport received; what the contract needs and the source lacks
+(a task id from a header, an event time in milliseconds) the transport adds to it. Bad input
 raises an :class:`~pipeline.errors.InvalidEvent` subclass, so it is dead-lettered
 with the same reasons as a malformed contract event. None is registered yet: the
 adapters arrive with the ingest issue.
@@ -20,6 +23,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 
+# The contract's event types (events.models.Event is the same union, discriminated).
 Event = CallEvent | TaskEvent | OutcomeEvent
 
 # One source record (a decoded JSON object) -> the contract events it stands for.

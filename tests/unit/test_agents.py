@@ -52,9 +52,9 @@ def stage1(stage: Stage, events: list[dict[str, Any]]) -> list[tuple[str, int, b
     for event in events:
         model, apply = _APPLY[event["type"]]
         decoded = model.model_validate(event)
-        held = stage.store.check_in_time(decoded, 0)
-        apply(stage, decoded, Delivery(0, held))
-        stage.observed(decoded, 0)
+        delivery = Delivery(0, stage.store.check_in_time(decoded, 0))
+        apply(stage, decoded, delivery)
+        stage.observed(decoded, delivery)
     outputs: Any = stage.outputs
     records = [(TOPICS.priced_calls, 0, s["value"], ()) for s in outputs.priced_calls.sent]
     records += [(TOPICS.task_snapshots, 0, s["value"], ()) for s in outputs.task_snapshots.sent]

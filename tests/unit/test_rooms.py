@@ -29,6 +29,7 @@ class _Runaway(BaseModel):
 def test_rule_files_validate_against_the_union_of_registered_kinds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(alerts, "RULE_KINDS", {})  # whatever kinds exist, test the mechanism
     with pytest.raises(ConfigError, match="no alert rule kinds"):
         alerts.rule_type()
     monkeypatch.setitem(alerts.RULE_KINDS, "budget", _Budget)
@@ -43,11 +44,16 @@ def test_rule_files_validate_against_the_union_of_registered_kinds(
     with pytest.raises(ValidationError) as refused:
         rules.validate_python([{"kind": "anomalous", "amount_usd": "1"}])
     assert "'budget', 'runaway_task'" in str(refused.value)
+    # A kind registered under a name its model's literal does not carry is refused.
+    monkeypatch.setitem(alerts.RULE_KINDS, "budgets", _Budget)
+    with pytest.raises(ConfigError, match="'budgets'"):
+        alerts.rule_type()
 
 
 def test_an_adapter_is_found_by_name_and_an_unknown_one_names_the_known(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(ingest, "ADAPTERS", {})  # whatever adapters exist, test the mechanism
     with pytest.raises(ConfigError, match="registered: none yet"):
         ingest.adapter("otel")
 
