@@ -443,10 +443,6 @@ def _round(value: Decimal) -> Decimal:
     return value
 
 
-def _same(value: Decimal) -> Decimal:
-    return value
-
-
 def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     """Price one call with the prices in force at its event time.
 
@@ -465,6 +461,27 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
         raise UnitNotPriced(
             error.provider, error.model, error.unit, _within(compiled, call)
         ) from None
+
+
+def _media_cost(call: CallEvent, rates: RateSet) -> tuple[Decimal, Decimal]:
+    """(audio, image) cost of a call's audio and image tokens."""
+    usage = call.usage
+    audio = _ZERO
+    for tokens, rate, name in (
+        (usage.input_audio_tokens, rates.input_audio, "input_audio_tokens"),
+        (usage.cache_audio_read_tokens, rates.cache_audio_read, "cache_audio_read_tokens"),
+        (usage.output_audio_tokens, rates.output_audio, "output_audio_tokens"),
+    ):
+        if tokens:
+            audio = MONEY.add(audio, _per_mtok(tokens, rate, call, name))
+    image = _ZERO
+    for tokens, rate, name in (
+        (usage.input_image_tokens, rates.input_image, "input_image_tokens"),
+        (usage.output_image_tokens, rates.output_image, "output_image_tokens"),
+    ):
+        if tokens:
+            image = MONEY.add(image, _per_mtok(tokens, rate, call, name))
+    return audio, image
 
 
 def _within(compiled: CompiledEntry, call: CallEvent) -> str:
@@ -490,21 +507,16 @@ def _priced(
     )
     output = _per_mtok(usage.output_tokens, rates.output, call, "output_tokens")
     reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning, call, "reasoning_tokens")
-    audio = _ZERO
-    for tokens, rate, name in (
-        (usage.input_audio_tokens, rates.input_audio, "input_audio_tokens"),
-        (usage.cache_audio_read_tokens, rates.cache_audio_read, "cache_audio_read_tokens"),
-        (usage.output_audio_tokens, rates.output_audio, "output_audio_tokens"),
+    audio = image = _ZERO
+    # Most calls have no audio or image tokens: one test instead of five lookups each.
+    if (
+        usage.input_audio_tokens
+        or usage.cache_audio_read_tokens
+        or usage.output_audio_tokens
+        or usage.input_image_tokens
+        or usage.output_image_tokens
     ):
-        if tokens:
-            audio = MONEY.add(audio, _per_mtok(tokens, rate, call, name))
-    image = _ZERO
-    for tokens, rate, name in (
-        (usage.input_image_tokens, rates.input_image, "input_image_tokens"),
-        (usage.output_image_tokens, rates.output_image, "output_image_tokens"),
-    ):
-        if tokens:
-            image = MONEY.add(image, _per_mtok(tokens, rate, call, name))
+        audio, image = _media_cost(call, rates)
     units = _ZERO
     for unit, quantity in call.units.items():
         price = compiled.per_unit.get(unit)
@@ -524,34 +536,27 @@ def _priced(
         if rates.input is not None
         else cache_write
     )
-    parts = [
-        input_cost, cache_read, cache_write, output, reasoning, audio, image,
-        compiled.per_request, units, read_uncached, write_uncached,
-    ]  # fmt: skip
+    request = compiled.per_request
     list_currency = compiled.entry.currency or book.book.currency
     fx: Decimal | None = None
-    if list_currency != book.book.currency:
-        fx = book.fx_rate(list_currency, call.ts)
-        parts = [MONEY.multiply(part, fx) for part in parts]
     # List prices have at most 12 decimals, so token costs have at most 18 unless a
     # multiplier, a rule ratio or an FX rate added digits; unit quantities have up
     # to 9 decimals of their own. Only then is there anything to round.
-    rounded = (
-        _round
-        if fx is not None
-        or call.units
-        or call.service_tier.value in compiled.rounds
-        or compiled.off_peak is not None
-        else _same
-    )
-    (
-        input_cost, cache_read, cache_write, output, reasoning, audio, image, request, units,
-        read_uncached, write_uncached,
-    ) = (rounded(part) for part in parts)  # fmt: skip
-    total = _ZERO
-    for part in (input_cost, cache_read, cache_write, output, reasoning, audio, image, request,
-                 units):  # fmt: skip
-        total = MONEY.add(total, part)
+    if list_currency != book.book.currency or call.units or compiled.rounds or compiled.off_peak:
+        parts = [
+            input_cost, cache_read, cache_write, output, reasoning, audio, image, request, units,
+            read_uncached, write_uncached,
+        ]  # fmt: skip
+        if list_currency != book.book.currency:
+            fx = book.fx_rate(list_currency, call.ts)
+            parts = [MONEY.multiply(part, fx) for part in parts]
+        (
+            input_cost, cache_read, cache_write, output, reasoning, audio, image, request, units,
+            read_uncached, write_uncached,
+        ) = (_round(part) for part in parts)  # fmt: skip
+    total = MONEY.add(MONEY.add(MONEY.add(input_cost, cache_read), cache_write), output)
+    total = MONEY.add(MONEY.add(MONEY.add(total, reasoning), audio), image)
+    total = MONEY.add(MONEY.add(total, request), units)
     return CallCost(
         input=input_cost,
         cache_read=cache_read,
