@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -136,7 +137,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    result = clickhouse_client(args.settings).raw_query(args.query, fmt=args.format)
+    # A query that names its own output format keeps it (ClickHouse refuses two).
+    own_format = re.search(r"\bFORMAT\s+\w+\s*;?\s*$", args.query, flags=re.IGNORECASE)
+    fmt = None if own_format else args.format
+    result = clickhouse_client(args.settings).raw_query(args.query.rstrip().rstrip(";"), fmt=fmt)
     sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
     return 0
 

@@ -120,20 +120,30 @@ def render_analytics(
         f"{'p95/p50':>8} {'top 5%':>8} {'top 1%':>8}"
     )
     out += [header, "-" * len(header)]
+    incomplete = {line.scenario_id for line in lines if line.unpriced_calls}
     for t in tail_lines:
         ratio = f"{t.p95 / t.p50:.1f}x" if t.p50 else "n/a"
+        # A task with an unpriced call costs at least what is recorded, so each
+        # quantile of the true costs is at least the recorded one.
+        b = ">=" if t.scenario_id in incomplete else ""
         out.append(
-            f"{t.scenario_id or '(none)':<18} {_usd(t.p50):>10} {_usd(t.p90):>10} "
-            f"{_usd(t.p95):>10} {_usd(t.p99):>10} {_usd(t.max_bin_mean):>10} {ratio:>8} "
-            f"{t.share(t.top5pct_cost):>8.1%} {t.share(t.top1pct_cost):>8.1%}"
+            f"{t.scenario_id or '(none)':<18} {b + _usd(t.p50):>10} {b + _usd(t.p90):>10} "
+            f"{b + _usd(t.p95):>10} {b + _usd(t.p99):>10} {b + _usd(t.max_bin_mean):>10} "
+            f"{ratio:>8} {t.share(t.top5pct_cost):>8.1%} {t.share(t.top1pct_cost):>8.1%}"
+        )
+    if incomplete & {t.scenario_id for t in tail_lines}:
+        out.append(
+            ">=: the scenario has calls without a price; its ratios and shares are of the "
+            "recorded costs"
         )
     if top:
         out += ["", "Costliest tasks and their call chains"]
         for task in top:
+            at_least = ">=" if any(step[-1] is None for step in task.chain) else ""
             out.append(
                 f"{task.task_id} {task.day} {task.scenario_id or '(none)'} "
                 f"{task.owner or '(no owner)'} {task.outcome or '(no outcome)'} "
-                f"{_usd(task.total_cost)} in {task.calls} calls"
+                f"{at_least}{_usd(task.total_cost)} in {task.calls} calls"
             )
             steps = [
                 f"{model}[{role or '-'}]{'' if status == 'ok' else ' ' + status}"

@@ -26,6 +26,9 @@ def test_migrate_then_sql_then_report(env: Path, capsys: pytest.CaptureFixture[s
     assert "up to date" in capsys.readouterr().out
     assert main(["sql", "SELECT 6 * 7 AS answer", "--format", "JSONEachRow"]) == 0
     assert json.loads(capsys.readouterr().out) == {"answer": 42}
+    # A query that names its own format keeps it (and a trailing ; is fine)
+    assert main(["sql", "SELECT 6 * 7 AS answer FORMAT JSONEachRow;"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"answer": 42}
     assert main(["report"]) == 0
     out = capsys.readouterr().out
     assert "Cost per accepted outcome" in out and "dead-lettered: 0" in out

@@ -31,3 +31,28 @@ def test_a_scenario_with_unpriced_calls_shows_at_least_and_why() -> None:
 def test_a_fully_priced_report_has_no_lower_bound() -> None:
     text = render([line("priced", "2.00", 2, 0)], {**STATS, "unpriced_calls": 0})
     assert ">=" not in text and "LOWER BOUND" not in text
+
+
+def test_waste_tails_and_costliest_tasks_mark_lower_bounds() -> None:
+    from datetime import date
+
+    from pipeline.query.analytics import CostlyTask, Tails
+    from pipeline.render.report import render_analytics
+
+    lines = [line("priced", "2.00", 2, 0), line("partly", "1.00", 2, 1)]
+    quantiles = [Decimal("0.1"), Decimal("0.2"), Decimal("0.3"), Decimal("0.4"), Decimal("0.5")]
+    tails = [Tails(name, 4, Decimal(1), *quantiles, Decimal(0), Decimal(0))
+             for name in ("priced", "partly")]  # fmt: skip
+    top = [
+        CostlyTask("t1", date(2026, 11, 2), "partly", "", "accepted", Decimal("0.9"), 2,
+                   [("m", "", "ok", 1, Decimal("0.9")), ("x", "", "ok", 1, None)]),
+        CostlyTask("t2", date(2026, 11, 2), "priced", "", "accepted", Decimal("0.8"), 1,
+                   [("m", "", "ok", 1, Decimal("0.8"))]),
+    ]  # fmt: skip
+    text = render_analytics(lines, tails, top).splitlines()
+    waste = [row for row in text if row.startswith(("priced ", "partly "))][:2]
+    assert ">=" not in waste[0] and waste[1].count(">=") == 2 and "incomplete" in waste[1]
+    tail_rows = [row for row in text if row.startswith(("priced ", "partly "))][2:4]
+    assert ">=" not in tail_rows[0] and tail_rows[1].count(">=") == 5
+    assert any(row.startswith("t1 ") and ">=$0.9000 in 2 calls" in row for row in text)
+    assert any(row.startswith("t2 ") and " $0.8000 in 1 calls" in row for row in text)
