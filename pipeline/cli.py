@@ -217,25 +217,22 @@ def cmd_pricing(args: argparse.Namespace) -> int:
             update_book_from_genai_prices,
         )
 
-        if args.from_genai_prices:
-            book_dir = Path(args.book) if args.book else args.settings.worker.price_book_dir
-            result = update_book_from_genai_prices(book_dir)
-            print(f"costflow: genai-prices: {result.report.summary()}")
-            for line in result.changes.lines():
-                print(f"costflow: {line}")
-            print(f"costflow: wrote {result.path}; the book is now version {result.version}")
-            return 0
-        if args.from_litellm:
-            raw = Path(args.from_litellm).read_bytes()
-            source_version = f"file sha256:{hashlib.sha256(raw).hexdigest()[:12]}"
-        else:
-            raw, source_version = installed_litellm_list()
         book_dir = Path(args.book) if args.book else args.settings.worker.price_book_dir
         effective = (
             utc_time(args.effective_from, "--effective-from") if args.effective_from else None
         )
-        result = update_book(book_dir, "litellm", raw, source_version, effective)
-        print(f"costflow: litellm {source_version}: {result.report.summary()}")
+        if args.from_genai_prices:
+            result = update_book_from_genai_prices(book_dir, effective)
+            source_label = "genai-prices"
+        else:
+            if args.from_litellm:
+                raw = Path(args.from_litellm).read_bytes()
+                source_version = f"file sha256:{hashlib.sha256(raw).hexdigest()[:12]}"
+            else:
+                raw, source_version = installed_litellm_list()
+            result = update_book(book_dir, "litellm", raw, source_version, effective)
+            source_label = f"litellm {source_version}"
+        print(f"costflow: {source_label}: {result.report.summary()}")
         for line in result.changes.lines():
             print(f"costflow: {line}")
         print(f"costflow: wrote {result.path}; the book is now version {result.version}")

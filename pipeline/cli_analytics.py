@@ -75,19 +75,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
     at = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
     client, book = reading_client(args.settings), compiled_book(args.book, args.settings)
-    where = _slice(args)
-    result = what_if(client, book, where, args.model, at, args.replace, _growth(args.growth))
-    if not args.model and result.days:
-        from dataclasses import replace
-        from decimal import Decimal
-
-        from pipeline.query import fixed_costs
-
-        if fixed_costs.items(client):
-            # The fixed costs allocated to the same days the tasks were read from.
-            same_days = replace(where, since=result.first_day, until=result.last_day)
-            lines = fixed_costs.full_cost(client, same_days)
-            result.fixed_cost = sum((line.fixed_cost for line in lines), Decimal(0))
+    result = what_if(client, book, _slice(args), args.model, at, args.replace, _growth(args.growth))
     print(render_what_if(result))
     return 0
 

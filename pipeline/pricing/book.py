@@ -28,7 +28,20 @@ from pydantic import (
 from pipeline.errors import PriceBookInvalid
 from pipeline.events.models import UnitName
 
+# A book keeps prices to 12 decimals (per million tokens: 1e-18 per token).
+RATE_PLACES = Decimal("1e-12")
 _PRICE = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)]
+# Entry fields that name the model and say since when and from where, not what it costs.
+ENTRY_IDENTITY = frozenset(
+    {"provider", "model", "aliases", "effective_from", "effective_from_assumed", "source"}
+)
+
+
+def prices_of(entry: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an entry's data that are prices (what a price change is judged on)."""
+    return {k: v for k, v in entry.items() if k not in ENTRY_IDENTITY}
+
+
 _MULTIPLIER = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)]
 _CURRENCY = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ServiceTierName = Literal["batch", "flex", "priority"]

@@ -13,12 +13,10 @@ import yaml
 from pipeline.errors import CostflowError, InvalidEvent
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent
-from pipeline.pricing.book import PriceBook, PriceEntry
+from pipeline.pricing.book import PriceBook, PriceEntry, prices_of
 from pipeline.pricing.engine import CompiledBook, price_call
 from pipeline.pricing.names import canonical_provider
 
-# Entry fields that name the model and say since when, not what it costs.
-_IDENTITY = {"provider", "model", "aliases", "effective_from", "effective_from_assumed", "source"}
 _PARTS = (
     "input", "cache_read", "cache_write", "output", "reasoning", "audio", "image", "request",
     "units",
@@ -111,7 +109,7 @@ def show(book: CompiledBook, provider: str, model: str, at: datetime) -> dict[st
                 "effective_from": e.effective_from.isoformat(),
                 "assumed": e.effective_from_assumed,
                 "source": e.source or "the book",
-                **{k: v for k, v in _entry_data(e).items() if k not in _IDENTITY},
+                **prices_of(_entry_data(e)),
             }
             for e in book.history(provider, model)
         ],

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pipeline.errors import PriceNotFound, PricingError
 from pipeline.pricing.engine import MONEY, CompiledBook, price_call
+from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice
 from pipeline.query.calls import PRICING_INPUTS, calls_of_tasks, stored_call
 
@@ -148,4 +149,16 @@ def what_if(
         result.moved_calls += 1
         result.recorded_cost = MONEY.add(result.recorded_cost, row["cost_total"])
         result.estimated_cost = MONEY.add(result.estimated_cost, estimate)
+    if not model:
+        result.fixed_cost = _fixed_cost_of_same_days(client, where, result)
     return result
+
+
+def _fixed_cost_of_same_days(client: Any, where: Slice, result: WhatIf) -> Decimal | None:
+    """Fixed costs allocated to the scenario on the days its tasks were read from;
+    None when none are declared."""
+    if result.first_day is None or not fixed_costs.items(client):
+        return None
+    same_days = replace(where, since=result.first_day, until=result.last_day)
+    lines = fixed_costs.full_cost(client, same_days)
+    return sum((line.fixed_cost for line in lines), Decimal(0))

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pipeline.pricing.book import RATE_PLACES
 from pipeline.pricing.importers.history import BEGINNING
 from pipeline.pricing.importers.report import ImportReport
 from pipeline.pricing.names import canonical_provider
@@ -45,17 +46,14 @@ _RATES = {
 _THOUSAND = Decimal(1000)
 
 
-_PLACES = Decimal("1e-12")
-
-
 def _text(
     value: Decimal, where: str = "", key: str = "", report: ImportReport | None = None
 ) -> str:
     """A price as a decimal string; over 12 decimals (per million tokens) it is rounded
     to the book's precision and the report lists it."""
-    if value != value.quantize(_PLACES) and report is not None:
+    if value != value.quantize(RATE_PLACES) and report is not None:
         report.rounded.setdefault(where, []).append(key)
-        value = value.quantize(_PLACES)
+        value = value.quantize(RATE_PLACES)
     return format(value.normalize(), "f")
 
 

@@ -28,17 +28,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.errors import ConfigError, PriceBookInvalid
-from pipeline.pricing.book import PriceBook, Underlay, read_underlay
+from pipeline.pricing.book import PriceBook, Underlay, prices_of, read_underlay
 from pipeline.pricing.importers.report import ImportReport
 
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
-# Entry fields that say which model and since when, not what it costs.
-_IDENTITY = {"provider", "model", "aliases", "effective_from", "effective_from_assumed", "source"}
-
-
-def prices_of(entry: dict[str, Any]) -> dict[str, Any]:
-    """The fields of an entry's data that are prices (what a change is judged on)."""
-    return {k: v for k, v in entry.items() if k not in _IDENTITY}
 
 
 @dataclass

@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeline.pricing.book import PriceBook
+from pipeline.pricing.book import RATE_PLACES, PriceBook
 from pipeline.pricing.importers.report import ImportReport
 from pipeline.pricing.names import canonical_provider, strip_self_prefix
 
@@ -47,9 +47,6 @@ _PRICING_BLOCKS = {"off_peak_pricing", "tiered_pricing"}
 _SERVICE_KEY = re.compile(r"^(?P<base>.+)_(?P<service>batches|flex|priority)$")
 
 
-_PLACES = Decimal("1e-12")
-
-
 def per_mtok(value: Any) -> str:
     """USD per token (float) -> USD per million tokens (exact decimal string).
 
@@ -57,12 +54,12 @@ def per_mtok(value: Any) -> str:
     keeps 12 fractional digits per million tokens (1e-18 USD per token).
     """
     exact = Decimal(repr(float(value))).scaleb(6)
-    return format(exact.quantize(_PLACES).normalize(), "f")
+    return format(exact.quantize(RATE_PLACES).normalize(), "f")
 
 
 def needs_rounding(value: Any) -> bool:
     exact = Decimal(repr(float(value))).scaleb(6)
-    return exact != exact.quantize(_PLACES)
+    return exact != exact.quantize(RATE_PLACES)
 
 
 def _model_name(key: str, provider: str) -> str:
