@@ -18,13 +18,18 @@ correct broker that is one empty fetch per partition at each rebalance.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline.config import KafkaSettings
+from pipeline.errors import KafkaError
 from pipeline.kafka.offsets import read_to_end
+
+log = logging.getLogger("costflow.worker")
+_ATTEMPTS = 3
 
 _ORIGINAL = faust_aiokafka.Consumer.highwaters
 
@@ -36,7 +41,17 @@ def install(kafka: KafkaSettings) -> None:
         listed: Mapping[Any, int] = await _ORIGINAL(self, *partitions)
         starts = {(tp.topic, tp.partition): max(offset - 1, 0) for tp, offset in listed.items()}
         loop = asyncio.get_running_loop()
-        ends = await loop.run_in_executor(None, read_to_end, kafka, starts)
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                ends = await loop.run_in_executor(None, read_to_end, kafka, starts)
+                break
+            except KafkaError as error:
+                # A broker slow to answer (a loaded machine, a restart under way) must not
+                # end recovery: Faust would crash the worker. Reading again is safe.
+                if attempt == _ATTEMPTS:
+                    raise
+                log.warning("reading true end offsets failed (%s); attempt %d of %d",
+                            error, attempt + 1, _ATTEMPTS)  # fmt: skip
         return {tp: max(offset, ends[(tp.topic, tp.partition)]) for tp, offset in listed.items()}
 
     faust_aiokafka.Consumer.highwaters = highwaters  # type: ignore[method-assign]
