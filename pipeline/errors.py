@@ -6,6 +6,8 @@ the dead-letter topic carries a stable ``code`` that can be counted per reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CostflowError(Exception):
     """Root of every error costflow raises on purpose."""
@@ -95,18 +97,36 @@ class PriceNotFound(PricingError):
 
 
 class UnitNotPriced(PricingError):
-    """The entry for this model has no price for a unit the call consumed."""
+    """The entry for this model has no price for a token class or unit the call consumed.
+
+    Raised by ``price_call`` as a partial price: ``dimensions`` names every
+    dimension without a price and ``known`` is the cost of the others (a
+    ``pipeline.pricing.engine.CallCost`` with the unpriced dimensions at 0, so
+    ``known.total`` is a lower bound of the call's cost). Raised inside the engine
+    for a single dimension, ``known`` is None.
+    """
 
     code = "unit_not_priced"
 
-    def __init__(self, provider: str, model: str, unit: str, within: str = "") -> None:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        unit: str,
+        within: str = "",
+        known: Any = None,
+        dimensions: tuple[str, ...] = (),
+    ) -> None:
         self.provider = provider
         self.model = model
         self.unit = unit
+        self.known = known
+        self.dimensions = dimensions or (unit,)
         where = f" {within}" if within else ""
+        names = ", ".join(repr(d) for d in self.dimensions)
         super().__init__(
-            f"the price book prices {provider}/{model} but not its {unit!r}{where}; "
-            f"add a rate for {unit!r}{where} to the entry (or a provider rule) and reprice"
+            f"the price book prices {provider}/{model} but not its {names}{where}; "
+            f"add a rate for {names}{where} to the entry (or a provider rule) and reprice"
         )
 
 

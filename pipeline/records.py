@@ -16,7 +16,9 @@ Every record carries ``v`` (:data:`RECORD_VERSION`). A record without it is
 version 1 (before migration 0008): a snapshot with the row only, no state; the
 sink still reads those (:class:`TaskRecord` ``state`` is None). Version 3 added the
 audio and image token classes and ``cost_audio``/``cost_image`` to priced calls;
-the sink reads older priced calls as having none.
+the sink reads older priced calls as having none. Version 4 added ``cost_known``,
+``cost_known_parts`` and ``unpriced_dimensions`` (a call priced in part); the sink
+reads older priced calls as known exactly when priced.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ from pipeline.events.models import CallEvent
 from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CallCost
 
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 # The money dimensions of a call's cost, in CallCost's order: the record's and the
 # calls table's ``cost_<part>`` columns.
 COST_PARTS: tuple[str, ...] = tuple(
     f.name for f in fields(CallCost) if f.type in (Decimal, "Decimal")
+)
+# The parts a call is billed for: every cost part but the total and the cache
+# baselines (what cache tokens would have cost uncached, not billed).
+BILLED_PARTS: tuple[str, ...] = tuple(
+    p for p in COST_PARTS if p not in ("total", "cache_read_uncached", "cache_write_uncached")
 )
 TaskRecordKind = Literal["snapshot", "evicted", "reprice"]
 
@@ -44,9 +51,22 @@ def _dumps(record: dict[str, Any]) -> bytes:
 
 
 def priced_call(
-    call: CallEvent, cost: CallCost | None, pricing_error: str | None, price_book_version: str
+    call: CallEvent,
+    cost: CallCost | None,
+    pricing_error: str | None,
+    price_book_version: str,
+    known: CallCost | None = None,
+    unpriced_dimensions: tuple[str, ...] = (),
 ) -> bytes:
-    """One row of the call fact table. ``cost`` is None when the call could not be priced."""
+    """One row of the call fact table. ``cost`` is None when the call could not be
+    priced completely; then ``known`` (if anything could be priced) is the cost of the
+    dimensions that could, and ``unpriced_dimensions`` names the others.
+
+    ``cost_known`` is the lower bound every report can add up: the cost when
+    complete, the known part when not, None when nothing could be priced.
+    ``cost_known_parts`` (only for a partial price) holds the known part of each
+    billed dimension; every ``cost_<part>`` stays None until the call is complete,
+    so no sum of a dimension ever mixes complete and partial calls."""
     usage = call.usage
     record: dict[str, Any] = {
         "v": RECORD_VERSION,
@@ -88,6 +108,14 @@ def priced_call(
     }
     for part in COST_PARTS:
         record[f"cost_{part}"] = str(getattr(cost, part)) if cost else None
+    lower_bound = cost or known
+    record["cost_known"] = str(lower_bound.total) if lower_bound else None
+    record["cost_known_parts"] = (
+        {part: str(getattr(known, part)) for part in BILLED_PARTS}
+        if cost is None and known is not None
+        else {}
+    )
+    record["unpriced_dimensions"] = list(unpriced_dimensions) if cost is None else []
     return _dumps(record)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.agents.base import Delivery, Stage, register_agent
-from pipeline.errors import PricingError
+from pipeline.errors import PricingError, UnitNotPriced
 from pipeline.events.models import CallEvent
 from pipeline.pricing.engine import CallCost, price_call
 
@@ -17,15 +17,22 @@ def apply_call(stage: Stage, call: CallEvent, delivery: Delivery) -> bool:
     the reason given in :meth:`Stage.update`.
     """
     cost: CallCost | None
+    known: CallCost | None = None
+    unpriced: tuple[str, ...] = ()
     try:
         cost = price_call(call, stage.book)
         error = None
+    except UnitNotPriced as exc:
+        # Priced in part: the known part counts (a lower bound), the rest is named.
+        cost, error, known, unpriced = None, f"{exc.code}: {exc}", exc.known, exc.dimensions
     except PricingError as exc:
         # Unpriced calls are kept, counted and visible (cost NULL + reason), never guessed.
         cost, error = None, f"{exc.code}: {exc}"
-    stage.outputs.priced_call(call, cost, error, stage.book.label)
+    stage.outputs.priced_call(call, cost, error, stage.book.label, known, unpriced)
+    total = cost.total if cost else None
+    known_total = known.total if known else None
     applied = stage.update(
-        delivery, call.task_id, lambda state: state.apply_call(call, cost.total if cost else None)
+        delivery, call.task_id, lambda state: state.apply_call(call, total, known_total)
     )
     if applied and cost is None:
         stage.counters.unpriced[f"{call.provider}/{call.model}"] += 1

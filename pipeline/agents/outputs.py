@@ -50,12 +50,18 @@ class Outputs:
     dead_letter: RecordTopic
 
     def priced_call(
-        self, call: CallEvent, cost: CallCost | None, error: str | None, book_label: str
+        self,
+        call: CallEvent,
+        cost: CallCost | None,
+        error: str | None,
+        book_label: str,
+        known: CallCost | None = None,
+        unpriced_dimensions: tuple[str, ...] = (),
     ) -> None:
-        """The call with its cost (or, unpriced, its reason) and the book that priced it."""
-        self.priced_calls.send_soon(
-            key=call.task_id.encode(), value=priced_call(call, cost, error, book_label)
-        )
+        """The call with its cost (or, not completely priced, its reason, the known
+        part and the unpriced dimensions) and the book that priced it."""
+        value = priced_call(call, cost, error, book_label, known, unpriced_dimensions)
+        self.priced_calls.send_soon(key=call.task_id.encode(), value=value)
 
     def snapshot(self, state: TaskState, window: OutcomeWindow) -> None:
         """The task's whole state at its version (the sink keeps the highest)."""

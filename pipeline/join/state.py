@@ -118,8 +118,14 @@ class TaskState:
             self.last_event_ms = ts_ms
         return True
 
-    def apply_call(self, call: CallEvent, cost_total: Decimal | None) -> bool:
-        """Add a call (priced, or ``cost_total=None`` if unpriced). False if already applied."""
+    def apply_call(
+        self, call: CallEvent, cost_total: Decimal | None, known_cost: Decimal | None = None
+    ) -> bool:
+        """Add a call: priced (``cost_total``), or not completely (``cost_total=None``;
+        ``known_cost``: the part that could be priced, if any). False if already applied.
+
+        ``total_cost`` is the sum of what is known: exact while ``unpriced_calls`` is
+        0, a lower bound otherwise."""
         ts = epoch_ms(call)
         if not self._admit(call.event_id, ts):
             return False
@@ -132,6 +138,8 @@ class TaskState:
             self.fallback_calls += 1
         if cost_total is None:
             self.unpriced_calls += 1
+            if known_cost is not None:
+                self.total_cost = MONEY.add(self.total_cost, known_cost)
         else:
             self.total_cost = MONEY.add(self.total_cost, cost_total)
         usage = call.usage

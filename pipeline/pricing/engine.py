@@ -427,11 +427,22 @@ def _matches(overlay: PriceOverlay, call: CallEvent, entry_model: str) -> bool:
     )
 
 
-def _per_mtok(tokens: int, rate: Decimal | None, call: CallEvent, token_class: str) -> Decimal:
+def _per_mtok(
+    tokens: int,
+    rate: Decimal | None,
+    call: CallEvent,
+    token_class: str,
+    missing: list[str] | None = None,
+) -> Decimal:
+    """Cost of ``tokens`` at ``rate`` per million. A class without a rate raises
+    UnitNotPriced, or, when collecting (``missing`` given), is noted there and costs 0."""
     if tokens == 0:
         return _ZERO
     if rate is None:
-        raise UnitNotPriced(call.provider, call.model, token_class)
+        if missing is None:
+            raise UnitNotPriced(call.provider, call.model, token_class)
+        missing.append(token_class)
+        return _ZERO
     return MONEY.divide(MONEY.multiply(Decimal(tokens), rate), _MTOK)
 
 
@@ -447,23 +458,31 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
     """Price one call with the prices in force at its event time.
 
     Raises :class:`PriceNotFound` when no entry covers the model at that time,
-    :class:`UnitNotPriced` when the call consumed something the entry does not
-    price, :class:`FxRateNotFound` when a conversion has no rate in force.
+    :class:`ServiceTierNotPriced` for a service tier neither the entry nor its
+    provider's rule prices, :class:`FxRateNotFound` when a conversion has no rate in
+    force, and :class:`UnitNotPriced` when the call consumed token classes or units
+    the entry does not price. That last error is a partial price, not a loss: its
+    ``dimensions`` name everything unpriced and its ``known`` is the CallCost of the
+    rest (unpriced dimensions at 0; ``known.total`` is a lower bound of the cost).
     """
     compiled = book.priced_entry(call)
     usage = call.usage
     rates = compiled.rates_for(call.service_tier.value, usage.prompt_tokens, call.ts)
     try:
         return _priced(call, book, compiled, rates)
-    except UnitNotPriced as error:
-        if not error.unit.endswith("_tokens"):  # a unit's price does not depend on tiers
-            raise
+    except UnitNotPriced:
+        # Off the hot path: price again, collecting every dimension without a price.
+        missing: list[str] = []
+        known = _priced(call, book, compiled, rates, missing)
+        within = _within(compiled, call) if any(m.endswith("_tokens") for m in missing) else ""
         raise UnitNotPriced(
-            error.provider, error.model, error.unit, _within(compiled, call)
+            call.provider, call.model, ", ".join(missing), within, known, tuple(missing)
         ) from None
 
 
-def _media_cost(call: CallEvent, rates: RateSet) -> tuple[Decimal, Decimal]:
+def _media_cost(
+    call: CallEvent, rates: RateSet, missing: list[str] | None
+) -> tuple[Decimal, Decimal]:
     """(audio, image) cost of a call's audio and image tokens."""
     usage = call.usage
     audio = _ZERO
@@ -473,14 +492,14 @@ def _media_cost(call: CallEvent, rates: RateSet) -> tuple[Decimal, Decimal]:
         (usage.output_audio_tokens, rates.output_audio, "output_audio_tokens"),
     ):
         if tokens:
-            audio = MONEY.add(audio, _per_mtok(tokens, rate, call, name))
+            audio = MONEY.add(audio, _per_mtok(tokens, rate, call, name, missing))
     image = _ZERO
     for tokens, rate, name in (
         (usage.input_image_tokens, rates.input_image, "input_image_tokens"),
         (usage.output_image_tokens, rates.output_image, "output_image_tokens"),
     ):
         if tokens:
-            image = MONEY.add(image, _per_mtok(tokens, rate, call, name))
+            image = MONEY.add(image, _per_mtok(tokens, rate, call, name, missing))
     return audio, image
 
 
@@ -496,17 +515,26 @@ def _within(compiled: CompiledEntry, call: CallEvent) -> str:
 
 
 def _priced(
-    call: CallEvent, book: CompiledBook, compiled: CompiledEntry, rates: RateSet
+    call: CallEvent,
+    book: CompiledBook,
+    compiled: CompiledEntry,
+    rates: RateSet,
+    missing: list[str] | None = None,
 ) -> CallCost:
+    """The call's cost. A dimension without a price raises UnitNotPriced, unless
+    ``missing`` is given: then it is noted there and costs 0 (a partial price)."""
     usage = call.usage
-    input_cost = _per_mtok(usage.input_tokens, rates.input, call, "input_tokens")
-    cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read, call, "cache_read_tokens")
+    m = missing
+    input_cost = _per_mtok(usage.input_tokens, rates.input, call, "input_tokens", m)
+    cache_read = _per_mtok(usage.cache_read_tokens, rates.cache_read, call, "cache_read_tokens", m)
     cache_write = MONEY.add(
-        _per_mtok(usage.cache_write_tokens, rates.cache_write, call, "cache_write_tokens"),
-        _per_mtok(usage.cache_write_1h_tokens, rates.cache_write_1h, call, "cache_write_1h_tokens"),
+        _per_mtok(usage.cache_write_tokens, rates.cache_write, call, "cache_write_tokens", m),
+        _per_mtok(
+            usage.cache_write_1h_tokens, rates.cache_write_1h, call, "cache_write_1h_tokens", m
+        ),
     )
-    output = _per_mtok(usage.output_tokens, rates.output, call, "output_tokens")
-    reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning, call, "reasoning_tokens")
+    output = _per_mtok(usage.output_tokens, rates.output, call, "output_tokens", m)
+    reasoning = _per_mtok(usage.reasoning_tokens, rates.reasoning, call, "reasoning_tokens", m)
     audio = image = _ZERO
     # Most calls have no audio or image tokens: one test instead of five lookups each.
     if (
@@ -516,16 +544,24 @@ def _priced(
         or usage.input_image_tokens
         or usage.output_image_tokens
     ):
-        audio, image = _media_cost(call, rates)
+        audio, image = _media_cost(call, rates, m)
     units = _ZERO
     for unit, quantity in call.units.items():
         price = compiled.per_unit.get(unit)
         if price is None:
-            raise UnitNotPriced(call.provider, call.model, unit)
+            if m is None:
+                raise UnitNotPriced(call.provider, call.model, unit)
+            m.append(unit)
+            continue
         units = MONEY.add(units, MONEY.multiply(quantity, price))
     # A token class without an input rate has no uncached baseline: its own rate is it.
     read_rate = rates.input if rates.input is not None else rates.cache_read
-    read_uncached = _per_mtok(usage.cache_read_tokens, read_rate, call, "cache_read_tokens")
+    # A baseline is not billed: a class without any rate has none (0), noted once.
+    read_uncached = (
+        _per_mtok(usage.cache_read_tokens, read_rate, call, "cache_read_tokens")
+        if read_rate is not None
+        else _ZERO
+    )
     write_uncached = (
         _per_mtok(
             usage.cache_write_tokens + usage.cache_write_1h_tokens,

@@ -10,11 +10,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import CostflowError, InvalidEvent
+from pipeline.errors import CostflowError, InvalidEvent, UnitNotPriced
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent
 from pipeline.pricing.book import PriceBook, PriceEntry, prices_of
-from pipeline.pricing.engine import CompiledBook, price_call
+from pipeline.pricing.engine import CallCost, CompiledBook, price_call
 from pipeline.pricing.names import canonical_provider
 
 _PARTS = (
@@ -44,22 +44,34 @@ def price_lines(lines: Iterable[bytes], book: CompiledBook) -> Iterator[str]:
         assert isinstance(event, CallEvent)
         try:
             cost = price_call(event, book)
+        except UnitNotPriced as exc:
+            # Priced in part: what is known, as a lower bound, and what is not.
+            data["cost"] = None
+            data["pricing_error"] = f"{exc.code}: {exc}"
+            if exc.known is not None:
+                data["cost_at_least"] = _cost_fields(exc.known)
+            data["unpriced_dimensions"] = list(exc.dimensions)
         except CostflowError as exc:
             data["cost"] = None
             data["pricing_error"] = f"{exc.code}: {exc}"
         else:
-            data["cost"] = {
-                "total": str(cost.total),
-                **{part: str(getattr(cost, part)) for part in _PARTS},
-                "currency": cost.currency,
-                "price_book_version": cost.price_book_version,
-            }
-            if cost.fx_rate is not None:
-                data["cost"]["list_currency"] = cost.list_currency
-                data["cost"]["fx_rate"] = str(cost.fx_rate)
-            if cost.overlay:
-                data["cost"]["overlay"] = cost.overlay
+            data["cost"] = _cost_fields(cost)
         yield json.dumps(data, separators=(",", ":"))
+
+
+def _cost_fields(cost: CallCost) -> dict[str, str]:
+    fields = {
+        "total": str(cost.total),
+        **{part: str(getattr(cost, part)) for part in _PARTS},
+        "currency": cost.currency,
+        "price_book_version": cost.price_book_version,
+    }
+    if cost.fx_rate is not None:
+        fields["list_currency"] = cost.list_currency
+        fields["fx_rate"] = str(cost.fx_rate)
+    if cost.overlay:
+        fields["overlay"] = cost.overlay
+    return fields
 
 
 def write_book(book: PriceBook, out: Path) -> list[Path]:

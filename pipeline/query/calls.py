@@ -15,7 +15,7 @@ SCANNED = (
     "output_audio_tokens", "input_image_tokens", "output_image_tokens", "units",
     "price_book_version", "cost_input", "cost_cache_read", "cost_cache_write", "cost_output",
     "cost_reasoning", "cost_audio", "cost_image", "cost_request", "cost_units", "cost_total",
-    "cost_cache_read_uncached", "cost_cache_write_uncached",
+    "cost_cache_read_uncached", "cost_cache_write_uncached", "cost_known",
 )  # fmt: skip
 
 

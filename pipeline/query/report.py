@@ -48,6 +48,9 @@ HEALTH = """
 SELECT
     (SELECT count() FROM calls FINAL) AS calls,
     (SELECT countIf(cost_total IS NULL) FROM calls FINAL) AS unpriced_calls,
+    (SELECT (countIf(cost_total IS NULL AND cost_known IS NOT NULL),
+             sumIf(cost_known, cost_total IS NULL))
+        FROM calls FINAL) AS partly_priced,
     (SELECT count() FROM dead_letters FINAL) AS dead_letters,
     (SELECT groupUniqArray(price_book_version) FROM calls FINAL WHERE price_book_version != '')
         AS price_books,
@@ -92,12 +95,15 @@ def health(client: Any) -> dict[str, Any]:
     return {
         "calls": row[0],
         "unpriced_calls": row[1],
-        "dead_letters": row[2],
-        "price_books": sorted(row[3]),
+        # Unpriced calls priced in part, and their known cost (in the task totals).
+        "partly_priced_calls": row[2][0],
+        "partly_priced_known": row[2][1],
+        "dead_letters": row[3],
+        "price_books": sorted(row[4]),
         # Tasks whose stage-1 state diverged from the stored row, and the events
         # stage 1 applied that the row lacks (see sink.lineage).
-        "diverged_tasks": row[4][0],
-        "pending_events": row[4][1],
+        "diverged_tasks": row[5][0],
+        "pending_events": row[5][1],
         # Tasks whose state left stage 1 and started again, merged exactly.
-        "restarted_tasks": row[4][2],
+        "restarted_tasks": row[5][2],
     }

@@ -45,12 +45,22 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
             + ", ".join(
                 f"{line.scenario_id or '(none)'} {line.unpriced_calls:,}" for line in unpriced
             )
-            + " calls have no price in the book (their cost is unknown, not $0). Add the "
-            "prices to the book, then `costflow reprice --book DIR --from T1 --to T2`."
+            + " calls have no complete price in the book (what is missing is unknown, "
+            "not $0"
+            + (
+                f"; {stats['partly_priced_calls']:,} of them are counted with the part "
+                f"that could be priced, {_usd(stats['partly_priced_known'])}"
+                if stats.get("partly_priced_calls")
+                else ""
+            )
+            + "). Add the prices to the book, then "
+            "`costflow reprice --book DIR --from T1 --to T2`."
         )
     out.append("")
+    in_part = stats.get("partly_priced_calls")
     out.append(
-        f"calls: {stats['calls']:,}  unpriced: {stats['unpriced_calls']:,}  "
+        f"calls: {stats['calls']:,}  unpriced: {stats['unpriced_calls']:,}"
+        f"{f' ({in_part:,} priced in part)' if in_part else ''}  "
         f"dead-lettered: {stats['dead_letters']:,}  "
         f"priced with: {', '.join(stats['price_books']) or '-'}"
     )

@@ -109,6 +109,7 @@ def _priced_call(row: dict[str, Any], cost: CallCost) -> dict[str, Any]:
     priced: dict[str, Any] = {"event_id": row["event_id"]}
     for part in (*_PARTS, *_BASELINES):
         priced[f"cost_{part}"] = str(getattr(cost, part))
+    priced["cost_known"] = str(cost.total)
     priced["currency"] = cost.currency
     priced["list_currency"] = cost.list_currency
     priced["fx_rate"] = None if cost.fx_rate is None else str(cost.fx_rate)
@@ -167,7 +168,7 @@ def plan_reprice(
         key = (row["provider"], row["model"], row["price_book_version"])
         entry = summary.by_model.setdefault(key, [0, Decimal(0), Decimal(0)])
         entry[0] += 1
-        entry[1] += row["cost_total"] or Decimal(0)
+        entry[1] += row["cost_total"] or row.get("cost_known") or Decimal(0)
         entry[2] += cost.total
     send()
     progress(summary.scanned)

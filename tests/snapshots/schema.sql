@@ -39,6 +39,7 @@ CREATE TABLE call_cancellations
     `cost_total` Nullable(Decimal(38, 18)),
     `cost_cache_read_uncached` Nullable(Decimal(38, 18)),
     `cost_cache_write_uncached` Nullable(Decimal(38, 18)),
+    `cost_known` Nullable(Decimal(38, 18)) DEFAULT cost_total,
     `cancelled_at` DateTime64(3, 'UTC') DEFAULT now64(3),
     `plan_id` String COMMENT 'The sink batch that wrote this row (see sink_plans)'
 )
@@ -89,6 +90,7 @@ CREATE MATERIALIZED VIEW call_cancellations_to_call_changes TO call_changes
     `cost_total` Nullable(Decimal(38, 18)),
     `cost_cache_read_uncached` Nullable(Decimal(38, 18)),
     `cost_cache_write_uncached` Nullable(Decimal(38, 18)),
+    `cost_known` Nullable(Decimal(38, 18)),
     `sign` Int8
 )
 AS SELECT
@@ -131,6 +133,7 @@ AS SELECT
     cost_total,
     cost_cache_read_uncached,
     cost_cache_write_uncached,
+    cost_known,
     toInt8(-1) AS sign
 FROM call_cancellations;
 
@@ -175,6 +178,7 @@ CREATE TABLE call_changes
     `cost_total` Nullable(Decimal(38, 18)),
     `cost_cache_read_uncached` Nullable(Decimal(38, 18)),
     `cost_cache_write_uncached` Nullable(Decimal(38, 18)),
+    `cost_known` Nullable(Decimal(38, 18)),
     `sign` Int8 COMMENT '+1: a call row as inserted into calls; -1: a row a reprice replaced'
 )
 ENGINE = `Null`
@@ -195,6 +199,7 @@ CREATE TABLE call_costs_hourly
     `is_fallback` UInt8 COMMENT '1: fallback_from set',
     `calls` Int64 COMMENT 'Number of calls',
     `unpriced_calls` Int64 COMMENT 'Calls the price book could not price (cost counted as 0)',
+    `partly_priced_calls` Int64 DEFAULT 0 COMMENT 'Unpriced calls of which a part could be priced (included in unpriced_calls)',
     `input_tokens` Int64 COMMENT 'Uncached input tokens',
     `cache_read_tokens` Int64,
     `cache_write_tokens` Int64 COMMENT '5-minute and 1-hour cache writes',
@@ -219,7 +224,8 @@ CREATE TABLE call_costs_hourly
     `cost_units` Decimal(38, 18),
     `cost_total` Decimal(38, 18) COMMENT 'Billed cost of the calls (unpriced calls count 0)',
     `cost_cache_read_uncached` Decimal(38, 18) COMMENT 'Cache-read tokens at the input rate',
-    `cost_cache_write_uncached` Decimal(38, 18) COMMENT 'Cache-write tokens at the input rate'
+    `cost_cache_write_uncached` Decimal(38, 18) COMMENT 'Cache-write tokens at the input rate',
+    `cost_known` Decimal(38, 18) DEFAULT cost_total COMMENT 'Lower bound of the cost: cost_total plus the known part of calls priced in part'
 )
 ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -242,6 +248,7 @@ CREATE MATERIALIZED VIEW call_costs_hourly_mv TO call_costs_hourly
     `is_fallback` LowCardinality(UInt8),
     `calls` Int64,
     `unpriced_calls` Int64,
+    `partly_priced_calls` Int64,
     `input_tokens` Int64,
     `cache_read_tokens` Int64,
     `cache_write_tokens` Int64,
@@ -266,7 +273,8 @@ CREATE MATERIALIZED VIEW call_costs_hourly_mv TO call_costs_hourly
     `cost_units` Decimal(38, 18),
     `cost_total` Decimal(38, 18),
     `cost_cache_read_uncached` Decimal(38, 18),
-    `cost_cache_write_uncached` Decimal(38, 18)
+    `cost_cache_write_uncached` Decimal(38, 18),
+    `cost_known` Decimal(38, 18)
 )
 AS SELECT
     toStartOfHour(toDateTime(ts, 'UTC')) AS hour,
@@ -282,6 +290,7 @@ AS SELECT
     toUInt8(fallback_from != '') AS is_fallback,
     sum(toInt64(sign)) AS calls,
     sum(sign * toInt64(c.cost_total IS NULL)) AS unpriced_calls,
+    sum(sign * toInt64((c.cost_total IS NULL) AND (c.cost_known IS NOT NULL))) AS partly_priced_calls,
     sum(sign * toInt64(input_tokens)) AS input_tokens,
     sum(sign * toInt64(cache_read_tokens)) AS cache_read_tokens,
     sum(sign * toInt64(cache_write_tokens + cache_write_1h_tokens)) AS cache_write_tokens,
@@ -306,7 +315,8 @@ AS SELECT
     sum(sign * ifNull(cost_units, toDecimal128(0, 18))) AS cost_units,
     sum(sign * ifNull(cost_total, toDecimal128(0, 18))) AS cost_total,
     sum(sign * ifNull(cost_cache_read_uncached, toDecimal128(0, 18))) AS cost_cache_read_uncached,
-    sum(sign * ifNull(cost_cache_write_uncached, toDecimal128(0, 18))) AS cost_cache_write_uncached
+    sum(sign * ifNull(cost_cache_write_uncached, toDecimal128(0, 18))) AS cost_cache_write_uncached,
+    sum(sign * ifNull(cost_known, toDecimal128(0, 18))) AS cost_known
 FROM call_changes AS c
 GROUP BY
     hour,
@@ -436,12 +446,15 @@ CREATE TABLE calls
     `cost_total` Nullable(Decimal(38, 18)) COMMENT 'NULL when the call could not be priced; see pricing_error',
     `cost_cache_read_uncached` Nullable(Decimal(38, 18)) COMMENT 'What the cache-read tokens would have cost at the call\'s input rate (not billed)',
     `cost_cache_write_uncached` Nullable(Decimal(38, 18)) COMMENT 'What the cache-write tokens would have cost at the call\'s input rate (not billed)',
+    `cost_known` Nullable(Decimal(38, 18)) DEFAULT cost_total COMMENT 'Lower bound of the cost: cost_total when priced, the known part when priced in part (see unpriced_dimensions), NULL when nothing could be priced',
+    `cost_known_parts` Map(LowCardinality(String), Decimal(38, 18)) COMMENT 'Known cost per billed dimension of a call priced in part; empty otherwise',
     `currency` LowCardinality(String),
     `list_currency` LowCardinality(String) DEFAULT '' COMMENT 'Currency of the price entry; costs are converted to currency',
     `fx_rate` Nullable(Decimal(38, 18)) COMMENT 'list_currency -> currency rate used; NULL when no conversion',
     `price_book_version` LowCardinality(String) COMMENT 'name@version of the price book that priced this row',
     `price_overlay` LowCardinality(String) DEFAULT '' COMMENT 'Negotiated-price overlay that applied; empty for list prices',
     `pricing_error` String COMMENT 'Why cost is NULL; empty when priced',
+    `unpriced_dimensions` Array(LowCardinality(String)) COMMENT 'Token classes and units the price book has no price for; empty when priced or when nothing could be priced',
     `attributes` Map(String, String),
     `reprice_id` String DEFAULT '' COMMENT 'The reprice that wrote this price; empty when priced by stage 1',
     `ingested_at` DateTime64(3, 'UTC') DEFAULT now64(3),
@@ -495,6 +508,7 @@ CREATE MATERIALIZED VIEW calls_to_call_changes TO call_changes
     `cost_total` Nullable(Decimal(38, 18)),
     `cost_cache_read_uncached` Nullable(Decimal(38, 18)),
     `cost_cache_write_uncached` Nullable(Decimal(38, 18)),
+    `cost_known` Nullable(Decimal(38, 18)),
     `sign` Int8
 )
 AS SELECT
@@ -537,6 +551,7 @@ AS SELECT
     cost_total,
     cost_cache_read_uncached,
     cost_cache_write_uncached,
+    cost_known,
     toInt8(1) AS sign
 FROM calls;
 
@@ -1907,7 +1922,9 @@ CREATE VIEW v_task_call_chain
     `reasoning_tokens` UInt64,
     `cost_total` Nullable(Decimal(38, 18)),
     `price_book_version` LowCardinality(String),
-    `pricing_error` String
+    `pricing_error` String,
+    `cost_known` Nullable(Decimal(38, 18)),
+    `unpriced_dimensions` Array(LowCardinality(String))
 )
 COMMENT 'Every call of a task in its chain, one row per call; filter by task_id, order by ts'
 AS SELECT
@@ -1929,7 +1946,9 @@ AS SELECT
     reasoning_tokens,
     cost_total,
     price_book_version,
-    pricing_error
+    pricing_error,
+    cost_known,
+    unpriced_dimensions
 FROM calls
 FINAL;
 

@@ -185,8 +185,14 @@ def test_upgrade_from_the_previous_release_keeps_every_number(
             record.pop("state")
             newest[record["task_id"]] = record
     unique_calls = list({row[0]: row for row in calls}.values())
-    # The previous release's calls table has no audio or image columns (migration 0010).
-    kept = [i for i, c in enumerate(CALL_COLUMNS) if "audio" not in c and "image" not in c]
+    # The previous release's calls table has no audio or image columns (migration 0010)
+    # and nothing of partial prices (0011).
+    later = ("cost_known", "cost_known_parts", "unpriced_dimensions")
+    kept = [
+        i
+        for i, c in enumerate(CALL_COLUMNS)
+        if "audio" not in c and "image" not in c and c not in later
+    ]
     chdb_client.insert(
         "calls",
         [tuple(row[i] for i in kept) for row in unique_calls],

@@ -73,22 +73,28 @@ def ours(
         return error
 
 
-def refusal_reason(entry: dict[str, Any], tier: str, error: PricingError) -> str | None:
+def refusal_reasons(entry: dict[str, Any], tier: str, error: PricingError) -> list[str]:
     """Why we refuse to price where LiteLLM gives a number: the list has no price for
     the class or service tier, and a guess (LiteLLM's) is what we do not do."""
     suffix = {"standard": "", "batch": "_batches"}.get(tier, f"_{tier}")
-    if isinstance(error, UnitNotPriced):
+    if not isinstance(error, UnitNotPriced):
+        return []
+    # Every dimension without a price must be one the list leaves out.
+    reasons = []
+    for dimension in error.dimensions:
         key = {
             "input_tokens": "input_cost_per_token",
             "output_tokens": "output_cost_per_token",
             "cache_read_tokens": "cache_read_input_token_cost",
             "cache_write_tokens": "cache_creation_input_token_cost",
-        }.get(error.unit)
+        }.get(dimension)
         if key and key not in entry:
-            return f"costflow_refuses_unlisted_{error.unit}"
-        if key and f"{key}{suffix}" not in entry:
-            return f"costflow_refuses_unlisted_{error.unit}_in_a_service_tier"
-    return None
+            reasons.append(f"costflow_refuses_unlisted_{dimension}")
+        elif key and f"{key}{suffix}" not in entry:
+            reasons.append(f"costflow_refuses_unlisted_{dimension}_in_a_service_tier")
+        else:
+            return []
+    return reasons
 
 
 def theirs(key: str, provider: str, tier: str, usage: dict[str, int]) -> Decimal:
@@ -188,9 +194,9 @@ def test_chat_models_price_as_litellm_except_documented_bugs(
             their = theirs(key, provider, tier, usage)
             compared += 1
             if isinstance(mine, PricingError):
-                reason = refusal_reason(entry, tier, mine)
-                if reason:
-                    explained[reason] += 1
+                reasons = refusal_reasons(entry, tier, mine)
+                if reasons:
+                    explained.update(reasons)
                 else:
                     unexplained.append(f"{key} [{case}/{tier}] ours={mine!r} litellm={their}")
                 continue

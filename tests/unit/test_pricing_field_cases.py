@@ -172,3 +172,37 @@ def test_a_missing_rate_says_which_tier_lacks_it(default: CompiledBook) -> None:
     # gpt-5.4 lists priority rates below 272k only
     with pytest.raises(UnitNotPriced, match="on the 'priority' service tier above 272,000"):
         cost(default, "openai", "gpt-5.4", "priority", input_tokens=300_000)
+
+
+def partial(book: CompiledBook, provider: str, model: str, tier: str = "standard",
+            units: dict[str, int] | None = None, **usage: int) -> UnitNotPriced:  # fmt: skip
+    with pytest.raises(UnitNotPriced) as raised:
+        cost(book, provider, model, tier, units, **usage)
+    return raised.value
+
+
+def test_a_call_priced_in_part_keeps_what_could_be_priced(default: CompiledBook) -> None:
+    # OpenAI has no 1-hour cache write and gpt-4o-mini no "code_interpreter" price:
+    # the rest is still priced. gpt-4o-mini: 2,000 x $0.15 + 1,000 x $0.075 (read)
+    # + 500 x $0.60 per MTok = $0.0003 + $0.000075 + $0.0003 = $0.000675.
+    error = partial(default, "openai", "gpt-4o-mini", units={"code_interpreter": 2},
+                    input_tokens=2000, cache_read_tokens=1000, cache_write_1h_tokens=70,
+                    output_tokens=500)  # fmt: skip
+    assert error.dimensions == ("cache_write_1h_tokens", "code_interpreter")
+    assert error.known is not None
+    assert error.known.total == Decimal("0.000675")
+    assert (error.known.input, error.known.cache_read, error.known.output) == (
+        Decimal("0.0003"), Decimal("0.000075"), Decimal("0.0003"),
+    )  # fmt: skip
+    assert error.known.cache_write == 0 and error.known.units == 0
+    assert "'cache_write_1h_tokens', 'code_interpreter'" in str(error)
+
+
+def test_a_tier_without_a_class_keeps_the_other_classes_of_the_tier(
+    default: CompiledBook,
+) -> None:
+    # gpt-5.4 priority lists no rates above 272k prompt tokens: the call's input is
+    # named, and what is known of it is $0 (a lower bound of $0, shown as ">= $0").
+    error = partial(default, "openai", "gpt-5.4", "priority", input_tokens=300_000)
+    assert error.dimensions == ("input_tokens",) and error.known is not None
+    assert error.known.total == 0

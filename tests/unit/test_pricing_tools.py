@@ -89,6 +89,20 @@ def test_price_lines_adds_cost_per_dimension_as_decimal_strings() -> None:
     assert out[2]["cost"] is None and out[2]["pricing_error"].startswith("not_json")
 
 
+def test_price_lines_shows_a_partial_price_as_at_least_with_what_is_missing() -> None:
+    line = {
+        "event_id": "a", "task_id": "t", "ts": "2026-02-01T00:00:00Z", "provider": "p",
+        "model": "m", "usage": {"input_tokens": 500, "cache_write_tokens": 40}, "units": {"s": 2},
+    }  # fmt: skip
+    (out,) = [
+        json.loads(x) for x in price_lines([json.dumps(line).encode()], CompiledBook(small_book()))
+    ]
+    # m prices neither cache writes nor unit "s": known is 500 x $2.00 per MTok = $0.001
+    assert out["cost"] is None and out["pricing_error"].startswith("unit_not_priced")
+    assert out["cost_at_least"]["total"] == "0.001" and out["cost_at_least"]["input"] == "0.001"
+    assert out["unpriced_dimensions"] == ["cache_write_tokens", "s"]
+
+
 def test_price_lines_reports_units_conversion_and_overlay() -> None:
     book = PriceBook.model_validate(
         {

@@ -25,7 +25,15 @@ def test_a_scenario_with_unpriced_calls_shows_at_least_and_why() -> None:
     assert ">=" not in rows["priced"] and "$1.0000" in rows["priced"]  # 2.00 / 2 accepted
     assert rows["partly"].count(">=") == 3 and ">=$0.5000" in rows["partly"]  # 1.00 / 2
     assert rows["all"].count(">=") == 3 and ">=$0.7500" in rows["all"]  # 3.00 / 4 accepted
-    assert "LOWER BOUND (>=): partly 1 calls have no price" in text
+    assert "LOWER BOUND (>=): partly 1 calls have no complete price" in text
+
+
+def test_calls_priced_in_part_are_counted_with_their_known_cost() -> None:
+    stats = {**STATS, "partly_priced_calls": 1, "partly_priced_known": Decimal("0.00075")}
+    text = render([line("partly", "1.00", 2, 1)], stats)
+    assert "1 of them are counted with the part that could be priced, $0.0008" in text
+    assert "unpriced: 1 (1 priced in part)" in text
+    assert "in part" not in render([line("partly", "1.00", 2, 1)], STATS)
 
 
 def test_a_fully_priced_report_has_no_lower_bound() -> None:

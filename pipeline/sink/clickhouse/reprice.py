@@ -23,7 +23,9 @@ from pipeline.sink.clickhouse.restate import Adjustment
 from pipeline.sink.clickhouse.rows import CALL_COLUMNS, PRICE_COLUMNS, cancelled_call_row
 
 _EVENT_ID = CALL_COLUMNS.index("event_id")
+# What a reprice may change; a call already at its new price is left alone.
 _COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")
+_NOT_MONEY = ("cost_known_parts",)
 
 
 @dataclass
@@ -80,7 +82,10 @@ class Repricer:
                     self.counts["unchanged"] += 1
                     continue
                 old_total: Decimal | None = current["cost_total"]
-                delta = MONEY.subtract(new["cost_total"], old_total or Decimal(0))
+                # The task holds the known part of a call priced in part (a lower
+                # bound); completing the call adds only what was missing.
+                old_known: Decimal | None = current.get("cost_known", old_total)
+                delta = MONEY.subtract(new["cost_total"], old_known or Decimal(0))
                 adjustment = adjustment + Adjustment(delta, 1 if old_total is None else 0)
                 out.calls.append(tuple(new[c] for c in CALL_COLUMNS))
                 out.cancelled.append(cancelled_call_row(current))
@@ -112,7 +117,7 @@ def _repriced_row(
 ) -> dict[str, Any]:
     new = dict(current)
     for column in PRICE_COLUMNS:
-        if column.startswith("cost_"):
+        if column.startswith("cost_") and column not in _NOT_MONEY:
             # Records from before the uncached baselines: None; from before the audio
             # and image classes (record version 3): none of those, so 0.
             value = priced.get(column, "0" if column in ("cost_audio", "cost_image") else None)
@@ -123,6 +128,11 @@ def _repriced_row(
     new["fx_rate"] = None if fx is None else Decimal(fx)
     new["price_book_version"] = reprice["price_book_version"]
     new["price_overlay"] = priced.get("price_overlay", "")
+    # Records before version 4 carry no cost_known: a repriced call is complete.
+    if priced.get("cost_known") is None:
+        new["cost_known"] = new["cost_total"]
+    new["cost_known_parts"] = {}
+    new["unpriced_dimensions"] = []
     new["pricing_error"] = ""
     new["reprice_id"] = reprice["reprice_id"]
     return new

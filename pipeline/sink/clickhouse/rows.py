@@ -24,14 +24,14 @@ CALL_COLUMNS = (
     "cache_audio_read_tokens", "output_audio_tokens", "input_image_tokens",
     "output_image_tokens", "units", "cost_input", "cost_cache_read", "cost_cache_write",
     "cost_output", "cost_reasoning", "cost_audio", "cost_image", "cost_request", "cost_units",
-    "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached",
-    "currency", "list_currency", "fx_rate", "price_book_version", "price_overlay",
-    "pricing_error", "attributes", "reprice_id",
+    "cost_total", "cost_cache_read_uncached", "cost_cache_write_uncached", "cost_known",
+    "cost_known_parts", "currency", "list_currency", "fx_rate", "price_book_version",
+    "price_overlay", "pricing_error", "unpriced_dimensions", "attributes", "reprice_id",
 )  # fmt: skip
 # The columns a reprice replaces in a call row; the rest is what the gateway reported.
 _PRICE_LABELS = (
     "currency", "list_currency", "fx_rate", "price_book_version", "price_overlay",
-    "pricing_error", "reprice_id",
+    "pricing_error", "unpriced_dimensions", "reprice_id",
 )  # fmt: skip
 PRICE_COLUMNS = tuple(c for c in CALL_COLUMNS if c.startswith("cost_") or c in _PRICE_LABELS)
 # task_changes, in table order (changed_at is filled by ClickHouse).
@@ -49,7 +49,7 @@ STATE_COLUMNS = ("task_id", "seq", "base", "current", "pending", "events", "evic
 # (every call column they sum or group by). Materialized views turn rows of calls into
 # +1 and these into -1 rows of call_changes.
 CALL_CANCEL_COLUMNS = tuple(
-    c for c in CALL_COLUMNS if c not in (*_PRICE_LABELS, "units", "attributes")
+    c for c in CALL_COLUMNS if c not in (*_PRICE_LABELS, "units", "attributes", "cost_known_parts")
 )
 REPRICING_COLUMNS = (
     "reprice_id", "event_id", "task_id", "ts", "provider", "model", "old_price_book_version",
@@ -86,10 +86,19 @@ def call_row(data: dict[str, Any]) -> tuple[Any, ...]:
     for name in _MEDIA_TOKENS:  # records before version 3 have no audio or image classes
         values.setdefault(name, 0)
     priced_zero = None if data.get("cost_total") is None else "0"
+    # Records before version 4 know a call's cost exactly when it is priced.
+    defaults = {
+        "cost_audio": priced_zero,
+        "cost_image": priced_zero,
+        "cost_known": data.get("cost_total"),
+    }
     for name in CALL_COLUMNS:
-        if name.startswith("cost_"):
-            default = priced_zero if name in ("cost_audio", "cost_image") else None
-            values[name] = _money(data.get(name, default))
+        if name.startswith("cost_") and name != "cost_known_parts":
+            values[name] = _money(data.get(name, defaults.get(name)))
+    values["cost_known_parts"] = {
+        part: Decimal(cost) for part, cost in data.get("cost_known_parts", {}).items()
+    }
+    values.setdefault("unpriced_dimensions", [])
     return tuple(values[name] for name in CALL_COLUMNS)
 
 
