@@ -119,3 +119,64 @@ AS SELECT
     unpriced_dimensions
 FROM calls FINAL
 COMMENT 'Every call of a task in its chain, one row per call; filter by task_id, order by ts';
+
+-- Reports and BI tools see that a day's cost per accepted outcome is a lower bound
+-- (column appended).
+CREATE OR REPLACE VIEW v_cost_per_outcome
+AS SELECT
+    day,
+    scenario_id,
+    environment,
+    n_tasks AS tasks,
+    n_accepted AS accepted,
+    n_rejected AS rejected,
+    n_failed AS failed,
+    n_unresolved AS unresolved,
+    n_pending AS pending,
+    cost AS total_cost,
+    cost_accepted AS accepted_cost,
+    cost / n_tasks AS cost_per_task,
+    if(n_accepted = 0, NULL, cost / n_accepted) AS cost_per_accepted_outcome,
+    n_pending = 0 AS final,
+    n_unpriced AS unpriced_calls
+FROM
+(
+    SELECT
+        day,
+        scenario_id,
+        environment,
+        sum(tasks) AS n_tasks,
+        sumIf(tasks, outcome = 'accepted') AS n_accepted,
+        sumIf(tasks, outcome = 'rejected') AS n_rejected,
+        sumIf(tasks, outcome = 'failed') AS n_failed,
+        sumIf(tasks, outcome = '' AND open_deadline <= now64(3)) AS n_unresolved,
+        sumIf(tasks, outcome = '' AND open_deadline > now64(3)) AS n_pending,
+        sum(total_cost) AS cost,
+        sumIf(total_cost, outcome = 'accepted') AS cost_accepted,
+        sum(unpriced_calls) AS n_unpriced
+    FROM task_outcomes_daily
+    GROUP BY day, scenario_id, environment
+    HAVING n_tasks != 0
+)
+COMMENT 'Cost per accepted outcome per day, scenario and environment; final = no task still inside its outcome window; unpriced_calls > 0: its costs are lower bounds';
+-- A reprice that completes a call priced in part: its old cost is the part that was
+-- known (it was in the task totals), not 0; a call nothing of which was known still
+-- counts 0 and is counted in previously_unpriced_calls.
+ALTER TABLE call_repricings ADD COLUMN IF NOT EXISTS old_cost_known Nullable(Decimal(38, 18)) DEFAULT old_cost_total COMMENT 'The part of the old cost that was known (old_cost_total when it was priced)' AFTER old_cost_total;
+
+CREATE OR REPLACE VIEW v_reprice_comparison
+AS SELECT
+    reprice_id,
+    min(repriced_at) AS repriced_at,
+    provider,
+    model,
+    old_price_book_version,
+    new_price_book_version,
+    count() AS calls,
+    countIf(old_cost_total IS NULL) AS previously_unpriced_calls,
+    sum(ifNull(old_cost_known, toDecimal128(0, 18))) AS old_cost,
+    sum(new_cost_total) AS new_cost,
+    new_cost - old_cost AS difference,
+    any(currency) AS currency
+FROM call_repricings
+GROUP BY reprice_id, provider, model, old_price_book_version, new_price_book_version;

@@ -109,6 +109,7 @@ class CostlyTask:
     outcome: str
     total_cost: Decimal
     calls: int
+    # (model, role, status, attempt, cost_total, cost_known) per call, in order
     chain: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -123,8 +124,9 @@ def costliest_tasks(client: Any, where: Slice, limit: int = 10) -> list[CostlyTa
     found = [CostlyTask(*row) for row in rows]
     if found:
         chains = client.query(
-            "SELECT task_id, groupArray((model, role, status, attempt, cost_total)) FROM "
-            "(SELECT task_id, model, role, status, attempt, cost_total, ts, event_id "
+            "SELECT task_id, groupArray((model, role, status, attempt, cost_total, cost_known)) "
+            "FROM (SELECT task_id, model, role, status, attempt, cost_total, cost_known, ts, "
+            "event_id "
             "FROM v_task_call_chain WHERE task_id IN %(ids)s ORDER BY ts, event_id) "
             "GROUP BY task_id",
             parameters={"ids": [t.task_id for t in found]},

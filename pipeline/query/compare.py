@@ -26,6 +26,7 @@ _CALLS_BY_MODEL = """
 SELECT
     c.model,
     c.calls,
+    c.unpriced_calls,
     c.raw_token_cost,
     c.cost,
     c.retry_calls / c.calls,
@@ -38,6 +39,7 @@ FROM
 (
     SELECT model,
         sum(h.calls) AS calls,
+        sum(h.unpriced_calls) AS unpriced_calls,
         sum(h.cost_total) AS cost,
         sum(h.cost_total) - sum(h.cost_cache_read) - sum(h.cost_cache_write)
             + sum(h.cost_cache_read_uncached) + sum(h.cost_cache_write_uncached) AS raw_token_cost,
@@ -86,6 +88,14 @@ GROUP BY {arms}
 """
 # The arms a task belongs to: every model it used, or its label if it has one.
 _ARMS_OF_TASK = {"model": "models", "experiment": "if(experiment = '', [], [experiment])"}
+# Calls without a complete price in each arm's tasks: their figures are lower bounds.
+_UNPRICED_BY_ARM = """
+SELECT arm, sum(unpriced_calls)
+FROM tasks FINAL
+ARRAY JOIN {arms} AS arm
+WHERE {condition} AND unpriced_calls > 0
+GROUP BY arm
+"""
 Groups = list[tuple[frozenset[str], ArmSums]]
 
 
@@ -97,8 +107,14 @@ class ArmLine:
     pending: int
     task_cost: Decimal
     owners: tuple[str, ...] = ()
+    # Calls without a complete price in the arm's tasks: task_cost and cost per
+    # accepted outcome are then lower bounds.
+    unpriced_calls: int = 0
     # Call-level, models only (None for experiment arms).
     calls: int | None = None
+    # Of them, calls of the model itself without a complete price (the call-level
+    # costs are then lower bounds).
+    unpriced_model_calls: int = 0
     raw_token_cost: Decimal | None = None
     cache_adjusted_cost: Decimal | None = None
     retry_rate: float | None = None
@@ -130,8 +146,11 @@ def arm_table(client: Any, dimension: Dimension, where: Slice) -> list[ArmLine]:
     rows = client.query(
         _ARMS.format(condition=condition), parameters={**params, "dimension": dimension}
     ).result_rows
+    task_condition, task_params = where.where("toDate(first_event_at)")
+    query = _UNPRICED_BY_ARM.format(arms=_ARMS_OF_TASK[dimension], condition=task_condition)
+    unpriced = dict(client.query(query, parameters=task_params).result_rows)
     lines = {
-        arm: ArmLine(arm, n, accepted, pending, cost, tuple(owners))
+        arm: ArmLine(arm, n, accepted, pending, cost, tuple(owners), unpriced.get(arm, 0))
         for arm, n, accepted, pending, cost, owners in rows
     }
     if dimension == "model":
@@ -140,13 +159,13 @@ def arm_table(client: Any, dimension: Dimension, where: Slice) -> list[ArmLine]:
         query = _CALLS_BY_MODEL.format(
             calls_condition=calls_condition, latency_condition=latency_condition
         )
-        for model, calls, raw, cost, retry, quality, p50, p95 in client.query(
+        for model, calls, unpriced_calls, raw, cost, retry, quality, p50, p95 in client.query(
             query, parameters=params
         ).result_rows:
             base = lines.get(model) or ArmLine(model, 0, 0, 0, Decimal(0))
             lines[model] = ArmLine(
                 base.arm, base.tasks, base.accepted, base.pending, base.task_cost, base.owners,
-                calls, raw, cost, retry, quality, p50, p95,
+                base.unpriced_calls, calls, unpriced_calls, raw, cost, retry, quality, p50, p95,
             )  # fmt: skip
     return sorted(lines.values(), key=lambda line: (-line.tasks, line.arm))
 

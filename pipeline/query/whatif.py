@@ -62,11 +62,14 @@ class WhatIf:
     # reason -> calls left out of both sides
     left_out: Counter[str] = field(default_factory=Counter)
     fixed_cost: Decimal | None = None
+    # Growth only: calls priced in part, counted at their known part (a lower bound).
+    partly_priced: int = 0
 
     @property
     def unpriced(self) -> int:
-        """Calls with no recorded price: their cost is unknown, not zero."""
-        return self.left_out.get("unpriced as recorded", 0)
+        """Calls without a complete recorded price: their cost is unknown (or known only
+        in part), not zero, so every cost figure is a lower bound."""
+        return self.left_out.get("unpriced as recorded", 0) + self.partly_priced
 
     def full_per_accepted(self, variable: Decimal, growth: Decimal) -> Decimal | None:
         """(variable x growth + fixed) / (accepted x growth): fixed costs spread thinner."""
@@ -129,12 +132,19 @@ def what_if(
     result.first_day = min(day for *_, day in tasks)
     result.last_day = max(day for *_, day in tasks)
     task_ids = [task_id for task_id, *_ in tasks]
-    for row in calls_of_tasks(client, task_ids, (*PRICING_INPUTS, "cost_total")):
+    columns = (*PRICING_INPUTS, "cost_total", "cost_known")
+    for row in calls_of_tasks(client, task_ids, columns):
         result.calls += 1
         if progress_every and result.calls % progress_every == 0:
             sys.stderr.write(f"whatif: {result.calls:,} calls priced\n")
         if row["cost_total"] is None:
-            result.left_out["unpriced as recorded"] += 1
+            known = row["cost_known"]
+            if model or known is None:  # against a target, only like for like compares
+                result.left_out["unpriced as recorded"] += 1
+                continue
+            result.partly_priced += 1
+            result.recorded_cost = MONEY.add(result.recorded_cost, known)
+            result.estimated_cost = MONEY.add(result.estimated_cost, known)
             continue
         if not model or (replace is not None and row["model"] != replace):
             result.recorded_cost = MONEY.add(result.recorded_cost, row["cost_total"])

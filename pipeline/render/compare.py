@@ -19,6 +19,10 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
+def _bound(mark: str, text: str) -> str:
+    return mark + text if mark and text != "n/a" else text
+
+
 def render_comparison(scenario: str, result: Comparison) -> str:
     what = "model (tasks that used it)" if result.dimension == "model" else "experiment label"
     out = [f"Decision template: {scenario}, by {what}"]
@@ -34,20 +38,28 @@ def render_comparison(scenario: str, result: Comparison) -> str:
     )
     out += [header, "-" * len(header)]
     for arm in result.arms:
+        tasks_bound = ">=" if arm.unpriced_calls else ""
+        calls_bound = ">=" if arm.unpriced_model_calls else ""
         line = (
             f"{arm.arm:<28} {arm.tasks:>7,} {arm.accepted:>9,} {_rate(arm.acceptance_rate):>9} "
-            f"{_money(arm.cost_per_accepted_outcome):>14}"
+            f"{_bound(tasks_bound, _money(arm.cost_per_accepted_outcome)):>14}"
         )
         if result.dimension == "model":
             line += (
-                f" {arm.calls or 0:>7,} {_money(arm.raw_token_cost, 2):>11} "
-                f"{_money(arm.cache_adjusted_cost, 2):>11} {_rate(arm.retry_rate):>6} "
+                f" {arm.calls or 0:>7,} {_bound(calls_bound, _money(arm.raw_token_cost, 2)):>11} "
+                f"{_bound(calls_bound, _money(arm.cache_adjusted_cost, 2)):>11} "
+                f"{_rate(arm.retry_rate):>6} "
                 f"{_rate(arm.quality_pass_rate):>8} {_ms(arm.latency_p50_ms):>7} "
                 f"{_ms(arm.latency_p95_ms):>7}"
             )
         else:
-            line += f" {_money(arm.task_cost, 2):>11} {arm.pending:>8,}"
+            line += f" {_bound(tasks_bound, _money(arm.task_cost, 2)):>11} {arm.pending:>8,}"
         out.append(f"{line}  {', '.join(arm.owners) or '-'}")
+    if any(arm.unpriced_calls or arm.unpriced_model_calls for arm in result.arms):
+        out.append(
+            ">=: the arm has calls without a complete price; its costs are lower bounds "
+            "(add the prices, then `costflow reprice`)"
+        )
     if result.sums is None or result.difference is None:
         out += ["", "No two arms to compare."]
         return "\n".join(out)
@@ -63,6 +75,15 @@ def render_comparison(scenario: str, result: Comparison) -> str:
         f"  B: {sb.tasks:,} tasks, {sb.accepted:,} accepted, "
         f"{_money(sb.cost_per_accepted_outcome)} per accepted outcome",
     ]
+    incomplete = [
+        arm.arm for arm in result.arms if arm.arm in (result.a, result.b) and arm.unpriced_calls
+    ]
+    if incomplete:
+        out.append(
+            f"  LOWER BOUND: {', '.join(incomplete)} has calls without a complete price; "
+            "its cost per accepted outcome is a lower bound, so the difference below may "
+            "move once they are priced"
+        )
     if d.difference is not None and d.low is not None and d.high is not None:
         verdict = d.verdict
         if d.outside_noise:

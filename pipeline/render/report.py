@@ -149,7 +149,7 @@ def render_analytics(
     if top:
         out += ["", "Costliest tasks and their call chains"]
         for task in top:
-            at_least = ">=" if any(step[-1] is None for step in task.chain) else ""
+            at_least = ">=" if any(step[4] is None for step in task.chain) else ""
             out.append(
                 f"{task.task_id} {task.day} {task.scenario_id or '(none)'} "
                 f"{task.owner or '(no owner)'} {task.outcome or '(no outcome)'} "
@@ -157,11 +157,18 @@ def render_analytics(
             )
             steps = [
                 f"{model}[{role or '-'}]{'' if status == 'ok' else ' ' + status}"
-                f"{' #' + str(attempt) if attempt > 1 else ''} {_usd(cost)}"
-                for model, role, status, attempt, cost in task.chain
+                f"{' #' + str(attempt) if attempt > 1 else ''} {_step_cost(cost, known)}"
+                for model, role, status, attempt, cost, known in task.chain
             ]
             out.append("    " + " -> ".join(steps))
     return "\n".join(out)
+
+
+def _step_cost(cost: Decimal | None, known: Decimal | None) -> str:
+    """A call's cost; priced in part: at least its known part; else unknown."""
+    if cost is not None:
+        return _usd(cost)
+    return f">={_usd(known)}" if known is not None else "unpriced"
 
 
 def render_full_cost(

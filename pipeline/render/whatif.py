@@ -20,28 +20,42 @@ def render_what_if(w: WhatIf) -> str:
         f"{w.tasks:,} tasks, {w.accepted:,} accepted, {w.calls:,} calls "
         f"({w.moved_calls:,} repriced)",
     ]
+    # Calls left out of both sides leave both totals short: lower bounds, and the
+    # difference is that of the calls compared only.
+    bound = ">=" if w.left_out else ""
     if w.left_out:
         out.append(
-            "left out of both sides: "
+            "LOWER BOUND (>=): left out of both sides: "
             + ", ".join(f"{n:,} {reason}" for reason, n in sorted(w.left_out.items()))
+            + "; the difference is that of the calls compared"
         )
     header = f"{'':<28} {'recorded':>14} {'estimate':>14} {'difference':>14}"
-    diff = w.estimated_cost - w.recorded_cost
-    rec_pa, est_pa = w.per_accepted(w.recorded_cost), w.per_accepted(w.estimated_cost)
+
+    def line(label: str, recorded: Decimal | None, estimate: Decimal | None, places: int) -> str:
+        diff = estimate - recorded if recorded is not None and estimate is not None else None
+        rec, est = usd(recorded, places), usd(estimate, places)
+        if bound and diff is not None:
+            rec, est = bound + rec, bound + est
+        return f"{label:<28} {rec:>14} {est:>14} {usd(diff, places):>14}"
+
     out += [header, "-" * len(header)]
+    out.append(line("cost of the period", w.recorded_cost, w.estimated_cost, 2))
     out.append(
-        f"{'cost of the period':<28} {usd(w.recorded_cost, 2):>14} "
-        f"{usd(w.estimated_cost, 2):>14} {usd(diff, 2):>14}"
-    )
-    out.append(
-        f"{'cost per accepted outcome':<28} {usd(rec_pa, 4):>14} {usd(est_pa, 4):>14} "
-        f"{usd(est_pa - rec_pa if rec_pa is not None and est_pa is not None else None, 4):>14}"
+        line(
+            "cost per accepted outcome",
+            w.per_accepted(w.recorded_cost),
+            w.per_accepted(w.estimated_cost),
+            4,
+        )
     )
     growth = f" at {w.growth:g}x volume" if w.growth != 1 else ""
-    rec_30, est_30 = w.per_30_days(w.recorded_cost), w.per_30_days(w.estimated_cost)
     out.append(
-        f"{'per 30 days' + growth:<28} {usd(rec_30, 2):>14} {usd(est_30, 2):>14} "
-        f"{usd(est_30 - rec_30 if rec_30 is not None and est_30 is not None else None, 2):>14}"
+        line(
+            "per 30 days" + growth,
+            w.per_30_days(w.recorded_cost),
+            w.per_30_days(w.estimated_cost),
+            2,
+        )
     )
     return "\n".join(out)
 
@@ -58,10 +72,16 @@ def render_growth(w: WhatIf) -> str:
         f"{w.tasks:,} tasks, {w.accepted:,} accepted, {w.calls:,} calls",
     ]
     if w.unpriced:
+        in_part = (
+            f" ({w.partly_priced:,} of them counted at the part that could be priced)"
+            if w.partly_priced
+            else ""
+        )
         out.append(
             f"LOWER BOUND (>=): {w.unpriced:,} of {w.calls:,} calls "
-            f"({100 * w.unpriced / w.calls:.1f}%) have no price in the book; their cost is "
-            "unknown, not $0. Add the prices, then `costflow reprice`."
+            f"({100 * w.unpriced / w.calls:.1f}%) have no complete price in the book"
+            f"{in_part}; what is missing is unknown, not $0. Add the prices, then "
+            "`costflow reprice`."
         )
     header = f"{f'over the {w.days} days':<32} {'now':>14} {'at ' + at:>14}"
     out += [header, "-" * len(header)]

@@ -393,6 +393,7 @@ CREATE TABLE call_repricings
     `old_price_book_version` LowCardinality(String) COMMENT 'Version that priced the call before',
     `new_price_book_version` LowCardinality(String) COMMENT 'Version that priced it in this reprice',
     `old_cost_total` Nullable(Decimal(38, 18)) COMMENT 'NULL when the call was unpriced before',
+    `old_cost_known` Nullable(Decimal(38, 18)) DEFAULT old_cost_total COMMENT 'The part of the old cost that was known (old_cost_total when it was priced)',
     `new_cost_total` Decimal(38, 18),
     `currency` LowCardinality(String),
     `repriced_at` DateTime64(3, 'UTC') DEFAULT now64(3),
@@ -1234,9 +1235,10 @@ CREATE VIEW v_cost_per_outcome
     `accepted_cost` Decimal(38, 18),
     `cost_per_task` Decimal(38, 18),
     `cost_per_accepted_outcome` Nullable(Decimal(38, 18)),
-    `final` UInt8
+    `final` UInt8,
+    `unpriced_calls` Int64
 )
-COMMENT 'Cost per accepted outcome per day, scenario and environment; final = no task still inside its outcome window'
+COMMENT 'Cost per accepted outcome per day, scenario and environment; final = no task still inside its outcome window; unpriced_calls > 0: its costs are lower bounds'
 AS SELECT
     day,
     scenario_id,
@@ -1251,7 +1253,8 @@ AS SELECT
     cost_accepted AS accepted_cost,
     cost / n_tasks AS cost_per_task,
     if(n_accepted = 0, NULL, cost / n_accepted) AS cost_per_accepted_outcome,
-    n_pending = 0 AS final
+    n_pending = 0 AS final,
+    n_unpriced AS unpriced_calls
 FROM
 (
     SELECT
@@ -1265,7 +1268,8 @@ FROM
         sumIf(tasks, (outcome = '') AND (open_deadline <= now64(3))) AS n_unresolved,
         sumIf(tasks, (outcome = '') AND (open_deadline > now64(3))) AS n_pending,
         sum(total_cost) AS cost,
-        sumIf(total_cost, outcome = 'accepted') AS cost_accepted
+        sumIf(total_cost, outcome = 'accepted') AS cost_accepted,
+        sum(unpriced_calls) AS n_unpriced
     FROM task_outcomes_daily
     GROUP BY
         day,
@@ -1838,7 +1842,7 @@ AS SELECT
     new_price_book_version,
     count() AS calls,
     countIf(old_cost_total IS NULL) AS previously_unpriced_calls,
-    sum(ifNull(old_cost_total, toDecimal128(0, 18))) AS old_cost,
+    sum(ifNull(old_cost_known, toDecimal128(0, 18))) AS old_cost,
     sum(new_cost_total) AS new_cost,
     new_cost - old_cost AS difference,
     any(currency) AS currency

@@ -90,6 +90,11 @@ def refusal_reasons(entry: dict[str, Any], tier: str, error: PricingError) -> li
         }.get(dimension)
         if key and key not in entry:
             reasons.append(f"costflow_refuses_unlisted_{dimension}")
+        elif key == "cache_creation_input_token_cost" and float(entry[key]) < float(
+            entry.get("input_cost_per_token", 0)
+        ):
+            # A write price below input is dropped on import (no provider bills that).
+            reasons.append("costflow_drops_cache_write_below_input")
         elif key and f"{key}{suffix}" not in entry:
             reasons.append(f"costflow_refuses_unlisted_{dimension}_in_a_service_tier")
         else:
@@ -164,6 +169,10 @@ def known_difference(
         return "litellm_off_peak_by_wall_clock"
     if tier != "standard" and abs(their - ours_standard) <= abs(their) * RELATIVE:
         return "litellm_ignores_service_tier"
+    if case == "cache_write" and float(entry.get("cache_creation_input_token_cost", 1)) < float(
+        entry.get("input_cost_per_token", 0)
+    ):
+        return "costflow_drops_cache_write_below_input"
     if provider == "xai" and case == "reasoning":
         return "litellm_xai_reasoning_counted_twice"
     if provider == "xai" and case == "tier_at":
@@ -220,6 +229,7 @@ def test_chat_models_price_as_litellm_except_documented_bugs(
         "litellm_ignores_service_tier",
         "costflow_refuses_unlisted_cache_read_tokens",
         "costflow_refuses_unlisted_cache_write_tokens",
+        "costflow_drops_cache_write_below_input",
         "litellm_xai_reasoning_counted_twice",
         "litellm_xai_tier_at_threshold",
     }

@@ -150,7 +150,7 @@ SHIPPED = {
     "0010_audio_image_tokens.sql": (
         "398a7835877bc787a46af83b7bdbde26735a00767fcf6ae7a21f173cdeb3cb2a"
     ),
-    "0011_partial_cost.sql": "947447befe7018cefcb92118b0c22004e53a5b37a079ef80bc894b3e55a3de7d",
+    "0011_partial_cost.sql": "f9655c2e8af969a281bbb6af1145ccdb3071a7c890254b890ac9082e9c11b843",
 }
 
 

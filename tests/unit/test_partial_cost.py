@@ -128,3 +128,60 @@ def test_a_call_priced_in_part_counts_what_is_known_and_a_reprice_completes_it(
     assert c2 == (Decimal("0.06075"), Decimal("0.06075"), {}, [])
     assert task(chdb_client) == (Decimal("0.06135"), 1)
     assert hourly(chdb_client) == (1, 0, Decimal("0.06135"), Decimal("0.06135"))
+    # The comparison's old cost is the part that was known, so the difference is what
+    # the reprice added: 2 x $0.03.
+    side_by_side = chdb_client.query(
+        "SELECT calls, previously_unpriced_calls, old_cost, new_cost, difference "
+        "FROM v_reprice_comparison"
+    ).result_rows
+    assert side_by_side == [(1, 1, Decimal("0.00075"), Decimal("0.06075"), Decimal("0.06"))]
+    # A day's cost per accepted outcome says it is a lower bound (c3 has no price).
+    rows = chdb_client.query("SELECT total_cost, unpriced_calls FROM v_cost_per_outcome")
+    assert rows.result_rows == [(Decimal("0.06135"), 1)]
+
+
+def test_whatif_counts_the_known_part_and_marks_lower_bounds(chdb_client: Any) -> None:
+    from pipeline.query.analytics import Slice
+    from pipeline.query.whatif import what_if
+    from pipeline.render.whatif import render_what_if
+
+    migrate(chdb_client)
+    ClickHouseSink(chdb_client, TOPICS).write(batch_of(stage1(context({}), EVENTS)))
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    growth = what_if(chdb_client, BOOK, Slice(scenario_id="s"), None, at, growth=Decimal(10))
+    # c1 $0.0006 + c2's known $0.00075; c3 has nothing known. Two calls incomplete.
+    assert growth.recorded_cost == Decimal("0.00135") and growth.unpriced == 2
+    text = render_what_if(growth)
+    assert "2 of 3 calls" in text and "1 of them counted at the part" in text
+    variable = next(line for line in text.splitlines() if line.startswith("variable cost"))
+    assert variable.split()[-2:] == [">=$0.00", ">=$0.01"]  # $0.00135 and $0.0135
+    # Against a target model only like for like compares: c2 and c3 are left out of
+    # both sides, so both sides are lower bounds.
+    target = what_if(chdb_client, BOOK, Slice(scenario_id="s"), "openai/gpt-4.1-mini", at)
+    assert target.left_out == {"unpriced as recorded": 2} and target.moved_calls == 1
+    # gpt-4.1-mini: 2,000 x $0.40 + 500 x $1.60 per MTok = $0.0016
+    assert (target.recorded_cost, target.estimated_cost) == (Decimal("0.0006"), Decimal("0.0016"))
+    lines = render_what_if(target).splitlines()
+    period = next(line for line in lines if line.startswith("cost of the period"))
+    assert period.split()[-3:] == [">=$0.00", ">=$0.00", "$0.00"]
+    assert any(line.startswith("LOWER BOUND (>=): left out of both sides") for line in lines)
+
+
+def test_compare_marks_arms_with_calls_not_completely_priced(chdb_client: Any) -> None:
+    from pipeline.query.analytics import Slice
+    from pipeline.query.compare import compare
+    from pipeline.render.compare import render_comparison
+
+    migrate(chdb_client)
+    ClickHouseSink(chdb_client, TOPICS).write(batch_of(stage1(context({}), EVENTS)))
+    result = compare(chdb_client, "model", Slice(scenario_id="s"))
+    arms = {arm.arm: arm for arm in result.arms}
+    # Task t used both models and has two incomplete calls: c2 (gpt-4o-mini, in part)
+    # and c3 (no-such-model, nothing known).
+    assert {name: arm.unpriced_calls for name, arm in arms.items()} == {
+        "gpt-4o-mini": 2, "no-such-model": 2,
+    }  # fmt: skip
+    assert arms["gpt-4o-mini"].unpriced_model_calls == 1
+    assert arms["gpt-4o-mini"].task_cost == Decimal("0.00135")
+    line = next(x for x in render_comparison("s", result).splitlines() if x.startswith("gpt"))
+    assert ">=" in line

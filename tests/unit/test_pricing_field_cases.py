@@ -206,3 +206,43 @@ def test_a_tier_without_a_class_keeps_the_other_classes_of_the_tier(
     error = partial(default, "openai", "gpt-5.4", "priority", input_tokens=300_000)
     assert error.dimensions == ("input_tokens",) and error.known is not None
     assert error.known.total == 0
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("anthropic", "claude-sonnet-4-20250514"),
+        ("anthropic", "claude-sonnet-4-0"),
+        ("vertex_ai", "claude-sonnet-4@20250514"),
+    ],
+)
+def test_claude_sonnet_4_long_context_on_anthropic_and_vertex(
+    default: CompiledBook, provider: str, model: str
+) -> None:
+    # Above 200k input tokens: 300,000 x $6 + 100,000 x $22.50 per MTok = $1.80 + $2.25
+    assert cost(default, provider, model, input_tokens=300_000, output_tokens=100_000) == (
+        Decimal("4.05")
+    )
+    # Below: 100,000 x $3 + 100,000 x $15 = $0.30 + $1.50
+    assert cost(default, provider, model, input_tokens=100_000, output_tokens=100_000) == (
+        Decimal("1.8")
+    )
+
+
+def test_implausible_list_prices_do_not_undercut_the_real_ones(default: CompiledBook) -> None:
+    # LiteLLM lists Vertex AI's Gemini 2.5 Flash audio at $0.30 "above 200k" against
+    # $1.00 below; Flash has no long-context price: 100,000 x $0.30 + 150,000 x $1.00
+    # + 10,000 x $2.50 per MTok = $0.03 + $0.15 + $0.025.
+    got = cost(default, "vertex_ai", "gemini-2.5-flash", input_tokens=100_000,
+               input_audio_tokens=150_000, output_tokens=10_000)  # fmt: skip
+    assert got == Decimal("0.205")
+    # ... and Gemini 2.5 Pro cache writes above 200k at $0.25: Vertex AI bills creating
+    # a cache at the input price (its rule), above 200k $2.50: 100,000 x $2.50 +
+    # 300,000 x $2.50 + 100,000 x $15 = $0.25 + $0.75 + $1.50.
+    got = cost(default, "vertex_ai", "gemini-2.5-pro", input_tokens=100_000,
+               cache_write_tokens=300_000, output_tokens=100_000)  # fmt: skip
+    assert got == Decimal("2.50")
+    # Below 200k: 10,000 x $1.25 + 30,000 x $1.25 + 1,000 x $10 = $0.06 (no longer refused)
+    got = cost(default, "vertex_ai", "gemini-2.5-pro", input_tokens=10_000,
+               cache_write_tokens=30_000, output_tokens=1000)  # fmt: skip
+    assert got == Decimal("0.06")

@@ -53,9 +53,10 @@ def test_waste_tails_and_costliest_tasks_mark_lower_bounds() -> None:
              for name in ("priced", "partly")]  # fmt: skip
     top = [
         CostlyTask("t1", date(2026, 11, 2), "partly", "", "accepted", Decimal("0.9"), 2,
-                   [("m", "", "ok", 1, Decimal("0.9")), ("x", "", "ok", 1, None)]),
+                   [("m", "", "ok", 1, Decimal("0.8"), Decimal("0.8")),
+                    ("x", "", "ok", 1, None, Decimal("0.1")), ("y", "", "ok", 1, None, None)]),
         CostlyTask("t2", date(2026, 11, 2), "priced", "", "accepted", Decimal("0.8"), 1,
-                   [("m", "", "ok", 1, Decimal("0.8"))]),
+                   [("m", "", "ok", 1, Decimal("0.8"), Decimal("0.8"))]),
     ]  # fmt: skip
     text = render_analytics(lines, tails, top).splitlines()
     waste = [row for row in text if row.startswith(("priced ", "partly "))][:2]
@@ -64,3 +65,6 @@ def test_waste_tails_and_costliest_tasks_mark_lower_bounds() -> None:
     assert ">=" not in tail_rows[0] and tail_rows[1].count(">=") == 5
     assert any(row.startswith("t1 ") and ">=$0.9000 in 2 calls" in row for row in text)
     assert any(row.startswith("t2 ") and " $0.8000 in 1 calls" in row for row in text)
+    # A call priced in part shows its known part as a lower bound; one with nothing
+    # known says so.
+    assert any(row.endswith("x[-] >=$0.1000 -> y[-] unpriced") for row in text)

@@ -138,6 +138,11 @@ def convert_entry(
             )
             continue
         ignored.append(name)
+    ignored += _implausible(entry)
+    for threshold in sorted(tiers):
+        ignored += _implausible(tiers[threshold], entry)
+        if len(tiers[threshold]) == 1:  # nothing left but the threshold
+            del tiers[threshold]
     if tiers:
         entry["tiers"] = [tiers[k] for k in sorted(tiers)]
     for tier_name, by_threshold in service_long.items():
@@ -152,6 +157,31 @@ def convert_entry(
     if services:
         entry["service_tiers"] = services
     return entry, ignored
+
+
+def _implausible(rates: dict[str, Any], below: dict[str, Any] | None = None) -> list[str]:
+    """Drop (and name) list prices no provider bills, so the rule or the price under
+    the threshold applies instead of a wrong number: a cache write below the input
+    price of the same level (every provider bills writing a cache at least as
+    input), and a long-context tier's price below the same class's price under the
+    threshold (long context never costs less). Both occur in LiteLLM's list (Vertex
+    AI's Gemini 2.5: cache writes above 200k at $0.25, audio above 200k at $0.30
+    against $1.00 below)."""
+    dropped = []
+    threshold = rates.get("above_prompt_tokens")
+    where = f" above {threshold} tokens" if threshold is not None else ""
+    input_rate = rates.get("input_per_mtok")
+    for name in ("cache_write_per_mtok", "cache_write_1h_per_mtok"):
+        value = rates.get(name)
+        if value is not None and input_rate is not None and Decimal(value) < Decimal(input_rate):
+            del rates[name]
+            dropped.append(f"{name}{where} {value}: below the input price {input_rate}")
+    for name, value in list(rates.items()):
+        base = below.get(name) if below is not None else None
+        if name != "above_prompt_tokens" and base is not None and Decimal(value) < Decimal(base):
+            del rates[name]
+            dropped.append(f"{name}{where} {value}: below {base} under the threshold")
+    return dropped
 
 
 def _add_aliases(

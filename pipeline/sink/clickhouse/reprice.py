@@ -100,6 +100,7 @@ class Repricer:
                         current["price_book_version"],
                         new["price_book_version"],
                         old_total,
+                        old_known,
                         new["cost_total"],
                         new["currency"],
                     )

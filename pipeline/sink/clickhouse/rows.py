@@ -53,7 +53,7 @@ CALL_CANCEL_COLUMNS = tuple(
 )
 REPRICING_COLUMNS = (
     "reprice_id", "event_id", "task_id", "ts", "provider", "model", "old_price_book_version",
-    "new_price_book_version", "old_cost_total", "new_cost_total", "currency",
+    "new_price_book_version", "old_cost_total", "old_cost_known", "new_cost_total", "currency",
 )  # fmt: skip
 DEAD_LETTER_COLUMNS = (
     "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
