@@ -62,8 +62,10 @@ def _growth(text: str) -> Any:
         value = Decimal(text.lower().removesuffix("x"))
     except InvalidOperation:
         raise CostflowError(f"--growth {text!r}: expected a factor such as 10x or 1.5") from None
-    if not value > 0:
-        raise CostflowError(f"--growth {text!r} must be above zero")
+    # Money is summed in a 50-digit context: a factor beyond a million-fold says nothing
+    # a planner can use and only risks overflowing it.
+    if not value.is_finite() or not Decimal(0) < value <= Decimal(1_000_000):
+        raise CostflowError(f"--growth {text!r} must be above zero and at most 1000000x")
     return value
 
 

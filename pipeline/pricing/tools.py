@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +60,21 @@ def price_lines(lines: Iterable[bytes], book: CompiledBook) -> Iterator[str]:
         yield json.dumps(data, separators=(",", ":"))
 
 
+def _plain(value: Decimal) -> str:
+    """A Decimal as a plain number (never ``5E-7``): what a person and a spreadsheet read."""
+    return format(value, "f")
+
+
 def _cost_fields(cost: CallCost) -> dict[str, str]:
     fields = {
-        "total": str(cost.total),
-        **{part: str(getattr(cost, part)) for part in _PARTS},
+        "total": _plain(cost.total),
+        **{part: _plain(getattr(cost, part)) for part in _PARTS},
         "currency": cost.currency,
         "price_book_version": cost.price_book_version,
     }
     if cost.fx_rate is not None:
         fields["list_currency"] = cost.list_currency
-        fields["fx_rate"] = str(cost.fx_rate)
+        fields["fx_rate"] = _plain(cost.fx_rate)
     if cost.overlay:
         fields["overlay"] = cost.overlay
     return fields
@@ -138,9 +144,20 @@ def diff(a: PriceBook, b: PriceBook) -> dict[str, list[str]]:
         }
 
     def name(key: tuple[str, str, str]) -> str:
+        if key[0] in ("provider rule", "overlay", "fx rate"):
+            return f"{key[0]} {key[1]}" + (f" from {key[2]}" if key[2] else "")
         return f"{key[0]}/{key[1]} from {key[2]}"
 
     left, right = index(a), index(b)
+    # Rules, overlays and FX rates price calls too: a change there is a price change.
+    for kind, key_of in (
+        ("provider_rules", lambda item: ("provider rule", item.provider, "")),
+        ("overlays", lambda item: ("overlay", item.name, item.effective_from.isoformat())),
+        ("fx_rates", lambda item: ("fx rate", item.currency, item.effective_from.isoformat())),
+    ):
+        for book, side in ((a, left), (b, right)):
+            for item in getattr(book, kind):
+                side[key_of(item)] = item.model_dump(mode="json", exclude_defaults=True)
     changed = []
     for key in sorted(left.keys() & right.keys()):
         if left[key] != right[key]:

@@ -93,6 +93,8 @@ def test_decision_commands_end_to_end_and_their_errors(
     whatif = ["whatif", "--scenario", "s", "--model", "openai/gpt-4o-mini", "--growth"]
     assert main([*whatif, "ten"]) == 2
     assert "expected a factor such as 10x" in capsys.readouterr().err
+    assert main([*whatif, "1e400x"]) == 2  # no traceback from Decimal's context
+    assert "at most 1000000x" in capsys.readouterr().err
     assert main([*whatif, "10x"]) == 0
     assert "ESTIMATE: s, no tasks" in capsys.readouterr().out
 
@@ -133,3 +135,12 @@ def test_pricing_import_goes_through_the_importer_registry(tmp_path: Path) -> No
     )
     report = json.loads((tmp_path / "a" / "import-report.json").read_text())
     assert report == {"skipped": {}, "ignored_prices": {}, "rounded": {}, "aliased": {}}
+
+
+def test_pricing_import_of_a_missing_file_says_what_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.json"
+    assert main(["pricing", "import", "litellm", str(missing), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the litellm price list" in err and "Traceback" not in err

@@ -94,13 +94,17 @@ def test_price_lines_shows_a_partial_price_as_at_least_with_what_is_missing() ->
         "event_id": "a", "task_id": "t", "ts": "2026-02-01T00:00:00Z", "provider": "p",
         "model": "m", "usage": {"input_tokens": 500, "cache_write_tokens": 40}, "units": {"s": 2},
     }  # fmt: skip
-    (out,) = [
-        json.loads(x) for x in price_lines([json.dumps(line).encode()], CompiledBook(small_book()))
-    ]
+    book = CompiledBook(small_book())
+    (out,) = [json.loads(x) for x in price_lines([json.dumps(line).encode()], book)]
     # m prices neither cache writes nor unit "s": known is 500 x $2.00 per MTok = $0.001
     assert out["cost"] is None and out["pricing_error"].startswith("unit_not_priced")
     assert out["cost_at_least"]["total"] == "0.001" and out["cost_at_least"]["input"] == "0.001"
     assert out["unpriced_dimensions"] == ["cache_write_tokens", "s"]
+    # Plain numbers, never exponents: 1 token of input at $2.00 per MTok.
+    line["usage"] = {"input_tokens": 1}
+    line["units"] = {}
+    (one,) = [json.loads(x) for x in price_lines([json.dumps(line).encode()], book)]
+    assert one["cost"]["total"] == "0.000002" and one["cost"]["output"] == "0"
 
 
 def test_price_lines_reports_units_conversion_and_overlay() -> None:
@@ -209,4 +213,13 @@ def test_diff_lists_added_removed_and_changed_fields() -> None:
     assert changes["removed"] == ["q/n from 2026-01-01T00:00:00+00:00"]
     assert changes["changed"] == [
         "p/m from 2026-01-01T00:00:00+00:00: input_per_mtok: 2.00 -> 2.50"
+    ]
+    # A provider rule prices calls too: adding a unit price is a change.
+    rule = {"provider": "p", "source": "test", "per_unit": {"s": "0.03"}}
+    with_rule = PriceBook.model_validate({**a.model_dump(mode="json"), "provider_rules": [rule]})
+    assert diff(a, with_rule)["added"] == ["provider rule p"]
+    changed_rule = {**rule, "per_unit": {"s": "0.04"}}
+    b2 = PriceBook.model_validate({**a.model_dump(mode="json"), "provider_rules": [changed_rule]})
+    assert diff(with_rule, b2)["changed"] == [
+        "provider rule p: per_unit: {'s': '0.03'} -> {'s': '0.04'}"
     ]

@@ -55,7 +55,13 @@ def import_file(
 
     if source not in IMPORTERS:
         raise ConfigError(f"no importer for {source!r}; choose one of {sorted(IMPORTERS)}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the {source} price list {path}: {exc.strerror or exc}; pass the "
+            "path of the list's JSON file"
+        ) from None
     effective = effective_from or BEGINNING
     label = version or default_version(raw, effective_from or datetime.now(UTC))
     book, report = IMPORTERS[source](raw, effective, label)
