@@ -1,4 +1,4 @@
-"""Builds the stage-1 Faust app: topics, the task_state table and the three agents."""
+"""Builds the stage-1 Faust app: the batch transport, the task_state table, the handler."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import faust
 
-from pipeline.agents import calls, outcomes, tasks, true_ends
+from pipeline.agents import batch_consumer, true_ends
 from pipeline.agents.base import Stage, new_stage
+from pipeline.agents.batch_output import CollectingTopic, FetchHandler
 from pipeline.agents.commit_safety import drain_fully
 from pipeline.config import Settings
 from pipeline.join.retention import RetentionIndex
@@ -29,11 +30,16 @@ def _credentials(settings: Settings) -> Any:
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Stage]:
+    """The stage-1 Faust app and its stage. Input fetches go whole to a
+    :class:`~pipeline.agents.batch_output.FetchHandler` (see batch_consumer); the
+    agents below only subscribe the input topics for Faust's group and assignor."""
     topics = settings.topics
-    book = CompiledBook(load_price_book(settings.worker.price_book_dir))
+    worker = settings.worker
+    book = CompiledBook(load_price_book(worker.price_book_dir))
+    batch_consumer.register()
     app = faust.App(
-        settings.worker.app_id,
-        broker=f"kafka://{settings.kafka.resolved_bootstrap()}",
+        worker.app_id,
+        broker=f"{batch_consumer.SCHEME}://{settings.kafka.resolved_bootstrap()}",
         broker_credentials=_credentials(settings),
         store="memory://",
         datadir=str(settings.stack.data_dir / "faust"),
@@ -43,52 +49,89 @@ def create_app(settings: Settings) -> tuple[faust.App, Stage]:
         topic_replication_factor=topics.replication_factor,
         broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_ms / 1000,
-        broker_commit_interval=settings.worker.commit_interval_s,
+        broker_commit_interval=worker.commit_interval_s,
+        # Records per fetch: a batch's memory and latency bound (with max_in_flight).
+        broker_max_poll_records=worker.max_poll_records,
+        consumer_max_fetch_size=worker.max_fetch_bytes,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # Every event sends 2-3 records (output, snapshot, changelog); without
-        # linger the producer sends them one request each and commits stall.
-        producer_linger_ms=settings.worker.producer_linger_ms,
+        # Outputs leave as whole record batches per fetch: waiting adds only latency.
+        producer_linger=worker.producer_linger_ms / 1000,
         producer_max_batch_size=1_048_576,
         key_serializer="raw",
         value_serializer="json",
     )
-
+    # Faust itself still sends a few records through its buffer (none per event).
     drain_fully(app.producer)
-    # Faust pauses the stream (with a warning each time) once 100 records wait to be
-    # sent; a call event alone sends three. 1,000 records of ~1 KB bound it still.
-    app.producer.buffer.max_messages = 1000
     true_ends.install(settings.kafka)
 
-    def raw_topic(name: str) -> Any:
-        return app.topic(name, key_serializer="raw", value_serializer="raw")
+    outputs = {
+        "priced_calls": CollectingTopic(topics.priced_calls),
+        "task_snapshots": CollectingTopic(topics.task_snapshots),
+        "dead_letter": CollectingTopic(topics.dead_letter),
+    }
+    # Keys and values use the app defaults: raw (utf-8) keys, JSON values.
+    table: Any = app.Table("task_state", default=None, key_type=str)
+    handler_changes: dict[str, tuple[int, str | None]] = {}
+
+    def record_change(partition: int, key: str, value: str | None) -> None:
+        handler_changes[key] = (partition, value)
 
     stage = new_stage(
-        # Keys and values use the app defaults: raw (utf-8) keys, JSON values.
-        table=app.Table("task_state", default=None, key_type=str),
-        priced_calls=raw_topic(topics.priced_calls),
-        task_snapshots=raw_topic(topics.task_snapshots),
-        dead_letter=raw_topic(topics.dead_letter),
+        # The table's local store: writing it sends nothing; the handler writes the
+        # changelog, one record per changed key per fetch.
+        table=table.data,
+        **outputs,
         book=book,
         window=OutcomeWindow(
-            default_ms=settings.worker.outcome_window_s * 1000,
+            default_ms=worker.outcome_window_s * 1000,
             by_scenario_ms={
                 scenario: seconds * 1000
-                for scenario, seconds in settings.worker.outcome_window_s_by_scenario.items()
+                for scenario, seconds in worker.outcome_window_s_by_scenario.items()
             },
         ),
-        retention=RetentionIndex(settings.worker.state_retention_s * 1000),
-        max_future_ms=settings.worker.max_future_s * 1000,
+        retention=RetentionIndex(worker.state_retention_s * 1000),
+        max_future_ms=worker.max_future_s * 1000,
+        changelog=record_change,
     )
+    changelog = table.changelog_topic
 
-    table: Any = stage.store.table
+    def encode_change(key: str, value: str | None) -> tuple[bytes, bytes | None]:
+        encoded_key, _ = changelog.prepare_key(key, table.key_serializer)
+        if value is None:
+            return encoded_key, None
+        encoded_value, _ = changelog.prepare_value(value, table.value_serializer)
+        return encoded_key, encoded_value
+
+    handler = FetchHandler(
+        topics={topics.calls: "call", topics.tasks: "task", topics.outcomes: "outcome"},
+        stage=stage,
+        outputs=list(outputs.values()),
+        changelog_topic=changelog.get_topic_name(),
+        encode_change=encode_change,
+        # Faust's started aiokafka producer (acks=all, credentials): internal, pinned
+        # by tests/unit/test_batch_consumer.py.
+        producer=app.producer._ensure_producer,  # type: ignore[attr-defined]
+        max_in_flight=worker.max_fetches_in_flight,
+        changes=handler_changes,
+    )
+    batch_consumer.install(app, handler)
 
     async def reindex() -> None:
         stage.store.reindex()
 
     table.on_recover(reindex)
 
-    calls.register(app, stage, raw_topic(topics.calls))
-    tasks.register(app, stage, raw_topic(topics.tasks))
-    outcomes.register(app, stage, raw_topic(topics.outcomes))
+    for name in (topics.calls, topics.tasks, topics.outcomes):
+        _subscribe(app, app.topic(name, key_serializer="raw", value_serializer="raw"))
     return app, stage
+
+
+def _subscribe(app: faust.App, topic: Any) -> None:
+    """An agent that only subscribes ``topic``: its records go to the fetch handler,
+    never through the agent (see batch_consumer)."""
+
+    @app.agent(topic, name=f"costflow.subscribe.{topic.get_topic_name()}")
+    async def subscribed(stream: Any) -> None:
+        async for _event in stream:
+            raise RuntimeError("stage-1 input reached a Faust agent; the batch path owns it")

@@ -143,7 +143,14 @@ class WorkerSettings(_Settings):
     app_id: str = "costflow-stage1"
     price_book_dir: Path = Field(default_factory=default_price_book)
     commit_interval_s: float = Field(default=1.0, gt=0)
-    producer_linger_ms: int = Field(default=10, ge=0, le=1000)
+    # Outputs leave as one record batch per topic partition per fetch: no linger.
+    producer_linger_ms: int = Field(default=0, ge=0, le=1000)
+    # Input records per fetch, and fetches whose outputs may be in flight at once:
+    # together they bound a worker's memory (records x (input + ~1.4 outputs) bytes).
+    max_poll_records: int = Field(default=2000, ge=1)
+    max_fetches_in_flight: int = Field(default=4, ge=1, le=64)
+    # Bytes per partition per fetch; raise it if fetches stall below max_poll_records.
+    max_fetch_bytes: int = Field(default=4 * 1_048_576, ge=65_536)
     # A task with no outcome this long after its last event is unresolved (per scenario
     # overrides by scenario_id); see OutcomeWindow for the hour rounding.
     outcome_window_s: int = Field(default=86_400, ge=0)

@@ -1,34 +1,27 @@
-"""What the three agents share: the stage, the per-event loop, registration.
-
-Per event: decode and validate; if bad, dead-letter it with its original bytes and a
-reason and move on (the worker never dies of an event). Otherwise apply it to the
-task's state; if it was new, store the state; in every case emit the snapshot.
-Outputs are only buffered (see :mod:`pipeline.agents.outputs` for why a crash can
-only cause re-delivery). An error that is not bad input stops the process before the
-event is acked (fail-stop).
+"""What stage 1's event handling shares: the stage, its counters, keyed decoding.
 
 The stage is split by concern: :class:`~pipeline.agents.task_store.TaskStore` (state
 and retention), :class:`~pipeline.agents.outputs.Outputs` (typed sends) and
-:class:`WorkerCounters`. The partition of the event being handled travels in a
-:class:`Delivery` passed down explicitly, never on shared state: the three agents run
-concurrently over one stage.
+:class:`WorkerCounters`. Events arrive a whole fetch at a time
+(:mod:`pipeline.agents.batch`); each event type's own concern is one function that
+applies a decoded event to its task's state (``calls``, ``tasks``, ``outcomes``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.agents.commit_safety import fail_stop
 from pipeline.agents.outputs import Outputs, RecordTopic
-from pipeline.agents.task_store import AnyEvent, Held, TaskStore
-from pipeline.errors import InvalidEvent, KeyMismatch
+from pipeline.agents.task_store import AnyEvent, TaskStore
+from pipeline.errors import KeyMismatch
 from pipeline.events.decode import decode_event
 from pipeline.join.retention import RetentionIndex
-from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState, epoch_ms
+from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState
 from pipeline.pricing.engine import CompiledBook
 
 log = logging.getLogger("costflow.worker")
@@ -55,15 +48,6 @@ class WorkerCounters:
         )
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """The event being handled: its task's partition, and its task's state as read
-    when the event was checked (None if the store did not hold the task)."""
-
-    partition: int
-    held: Held | None = None
-
-
 @dataclass
 class Stage:
     """Everything an agent needs, built once by :func:`new_stage`."""
@@ -74,28 +58,6 @@ class Stage:
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     # What to do on an error that is not bad input (see commit_safety): end the process.
     fail_stop: Callable[[BaseException, str], None] = field(default=fail_stop)
-
-    def update(self, delivery: Delivery, task_id: str, apply: Callable[[TaskState], bool]) -> bool:
-        """Apply one event to a task and emit its snapshot; False if already applied.
-
-        A re-delivered event still re-emits the snapshot: the table's changelog write
-        and the outputs are separate records, so a crash can persist "applied" while
-        losing the outputs. Re-emission carries the same content at the same version
-        (the state is a function of its event set), so ClickHouse absorbs it.
-        """
-        state = self.store.load(task_id, delivery.partition, delivery.held)
-        applied = apply(state)
-        if applied:
-            self.store.store(state, delivery.partition)
-        self.outputs.snapshot(state, self.store.window)
-        return applied
-
-    def observed(self, event: AnyEvent, delivery: Delivery) -> None:
-        """Advance the event's partition's watermark; tell the sink of every task it
-        evicts."""
-        for state in self.store.observe(delivery.partition, epoch_ms(event)):
-            self.outputs.evicted(state, self.store.window)
-            self.counters.evicted += 1
 
 
 def new_stage(
@@ -108,19 +70,23 @@ def new_stage(
     window: OutcomeWindow = DEFAULT_WINDOW,
     retention: RetentionIndex | None = None,
     max_future_ms: int = 3_600_000,
+    changelog: Callable[[int, str, str | None], None] | None = None,
 ) -> Stage:
-    """A stage over ``table`` (a Faust table, or a dict in tests) and three topics."""
+    """A stage over ``table`` (the Faust table's store, or a dict in tests) and three
+    topics; ``changelog`` is told of every table write (see TaskStore)."""
     store = TaskStore(
         table,
         window=window,
         retention=retention if retention is not None else RetentionIndex(7 * 86_400_000),
         max_future_ms=max_future_ms,
+        changelog=changelog,
     )
     return Stage(store, Outputs(priced_calls, task_snapshots, dead_letter), book)
 
 
-# An agent's own concern: apply one decoded event; True if it was new to its task.
-Apply = Callable[[Stage, Any, Delivery], bool]
+# An event type's own concern: apply one decoded event to its task's state; True if
+# it was new to the state.
+Apply = Callable[["Stage", Any, TaskState], bool]
 
 
 def decode_keyed(message: Any, expected_type: str) -> AnyEvent:
@@ -136,44 +102,3 @@ def decode_keyed(message: Any, expected_type: str) -> AnyEvent:
     if key_text != event.task_id:
         raise KeyMismatch(f"record key {key_text!r} is not its task_id {event.task_id!r}")
     return event
-
-
-async def consume(
-    stream: AsyncIterator[Any], stage: Stage, expected_type: str, apply: Apply
-) -> None:
-    """The loop every agent runs over Faust events; ``apply`` is the agent's concern."""
-    counters = stage.counters
-    async for event in stream:
-        message = event.message
-        partition = message.partition
-        try:
-            decoded = decode_keyed(message, expected_type)
-            held = stage.store.check_in_time(decoded, partition)
-        except InvalidEvent as error:
-            counters.dead_lettered[error.code] += 1
-            stage.outputs.dead_letter_of(message, error)
-            continue
-        except Exception as error:  # a bug, not bad input: stop without acking
-            stage.fail_stop(error, f"decoding {message.topic}[{partition}]@{message.offset}")
-            raise
-        try:
-            delivery = Delivery(partition, held)
-            applied = apply(stage, decoded, delivery)
-            stage.observed(decoded, delivery)
-        except Exception as error:
-            stage.fail_stop(error, f"applying {expected_type} {decoded.event_id!r}")
-            raise
-        if applied:
-            counters.processed[expected_type] += 1
-        else:
-            counters.duplicates[expected_type] += 1
-
-
-def register_agent(app: Any, stage: Stage, topic: Any, expected_type: str, apply: Apply) -> Any:
-    """One Faust agent on ``topic``; ``apply`` is the concern of the agent's module."""
-
-    @app.agent(topic, name=f"costflow.{expected_type}s")
-    async def agent(stream: Any) -> None:
-        await consume(stream.events(), stage, expected_type, apply)
-
-    return agent

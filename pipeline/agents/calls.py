@@ -1,20 +1,20 @@
-"""Calls agent: price each call, add it to its task, emit the priced call and snapshot."""
+"""Calls: price each call, add it to its task's state, emit the priced call."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pipeline.agents.base import Delivery, Stage, register_agent
+from pipeline.agents.base import Stage
 from pipeline.errors import PricingError, UnitNotPriced
 from pipeline.events.models import CallEvent
+from pipeline.join.state import TaskState
 from pipeline.pricing.engine import CallCost, price_call
 
 
-def apply_call(stage: Stage, call: CallEvent, delivery: Delivery) -> bool:
-    """Price the call, add it to its task, emit the priced call and the task snapshot.
+def apply_call(stage: Stage, call: CallEvent, state: TaskState) -> bool:
+    """Price the call, emit its priced record and add it to ``state``; False if the
+    state already held it.
 
-    A re-delivered call re-emits both (priced again: pricing is deterministic), for
-    the reason given in :meth:`Stage.update`.
+    A re-delivered call re-emits its priced record (priced again: pricing is
+    deterministic), for the reason given in :func:`pipeline.agents.batch.apply_batch`.
     """
     cost: CallCost | None
     known: CallCost | None = None
@@ -29,15 +29,7 @@ def apply_call(stage: Stage, call: CallEvent, delivery: Delivery) -> bool:
         # Unpriced calls are kept, counted and visible (cost NULL + reason), never guessed.
         cost, error = None, f"{exc.code}: {exc}"
     stage.outputs.priced_call(call, cost, error, stage.book.label, known, unpriced)
-    total = cost.total if cost else None
-    known_total = known.total if known else None
-    applied = stage.update(
-        delivery, call.task_id, lambda state: state.apply_call(call, total, known_total)
-    )
+    applied = state.apply_call(call, cost.total if cost else None, known.total if known else None)
     if applied and cost is None:
         stage.counters.unpriced[f"{call.provider}/{call.model}"] += 1
     return applied
-
-
-def register(app: Any, stage: Stage, topic: Any) -> Any:
-    return register_agent(app, stage, topic, "call", apply_call)

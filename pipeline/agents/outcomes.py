@@ -1,16 +1,12 @@
-"""Outcomes agent: whether a task's result was accepted; the latest outcome wins."""
+"""Outcomes: whether a task's result was accepted; the latest outcome wins."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pipeline.agents.base import Delivery, Stage, register_agent
+from pipeline.agents.base import Stage
 from pipeline.events.models import OutcomeEvent
+from pipeline.join.state import TaskState
 
 
-def apply_outcome(stage: Stage, outcome: OutcomeEvent, delivery: Delivery) -> bool:
-    return stage.update(delivery, outcome.task_id, lambda state: state.apply_outcome(outcome))
-
-
-def register(app: Any, stage: Stage, topic: Any) -> Any:
-    return register_agent(app, stage, topic, "outcome", apply_outcome)
+def apply_outcome(_stage: Stage, outcome: OutcomeEvent, state: TaskState) -> bool:
+    """Add the outcome to ``state``; False if the state already held it."""
+    return state.apply_outcome(outcome)

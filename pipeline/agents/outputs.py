@@ -1,11 +1,10 @@
 """What stage 1 sends: priced calls, task snapshots and evictions, dead letters.
 
 Records are encoded by :mod:`pipeline.records` (the stage-1 -> stage-2 contract) and
-handed to ``send_soon``, which only buffers. Faust's commit awaits
-``producer.flush()``, which (with :mod:`pipeline.agents.commit_safety`) drains that
-buffer and the aiokafka producer first, so a crash can only cause re-delivery, never
-an acked input without its outputs. (Awaiting ``Topic.send`` per record was the
-worker's largest cost.)
+handed to ``send_soon``, which only collects them: the fetch handler
+(:mod:`pipeline.agents.batch_output`) sends a fetch's records together and the
+fetch's inputs are acknowledged only once the broker has them all, so a crash can
+only cause re-delivery, never an acked input without its outputs.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ log = logging.getLogger("costflow.worker")
 
 
 class RecordTopic(Protocol):
-    """A topic that buffers a record for sending (Faust's ``Topic.send_soon``)."""
+    """A topic that takes a record for sending later (``CollectingTopic`` in the worker)."""
 
     def send_soon(self, *, key: bytes | None, value: bytes, headers: Any = None) -> Any:
         """Queue one record; raw bytes in, nothing awaited."""
@@ -33,11 +32,16 @@ class RecordTopic(Protocol):
 class MessageLike(Protocol):
     """The parts of a consumed Kafka message a dead letter keeps."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 @dataclass

@@ -1,8 +1,12 @@
 """Stage 1's task store: the ``task_state`` table with its retention, per partition.
 
 Every method that depends on where an event lives takes the partition as an
-argument: the three agents run concurrently over one store, so nothing about "the
-event being handled" may live on the store itself.
+argument; nothing about "the event being handled" lives on the store itself.
+
+In the worker ``table`` is the Faust table's local store (``Table.data``): writing
+it sends nothing. Every write and delete is reported to ``changelog`` instead, so
+the batch path (:mod:`pipeline.agents.batch`) writes one changelog record per
+changed key per batch and acknowledges its inputs only once those are delivered.
 
 The table holds a task's state as stored text (``TaskState.to_stored``), and one key
 per partition (``\\x00costflow.watermark/<p>``) with that partition's event-time
@@ -42,24 +46,11 @@ def _iso(epoch_ms_value: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_ms_value / 1000))
 
 
-@dataclass(frozen=True)
-class Held:
-    """A task's stored value as read when its event was checked, and its parse.
-
-    Passed from :meth:`TaskStore.check_in_time` to :meth:`TaskStore.load` so a state
-    is parsed once per event; ``load`` uses it only while the table still holds that
-    very value object (so an ``await`` in between could never apply a stale state).
-    """
-
-    raw: Any
-    state: TaskState
-
-
 @dataclass
 class TaskStore:
     """The table of task states plus the retention index that evicts them.
 
-    ``table`` is a Faust ``Table[str, str]`` in the worker and a dict in tests.
+    ``table`` is the Faust table's store in the worker and a dict in tests.
     Times are epoch milliseconds; ``max_future_ms`` bounds how far ahead of this
     process's clock an event may be stamped.
     """
@@ -69,22 +60,30 @@ class TaskStore:
     retention: RetentionIndex = field(default_factory=lambda: RetentionIndex(7 * 86_400_000))
     max_future_ms: int = 3_600_000
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    # Told of every write (partition, key, stored value; None: deleted), when the
+    # table itself does not send its changelog (see the module docstring).
+    changelog: Callable[[int, str, str | None], None] | None = None
 
     def __len__(self) -> int:
         """Tasks tracked by retention (the tasks held)."""
         return len(self.retention)
 
-    def check_in_time(self, event: AnyEvent, partition: int) -> Held | None:
+    def held(self, task_id: str) -> TaskState | None:
+        """The task's stored state, parsed; None if the store does not hold it."""
+        raw = self.table.get(task_id)
+        return None if raw is None else TaskState.from_stored(raw)
+
+    def check_in_time(self, event: AnyEvent, partition: int, held: TaskState | None) -> None:
         """Refuse an event too old for its task's state, or stamped in the future.
 
-        For a task the store does not hold: the partition's watermark has passed the
-        event's own deadline plus retention, so its task would already have left. For
-        a task it holds: the same was true when this state was created (``born_ms``),
-        so the state may be a new start of a task that left, whose older events
-        belong to the state the sink already stored; applying one here would count it
-        twice when the sink merges the two.
+        ``held``: the task's state as held now (None if not held). For a task not
+        held: the partition's watermark has passed the event's own deadline plus
+        retention, so its task would already have left. For a task held: the same
+        was true when this state was created (``born_ms``), so the state may be a new
+        start of a task that left, whose older events belong to the state the sink
+        already stored; applying one here would count it twice when the sink merges
+        the two.
 
-        Returns the task's held state (None if not held), for :meth:`load`.
         Raises FutureTimestamp or TooLate (both dead-lettered by the caller).
         """
         ts = epoch_ms(event)
@@ -96,21 +95,19 @@ class TaskStore:
                 "producer's clock or timestamps, then re-submit it with "
                 "`costflow dead-letter replay`"
             )
-        raw = self.table.get(event.task_id)
         deadline = self.window.deadline_ms(getattr(event, "scenario_id", None) or "", ts)
         expiry = self.retention.expiry_ms(deadline)
-        if raw is None:
+        if held is None:
             mark = self.retention.watermark[partition]
             if expiry > mark:
-                return None
+                return
             against = f"the latest event time seen on partition {partition} ({_iso(mark)})"
         else:
-            held = Held(raw, TaskState.from_stored(raw))
-            if expiry > held.state.born_ms:
-                return held
+            if expiry > held.born_ms:
+                return
             against = (
                 f"the event time at which the worker started this task's state again "
-                f"after it had left ({_iso(held.state.born_ms)})"
+                f"after it had left ({_iso(held.born_ms)})"
             )
         raise TooLate(
             f"task {event.task_id!r}: this event (ts {event.ts.isoformat()}) is past its "
@@ -119,19 +116,17 @@ class TaskStore:
             "re-submit it with `costflow dead-letter replay`."
         )
 
-    def load(self, task_id: str, partition: int, held: Held | None = None) -> TaskState:
-        """The task's state; a new one born at the partition's watermark if not held."""
-        raw = self.table.get(task_id)
-        if raw is None:
-            return TaskState(task_id=task_id, born_ms=self.retention.watermark[partition])
-        if held is not None and held.raw is raw:
-            return held.state
-        return TaskState.from_stored(raw)
+    def new_state(self, task_id: str, partition: int) -> TaskState:
+        """A task's first state, born at the partition's watermark."""
+        return TaskState(task_id=task_id, born_ms=self.retention.watermark[partition])
 
     def store(self, state: TaskState, partition: int) -> None:
         """Write the state and (re)track its deadline for eviction."""
         state.partition = partition
-        self.table[state.task_id] = state.to_stored()
+        stored = state.to_stored()
+        self.table[state.task_id] = stored
+        if self.changelog is not None:
+            self.changelog(partition, state.task_id, stored)
         self.retention.track(partition, state.task_id, state.deadline_ms(self.window))
 
     def observe(self, partition: int, ts_ms: int) -> list[TaskState]:
@@ -151,8 +146,12 @@ class TaskStore:
             state = TaskState.from_stored(raw)
             deadline = state.deadline_ms(self.window)
             if self.retention.too_late(partition, deadline):
-                self.table[watermark_key(partition)] = str(self.retention.watermark[partition])
+                mark_key, mark = watermark_key(partition), str(self.retention.watermark[partition])
+                self.table[mark_key] = mark
                 del self.table[task_id]
+                if self.changelog is not None:
+                    self.changelog(partition, mark_key, mark)
+                    self.changelog(partition, task_id, None)
                 self.retention.forget(task_id)
                 evicted.append(state)
             else:  # it got events since it was tracked

@@ -1,16 +1,12 @@
-"""Tasks agent: a task's scenario, owner and environment, and its phases."""
+"""Task events: a task's scenario, owner and environment, and its phases."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pipeline.agents.base import Delivery, Stage, register_agent
+from pipeline.agents.base import Stage
 from pipeline.events.models import TaskEvent
+from pipeline.join.state import TaskState
 
 
-def apply_task(stage: Stage, task: TaskEvent, delivery: Delivery) -> bool:
-    return stage.update(delivery, task.task_id, lambda state: state.apply_task(task))
-
-
-def register(app: Any, stage: Stage, topic: Any) -> Any:
-    return register_agent(app, stage, topic, "task", apply_task)
+def apply_task(_stage: Stage, task: TaskEvent, state: TaskState) -> bool:
+    """Add the task event to ``state``; False if the state already held it."""
+    return state.apply_task(task)

@@ -81,8 +81,8 @@ def restore(settings: Settings, client: Any) -> RestoreReport:
     report = RestoreReport()
     from pipeline.app import create_app  # Faust's own serialisation of table records
 
-    _app, stage = create_app(settings)
-    table: Any = stage.store.table
+    app, _stage = create_app(settings)
+    table: Any = app.tables["task_state"]  # the Faust table (the stage holds its store)
     changelog = table.changelog_topic
     producer = Producer({**settings.kafka.librdkafka(), "acks": "all", "linger.ms": 20})
     failures: list[str] = []

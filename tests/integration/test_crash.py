@@ -3,7 +3,10 @@ equals the batch reference exactly: nothing lost, nothing counted twice."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +43,48 @@ def test_worker_and_sink_killed_mid_stream(isolated_settings: Settings) -> None:
     assert_matches_reference(client, events)
     distinct_calls = len({e["event_id"] for e in events if e["type"] == "call"})
     assert client.query("SELECT count() FROM calls FINAL").result_rows[0][0] == distinct_calls
+
+
+# Loaded into the worker process only (sitecustomize on its PYTHONPATH): on the
+# worker's third fetch, SIGKILL itself right after handing the fetch's first record
+# batch to the producer and before any delivery is acknowledged, once (the marker
+# file says it happened).
+_KILL_IN_FLIGHT = """
+import os, signal, sys
+if sys.argv[-1] == "worker" and not os.path.exists(os.environ["KILL_MARKER"]):
+    from pipeline.agents import batch_output
+    original, fetches = batch_output._send, []
+
+    async def send_then_die(producer, topic, partition, records):
+        futures = await original(producer, topic, partition, records)
+        fetches.append(topic)
+        if len(fetches) >= 3 and not any(f.done() for f in futures):
+            open(os.environ["KILL_MARKER"], "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return futures
+
+    batch_output._send = send_then_die
+"""
+
+
+def test_worker_killed_while_a_fetchs_outputs_are_in_flight(
+    isolated_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inputs of a fetch whose outputs were not yet acknowledged stay uncommitted:
+    after the restart they are processed again and ClickHouse equals the reference."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_KILL_IN_FLIGHT)
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("KILL_MARKER", str(marker))
+    events = generate(600, seed=23)
+    with live_stack(isolated_settings, max_poll_records=200) as live:
+        produce_lines(live.kafka, live.settings.topics, write_jsonl(events))
+        worker = live.stack.children["worker"]
+        await_condition(lambda: worker.poll() is not None, 300, "the worker to kill itself")
+        assert worker.returncode == -signal.SIGKILL and marker.exists()
+        live.stack.respawn("worker")
+        live.drain(live.stack.check_alive)
+    client = connect(live.settings.clickhouse, live.settings.stack, create=False)
+    assert_matches_reference(client, events)

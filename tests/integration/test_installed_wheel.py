@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -29,8 +30,19 @@ def run(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = Non
 def test_the_installed_wheel_migrates_prices_and_replays(tmp_path: Path) -> None:
     wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
+    # Built from the files a clean clone has (tracked, and new ones not ignored): a
+    # checkout's stale build/ directory would otherwise leak removed files into it.
+    source = tmp_path / "source"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, timeout=60,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
         check=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     wheel = next(wheels.glob("costflow-*.whl"))

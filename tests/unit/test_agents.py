@@ -11,13 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.agents.base import Delivery, Stage, new_stage
-from pipeline.agents.calls import apply_call
-from pipeline.agents.outcomes import apply_outcome
-from pipeline.agents.tasks import apply_task
+from pipeline.agents.base import Stage, new_stage
+from pipeline.agents.batch import InputRecord, apply_batch
 from pipeline.config import TopicSettings
 from pipeline.errors import SchemaViolation
-from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.pricing import CompiledBook, load_price_book
 
 BOOK = CompiledBook(load_price_book(Path(__file__).resolve().parents[2] / "pricing" / "default"))
@@ -31,57 +28,55 @@ class RecordingTopic:
         self.sent.append({"key": key, "value": value, "headers": headers})
 
 
-def context(table: dict[str, Any]) -> Stage:
+def context(table: dict[str, Any], changelog: Any = None) -> Stage:
     return new_stage(
         table=table,
         priced_calls=RecordingTopic(),
         task_snapshots=RecordingTopic(),
         dead_letter=RecordingTopic(),
         book=BOOK,
+        changelog=changelog,
     )
 
 
 TOPICS = TopicSettings()
-_APPLY = {"call": (CallEvent, apply_call), "task": (TaskEvent, apply_task),
-          "outcome": (OutcomeEvent, apply_outcome)}  # fmt: skip
+_TOPIC_OF = {"call": TOPICS.calls, "task": TOPICS.tasks, "outcome": TOPICS.outcomes}
 
 
-def stage1(stage: Stage, events: list[dict[str, Any]]) -> list[tuple[str, int, bytes, tuple[()]]]:
-    """Events through the agents' path on partition 0 (check, apply, observe); the
-    records they sent, as (topic, partition, value, headers) for the sink."""
-    for event in events:
-        model, apply = _APPLY[event["type"]]
-        decoded = model.model_validate(event)
-        delivery = Delivery(0, stage.store.check_in_time(decoded, 0))
-        apply(stage, decoded, delivery)
-        stage.observed(decoded, delivery)
+def record(event: dict[str, Any], offset: int = 0, partition: int = 0) -> InputRecord:
+    """An event as the input record a gateway would produce (key = task_id)."""
+    kind = event["type"]
+    return InputRecord(
+        kind, _TOPIC_OF[kind], partition, offset, event["task_id"].encode(),
+        json.dumps(event, default=str).encode(),
+    )  # fmt: skip
+
+
+def stage1(
+    stage: Stage, events: list[dict[str, Any]], fetch: int = 100
+) -> list[tuple[str, int, bytes, tuple[()]]]:
+    """Events through stage 1's batch path on partition 0, ``fetch`` records per batch;
+    the records it sent, as (topic, partition, value, headers) for the sink."""
+    records = [record(event, offset) for offset, event in enumerate(events)]
+    for start in range(0, len(records), fetch):
+        apply_batch(stage, records[start : start + fetch])
     outputs: Any = stage.outputs
-    records = [(TOPICS.priced_calls, 0, s["value"], ()) for s in outputs.priced_calls.sent]
-    records += [(TOPICS.task_snapshots, 0, s["value"], ()) for s in outputs.task_snapshots.sent]
+    sent = [(TOPICS.priced_calls, 0, s["value"], ()) for s in outputs.priced_calls.sent]
+    sent += [(TOPICS.task_snapshots, 0, s["value"], ()) for s in outputs.task_snapshots.sent]
     outputs.priced_calls.sent.clear()
     outputs.task_snapshots.sent.clear()
-    return records
+    return sent
 
 
-CALL = CallEvent.model_validate(
-    {
-        "event_id": "c1",
-        "task_id": "t1",
-        "ts": "2026-11-02T10:00:00Z",
-        "provider": "openai",
-        "model": "gpt-4o-mini",
-        "usage": {"input_tokens": 1_000_000, "output_tokens": 1_000_000},
-    }
-)
-OUTCOME = OutcomeEvent.model_validate(
-    {
-        "event_id": "o1",
-        "task_id": "t1",
-        "ts": "2026-11-02T11:00:00Z",
-        "outcome": "accepted",
-        "source": "user",
-    }
-)
+CALL = {
+    "type": "call", "event_id": "c1", "task_id": "t1", "ts": "2026-11-02T10:00:00Z",
+    "provider": "openai", "model": "gpt-4o-mini",
+    "usage": {"input_tokens": 1_000_000, "output_tokens": 1_000_000},
+}  # fmt: skip
+OUTCOME = {
+    "type": "outcome", "event_id": "o1", "task_id": "t1", "ts": "2026-11-02T11:00:00Z",
+    "outcome": "accepted", "source": "user",
+}  # fmt: skip
 
 
 def snapshots(ctx: Stage) -> list[dict[str, Any]]:
@@ -100,23 +95,24 @@ def snapshots(ctx: Stage) -> list[dict[str, Any]]:
 def test_a_call_sends_its_priced_record_and_the_task_snapshot() -> None:
     table: dict[str, Any] = {}
     ctx = context(table)
-    assert apply_call(ctx, CALL, Delivery(0)) is True
+    apply_batch(ctx, [record(CALL)])
     priced = json.loads(ctx.outputs.priced_calls.sent[0]["value"])
     # 1M x 0.15 + 1M x 0.60 = 0.75
     assert priced["cost_total"] == "0.75" and priced["price_book_version"] == BOOK.label
     assert snapshots(ctx)[0]["total_cost"] == "0.75" and snapshots(ctx)[0]["version"] == 1
     assert ctx.outputs.priced_calls.sent[0]["key"] == b"t1"
+    assert ctx.counters.processed == {"call": 1}
 
 
 def test_outputs_lost_after_the_state_was_persisted_are_re_emitted_on_redelivery() -> None:
     table: dict[str, Any] = {}
     first = context(table)
-    apply_call(first, CALL, Delivery(0))
-    apply_outcome(first, OUTCOME, Delivery(0))
-    # Crash: the changelog (table) kept both events, the outputs were never produced.
+    apply_batch(first, [record(CALL, 0), record(OUTCOME, 1)])
+    # Crash: the changelog (table) kept both events, the outputs were never delivered.
     after_crash = context(table)
-    assert apply_call(after_crash, CALL, Delivery(0)) is False  # a duplicate, not re-applied
-    assert apply_outcome(after_crash, OUTCOME, Delivery(0)) is False
+    apply_batch(after_crash, [record(CALL, 0), record(OUTCOME, 1)])
+    assert after_crash.counters.duplicates == {"call": 1, "outcome": 1}
+    assert not after_crash.counters.processed  # not re-applied
     assert [json.loads(r["value"]) for r in after_crash.outputs.priced_calls.sent] == [
         json.loads(r["value"]) for r in first.outputs.priced_calls.sent
     ]
@@ -124,6 +120,36 @@ def test_outputs_lost_after_the_state_was_persisted_are_re_emitted_on_redelivery
     assert snapshots(after_crash)[-1] == snapshots(first)[-1]
     assert snapshots(after_crash)[-1]["version"] == 2
     assert snapshots(after_crash)[-1]["total_cost"] == "0.75"  # counted once
+
+
+def test_a_fetch_stores_and_snapshots_each_task_once() -> None:
+    writes: list[tuple[int, str, str | None]] = []
+    table: dict[str, Any] = {}
+    ctx = context(table, changelog=lambda p, k, v: writes.append((p, k, v)))
+    second = {**CALL, "event_id": "c2", "ts": "2026-11-02T10:05:00Z"}
+    other = {**CALL, "event_id": "c3", "task_id": "t2"}
+    apply_batch(ctx, [record(CALL, 0), record(OUTCOME, 1), record(second, 2), record(other, 3)])
+    # One priced record per call, one snapshot and one changelog write per task.
+    assert len(ctx.outputs.priced_calls.sent) == 3
+    assert sorted((s["task_id"], s["version"]) for s in snapshots(ctx)) == [("t1", 3), ("t2", 1)]
+    assert sorted(key for _p, key, _v in writes) == ["t1", "t2"]
+    assert writes[0][2] == table[writes[0][1]]  # the write carries the stored value
+    # A fetch of duplicates only: nothing written, the snapshot sent again.
+    writes.clear()
+    apply_batch(ctx, [record(CALL, 0)])
+    assert writes == [] and snapshots(ctx)[-1]["version"] == 3
+
+
+def test_bad_records_are_dead_lettered_and_the_rest_of_the_fetch_applied() -> None:
+    ctx = context({})
+    bad = InputRecord("call", TOPICS.calls, 0, 5, b"t1", b"\xffnot json")
+    wrong_key = InputRecord(
+        "call", TOPICS.calls, 0, 6, b"other", json.dumps({**CALL, "event_id": "c9"}).encode()
+    )
+    apply_batch(ctx, [bad, record(CALL, 7), wrong_key])
+    assert ctx.counters.dead_lettered == {"not_json": 1, "key_mismatch": 1}
+    assert ctx.counters.processed == {"call": 1}
+    assert [s["value"] for s in ctx.outputs.dead_letter.sent] == [bad.value, wrong_key.value]
 
 
 def test_dead_letter_keeps_original_bytes_and_says_why() -> None:

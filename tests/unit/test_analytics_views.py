@@ -23,11 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.agents.base import Delivery
-from pipeline.agents.calls import apply_call
+from pipeline.agents.batch import apply_batch
 from pipeline.clickhouse.migrate import migrate
 from pipeline.demo.workload import generate
-from pipeline.events.models import CallEvent
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice, costliest_tasks, tails
@@ -37,7 +35,7 @@ from tests.analytics_checks import check_all_views, first_days
 from tests.decision_checks import check_fixed_cost_views
 from tests.reference import expected_tasks
 from tests.reference_analytics import bin_quantile, bin_top_cost, cost_bin
-from tests.unit.test_agents import context, stage1
+from tests.unit.test_agents import context, record, stage1
 from tests.unit.test_clickhouse_sink import TOPICS, batch_of
 
 
@@ -288,14 +286,14 @@ def test_views_equal_the_reference_under_disorder(
 def test_records_carry_what_the_views_need() -> None:
     """The priced-call record has the cap and the uncached baselines the views sum."""
     ctx = context({})
-    call = CallEvent.model_validate({
-        "event_id": "c", "task_id": "t", "ts": "2026-11-02T10:00:00Z", "provider": "openai",
-        "model": "gpt-4o-mini", "max_output_tokens": 512,
+    call = {
+        "type": "call", "event_id": "c", "task_id": "t", "ts": "2026-11-02T10:00:00Z",
+        "provider": "openai", "model": "gpt-4o-mini", "max_output_tokens": 512,
         "usage": {"input_tokens": 1000, "cache_read_tokens": 4000, "cache_write_tokens": 0},
-    })  # fmt: skip
-    apply_call(ctx, call, Delivery(0))
-    record = json.loads(ctx.outputs.priced_calls.sent[0]["value"])
-    assert record["max_output_tokens"] == 512
+    }  # fmt: skip
+    apply_batch(ctx, [record(call)])
+    priced = json.loads(ctx.outputs.priced_calls.sent[0]["value"])
+    assert priced["max_output_tokens"] == 512
     # gpt-4o-mini: input 0.15, cache read 0.075 per million tokens
-    assert record["cost_cache_read"] == "0.0003"
-    assert record["cost_cache_read_uncached"] == "0.0006"
+    assert priced["cost_cache_read"] == "0.0003"
+    assert priced["cost_cache_read_uncached"] == "0.0006"

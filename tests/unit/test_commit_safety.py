@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,9 +16,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
 
-from pipeline.agents.base import consume
 from pipeline.agents.commit_safety import drain_fully
-from tests.unit.test_agents import context
 
 
 def test_faust_internals_the_fixes_rely_on_are_unchanged() -> None:
@@ -85,44 +81,6 @@ def test_drained_flush_waits_for_every_record() -> None:
     left, sent = asyncio.run(run())
     assert left == 0
     assert sent == [0, 1, 2]
-
-
-def test_unexpected_error_stops_before_the_event_is_acked() -> None:
-    """Faust acks in the stream's ``finally``; fail-stop must come before it."""
-    order: list[str] = []
-    message = SimpleNamespace(
-        topic="costflow.calls",
-        partition=0,
-        offset=7,
-        key=b"t1",
-        value=json.dumps(
-            {"type": "call", "event_id": "c1", "task_id": "t1", "ts": "2026-11-02T10:00:00Z",
-             "provider": "openai", "model": "gpt-4o-mini", "usage": {"input_tokens": 5}}
-        ).encode(),
-    )  # fmt: skip
-
-    async def stream() -> AsyncIterator[Any]:
-        try:
-            yield SimpleNamespace(message=message)
-        finally:
-            order.append("acked")
-
-    ctx = context({})
-    ctx.fail_stop = lambda error, where: order.append(f"fail-stop: {where}")  # type: ignore[assignment]
-
-    def broken_apply(_stage: Any, _event: Any, _delivery: Any) -> bool:
-        raise KeyError("a bug")
-
-    async def run() -> None:
-        try:
-            await consume(stream(), ctx, "call", broken_apply)
-        except KeyError:
-            order.append("raised")
-
-    asyncio.run(run())
-    assert order[0] == "fail-stop: applying call 'c1'"
-    assert order.index("fail-stop: applying call 'c1'") < order.index("acked")
-    assert ctx.counters.processed == {} and ctx.outputs.task_snapshots.sent == []
 
 
 def test_a_flush_waits_for_what_was_queued_before_it_not_for_later_records() -> None:

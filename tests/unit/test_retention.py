@@ -7,15 +7,11 @@ the partition's watermark (latest event time seen) reaches its expiry.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-from pipeline.agents.base import Stage, consume
-from pipeline.agents.calls import apply_call
-from pipeline.agents.outcomes import apply_outcome
+from pipeline.agents.base import Stage
+from pipeline.agents.batch import InputRecord, apply_batch
 from pipeline.agents.task_store import watermark_key
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import TaskState
@@ -24,43 +20,30 @@ from tests.unit.test_agents import context
 HOUR = 3_600_000
 
 
-@dataclass
-class Message:
-    value: bytes
-    key: bytes
-    topic: str = "costflow.calls"
-    partition: int = 0
-    offset: int = 0
-
-
-@dataclass
-class Event:
-    message: Message
-
-
-def call(event_id: str, task_id: str, ts: str, partition: int = 0) -> Event:
+def call(event_id: str, task_id: str, ts: str, partition: int = 0) -> InputRecord:
     body = {
         "type": "call", "event_id": event_id, "task_id": task_id, "ts": ts,
         "provider": "openai", "model": "gpt-4o-mini", "usage": {"input_tokens": 1000},
     }  # fmt: skip
-    return Event(Message(json.dumps(body).encode(), task_id.encode(), partition=partition))
+    return InputRecord(
+        "call", "costflow.calls", partition, 0, task_id.encode(), json.dumps(body).encode()
+    )
 
 
-def outcome(event_id: str, task_id: str, ts: str) -> Event:
+def outcome(event_id: str, task_id: str, ts: str) -> InputRecord:
     body = {
         "type": "outcome", "event_id": event_id, "task_id": task_id, "ts": ts,
         "outcome": "accepted", "source": "user",
     }  # fmt: skip
-    return Event(Message(json.dumps(body).encode(), task_id.encode(), topic="costflow.outcomes"))
+    return InputRecord(
+        "outcome", "costflow.outcomes", 0, 0, task_id.encode(), json.dumps(body).encode()
+    )
 
 
-def run(ctx: Stage, events: list[Event], expected_type: str = "call") -> None:
-    async def stream() -> AsyncIterator[Event]:
-        for event in events:
-            yield event
-
-    apply = apply_call if expected_type == "call" else apply_outcome
-    asyncio.run(consume(stream(), ctx, expected_type, apply))
+def run(ctx: Stage, records: list[InputRecord]) -> None:
+    """Each record as a fetch of its own (the order the tests' hand-worked times assume)."""
+    for one in records:
+        apply_batch(ctx, [one])
 
 
 def one_hour_retention() -> tuple[dict[str, Any], Stage]:
@@ -73,7 +56,7 @@ def one_hour_retention() -> tuple[dict[str, Any], Stage]:
 def test_a_finished_task_leaves_exactly_at_its_expiry() -> None:
     table, ctx = one_hour_retention()
     run(ctx, [call("c1", "t1", "2026-11-02T10:00:00Z")])
-    run(ctx, [outcome("o1", "t1", "2026-11-02T11:00:00Z")], "outcome")
+    run(ctx, [outcome("o1", "t1", "2026-11-02T11:00:00Z")])
     # last event 11:00 -> deadline Nov 3 12:00 -> expiry Nov 3 13:00
     run(ctx, [call("c2", "t2", "2026-11-03T12:59:59.999Z")])
     assert "t1" in table and ctx.counters.evicted == 0
@@ -117,7 +100,7 @@ def test_an_event_for_a_task_that_left_is_dead_lettered_as_too_late() -> None:
     run(ctx, [late])
     assert ctx.counters.dead_lettered == {"too_late": 1}
     sent = ctx.outputs.dead_letter.sent[0]
-    assert sent["value"] == late.message.value
+    assert sent["value"] == late.value
     assert b"COSTFLOW_WORKER_STATE_RETENTION_S" in dict(sent["headers"])["costflow.detail"]
     assert "t1" not in table  # not started again from nothing
 
