@@ -1,17 +1,30 @@
-"""Pipeline throughput on the embedded stack, beside the raw consume rate of the same broker.
+"""Stage-1 and pipeline throughput on one broker, beside that broker's plain consume rate.
 
-Not a test: it prints figures and writes JSON. Same run, same broker, same
-records, so the ratio is meaningful on a noisy shared machine.
+Not a test: it prints figures and writes JSON. One run, one broker, the same records,
+so the ratios are meaningful on a noisy shared machine:
 
-    .venv/bin/python -m benchmarks.pipeline_bench --tasks 4000
+- the ceiling: a plain aiokafka consumer reading the records (no work);
+- stage 1 alone: one worker and the broker (the sink not running);
+- the whole embedded pipeline: broker, worker and sink on this machine;
+- two workers on one topic set, against one worker on the same records;
+- event-to-queryable latency at a steady produce rate: from producing a call to its
+  row in ClickHouse (``calls.ingested_at``; the sink writes a task's row in the same
+  batch, and ``v_cost_per_outcome`` reads it at once);
+- the worker's peak resident memory, with the settings that bound it.
+
+    .venv/bin/python -m benchmarks.pipeline_bench --tasks 20000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +41,9 @@ from pipeline.config import (
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import EmbeddedBroker
 from pipeline.kafka.offsets import LagProbe
-from pipeline.kafka.produce import produce_file
+from pipeline.kafka.produce import produce_file, produce_lines
 from pipeline.kafka.topics import ensure_topics
-from pipeline.runtime.progress import PipelineProgress
+from pipeline.runtime.progress import PipelineProgress, wait_for_group
 from pipeline.runtime.supervisor import Stack
 
 
@@ -66,81 +79,194 @@ def raw_aiokafka_rate(bootstrap: str, ends: dict[tuple[str, int], int]) -> float
     return asyncio.run(run())
 
 
-def run(tasks: int, warmup_tasks: int, out: Path, durable: bool = False) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="costflow-bench-"))
-    events = generate(tasks, seed=42)
-    main_file = work / "events.jsonl"
-    main_file.write_bytes(b"\n".join(write_jsonl(events)) + b"\n")
-    warm = generate(warmup_tasks, seed=43)
-    warm_file = work / "warmup.jsonl"
-    warm_file.write_bytes(b"\n".join(write_jsonl(warm)) + b"\n")
+def _settings(work: Path, kafka: KafkaSettings, name: str) -> Settings:
+    return Settings(
+        stack=StackSettings(data_dir=work / name),
+        kafka=kafka,
+        topics=TopicSettings.with_prefix(f"bench-{name}."),
+        clickhouse=ClickHouseSettings(database=f"bench_{name.replace('-', '_')}"),
+        worker=WorkerSettings(app_id=f"bench-{name}-stage1"),
+        sink=SinkSettings(group_id=f"bench-{name}-sink"),
+    )
 
-    with EmbeddedBroker(storage_dir=work / "broker" if durable else None) as broker:
-        kafka = KafkaSettings(bootstrap=broker.bootstrap)
-        # Baseline: the same records, raw, from the same broker.
-        raw_topics = TopicSettings.with_prefix("bench-raw.")
-        ensure_topics(kafka, raw_topics)
-        produce_file(kafka, raw_topics, main_file)
-        probe = LagProbe(kafka, "bench-probe")
-        raw_ends = probe.end_offsets(raw_topics.inputs())
-        aiokafka_rate = raw_aiokafka_rate(broker.bootstrap, raw_ends)
 
-        settings = Settings(
-            stack=StackSettings(data_dir=work / "data"),
-            kafka=kafka,
-            topics=TopicSettings.with_prefix("bench."),
-            clickhouse=ClickHouseSettings(database="bench"),
-            worker=WorkerSettings(app_id="bench-stage1"),
-            sink=SinkSettings(group_id="bench-sink"),
-        )
-        with (
-            Stack(settings, log_dir=work / "logs") as stack,
-            PipelineProgress(settings) as progress,
-        ):
-            produce_file(kafka, settings.topics, warm_file)
-            # Start-up, group joins and recovery are not throughput.
-            progress.wait_flushed(1800, stack.check_alive)
-            started = time.perf_counter()
-            produce_file(kafka, settings.topics, main_file)
-            produced_s = time.perf_counter() - started
-            flushed = progress.wait_flushed(1800, stack.check_alive)
-            total_s = time.perf_counter() - started
-        probe.close()
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    n = len(events)
-    result = {
-        "benchmark": "pipeline",
-        "broker": "durable (file-backed object store)" if durable else "in memory",
-        "events": n,
-        "tasks": tasks,
-        "pipeline_events_per_s": n / total_s,
-        "pipeline_seconds": total_s,
+
+@contextmanager
+def _stacks(settings: Settings, workers: int, sink: bool) -> Iterator[list[Stack]]:
+    """``workers`` worker processes in one group (each its own data directory), and the
+    sink if asked."""
+    stacks = []
+    try:
+        for n in range(workers):
+            own = settings.replace(stack=StackSettings(data_dir=settings.stack.data_dir / f"w{n}"))
+            roles = ("sink", "worker") if sink and n == 0 else ("worker",)
+            stacks.append(Stack(own, log_dir=own.stack.data_dir / "logs", roles=roles).start())
+        yield stacks
+    finally:
+        for stack in reversed(stacks):
+            stack.stop()
+
+
+def _check(stacks: list[Stack]) -> None:
+    for stack in stacks:
+        stack.check_alive()
+
+
+def stage1_rate(
+    work: Path, kafka: KafkaSettings, name: str, warm: Path, main: Path, n: int, workers: int
+) -> dict[str, Any]:
+    """Events per second through ``workers`` stage-1 workers alone, warm."""
+    settings = _settings(work, kafka, name)
+    ensure_topics(kafka, settings.topics)
+    probe = LagProbe(kafka, settings.worker.app_id)
+    with _stacks(settings, workers, sink=False) as stacks:
+        produce_file(kafka, settings.topics, warm)
+        wait_for_group(probe, probe.end_offsets(settings.topics.inputs()), "warm-up", 600,
+                       lambda: _check(stacks))  # fmt: skip
+        started = time.perf_counter()
+        produce_file(kafka, settings.topics, main)
+        wait_for_group(probe, probe.end_offsets(settings.topics.inputs()), name, 1800,
+                       lambda: _check(stacks))  # fmt: skip
+        seconds = time.perf_counter() - started
+        peak = max(_peak_rss_mb(s.children["worker"].pid) for s in stacks)
+    probe.close()
+    return {"events_per_s": n / seconds, "seconds": seconds, "worker_peak_rss_mb": peak}
+
+
+def pipeline_rate(
+    work: Path, kafka: KafkaSettings, warm: Path, main: Path, n: int
+) -> dict[str, Any]:
+    """Events per second through worker and sink into ClickHouse, warm."""
+    settings = _settings(work, kafka, "pipeline")
+    ensure_topics(kafka, settings.topics)
+    with (
+        _stacks(settings, 1, sink=True) as stacks,
+        PipelineProgress(settings) as progress,
+    ):
+        produce_file(kafka, settings.topics, warm)
+        progress.wait_flushed(1800, lambda: _check(stacks))
+        started = time.perf_counter()
+        produce_file(kafka, settings.topics, main)
+        produced_s = time.perf_counter() - started
+        flushed = progress.wait_flushed(1800, lambda: _check(stacks))
+        seconds = time.perf_counter() - started
+    return {
+        "events_per_s": n / seconds,
+        "seconds": seconds,
         "produce_seconds": produced_s,
         "stage1_done_after_s": produced_s + flushed.stage1_s,
         "stage2_extra_s": flushed.stage2_s,
-        "raw_consume_aiokafka_per_s": aiokafka_rate,
-        "pipeline_share_of_raw_aiokafka": (n / total_s) / aiokafka_rate,
+    }
+
+
+def latency(work: Path, kafka: KafkaSettings, rate: int, seconds: int) -> dict[str, Any]:
+    """Produce-to-row latency of calls at a steady ``rate`` events/s for ``seconds``."""
+    settings = _settings(work, kafka, "latency")
+    ensure_topics(kafka, settings.topics)
+    events = generate(max(1, rate * seconds // 12), seed=44)[: rate * seconds]
+    with (
+        _stacks(settings, 1, sink=True) as stacks,
+        PipelineProgress(settings) as progress,
+    ):
+        produce_lines(kafka, settings.topics, write_jsonl(generate(50, seed=45)))
+        progress.wait_flushed(600, lambda: _check(stacks))
+        chunk = max(1, rate // 10)  # every 0.1 s
+        wall_start = datetime.now(UTC)
+        started = time.perf_counter()
+        for i in range(0, len(events), chunk):
+            now = datetime.now(UTC).isoformat()
+            lines = [json.dumps({**e, "ts": now}).encode() for e in events[i : i + chunk]]
+            produce_lines(kafka, settings.topics, lines)
+            pause = started + (i + chunk) / rate - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        achieved = len(events) / (time.perf_counter() - started)
+        progress.wait_flushed(1800, lambda: _check(stacks))
+    from pipeline.clickhouse.client import connect
+
+    client = connect(settings.clickhouse, settings.stack, create=False)
+    p50, p99, n = client.query(
+        "SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM "
+        "(SELECT dateDiff('millisecond', ts, ingested_at) AS d FROM calls "
+        "WHERE ts >= %(t)s)",
+        parameters={"t": wall_start},
+    ).result_rows[0]
+    return {"target_events_per_s": rate, "achieved_events_per_s": achieved,
+            "calls_measured": n, "latency_p50_ms": p50, "latency_p99_ms": p99}  # fmt: skip
+
+
+def run(tasks: int, warmup_tasks: int, out: Path, latency_rate: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="costflow-bench-"))
+    events = generate(tasks, seed=42)
+    main = work / "events.jsonl"
+    main.write_bytes(b"\n".join(write_jsonl(events)) + b"\n")
+    warm = work / "warmup.jsonl"
+    warm.write_bytes(b"\n".join(write_jsonl(generate(warmup_tasks, seed=43))) + b"\n")
+    n = len(events)
+    worker = WorkerSettings()
+    with EmbeddedBroker() as broker:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap)
+        raw_topics = TopicSettings.with_prefix("bench-raw.")
+        ensure_topics(kafka, raw_topics)
+        produce_file(kafka, raw_topics, main)
+        probe = LagProbe(kafka, "bench-probe")
+        ceiling = raw_aiokafka_rate(broker.bootstrap, probe.end_offsets(raw_topics.inputs()))
+        probe.close()
+        one = stage1_rate(work, kafka, "stage1", warm, main, n, workers=1)
+        two = stage1_rate(work, kafka, "stage1-x2", warm, main, n, workers=2)
+        whole = pipeline_rate(work, kafka, warm, main, n)
+        steady = latency(work, kafka, latency_rate, 30) if latency_rate else None
+    result = {
+        "benchmark": "pipeline",
+        "broker": "embedded Tansu, in memory, same machine",
+        "events": n,
+        "tasks": tasks,
+        "raw_consume_aiokafka_per_s": ceiling,
+        "stage1_one_worker": {**one, "share_of_ceiling": one["events_per_s"] / ceiling},
+        "stage1_two_workers": {**two, "share_of_ceiling": two["events_per_s"] / ceiling},
+        "pipeline": {**whole, "share_of_ceiling": whole["events_per_s"] / ceiling},
+        "latency": steady,
+        "memory_bound": {
+            "max_poll_records": worker.max_poll_records,
+            "max_fetches_in_flight": worker.max_fetches_in_flight,
+            "note": "records in flight <= max_poll_records x max_fetches_in_flight",
+        },
     }
     return write_result(out, result)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=4000)
-    parser.add_argument("--warmup-tasks", type=int, default=200)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--warmup-tasks", type=int, default=300)
+    parser.add_argument("--latency-rate", type=int, default=10_000,
+                        help="events/s for the latency run (0: skip it)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline.json"))
-    parser.add_argument(
-        "--durable", action="store_true", help="the broker as the stack runs it: on disk"
-    )
     args = parser.parse_args()
-    result = run(args.tasks, args.warmup_tasks, args.out, args.durable)
+    r = run(args.tasks, args.warmup_tasks, args.out, args.latency_rate)
+    ceiling = r["raw_consume_aiokafka_per_s"]
     print()
-    print(f"events                      {result['events']:>12,}")
-    print(
-        f"pipeline end to end         {result['pipeline_events_per_s']:>12,.0f} events/s "
-        f"({result['pipeline_seconds']:.1f} s)"
-    )
-    print(f"raw consume, aiokafka       {result['raw_consume_aiokafka_per_s']:>12,.0f} records/s")
+    print(f"events                          {r['events']:>10,}")
+    print(f"plain consume (aiokafka)        {ceiling:>10,.0f} records/s")
+    for label, key in (("stage 1, one worker", "stage1_one_worker"),
+                       ("stage 1, two workers", "stage1_two_workers"),
+                       ("whole pipeline", "pipeline")):  # fmt: skip
+        part = r[key]
+        print(f"{label:<32}{part['events_per_s']:>10,.0f} events/s "
+              f"({part['share_of_ceiling']:.0%} of plain consume)")  # fmt: skip
+    peak = r["stage1_one_worker"]["worker_peak_rss_mb"]
+    print(f"worker peak memory              {peak:>10,.0f} MiB")
+    if r["latency"]:
+        lat = r["latency"]
+        print(f"latency at {lat['achieved_events_per_s']:,.0f} events/s     "
+              f"p50 {lat['latency_p50_ms']:,} ms, p99 {lat['latency_p99_ms']:,} ms")  # fmt: skip
     print(f"wrote {args.out}")
 
 

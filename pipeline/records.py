@@ -28,6 +28,8 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
+
 from pipeline.events.models import CallEvent
 from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
 from pipeline.pricing.engine import CallCost
@@ -47,7 +49,10 @@ TaskRecordKind = Literal["snapshot", "evicted", "reprice"]
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # an attribute orjson cannot encode (an integer beyond 64 bits)
+        return json.dumps(record, separators=(",", ":")).encode()
 
 
 def priced_call(

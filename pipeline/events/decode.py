@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.errors import NotJson, SchemaViolation, WrongTopic
@@ -12,6 +14,9 @@ from pipeline.events.models import CallEvent, Event, OutcomeEvent, TaskEvent
 
 _EVENT = TypeAdapter[CallEvent | TaskEvent | OutcomeEvent](Event)
 _MAX_REASON = 500
+# 19 digits in a row: possibly an integer beyond 64 bits (or a long digit run in a
+# string, which only costs the slower parse).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _explain(exc: ValidationError) -> str:
@@ -25,7 +30,7 @@ def _explain(exc: ValidationError) -> str:
 
 
 def decode_event(
-    raw: bytes, expected_type: str | None = None
+    raw: bytes | None, expected_type: str | None = None
 ) -> CallEvent | TaskEvent | OutcomeEvent:
     """Parse one record. ``expected_type`` is the type its topic carries.
 
@@ -33,10 +38,21 @@ def decode_event(
     may omit it; a record whose ``type`` names another topic's events is refused
     rather than silently joined on the wrong stream.
     """
+    if raw is None:
+        raise NotJson("record has no value (a tombstone); produce the event's JSON")
+    data: Any
     try:
-        data: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NotJson(f"record is not JSON: {exc}"[:_MAX_REASON]) from None
+        # orjson turns integers beyond 64 bits into floats (lossy): leave those to the
+        # standard library, as everything orjson refuses (NaN, ...), so what is
+        # accepted, its values and the reasons stay the standard library's.
+        if _LONG_DIGITS.search(raw):
+            raise orjson.JSONDecodeError("a long integer", "", 0)
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise NotJson(f"record is not JSON: {exc}"[:_MAX_REASON]) from None
     if not isinstance(data, dict):
         raise SchemaViolation(f"record is JSON {type(data).__name__}, expected an object")
     if expected_type is not None:

@@ -26,6 +26,8 @@ _QUANTITY = Annotated[Decimal, Field(ge=0, le=10**12, decimal_places=9, allow_in
 _FORBIDDEN_CONTENT_FIELDS = frozenset(
     {"prompt", "completion", "messages", "input_text", "output_text", "content", "response"}
 )
+# Each event class's field names (and "type"), computed once per class.
+_KNOWN_FIELDS: dict[type, frozenset[str]] = {}
 
 
 class ServiceTier(StrEnum):
@@ -109,15 +111,16 @@ class _EventBase(BaseModel):
     def _fold_unknown_fields(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        leaked = _FORBIDDEN_CONTENT_FIELDS.intersection(data)
-        if leaked:
-            raise ValueError(
-                f"events must not carry prompt or completion text (fields {sorted(leaked)})"
-            )
-        known = set(cls.model_fields) | {"type"}
-        extra = {k: v for k, v in data.items() if k not in known}
-        if not extra:
+        keys = data.keys()
+        if not _FORBIDDEN_CONTENT_FIELDS.isdisjoint(keys):
+            leaked = sorted(_FORBIDDEN_CONTENT_FIELDS.intersection(keys))
+            raise ValueError(f"events must not carry prompt or completion text (fields {leaked})")
+        known = _KNOWN_FIELDS.get(cls)
+        if known is None:  # once per event class: this runs for every event
+            known = _KNOWN_FIELDS[cls] = frozenset(cls.model_fields) | {"type"}
+        if keys <= known:
             return data
+        extra = {k: v for k, v in data.items() if k not in known}
         kept = {k: v for k, v in data.items() if k in known}
         attributes = dict(kept.get("attributes") or {})
         for key, value in extra.items():

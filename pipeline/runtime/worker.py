@@ -25,6 +25,11 @@ def quiet_client_loggers(level: int = logging.WARNING) -> None:
 
 
 def run_worker(settings: Settings) -> None:
+    import mode.loop
+
+    # uvloop: the batch path's remaining framework cost is the event loop's
+    # (stage1-throughput-research.md); it must be chosen before any loop exists.
+    mode.loop.use("uvloop")
     ensure_topics(settings.kafka, settings.topics)
     app, stage = create_app(settings)
 

@@ -5,6 +5,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import NotJson, SchemaViolation, WrongTopic
 from pipeline.events import CallEvent, OutcomeEvent, TaskEvent, decode_event
@@ -134,3 +136,64 @@ def test_bad_input_is_refused_with_a_reason(payload: bytes, error: type, fragmen
         decode_event(payload, "call")
     assert fragment in str(info.value)
     assert info.value.code in {"not_json", "schema_violation", "wrong_topic"}
+
+
+def _reference_decode(raw: bytes, expected_type: str) -> object:
+    """The contract's own decode, with the standard library's JSON: the reference the
+    fast path (orjson first) must agree with, accept for accept, value for value."""
+    from pydantic import ValidationError
+
+    from pipeline.events.decode import _EVENT
+
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "not_json"
+    if not isinstance(data, dict):
+        return "schema_violation"
+    if data.setdefault("type", expected_type) != expected_type:
+        return "wrong_topic"
+    try:
+        return _EVENT.validate_python(data)
+    except ValidationError:
+        return "schema_violation"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+_CALL = {"type": "call", "event_id": "e", "task_id": "t", "ts": "2026-11-02T10:00:00Z",
+         "provider": "openai", "model": "m", "usage": {"input_tokens": 5}}  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from([*_CALL, "usage.input_tokens", "attributes", "extra"]),
+    value=_JSON,
+    mangle=st.sampled_from(["none", "truncate", "garbage", "nan_literal"]),
+)
+def test_the_fast_decode_accepts_and_refuses_exactly_as_the_contract(
+    field: str, value: object, mangle: str
+) -> None:
+    body: dict[str, object] = json.loads(json.dumps(_CALL))
+    if field == "usage.input_tokens":
+        body["usage"] = {"input_tokens": value}
+    else:
+        body[field] = value
+    raw = json.dumps(body).encode()  # NaN and huge integers included, as json writes them
+    if mangle == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif mangle == "garbage":
+        raw = b"\xff" + raw
+    elif mangle == "nan_literal":
+        raw = raw.replace(b'"e"', b"NaN", 1)
+    expected = _reference_decode(raw, "call")
+    try:
+        got: object = decode_event(raw, "call")
+    except (NotJson, SchemaViolation, WrongTopic) as error:
+        got = error.code
+    assert got == expected
