@@ -39,7 +39,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.drivers import by_url
 
 from pipeline.agents.batch import InputRecord
-from pipeline.agents.commit_safety import fail_stop
+from pipeline.agents.commit_safety import RETRY_EXIT, fail_stop
 
 log = logging.getLogger("costflow.worker")
 
@@ -197,8 +197,8 @@ class BatchConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
         while in_flight and in_flight[0].delivered.done():
             item = in_flight.popleft()
             error = item.delivered.exception()
-            if error is not None:
-                fail_stop(error, "delivering a fetch's outputs")
+            if error is not None:  # aiokafka retried already: the broker is in trouble
+                fail_stop(error, "delivering a fetch's outputs", RETRY_EXIT)
                 return
             current = self.app.consumer_generation_id == item.generation
             for tp, offsets, marker in item.partitions:

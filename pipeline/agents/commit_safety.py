@@ -37,6 +37,9 @@ log = logging.getLogger("costflow.worker")
 
 # Exit code of a fail-stop: EX_SOFTWARE, "internal software error".
 FAIL_STOP_EXIT = 70
+# EX_TEMPFAIL, "try again later": the broker failed (the same code as a stall; the
+# supervisor restarts the worker on it).
+RETRY_EXIT = 75
 
 
 class _Tally:
@@ -97,18 +100,26 @@ def drain_fully(producer: Any) -> None:
     buffer.flush = MethodType(flush, buffer)
 
 
-def fail_stop(error: BaseException, where: str) -> None:
-    """Log an unexpected error and end the process without acking or committing."""
+def fail_stop(error: BaseException, where: str, code: int = FAIL_STOP_EXIT) -> None:
+    """Log an unexpected error and end the process without acking or committing.
+
+    ``code``: :data:`FAIL_STOP_EXIT` for a bug (a restart fails the same way: look
+    first), :data:`RETRY_EXIT` for a failure of the broker (a restart is the fix, and
+    ``costflow up``/``replay`` restart the worker on it, as on a stall).
+    """
     log.critical(
-        "stage 1 stops: unexpected %s while %s: %s. Nothing was acked past the last "
-        "commit, so a restart re-processes this event; if it fails again, dead-letter "
-        "or fix the input and report the error.",
+        "stage 1 stops: %s %s while %s: %s. Nothing was acked past the last commit, so a "
+        "restart re-processes these events%s",
+        "a broker failure," if code == RETRY_EXIT else "unexpected",
         type(error).__name__,
         where,
         error,
+        "."
+        if code == RETRY_EXIT
+        else "; if it fails again, dead-letter or fix the input and report the error.",
         exc_info=error,
     )
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stderr.flush()
-    os._exit(FAIL_STOP_EXIT)
+    os._exit(code)

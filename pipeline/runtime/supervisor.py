@@ -93,11 +93,15 @@ class Stack:
         self._spawn(role)
 
     def _restart_stalled(self, role: str, code: int | None) -> bool:
-        """A worker that exited because it stalled is started again (agents.stall)."""
+        """A worker that exited to be restarted (it stalled, agents.stall, or the broker
+        failed to take its outputs, agents.batch_consumer) is started again."""
         if role != "worker" or code != STALL_EXIT:
             return False
-        log.warning("the worker stalled and exited; starting it again%s", self.log_hint(role))
-        sys.stderr.write("costflow: stage 1 stalled and is restarting (nothing is lost)\n")
+        log.warning(
+            "the worker exited to be restarted (a stall or a broker failure); starting it "
+            "again%s", self.log_hint(role),
+        )  # fmt: skip
+        sys.stderr.write("costflow: stage 1 is restarting (nothing is lost)\n")
         self._spawn(role)
         return True
 

@@ -133,8 +133,10 @@ def test_offsets_are_acked_only_after_the_fetch_is_delivered_and_in_fetch_order(
 def test_a_failed_delivery_stops_the_worker_with_nothing_acked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stops: list[str] = []
-    monkeypatch.setattr(batch_consumer, "fail_stop", lambda _e, where: stops.append(where))
+    stops: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        batch_consumer, "fail_stop", lambda _e, where, code=70: stops.append((where, code))
+    )
 
     async def run() -> Any:
         handler = Handler()
@@ -148,7 +150,8 @@ def test_a_failed_delivery_stops_the_worker_with_nothing_acked(
         return consumer
 
     consumer = asyncio.run(run())
-    assert stops == ["delivering a fetch's outputs"]
+    # A broker failure: exit to be restarted (75), unlike a bug (70).
+    assert stops == [("delivering a fetch's outputs", 75)]
     assert consumer._new_offset(TP) is None
 
 
@@ -156,7 +159,7 @@ def test_a_handler_error_stops_the_worker_before_anything_is_acked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stops: list[str] = []
-    monkeypatch.setattr(batch_consumer, "fail_stop", lambda _e, where: stops.append(where))
+    monkeypatch.setattr(batch_consumer, "fail_stop", lambda _e, where, code=70: stops.append(where))
 
     async def run() -> Any:
         consumer, fetcher = await consumer_with(Handler(fail=True), [records(0, 1, 2)])
