@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
+from pipeline.clickhouse.lookups import id_chunks
 from pipeline.events.models import CallEvent, ServiceTier, Usage
 
 SCANNED = (
@@ -57,18 +58,16 @@ def stored_call(row: dict[str, Any], **replace: Any) -> CallEvent:
 
 
 def calls_of_tasks(
-    client: Any,
-    task_ids: list[str],
-    columns: tuple[str, ...] = SCANNED,
-    tasks_per_query: int = 10_000,
+    client: Any, task_ids: list[str], columns: tuple[str, ...] = SCANNED
 ) -> Iterator[dict[str, Any]]:
     """The stored calls of these tasks, current version of each. A chunk of tasks per
-    query: a streamed FINAL read with the tasks as a subquery arrived in blocks of a
-    few dozen rows, several times slower here than whole results."""
-    for start in range(0, len(task_ids), tasks_per_query):
+    query (within max_query_size, see lookups): a streamed FINAL read with the tasks
+    as a subquery arrived in blocks of a few dozen rows, several times slower here
+    than whole results."""
+    for chunk in id_chunks(task_ids):
         result = client.query(
             f"SELECT {', '.join(columns)} FROM calls FINAL WHERE task_id IN %(task_ids)s",
-            parameters={"task_ids": task_ids[start : start + tasks_per_query]},
+            parameters={"task_ids": list(chunk)},
         )
         for row in result.result_rows:
             yield dict(zip(columns, row, strict=True))

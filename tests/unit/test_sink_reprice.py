@@ -259,3 +259,25 @@ def test_a_call_with_units_fx_and_an_overlay_lands_with_every_dimension(
         Decimal("0.0396"), Decimal("4.9896"), "USD", "EUR", Decimal("1.1"), "search-deal",
         "eu@3",
     )  # fmt: skip
+
+
+def test_batches_whose_ids_exceed_max_query_size_are_written_and_looked_up(
+    chdb_client: Any,
+) -> None:
+    """6,000 calls with 60-character ids: their id lists (~400 KB) are longer than
+    ClickHouse's 256 KiB max_query_size; every lookup must still fit."""
+    from pipeline.clickhouse.lookups import id_chunks
+    from pipeline.query.calls import calls_of_tasks
+
+    migrate(chdb_client)
+    sink = ClickHouseSink(chdb_client, TOPICS)
+    pad = "x" * 50
+    calls = [priced_call(f"e{n:05d}-{pad}", f"t{n:05d}-{pad}", "0.001") for n in range(6000)]
+    batch = records(*((TOPICS.priced_calls, c) for c in calls))
+    assert sink.write(batch)["calls"] == 6000
+    # Written again (a re-delivery): the lookup of what is stored finds all 6,000.
+    assert sink.write(batch).get("calls", 0) == 0
+    tasks = [c["task_id"] for c in calls]
+    assert sum(1 for _ in calls_of_tasks(chdb_client, tasks, ("event_id",))) == 6000
+    chunks = list(id_chunks(tasks))
+    assert len(chunks) > 1 and [t for c in chunks for t in c] == tasks

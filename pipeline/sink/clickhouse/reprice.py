@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pipeline.clickhouse.lookups import ID_BYTES_PER_QUERY, id_chunks
 from pipeline.pricing.engine import MONEY
 from pipeline.sink.clickhouse.restate import Adjustment
 from pipeline.sink.clickhouse.rows import CALL_COLUMNS, PRICE_COLUMNS, cancelled_call_row
@@ -43,18 +44,23 @@ class Repricer:
         self.counts: Counter[str] = Counter()
 
     def _stored_calls(self, reprices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        task_ids = sorted({r["task_id"] for r in reprices})
-        event_ids = sorted({c["event_id"] for r in reprices for c in r["calls"]})
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(event_ids), 5_000):
-            # FINAL: a call repriced before has two rows; the last inserted is current.
-            result = self.client.query(
-                f"SELECT {', '.join(CALL_COLUMNS)} FROM calls FINAL "
-                "WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
-                parameters={"tasks": task_ids, "events": event_ids[start : start + 5_000]},
+        by_task: dict[str, set[str]] = {}
+        for reprice in reprices:
+            by_task.setdefault(reprice["task_id"], set()).update(
+                c["event_id"] for c in reprice["calls"]
             )
-            for row in result.result_rows:
-                found[row[_EVENT_ID]] = dict(zip(CALL_COLUMNS, row, strict=True))
+        found: dict[str, dict[str, Any]] = {}
+        for tasks in id_chunks(sorted(by_task), ID_BYTES_PER_QUERY // 4):
+            events = sorted(e for task in tasks for e in by_task[task])
+            for event_chunk in id_chunks(events):
+                # FINAL: a call repriced before has two rows; the last inserted is current.
+                result = self.client.query(
+                    f"SELECT {', '.join(CALL_COLUMNS)} FROM calls FINAL "
+                    "WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
+                    parameters={"tasks": list(tasks), "events": list(event_chunk)},
+                )
+                for row in result.result_rows:
+                    found[row[_EVENT_ID]] = dict(zip(CALL_COLUMNS, row, strict=True))
         return found
 
     def apply(self, reprices: list[dict[str, Any]], tasks: set[str]) -> Repriced:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pipeline.clickhouse.lookups import id_chunks
 from pipeline.pricing.engine import MONEY
 from pipeline.records import TaskRecord
 from pipeline.sink.clickhouse.rows import CHANGE_COLUMNS, STATE_COLUMNS, task_row
@@ -111,8 +112,7 @@ class TaskRestater:
                 found[task_id] = self._prefetched[task_id]
             else:
                 missing.append(task_id)
-        for start in range(0, len(missing), 5_000):
-            chunk = missing[start : start + 5_000]
+        for chunk in id_chunks(missing):
             rows: dict[str, tuple[Any, ...]] = {}
             # The current row is the +1 row of the highest version, merged or not. Read
             # from task_changes itself, not from the views fed by it: it is what was applied.
@@ -120,14 +120,14 @@ class TaskRestater:
                 f"SELECT {', '.join(_STORED)} FROM task_changes "
                 "WHERE task_id IN %(ids)s AND sign = 1 "
                 "ORDER BY task_id, version DESC LIMIT 1 BY task_id",
-                parameters={"ids": chunk},
+                parameters={"ids": list(chunk)},
             ).result_rows:
                 rows[row[0]] = tuple(row)
             lineages: dict[str, Lineage] = {}
             for task_id, seq, base, current, pending, evictions in self.client.query(
                 "SELECT task_id, seq, base, current, pending, evictions FROM task_states "
                 "WHERE task_id IN %(ids)s ORDER BY task_id, seq DESC LIMIT 1 BY task_id",
-                parameters={"ids": chunk},
+                parameters={"ids": list(chunk)},
             ).result_rows:
                 lineages[task_id] = Lineage(
                     Part.from_text(base), Part.from_text(current), frozenset(pending), seq,

@@ -14,6 +14,7 @@ import json
 import logging
 from typing import Any
 
+from pipeline.clickhouse.lookups import ID_BYTES_PER_QUERY, id_chunks
 from pipeline.config import TopicSettings
 from pipeline.errors import ClickHouseError
 from pipeline.records import TaskRecord, decode_task_record
@@ -64,14 +65,22 @@ class ClickHouseSink(Sink):
         """Rows for calls not yet stored; stage 1 re-emits a call when it is re-delivered."""
         if not calls:
             return []
-        task_ids = sorted({c["task_id"] for c in calls.values()})
-        stored = {
-            row[0]
-            for row in self.client.query(
-                "SELECT event_id FROM calls WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
-                parameters={"tasks": task_ids, "events": sorted(calls)},
-            ).result_rows
-        }
+        stored: set[str] = set()
+        # By task, so each query lists a slice of tasks and only their calls.
+        by_task: dict[str, list[str]] = {}
+        for event_id, call in calls.items():
+            by_task.setdefault(call["task_id"], []).append(event_id)
+        for tasks in id_chunks(sorted(by_task), ID_BYTES_PER_QUERY // 4):
+            events = [e for task in tasks for e in by_task[task]]
+            for event_chunk in id_chunks(events):
+                stored.update(
+                    row[0]
+                    for row in self.client.query(
+                        "SELECT event_id FROM calls "
+                        "WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
+                        parameters={"tasks": list(tasks), "events": list(event_chunk)},
+                    ).result_rows
+                )
         self.calls_already_stored += len(stored)
         return [call_row(calls[e]) for e in sorted(calls) if e not in stored]
 
