@@ -15,6 +15,8 @@ and listed in docs/pricing.md:
    release date (``-2025-04-14``, ``-20251001``, ``@20240620``).
 4. **Same model, sister provider.** A model neither ``vertex_ai`` nor ``google`` lists
    is tried under the other (Gemini's list prices are the same on both).
+5. **Case.** A model id still not found is tried lower-cased, with rules 2-4 again
+   (the providers' ids are lower-case; some gateways send ``GPT-4o``).
 
 The entry that priced a call is recorded on its row (``entry_model``), so a
 normalised match is always visible.
@@ -95,3 +97,6 @@ def candidates(provider: str, model: str) -> Iterator[tuple[str, str]]:
         yield sister, name
         if undated != name:
             yield sister, undated
+    lowered = undated.lower()
+    if lowered != undated:
+        yield from candidates(canonical, lowered)

@@ -71,6 +71,9 @@ def _cost_fields(cost: CallCost) -> dict[str, str]:
         **{part: _plain(getattr(cost, part)) for part in _PARTS},
         "currency": cost.currency,
         "price_book_version": cost.price_book_version,
+        # Which entry priced it (an alias, a dated id or a normalised name resolves to it).
+        "entry_model": cost.entry_model,
+        "entry_effective_from": cost.entry_effective_from.isoformat(),
     }
     if cost.fx_rate is not None:
         fields["list_currency"] = cost.list_currency

@@ -76,6 +76,13 @@ def test_rule_4_vertex_and_the_gemini_api_stand_in_for_each_other_only_when_miss
     ]  # fmt: skip
 
 
+def test_rule_5_a_model_id_sent_in_capitals_is_tried_lower_cased() -> None:
+    assert priced("OpenAI", "GPT-4o") == ("gpt-4o", Decimal("2.50"))
+    assert priced("openai", "OpenAI/GPT-4o-2024-08-06") == ("gpt-4o", Decimal("2.50"))
+    # Lower-casing comes last: an id that exists as sent is never replaced.
+    assert list(candidates("openai", "GPT-X"))[-1] == ("openai", "gpt-x")
+
+
 def test_names_never_cross_unrelated_providers() -> None:
     from pipeline.errors import PriceNotFound
 

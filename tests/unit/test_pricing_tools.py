@@ -83,6 +83,8 @@ def test_price_lines_adds_cost_per_dimension_as_decimal_strings() -> None:
         "units": "0",
         "currency": "USD",
         "price_book_version": "small@1",
+        "entry_model": "m",
+        "entry_effective_from": "2026-01-01T00:00:00+00:00",
     }
     assert out[0]["event_id"] == "a"
     assert out[1]["cost"] is None and out[1]["pricing_error"].startswith("price_not_found")
