@@ -51,8 +51,8 @@ def decode_event(
     except orjson.JSONDecodeError:
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise NotJson(f"record is not JSON: {exc}"[:_MAX_REASON]) from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, digit limits
+            raise NotJson(f"record is not JSON we can read: {exc}"[:_MAX_REASON]) from None
     if not isinstance(data, dict):
         raise SchemaViolation(f"record is JSON {type(data).__name__}, expected an object")
     if expected_type is not None:
@@ -63,3 +63,7 @@ def decode_event(
         return _EVENT.validate_python(data)
     except ValidationError as exc:
         raise SchemaViolation(_explain(exc)) from None
+    except Exception as exc:  # from the input: set it aside, never crash
+        # A value out of any range (a timestamp in microseconds overflowing a date, an
+        # attribute nested too deep): bad input like the rest, never the worker's end.
+        raise SchemaViolation(f"{type(exc).__name__}: {exc}"[:_MAX_REASON]) from None

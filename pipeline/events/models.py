@@ -69,7 +69,12 @@ def _parse_ts(value: Any) -> Any:
         raise ValueError("ts must be an RFC 3339 string or epoch milliseconds, not a boolean")
     if isinstance(value, int):
         # Integer arithmetic: float seconds would lose the millisecond on some values.
-        return _EPOCH + timedelta(milliseconds=value)
+        try:
+            return _EPOCH + timedelta(milliseconds=value)
+        except OverflowError:
+            raise ValueError(
+                f"ts {value} is not epoch milliseconds (microseconds or nanoseconds?)"
+            ) from None
     if isinstance(value, float):
         raise ValueError("ts in epoch milliseconds must be an integer")
     if isinstance(value, str):

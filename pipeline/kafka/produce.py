@@ -87,7 +87,7 @@ def produce_lines(
                 topic = by_type.get(str(data.get("type")), topics.calls)
                 if isinstance(data.get("task_id"), str):
                     key = data["task_id"].encode()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON we can read: the worker says why
             pass
         sender.send(topic, key, raw)
     return sender.flush()

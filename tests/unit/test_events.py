@@ -197,3 +197,28 @@ def test_the_fast_decode_accepts_and_refuses_exactly_as_the_contract(
     except (NotJson, SchemaViolation, WrongTopic) as error:
         got = error.code
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        # A timestamp in epoch microseconds: a date out of range, not a crash.
+        (json.dumps({**_CALL, "ts": 1796108317000000}).encode(), "schema_violation"),
+        (json.dumps({**_CALL, "ts": -(10**20)}).encode(), "schema_violation"),
+        # An integer beyond Python's 4,300-digit limit for text conversion.
+        (json.dumps(_CALL).encode()[:-1] + b', "trace": ' + b"9" * 4400 + b"}", "not_json"),
+        # Nesting deeper than any parser recurses.
+        (
+            json.dumps(_CALL).encode()[:-1]
+            + b', "deep": '
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b"}",
+            "not_json",
+        ),
+    ],
+)
+def test_input_out_of_every_range_is_bad_input_not_a_crash(raw: bytes, code: str) -> None:
+    with pytest.raises((NotJson, SchemaViolation)) as raised:
+        decode_event(raw, "call")
+    assert raised.value.code == code
