@@ -281,3 +281,22 @@ def test_batches_whose_ids_exceed_max_query_size_are_written_and_looked_up(
     assert sum(1 for _ in calls_of_tasks(chdb_client, tasks, ("event_id",))) == 6000
     chunks = list(id_chunks(tasks))
     assert len(chunks) > 1 and [t for c in chunks for t in c] == tasks
+
+
+def test_two_tasks_reusing_an_event_id_keep_a_call_each(chdb_client: Any) -> None:
+    """Stage 1 applies an event once per task; so does the sink: a call is
+    (task_id, event_id), also when it is written again and when it is repriced."""
+    migrate(chdb_client)
+    sink = ClickHouseSink(chdb_client, TOPICS)
+    batch = records(
+        (TOPICS.priced_calls, priced_call("call-1", "a", "0.002")),
+        (TOPICS.priced_calls, priced_call("call-1", "b", "0.003")),
+    )
+    assert sink.write(batch)["calls"] == 2
+    assert sink.write(batch).get("calls", 0) == 0  # a re-delivery adds nothing
+    sink.write(records((TOPICS.task_snapshots, snapshot("b", 1, "0.003", "accepted"))))
+    sink.write(records((TOPICS.task_snapshots, reprice("b", "r1", **{"call-1": "0.004"}))))
+    rows = chdb_client.query(
+        "SELECT task_id, event_id, cost_total FROM calls FINAL ORDER BY task_id"
+    ).result_rows
+    assert rows == [("a", "call-1", Decimal("0.002")), ("b", "call-1", Decimal("0.004"))]

@@ -24,6 +24,7 @@ from pipeline.sink.clickhouse.restate import Adjustment
 from pipeline.sink.clickhouse.rows import CALL_COLUMNS, PRICE_COLUMNS, cancelled_call_row
 
 _EVENT_ID = CALL_COLUMNS.index("event_id")
+_TASK_ID = CALL_COLUMNS.index("task_id")
 # What a reprice may change; a call already at its new price is left alone.
 _COMPARED = (*(c for c in PRICE_COLUMNS if c.startswith("cost_")), "currency")
 _NOT_MONEY = ("cost_known_parts",)
@@ -43,13 +44,15 @@ class Repricer:
         self.client = client
         self.counts: Counter[str] = Counter()
 
-    def _stored_calls(self, reprices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _stored_calls(
+        self, reprices: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         by_task: dict[str, set[str]] = {}
         for reprice in reprices:
             by_task.setdefault(reprice["task_id"], set()).update(
                 c["event_id"] for c in reprice["calls"]
             )
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         for tasks in id_chunks(sorted(by_task), ID_BYTES_PER_QUERY // 4):
             events = sorted(e for task in tasks for e in by_task[task])
             for event_chunk in id_chunks(events):
@@ -60,7 +63,9 @@ class Repricer:
                     parameters={"tasks": list(tasks), "events": list(event_chunk)},
                 )
                 for row in result.result_rows:
-                    found[row[_EVENT_ID]] = dict(zip(CALL_COLUMNS, row, strict=True))
+                    found[(row[_TASK_ID], row[_EVENT_ID])] = dict(
+                        zip(CALL_COLUMNS, row, strict=True)
+                    )
         return found
 
     def apply(self, reprices: list[dict[str, Any]], tasks: set[str]) -> Repriced:
@@ -77,8 +82,8 @@ class Repricer:
                 continue
             adjustment = Adjustment()
             for priced in reprice["calls"]:
-                current = stored.get(priced["event_id"])
-                if current is None or current["task_id"] != task_id:
+                current = stored.get((task_id, priced["event_id"]))
+                if current is None:
                     self.counts["call_not_stored"] += 1
                     continue
                 new = _repriced_row(current, priced, reprice)
@@ -111,7 +116,7 @@ class Repricer:
                         new["currency"],
                     )
                 )
-                stored[current["event_id"]] = new  # a later record in the batch sees it
+                stored[(task_id, current["event_id"])] = new  # later records see it
                 self.counts["repriced"] += 1
             if adjustment != Adjustment():
                 previous = out.adjustments.get(task_id, Adjustment())

@@ -61,31 +61,34 @@ class ClickHouseSink(Sink):
         # Serves reads of the embedded engine to other processes (see open_sink).
         self.read_server: Any = None
 
-    def _new_calls(self, calls: dict[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Rows for calls not yet stored; stage 1 re-emits a call when it is re-delivered."""
+    def _new_calls(self, calls: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Rows for calls not yet stored; stage 1 re-emits a call when it is re-delivered.
+
+        A call is (task_id, event_id): stage 1 applies an event once per task, so two
+        tasks whose gateways reuse an event id each keep their call, here as there."""
         if not calls:
             return []
-        stored: set[str] = set()
+        stored: set[tuple[str, str]] = set()
         # By task, so each query lists a slice of tasks and only their calls.
         by_task: dict[str, list[str]] = {}
-        for event_id, call in calls.items():
-            by_task.setdefault(call["task_id"], []).append(event_id)
+        for task_id, event_id in calls:
+            by_task.setdefault(task_id, []).append(event_id)
         for tasks in id_chunks(sorted(by_task), ID_BYTES_PER_QUERY // 4):
-            events = [e for task in tasks for e in by_task[task]]
+            events = sorted({e for task in tasks for e in by_task[task]})
             for event_chunk in id_chunks(events):
                 stored.update(
-                    row[0]
+                    (row[0], row[1])
                     for row in self.client.query(
-                        "SELECT event_id FROM calls "
+                        "SELECT task_id, event_id FROM calls "
                         "WHERE task_id IN %(tasks)s AND event_id IN %(events)s",
                         parameters={"tasks": list(tasks), "events": list(event_chunk)},
                     ).result_rows
                 )
-        self.calls_already_stored += len(stored)
-        return [call_row(calls[e]) for e in sorted(calls) if e not in stored]
+        self.calls_already_stored += len(stored & calls.keys())
+        return [call_row(calls[key]) for key in sorted(calls) if key not in stored]
 
     def _rows(self, batch: Batch) -> dict[str, tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
-        calls: dict[str, dict[str, Any]] = {}
+        calls: dict[tuple[str, str], dict[str, Any]] = {}
         # Stage-1 records per task, in offset order (lineage decides what each does).
         tasks: dict[str, list[TaskRecord]] = {}
         reprices: list[dict[str, Any]] = []
@@ -95,7 +98,7 @@ class ClickHouseSink(Sink):
                 dead.append(dead_letter_row(record))
             elif record.topic == self.topics.priced_calls:
                 call = json.loads(record.value or b"{}")
-                calls[call["event_id"]] = call
+                calls[(call["task_id"], call["event_id"])] = call
             elif record.topic == self.topics.task_snapshots:
                 decoded = decode_task_record(record.value)
                 if decoded.kind == "reprice":  # from costflow reprice, in offset order
