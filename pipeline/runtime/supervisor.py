@@ -29,6 +29,11 @@ log = logging.getLogger("costflow.up")
 _stop_with_parent = signal_on_parent_death(signal.SIGTERM)
 
 
+# Automatic restarts allowed per role within the window, before `up` gives up.
+RESTARTS_PER_WINDOW = 5
+RESTART_WINDOW_S = 600.0
+
+
 class Stack:
     def __init__(
         self,
@@ -41,6 +46,8 @@ class Stack:
         self.roles = roles
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.lock: DataDirLock | None = None
+        # role -> monotonic times of its recent automatic restarts
+        self._restarts: dict[str, list[float]] = {}
 
     def _spawn(self, role: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -93,15 +100,26 @@ class Stack:
         self._spawn(role)
 
     def _restart_stalled(self, role: str, code: int | None) -> bool:
-        """A worker that exited to be restarted (it stalled, agents.stall, or the broker
-        failed to take its outputs, agents.batch_consumer) is started again."""
-        if role != "worker" or code != STALL_EXIT:
+        """Start a stage again when a restart is the fix: the worker asked for one (75:
+        it stalled, agents.stall, or the broker would not take its outputs), or the
+        worker or sink was SIGKILLed (the OOM killer, an operator): both resume from
+        their committed offsets, nothing is lost. Not a bug's exit (70, 1, ...): that
+        would fail the same way again. At most RESTARTS_PER_WINDOW in RESTART_WINDOW_S."""
+        retry = role == "worker" and code == STALL_EXIT
+        killed = role in ("worker", "sink") and code == -signal.SIGKILL
+        if not (retry or killed):
             return False
-        log.warning(
-            "the worker exited to be restarted (a stall or a broker failure); starting it "
-            "again%s", self.log_hint(role),
-        )  # fmt: skip
-        sys.stderr.write("costflow: stage 1 is restarting (nothing is lost)\n")
+        now = time.monotonic()
+        recent = [t for t in self._restarts.get(role, []) if now - t < RESTART_WINDOW_S]
+        if len(recent) >= RESTARTS_PER_WINDOW:
+            raise EmbeddedStackError(
+                f"{role} exited with code {code} and was restarted {len(recent)} times in "
+                f"{RESTART_WINDOW_S // 60:.0f} min; not again{self.log_hint(role)}"
+            )
+        self._restarts[role] = [*recent, now]
+        why = "was killed (SIGKILL)" if killed else "exited to be restarted (stall or broker)"
+        log.warning("the %s %s; starting it again%s", role, why, self.log_hint(role))
+        sys.stderr.write(f"costflow: the {role} {why}; restarting it (nothing is lost)\n")
         self._spawn(role)
         return True
 

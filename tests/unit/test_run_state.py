@@ -56,10 +56,10 @@ def test_a_stall_is_input_waiting_with_nothing_moving_for_the_timeout() -> None:
     assert not idle.observe(0, {}, 0) and not idle.observe(10_000, {}, 0)
 
 
-def test_the_supervisor_restarts_a_worker_that_stalled_and_nothing_else() -> None:
+def test_the_supervisor_restarts_what_a_restart_fixes_and_nothing_else() -> None:
     from pipeline.agents.stall import STALL_EXIT
     from pipeline.config import Settings
-    from pipeline.runtime.supervisor import Stack
+    from pipeline.runtime.supervisor import RESTARTS_PER_WINDOW, Stack
 
     stack = Stack(Settings())
     spawned: list[str] = []
@@ -81,5 +81,15 @@ def test_the_supervisor_restarts_a_worker_that_stalled_and_nothing_else() -> Non
     stack.children["sink"] = crashed
     with pytest.raises(EmbeddedStackError, match="sink exited with code 1"):
         stack.check_alive()
+    # SIGKILLed (the OOM killer at 3 a.m.): restarted, it resumes from its commits ...
+    del stack.children["sink"]
+    for n in range(RESTARTS_PER_WINDOW - 1):  # the stall above was the first restart
+        stack.children["worker"].kill()
+        stack.children["worker"].wait()
+        stack.check_alive()
+        assert spawned == ["worker"] * (n + 2)
+    # ... but not forever: a sixth restart in ten minutes is refused, with why.
     stack.children["worker"].kill()
     stack.children["worker"].wait()
+    with pytest.raises(EmbeddedStackError, match="restarted 5 times in 10 min"):
+        stack.check_alive()
