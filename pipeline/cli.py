@@ -255,8 +255,11 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     if args.dead_letter_command == "stats":
         from pipeline.runtime.dead_letter import DEAD_LETTER_STATS
 
-        result = reading_client(args.settings).raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
-        sys.stdout.write(result.decode() if isinstance(result, bytes) else str(result))
+        client = reading_client(args.settings)
+        result = client.raw_query(DEAD_LETTER_STATS, fmt="PrettyCompact")
+        text = result.decode() if isinstance(result, bytes) else str(result)
+        # An empty table prints nothing at all: say so, rather than leave a blank.
+        sys.stdout.write(text or "no dead letters: every record read so far was an event\n")
         return 0
     from pipeline.runtime.dead_letter import replay_dead_letters
 

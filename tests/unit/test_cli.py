@@ -34,6 +34,15 @@ def test_migrate_then_sql_then_report(env: Path, capsys: pytest.CaptureFixture[s
     assert "Cost per accepted outcome" in out and "dead-lettered: 0" in out
 
 
+def test_dead_letter_stats_says_when_there_are_none(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    assert main(["dead-letter", "stats"]) == 0
+    assert "no dead letters" in capsys.readouterr().out
+
+
 def test_errors_are_one_line_with_advice(
     env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
