@@ -179,18 +179,14 @@ class BatchConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
         return fresh
 
     async def _deliver_each(self, tp: Any, fetched: list[Any]) -> None:
-        """The stock per-record path (changelogs: recovery and standbys)."""
-        for record in fetched:
+        """The stock per-record path (changelogs: recovery and standbys), after the same
+        read-offset and gap filter as input fetches."""
+        for record in await self._fresh(tp, fetched):
             if not self.flow_active:
                 return
-            offset = record.offset
-            read = self._read_offset[tp]
-            if read is None or offset >= read:
-                if read and offset - read > 1 and self.app.topics.acks_enabled_for(tp.topic):
-                    await self._add_gap(tp, read + 1, offset)
-                message = self._to_message(tp, record)
-                await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                self._read_offset[tp] = offset
+            message = self._to_message(tp, record)
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            self._read_offset[tp] = record.offset
 
     def _ack_delivered(self, in_flight: deque[_Fetched]) -> None:
         """Ack every delivered fetch at the head of the queue, in fetch order."""
