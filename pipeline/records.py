@@ -32,6 +32,7 @@ import orjson
 
 from pipeline.events.models import CallEvent
 from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
+from pipeline.json_codec import loads
 from pipeline.pricing.engine import CallCost
 
 RECORD_VERSION = 4
@@ -187,7 +188,7 @@ class TaskRecord:
 
 def decode_task_record(value: bytes | None) -> TaskRecord:
     """Raises ValueError (with the reason) for a record that is not one of ours."""
-    data = json.loads(value or b"{}")
+    data = loads(value or b"{}")
     if not isinstance(data, dict) or not isinstance(data.get("task_id"), str):
         raise ValueError("a task-snapshot record must be a JSON object with a task_id")
     kind = data.get("kind", "snapshot")

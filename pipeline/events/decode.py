@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.errors import NotJson, SchemaViolation, WrongTopic
 from pipeline.events.models import CallEvent, Event, OutcomeEvent, TaskEvent
+from pipeline.json_codec import loads
 
 _EVENT = TypeAdapter[CallEvent | TaskEvent | OutcomeEvent](Event)
 _MAX_REASON = 500
-# 19 digits in a row: possibly an integer beyond 64 bits (or a long digit run in a
-# string, which only costs the slower parse).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _explain(exc: ValidationError) -> str:
@@ -42,17 +37,9 @@ def decode_event(
         raise NotJson("record has no value (a tombstone); produce the event's JSON")
     data: Any
     try:
-        # orjson turns integers beyond 64 bits into floats (lossy): leave those to the
-        # standard library, as everything orjson refuses (NaN, ...), so what is
-        # accepted, its values and the reasons stay the standard library's.
-        if _LONG_DIGITS.search(raw):
-            raise orjson.JSONDecodeError("a long integer", "", 0)
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, digit limits
-            raise NotJson(f"record is not JSON we can read: {exc}"[:_MAX_REASON]) from None
+        data = loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, digit limits
+        raise NotJson(f"record is not JSON we can read: {exc}"[:_MAX_REASON]) from None
     if not isinstance(data, dict):
         raise SchemaViolation(f"record is JSON {type(data).__name__}, expected an object")
     if expected_type is not None:

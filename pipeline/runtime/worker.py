@@ -13,6 +13,7 @@ from pipeline.app import create_app
 from pipeline.config import Settings
 from pipeline.kafka.offsets import LagProbe
 from pipeline.kafka.topics import ensure_topics
+from pipeline.runtime.gc_tuning import tune_for_streaming
 
 log = logging.getLogger("costflow.worker")
 
@@ -32,6 +33,7 @@ def run_worker(settings: Settings) -> None:
     mode.loop.use("uvloop")
     ensure_topics(settings.kafka, settings.topics)
     app, stage = create_app(settings)
+    tune_for_streaming()
 
     @app.timer(interval=settings.worker.report_interval_s)
     async def report_counters() -> None:

@@ -28,12 +28,14 @@ exact (:meth:`TaskState.merge`). Pure: no Kafka, no ClickHouse.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+import orjson
+
 from pipeline.join.state import TaskState
+from pipeline.json_codec import loads
 
 
 class Applied(Enum):
@@ -56,13 +58,15 @@ class Part:
 
     @classmethod
     def from_text(cls, text: str) -> Part | None:
-        return cls.from_record(json.loads(text)) if text else None
+        return cls.from_record(loads(text)) if text else None
 
     def to_text(self) -> str:
         """Stored text; sets sorted, so the same state is always the same text."""
         data = {**self.state.to_json(), "window_ms": self.window_ms}
         data["seen"], data["models"] = sorted(data["seen"]), sorted(data["models"])
-        return json.dumps(data, separators=(",", ":"))
+        # Same compact text as json.dumps(separators=(",", ":")) but UTF-8 rather than
+        # \u escapes; readers parse it, none compares the text.
+        return orjson.dumps(data).decode()
 
     def merge(self, other: Part) -> Part:
         source = self.state.scenario_source(other.state)

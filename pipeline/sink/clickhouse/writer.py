@@ -10,13 +10,13 @@ of an insert that did land is ignored and one that half landed is completed
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from pipeline.clickhouse.lookups import ID_BYTES_PER_QUERY, id_chunks
 from pipeline.config import TopicSettings
 from pipeline.errors import ClickHouseError
+from pipeline.json_codec import loads
 from pipeline.records import TaskRecord, decode_task_record
 from pipeline.sink.base import Batch, Sink, SinkBackpressure
 from pipeline.sink.clickhouse.plans import PlanLog, plan_id
@@ -97,7 +97,7 @@ class ClickHouseSink(Sink):
             if record.topic == self.topics.dead_letter:
                 dead.append(dead_letter_row(record))
             elif record.topic == self.topics.priced_calls:
-                call = json.loads(record.value or b"{}")
+                call = loads(record.value or b"{}")
                 calls[(call["task_id"], call["event_id"])] = call
             elif record.topic == self.topics.task_snapshots:
                 decoded = decode_task_record(record.value)
