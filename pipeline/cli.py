@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import cli_analytics
+from pipeline import cli_alerts, cli_analytics
 from pipeline.cli_support import (
     clickhouse_client,
     compiled_book,
@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", default="PrettyCompact", help="any ClickHouse output format")
     cli_analytics.add_parsers(sub)
+    cli_alerts.add_parsers(sub)
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
     demo.add_argument("--tasks", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
@@ -395,6 +396,7 @@ COMMANDS: dict[str, cli_analytics.Handler] = {
     "reprice": cmd_reprice,
     "state": cmd_state,
     **cli_analytics.COMMANDS,
+    **cli_alerts.COMMANDS,
 }
 
 

@@ -2,7 +2,8 @@
 
 The source of truth is the repository's top level: ``sql/`` (migrations),
 ``pricing/default/`` (the default price book), ``pricing/fixed-costs/`` (the example
-fixed-cost declaration) and ``schemas/`` (generated JSON Schema). The wheel carries
+fixed-cost declaration), ``deploy/alerts/`` (the example alert rules) and
+``schemas/`` (generated JSON Schema). The wheel carries
 each as a data package inside ``pipeline`` (``pipeline._sql`` and so on, mapped in
 ``pyproject.toml``), so an installed costflow, a Docker image included, finds them
 without a checkout. An editable install (``./dev``) does not expose mapped
@@ -24,6 +25,7 @@ BUNDLED = {
     "pipeline._price_book": "pricing/default",
     "pipeline._fixed_costs": "pricing/fixed-costs",
     "pipeline._schemas": "schemas",
+    "pipeline._alert_rules": "deploy/alerts",
 }
 
 
@@ -65,3 +67,8 @@ def schema_dir() -> Path:
 def example_fixed_costs() -> Path:
     """The example fixed-cost declaration the demo loads."""
     return _bundled("pipeline._fixed_costs") / "2026-11.yaml"
+
+
+def example_alert_rules() -> Path:
+    """The example alert rule file (``costflow alerts validate`` without arguments)."""
+    return _bundled("pipeline._alert_rules") / "rules.yaml"

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.alerts.rules import rule_file_model
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 from pipeline.pricing.book import PriceBook
 from pipeline.pricing.fixed_costs import FixedCosts
@@ -21,6 +22,7 @@ _MODELS: dict[str, Any] = {
     "outcome.schema.json": OutcomeEvent,
     "price-book.schema.json": PriceBook,
     "fixed-costs.schema.json": FixedCosts,
+    "alert-rules.schema.json": rule_file_model(),
 }
 
 

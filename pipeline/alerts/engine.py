@@ -1,0 +1,158 @@
+"""Evaluation cycles: rules -> observations -> states -> history -> receivers.
+
+One :class:`AlertEngine` holds a rule file's states. :meth:`AlertEngine.cycle`
+evaluates every group that is due at a time, records the firings and resolutions
+(``alert_events``) and then delivers, to each receiver, what it has not
+acknowledged (``alert_deliveries``); Alertmanager also gets every firing alert again
+(it resolves an alert by itself when costflow stops re-sending it).
+:func:`backtest` runs the same cycles over stored history without recording or
+delivering anything.
+
+Evaluation times are the data's time: ``costflow alerts run`` evaluates at the
+latest call time the store holds (:func:`data_time`), never ahead of it, so an hour
+is judged only once its calls are in; ``--at`` replays a given time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.alerts import kinds
+from pipeline.alerts.history import AlertHistory
+from pipeline.alerts.receivers import (
+    AlertDeliveryFailed,
+    AlertmanagerDelivery,
+    Delivery,
+    SlackDelivery,
+    WebhookDelivery,
+)
+from pipeline.alerts.state import AlertEvent, Observation, RuleState
+from pipeline.query.alert_inputs import AlertInputs, floor_hour
+
+log = logging.getLogger("costflow.alerts")
+# Undelivered events older than this are not retried (a receiver down for a week
+# gets the current state, not a week of history).
+REDELIVER_WITHIN = timedelta(days=1)
+
+
+class AlertEngine:
+    """The states of one rule file's rules, evaluated over ``inputs``."""
+
+    def __init__(self, rule_file: Any, inputs: AlertInputs) -> None:
+        self.inputs = inputs
+        self.groups = list(rule_file.groups)
+        self.receivers_config = list(rule_file.receivers)
+        self.rules = {r.alert: r for g in self.groups for r in g.rules}
+        self.states = {
+            r.alert: RuleState(r.alert, r.kind, r.severity.value, r.for_, r.keep_firing_for)
+            for r in self.rules.values()
+        }
+        self.last_run: dict[str, datetime] = {}
+        # Anomaly rules judge whole hours: evaluated once per hour, reused in between.
+        self._hourly: dict[str, tuple[datetime, list[Observation]]] = {}
+
+    def annotations(self) -> dict[str, dict[str, str]]:
+        return {name: dict(rule.annotations) for name, rule in self.rules.items()}
+
+    def deliveries(self) -> list[Delivery]:
+        """The configured receivers (reads their secrets now)."""
+        notes = self.annotations()
+        resend = 4 * min((g.interval for g in self.groups), default=timedelta(minutes=1))
+        out: list[Delivery] = []
+        for r in self.receivers_config:
+            if r.type == "alertmanager":
+                out.append(AlertmanagerDelivery(r, notes, max(resend, timedelta(minutes=5))))
+            elif r.type == "webhook":
+                out.append(WebhookDelivery(r, notes))
+            else:
+                out.append(SlackDelivery(r, notes))
+        return out
+
+    def restore(self, history: AlertHistory) -> int:
+        """Rebuild firing instances from history; how many are firing."""
+        latest = history.latest(self.rules)
+        for name, state in self.states.items():
+            state.restore(e for e in latest if e.alert == name)
+        return sum(len(s.instances) for s in self.states.values())
+
+    def _observe(self, rule: Any, at: datetime) -> list[Observation]:
+        if rule.kind != "anomaly":
+            return kinds.evaluate(rule, self.inputs, at)
+        hour = floor_hour(at)
+        cached = self._hourly.get(rule.alert)
+        if cached is None or cached[0] != hour:
+            cached = (hour, kinds.evaluate(rule, self.inputs, at))
+            self._hourly[rule.alert] = cached
+        return cached[1]
+
+    def evaluate(self, at: datetime, force: bool = False) -> list[AlertEvent]:
+        """Evaluate every group due at ``at`` (all of them if ``force``); the
+        firings and resolutions."""
+        events: list[AlertEvent] = []
+        for group in self.groups:
+            last = self.last_run.get(group.name)
+            if not force and last is not None and at - last < group.interval:
+                continue
+            self.last_run[group.name] = at
+            for rule in group.rules:
+                observations = self._observe(rule, at)
+                events.extend(self.states[rule.alert].step(at, observations))
+        return events
+
+    def firing(self, at: datetime) -> list[AlertEvent]:
+        return [e for s in self.states.values() for e in s.firing(at)]
+
+    def cycle(
+        self,
+        at: datetime,
+        history: AlertHistory,
+        deliveries: Sequence[Delivery],
+        force: bool = False,
+    ) -> list[AlertEvent]:
+        """One cycle: evaluate, record, deliver. Raises nothing for a receiver that
+        fails (logged; its events stay undelivered and are retried next cycle)."""
+        events = self.evaluate(at, force)
+        history.record(events)
+        for delivery in deliveries:
+            pending = history.undelivered(delivery.name, at - REDELIVER_WITHIN)
+            pending = [e for e in pending if e.alert in self.rules]
+            resend = self.firing(at) if delivery.refreshes else []
+            changed = {(e.fingerprint, e.state) for e in pending}
+            batch = pending + [e for e in resend if (e.fingerprint, "firing") not in changed]
+            try:
+                delivery.send(batch, at)
+            except AlertDeliveryFailed as exc:
+                log.error("receiver %s: %s; retrying next cycle", delivery.name, exc)
+                continue
+            history.delivered(delivery.name, pending)
+        return events
+
+
+def data_time(client: Any, now: datetime | None = None) -> datetime | None:
+    """The latest call time the store holds, never after ``now``: the time alert
+    windows end at. None when there are no calls."""
+    now = now or datetime.now(UTC)
+    (hour,) = client.query("SELECT max(hour) FROM call_costs_hourly").result_rows[0]
+    if hour is None or hour.year < 2000:
+        return None
+    (latest,) = client.query(
+        "SELECT max(ts) FROM calls WHERE ts >= %(h)s", parameters={"h": hour}
+    ).result_rows[0]
+    stored: datetime = latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest
+    return min(stored, now)
+
+
+def backtest(
+    rule_file: Any, inputs: AlertInputs, since: datetime, until: datetime
+) -> Iterator[AlertEvent]:
+    """Every firing and resolution the rules would have raised over stored history,
+    evaluating each group at its own interval from ``since`` to ``until``."""
+    engine = AlertEngine(rule_file, inputs)
+    step = min(g.interval for g in engine.groups)
+    at = since
+    while at <= until:
+        yield from engine.evaluate(at)
+        at += step

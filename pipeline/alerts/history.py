@@ -1,0 +1,110 @@
+"""Alert history in ClickHouse (``alert_events``, ``alert_deliveries``; migration 0012).
+
+The evaluator writes each event before delivering it and marks each delivery after
+the receiver acknowledged it, so after a crash anywhere the history says what is
+firing and what each receiver has not been told yet (an outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pipeline.alerts.state import AlertEvent
+from pipeline.alerts.templates import show
+
+_EVENT_COLUMNS = [
+    "at", "alert", "kind", "fingerprint", "labels", "state", "starts_at", "ends_at",
+    "value", "expected", "impact", "severity", "details",
+]  # fmt: skip
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _number(text: str) -> Decimal | None:
+    try:
+        return Decimal(text) if text else None
+    except InvalidOperation:
+        return None
+
+
+class AlertHistory:
+    """Events and deliveries over a clickhouse-connect client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def record(self, events: Iterable[AlertEvent]) -> None:
+        rows = [
+            (
+                e.at, e.alert, e.kind, e.fingerprint, dict(e.labels), e.state, e.starts_at,
+                e.ends_at, show(e.value), show(e.expected), e.impact, e.severity, dict(e.details),
+            )
+            for e in events
+        ]  # fmt: skip
+        if rows:
+            self.client.insert("alert_events", rows, column_names=_EVENT_COLUMNS)
+
+    def events_since(
+        self, since: datetime, alerts: Iterable[str] | None = None
+    ) -> list[AlertEvent]:
+        """Events at or after ``since`` (oldest first), of ``alerts`` if given."""
+        where, params = "at >= %(since)s", dict[str, Any](since=since)
+        if alerts is not None:
+            where += " AND alert IN %(alerts)s"
+            params["alerts"] = list(alerts)
+        result = self.client.query(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM alert_events FINAL WHERE {where} "
+            "ORDER BY at, alert, fingerprint, state",
+            parameters=params,
+        )
+        return [self._event(row) for row in result.result_rows]
+
+    def latest(self, alerts: Iterable[str]) -> list[AlertEvent]:
+        """Each instance's latest event, for restoring state (any age: a firing
+        alert stays firing until its resolution is recorded)."""
+        result = self.client.query(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM alert_events FINAL "
+            "WHERE alert IN %(alerts)s ORDER BY at DESC, state DESC LIMIT 1 BY fingerprint",
+            parameters={"alerts": list(alerts)},
+        )
+        return [self._event(row) for row in result.result_rows]
+
+    @staticmethod
+    def _event(row: tuple[Any, ...]) -> AlertEvent:
+        data = dict(zip(_EVENT_COLUMNS, row, strict=True))
+        value = _number(data["value"])
+        return AlertEvent(
+            alert=data["alert"], kind=data["kind"], fingerprint=data["fingerprint"],
+            labels=dict(data["labels"]), state=data["state"],
+            starts_at=_utc(data["starts_at"]) or datetime.min.replace(tzinfo=UTC),
+            ends_at=_utc(data["ends_at"]), at=_utc(data["at"]) or datetime.min.replace(tzinfo=UTC),
+            value=value if value is not None else Decimal(0),
+            expected=_number(data["expected"]), impact=data["impact"],
+            severity=data["severity"], details=dict(data["details"]),
+        )  # fmt: skip
+
+    def delivered(self, receiver: str, events: Iterable[AlertEvent]) -> None:
+        rows = [(receiver, e.fingerprint, e.at, e.state) for e in events]
+        if rows:
+            self.client.insert(
+                "alert_deliveries", rows, column_names=["receiver", "fingerprint", "at", "state"]
+            )
+
+    def undelivered(self, receiver: str, since: datetime) -> list[AlertEvent]:
+        """Events at or after ``since`` the receiver has not acknowledged."""
+        done = {
+            (fp, _utc(at), state)
+            for fp, at, state in self.client.query(
+                "SELECT fingerprint, at, state FROM alert_deliveries FINAL "
+                "WHERE receiver = %(r)s AND at >= %(since)s",
+                parameters={"r": receiver, "since": since},
+            ).result_rows
+        }
+        return [e for e in self.events_since(since) if (e.fingerprint, e.at, e.state) not in done]

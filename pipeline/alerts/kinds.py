@@ -1,0 +1,28 @@
+"""Every rule kind, registered in :data:`pipeline.alerts.RULE_KINDS`, and the
+evaluator of each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pipeline.alerts import RULE_KINDS, anomaly, budget, unpriced
+from pipeline.alerts.state import Observation
+from pipeline.query.alert_inputs import AlertInputs
+
+Evaluator = Callable[[Any, AlertInputs, datetime], list[Observation]]
+
+EVALUATORS: dict[str, Evaluator] = {
+    "budget": budget.evaluate,
+    "anomaly": anomaly.evaluate,
+    "unpriced": unpriced.evaluate,
+}
+RULE_KINDS.update(
+    budget=budget.BudgetRule, anomaly=anomaly.AnomalyRule, unpriced=unpriced.UnpricedRule
+)
+
+
+def evaluate(rule: Any, inputs: AlertInputs, at: datetime) -> list[Observation]:
+    """The observations of ``rule`` at ``at`` (its kind's evaluator)."""
+    return EVALUATORS[rule.kind](rule, inputs, at)

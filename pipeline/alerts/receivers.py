@@ -1,0 +1,190 @@
+"""Where alerts go: Alertmanager's v2 API, a signed webhook, Slack.
+
+Each receiver takes a list of :class:`AlertEvent` and returns once the other side
+acknowledged them (HTTP 2xx), or raises :class:`AlertDeliveryFailed`; urllib3
+retries connection errors and 5xx with backoff first. Secrets (the webhook's signing
+key, Slack's URL) come from the environment or files and are never logged.
+
+- Alertmanager (https://prometheus.io/docs/alerting/latest/clients/): ``POST
+  /api/v2/alerts`` with ``labels`` (``alertname`` and ``severity`` included),
+  ``annotations``, ``startsAt`` and ``endsAt``. Firing alerts are re-sent every cycle
+  with ``endsAt`` a few intervals ahead (as Prometheus does), so Alertmanager
+  resolves them by itself if costflow stops; a resolution is sent with ``endsAt``
+  at the resolution.
+- Webhook: the JSON Alertmanager posts to its own webhook receivers (version 4),
+  with header ``X-Costflow-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+- Slack incoming webhook: ``{"text": ...}``, one line per alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import urllib3
+
+from pipeline.alerts.rules import AlertmanagerReceiver, SlackReceiver, WebhookReceiver, secret_from
+from pipeline.alerts.state import AlertEvent
+from pipeline.alerts.templates import render, show
+from pipeline.errors import CostflowError
+
+_RETRIES = urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504),
+                         allowed_methods=None)  # fmt: skip
+_TIMEOUT = urllib3.Timeout(connect=5.0, read=10.0)
+
+
+class AlertDeliveryFailed(CostflowError):
+    """A receiver did not acknowledge alerts; they stay undelivered and are retried
+    next cycle."""
+
+    code = "alert_delivery_failed"
+
+
+class Delivery(Protocol):
+    name: str
+    # Alertmanager wants firing alerts re-sent each cycle; the others only changes.
+    refreshes: bool
+
+    def send(self, events: Sequence[AlertEvent], at: datetime) -> None: ...
+
+
+def labels_of(event: AlertEvent) -> dict[str, str]:
+    """The alert's labels as Alertmanager expects them (alertname, severity, kind)."""
+    return {"alertname": event.alert, "severity": event.severity, "costflow_kind": event.kind,
+            **{k: v for k, v in event.labels.items() if v != ""}}  # fmt: skip
+
+
+def annotations_of(event: AlertEvent, templates: dict[str, str]) -> dict[str, str]:
+    """Rendered annotations plus the figures every alert carries."""
+    out = {k: render(t, event.labels, event.value, event.expected, event.impact, event.details)
+           for k, t in templates.items()}  # fmt: skip
+    out.setdefault("value", show(event.value))
+    if event.expected is not None:
+        out.setdefault("expected", show(event.expected))
+    if event.impact is not None:
+        out.setdefault("impact", show(event.impact))
+    for key, value in event.details.items():
+        out.setdefault(key, value)
+    return out
+
+
+def _post(http: urllib3.PoolManager, url: str, body: bytes, headers: dict[str, str],
+          what: str) -> None:  # fmt: skip
+    try:
+        response = http.request("POST", url, body=body, headers=headers, timeout=_TIMEOUT,
+                                retries=_RETRIES)  # fmt: skip
+    except urllib3.exceptions.HTTPError as exc:
+        raise AlertDeliveryFailed(f"{what}: {type(exc).__name__}: {exc}") from None
+    if not 200 <= response.status < 300:
+        text = response.data[:300].decode("utf-8", "replace")
+        raise AlertDeliveryFailed(f"{what} answered HTTP {response.status}: {text}")
+
+
+class AlertmanagerDelivery:
+    """Posts to Alertmanager's v2 API."""
+
+    refreshes = True
+
+    def __init__(self, receiver: AlertmanagerReceiver, annotations: dict[str, dict[str, str]],
+                 resend_for: timedelta) -> None:  # fmt: skip
+        self.name = receiver.name
+        self.url = receiver.url.rstrip("/") + "/api/v2/alerts"
+        self.annotations, self.resend_for = annotations, resend_for
+        self.http = urllib3.PoolManager()
+
+    def payload(self, events: Sequence[AlertEvent], at: datetime) -> list[dict[str, Any]]:
+        out = []
+        for e in events:
+            ends = e.ends_at if e.state == "resolved" and e.ends_at else at + self.resend_for
+            out.append({
+                "labels": labels_of(e),
+                "annotations": annotations_of(e, self.annotations.get(e.alert, {})),
+                "startsAt": e.starts_at.isoformat(),
+                "endsAt": ends.isoformat(),
+            })  # fmt: skip
+        return out
+
+    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+        if events:
+            body = json.dumps(self.payload(events, at)).encode()
+            _post(self.http, self.url, body, {"Content-Type": "application/json"},
+                  f"Alertmanager {self.url}")  # fmt: skip
+
+
+class WebhookDelivery:
+    """Posts Alertmanager's webhook JSON, signed with HMAC-SHA256."""
+
+    refreshes = False
+
+    def __init__(self, receiver: WebhookReceiver, annotations: dict[str, dict[str, str]]) -> None:
+        self.name, self.url, self.annotations = receiver.name, receiver.url, annotations
+        self.secret = (
+            secret_from(receiver.secret_env, receiver.secret_file, f"webhook {receiver.name}")
+            if receiver.secret_env or receiver.secret_file
+            else None
+        )
+        self.http = urllib3.PoolManager()
+
+    def payload(self, events: Sequence[AlertEvent]) -> dict[str, Any]:
+        alerts: list[dict[str, Any]] = [{
+            "status": e.state,
+            "labels": labels_of(e),
+            "annotations": annotations_of(e, self.annotations.get(e.alert, {})),
+            "startsAt": e.starts_at.isoformat(),
+            "endsAt": e.ends_at.isoformat() if e.ends_at else "0001-01-01T00:00:00Z",
+            "fingerprint": e.fingerprint,
+            "generatorURL": "",
+        } for e in events]  # fmt: skip
+        common = set.intersection(*(set(a["labels"].items()) for a in alerts)) if alerts else set()
+        return {
+            "version": "4",
+            "receiver": self.name,
+            "status": "firing" if any(e.state == "firing" for e in events) else "resolved",
+            "alerts": alerts,
+            "groupLabels": {},
+            "commonLabels": dict(common),
+            "commonAnnotations": {},
+            "externalURL": "",
+            "groupKey": "{}:{}",
+            "truncatedAlerts": 0,
+        }
+
+    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+        if not events:
+            return
+        body = json.dumps(self.payload(events), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.secret is not None:
+            digest = hmac.new(self.secret.get_secret_value().encode(), body, hashlib.sha256)
+            headers["X-Costflow-Signature"] = "sha256=" + digest.hexdigest()
+        _post(self.http, self.url, body, headers, f"webhook {self.name}")
+
+
+class SlackDelivery:
+    """Posts one message per batch to a Slack incoming webhook."""
+
+    refreshes = False
+
+    def __init__(self, receiver: SlackReceiver, annotations: dict[str, dict[str, str]]) -> None:
+        self.name, self.annotations = receiver.name, annotations
+        self.url = secret_from(receiver.url_env, receiver.url_file, f"slack {receiver.name}")
+        self.http = urllib3.PoolManager()
+
+    def text(self, events: Sequence[AlertEvent]) -> str:
+        lines = []
+        for e in events:
+            notes = annotations_of(e, self.annotations.get(e.alert, {}))
+            summary = notes.get("summary") or ", ".join(f"{k}={v}" for k, v in e.labels.items())
+            mark = ":red_circle:" if e.state == "firing" else ":white_check_mark:"
+            lines.append(f"{mark} *{e.alert}* ({e.severity}, {e.state}): {summary}")
+        return "\n".join(lines)
+
+    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+        if events:
+            body = json.dumps({"text": self.text(events)}).encode()
+            _post(self.http, self.url.get_secret_value(), body,
+                  {"Content-Type": "application/json"}, f"slack {self.name}")  # fmt: skip

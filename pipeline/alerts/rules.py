@@ -1,0 +1,288 @@
+"""Alert rule files: Prometheus-shaped YAML, validated by pydantic.
+
+A file holds ``groups:`` of rules and ``receivers:``. Every rule has the fields
+operators know from Prometheus alerting rules (``alert``, ``for``,
+``keep_firing_for``, ``labels``, ``annotations``) plus a typed ``kind`` and
+``group_by`` (the dimensions an alert is raised per). The kinds are registered in
+:data:`pipeline.alerts.RULE_KINDS` by their modules; this module holds what every
+kind shares and the file itself.
+
+Durations are Prometheus durations (``90s``, ``5m``, ``1h30m``, ``3d``, ``1w``).
+Money is a Decimal string in the price book's currency, never a float.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from pipeline.errors import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "y": timedelta(days=365),
+}
+
+
+class AlertRulesInvalid(ConfigError):
+    """A rule file cannot be read or does not validate."""
+
+    code = "alert_rules_invalid"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A Prometheus duration (``1h30m``, ``5m``, ``0s``) or a timedelta.
+
+    Raises ValueError for anything else (a bare number is refused: its unit would
+    be a guess).
+    """
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"a duration like '5m' or '1h30m', not {value!r}")
+    total, pos = timedelta(0), 0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNIT[match.group(2)]
+        pos = match.end()
+    if pos != len(value):
+        raise ValueError(f"{value!r} is not a duration like '5m', '1h30m' or '3d'")
+    return total
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest Prometheus spelling of ``value`` (whole seconds)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(\d+(ms|s|m|h|d|w|y))+$",
+            "description": "A Prometheus duration: 30s, 5m, 1h30m, 3d, 1w",
+        }
+    ),
+]
+_NAME = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
+_LABEL_NAME = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=100)]
+
+
+class Dimension(StrEnum):
+    """What an alert can be raised per: the call and task labels costflow stores."""
+
+    scenario_id = "scenario_id"
+    owner = "owner"
+    environment = "environment"
+    provider = "provider"
+    model = "model"
+
+
+class Severity(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+class RuleBase(BaseModel):
+    """What every kind of rule has (Prometheus' alerting-rule fields and ours)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    alert: _NAME = Field(description="Alert name (Prometheus alertname)")
+    group_by: list[Dimension] = Field(
+        default_factory=list, description="Raise one alert per value of these labels"
+    )
+    match: dict[Dimension, str] = Field(
+        default_factory=dict,
+        description="Only traffic with these label values (e.g. environment: prod)",
+    )
+    for_: Duration = Field(
+        default="0s",
+        validate_default=True,
+        alias="for",
+        description="How long the condition holds before the alert fires (pending until then)",
+    )
+    keep_firing_for: Duration = Field(
+        default="0s",
+        validate_default=True,
+        description="How long the alert keeps firing after the condition clears",
+    )
+    severity: Severity = Severity.warning
+    labels: dict[_LABEL_NAME, str] = Field(default_factory=dict)
+    annotations: dict[_LABEL_NAME, str] = Field(
+        default_factory=dict,
+        description="Templates: {{ $labels.<name> }}, {{ $value }}, {{ $expected }}, {{ $impact }}",
+    )
+
+
+class AlertmanagerReceiver(BaseModel):
+    """Alertmanager's v2 API (``POST /api/v2/alerts``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: _NAME
+    type: Literal["alertmanager"] = "alertmanager"
+    url: str = Field(description="Alertmanager base URL, e.g. http://alertmanager:9093")
+
+
+class WebhookReceiver(BaseModel):
+    """A generic webhook receiving Alertmanager's webhook JSON, HMAC-SHA256 signed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: _NAME
+    type: Literal["webhook"] = "webhook"
+    url: str
+    # The signing secret: the name of an environment variable or a file, never the
+    # secret itself (rule files are committed).
+    secret_env: str | None = None
+    secret_file: Path | None = None
+
+
+class SlackReceiver(BaseModel):
+    """A Slack incoming webhook; its URL is a secret, so it comes from the environment
+    or a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: _NAME
+    type: Literal["slack"] = "slack"
+    url_env: str | None = None
+    url_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SlackReceiver:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError("give the webhook URL as exactly one of url_env or url_file")
+        return self
+
+
+Receiver = Annotated[
+    AlertmanagerReceiver | WebhookReceiver | SlackReceiver, Field(discriminator="type")
+]
+
+
+def secret_from(env: str | None, file: Path | None, what: str) -> SecretStr:
+    """A secret named by an environment variable or a file.
+
+    Raises AlertRulesInvalid naming the variable or file when it is missing.
+    """
+    import os
+
+    if env is not None:
+        value = os.environ.get(env)
+        if not value:
+            raise AlertRulesInvalid(f"{what}: set the environment variable {env}")
+        return SecretStr(value)
+    if file is not None:
+        try:
+            return SecretStr(file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise AlertRulesInvalid(f"{what}: cannot read {file}: {exc.strerror}") from None
+    raise AlertRulesInvalid(f"{what}: no secret configured")
+
+
+def rule_file_model() -> type[BaseModel]:
+    """The rule-file model over the registered kinds (built once the kinds import)."""
+    from pipeline.alerts import kinds as _kinds  # noqa: F401  (registers every kind)
+    from pipeline.alerts import rule_type
+
+    rule = rule_type()
+
+    class RuleGroup(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        name: str = Field(min_length=1, max_length=200)
+        interval: Duration = Field(
+            default="1m", validate_default=True, description="How often the group is evaluated"
+        )
+        rules: list[rule] = Field(min_length=1)  # type: ignore[valid-type]
+
+    class RuleFile(BaseModel):
+        """An alert rule file (``costflow alerts validate FILE``)."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        groups: list[RuleGroup] = Field(min_length=1)
+        receivers: list[Receiver] = Field(default_factory=list)
+
+        @model_validator(mode="after")
+        def _unique(self) -> Any:
+            names: list[str] = [r.alert for g in self.groups for r in g.rules]  # type: ignore[attr-defined]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"alert names must be unique in a file; repeated: {dup}")
+            rnames = [r.name for r in self.receivers]
+            if len(set(rnames)) != len(rnames):
+                raise ValueError("receiver names must be unique")
+            return self
+
+    return RuleFile
+
+
+_MODEL: type[BaseModel] | None = None
+
+
+def _model() -> type[BaseModel]:
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = rule_file_model()
+    return _MODEL
+
+
+def load_rules(path: Path) -> Any:
+    """Read and validate one rule file.
+
+    Raises AlertRulesInvalid with the file, the place and the reason.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AlertRulesInvalid(f"cannot read alert rules {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise AlertRulesInvalid(f"{path} is not YAML: {exc}") from None
+    try:
+        return _model().model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)[:10]
+        ]
+        raise AlertRulesInvalid(
+            f"{path} is not a valid alert rule file:\n" + "\n".join(lines)
+        ) from None

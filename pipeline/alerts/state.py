@@ -1,0 +1,147 @@
+"""Alert states per rule and label set, as Prometheus keeps them.
+
+inactive -> pending (the condition holds, for less than ``for``) -> firing ->
+resolved (the condition cleared ``keep_firing_for`` ago). A pending alert whose
+condition clears goes back to inactive without a notification. Each transition
+to firing or resolved, and each firing alert's refresh, is an :class:`AlertEvent`;
+the events are the history (``alert_events``) the current state is rebuilt from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+State = Literal["pending", "firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A label set whose condition holds at an evaluation.
+
+    ``value`` and ``expected`` are in the metric's unit (money as Decimal);
+    ``impact``: the money at stake so far, when the kind can say.
+    """
+
+    labels: Mapping[str, str]
+    value: Decimal | float
+    expected: Decimal | float | None = None
+    impact: Decimal | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+def fingerprint(alert: str, labels: Mapping[str, str]) -> str:
+    """Stable id of an alert instance (alert name and labels)."""
+    text = alert + "\x00" + "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """A firing, a refresh of a firing alert, or a resolution."""
+
+    alert: str
+    kind: str
+    fingerprint: str
+    labels: Mapping[str, str]
+    state: State
+    starts_at: datetime
+    ends_at: datetime | None
+    at: datetime
+    value: Decimal | float
+    expected: Decimal | float | None
+    impact: Decimal | None
+    severity: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Instance:
+    """One alert instance's state (pending or firing)."""
+
+    alert: str
+    kind: str
+    labels: Mapping[str, str]
+    state: State
+    active_since: datetime
+    last_active: datetime
+    observation: Observation
+    severity: str
+    fired_at: datetime | None = None
+
+
+class RuleState:
+    """The instances of one rule; :meth:`step` applies one evaluation."""
+
+    def __init__(
+        self, alert: str, kind: str, severity: str, hold: timedelta, keep_firing: timedelta
+    ) -> None:
+        self.alert, self.kind, self.severity = alert, kind, severity
+        self.hold, self.keep_firing = hold, keep_firing
+        self.instances: dict[str, Instance] = {}
+
+    def restore(self, events: Iterable[AlertEvent]) -> None:
+        """Rebuild firing instances from history (the latest event per instance)."""
+        latest: dict[str, AlertEvent] = {}
+        for event in sorted(events, key=lambda e: e.at):
+            latest[event.fingerprint] = event
+        for fp, event in latest.items():
+            if event.state == "firing":
+                obs = Observation(event.labels, event.value, event.expected, event.impact)
+                self.instances[fp] = Instance(
+                    self.alert, self.kind, event.labels, "firing", event.starts_at,
+                    event.at, obs, event.severity, fired_at=event.starts_at,
+                )  # fmt: skip
+
+    def _event(self, inst: Instance, state: State, at: datetime) -> AlertEvent:
+        obs = inst.observation
+        assert inst.fired_at is not None
+        return AlertEvent(
+            alert=self.alert, kind=self.kind, fingerprint=fingerprint(self.alert, inst.labels),
+            labels=dict(inst.labels), state=state, starts_at=inst.fired_at,
+            ends_at=at if state == "resolved" else None, at=at, value=obs.value,
+            expected=obs.expected, impact=obs.impact, severity=inst.severity,
+            details=dict(obs.details),
+        )  # fmt: skip
+
+    def step(self, at: datetime, observations: Iterable[Observation]) -> list[AlertEvent]:
+        """Apply an evaluation at ``at``; the firings and resolutions it causes.
+
+        Firing instances that stay firing are not in the result (see
+        :meth:`firing`, which receivers refresh from).
+        """
+        events: list[AlertEvent] = []
+        seen: set[str] = set()
+        for obs in observations:
+            fp = fingerprint(self.alert, obs.labels)
+            seen.add(fp)
+            inst = self.instances.get(fp)
+            if inst is None:
+                inst = Instance(self.alert, self.kind, dict(obs.labels), "pending", at, at, obs,
+                                self.severity)  # fmt: skip
+                self.instances[fp] = inst
+            inst.last_active, inst.observation = at, obs
+            if inst.state == "pending" and at - inst.active_since >= self.hold:
+                inst.state, inst.fired_at = "firing", at
+                events.append(self._event(inst, "firing", at))
+        for fp, inst in list(self.instances.items()):
+            if fp in seen:
+                continue
+            if inst.state == "pending":
+                del self.instances[fp]
+            elif at - inst.last_active >= self.keep_firing:
+                events.append(self._event(inst, "resolved", at))
+                del self.instances[fp]
+        return events
+
+    def firing(self, at: datetime) -> list[AlertEvent]:
+        """Every firing instance as of ``at`` (what a receiver re-sends)."""
+        return [
+            replace(self._event(i, "firing", at))
+            for i in self.instances.values()
+            if i.state == "firing"
+        ]

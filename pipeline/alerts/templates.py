@@ -1,0 +1,47 @@
+"""Annotation templates in Prometheus' spelling: ``{{ $labels.owner }}``, ``{{ $value }}``,
+``{{ $expected }}``, ``{{ $impact }}``, ``{{ $details.<name> }}``.
+
+Only these substitutions, not Go's template language: an unknown placeholder stays as
+written, so a typo shows in the notification instead of silently vanishing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+
+_PLACEHOLDER = re.compile(r"\{\{\s*\$(labels|details)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|"
+                          r"\{\{\s*\$(value|expected|impact)\s*\}\}")  # fmt: skip
+
+
+def show(value: Decimal | float | None) -> str:
+    """A figure as text: exact decimals as they are (no exponent), floats to 4
+    significant digits, nothing as the empty string."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return text
+    return f"{value:.4g}"
+
+
+def render(
+    text: str,
+    labels: Mapping[str, str],
+    value: Decimal | float | None,
+    expected: Decimal | float | None,
+    impact: Decimal | None,
+    details: Mapping[str, str],
+) -> str:
+    """``text`` with its placeholders filled."""
+
+    def fill(match: re.Match[str]) -> str:
+        space, name, scalar = match.group(1), match.group(2), match.group(3)
+        if space == "labels":
+            return labels.get(name, match.group(0))
+        if space == "details":
+            return details.get(name, match.group(0))
+        return show({"value": value, "expected": expected, "impact": impact}[scalar])
+
+    return _PLACEHOLDER.sub(fill, text)

@@ -1,0 +1,142 @@
+"""``costflow alerts``: validate rule files, backtest them, run them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli_support import reading_client, utc_time
+from pipeline.errors import ConfigError
+
+
+def _files(args: argparse.Namespace) -> list[Path]:
+    from pipeline.resources import example_alert_rules
+
+    return [Path(f) for f in args.files] or [example_alert_rules()]
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The rule files, merged into one (alert names unique across them)."""
+    from pipeline.alerts.rules import load_rules
+
+    files = [load_rules(path) for path in _files(args)]
+    if len(files) == 1:
+        return files[0]
+    merged = files[0].model_copy(
+        update={
+            "groups": [g for f in files for g in f.groups],
+            "receivers": [r for f in files for r in f.receivers],
+        }
+    )
+    names = [r.alert for g in merged.groups for r in g.rules]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"alert names repeat across the rule files: {repeated}")
+    return merged
+
+
+def event_json(event: Any) -> str:
+    """One alert event as the JSON line ``alerts test`` prints."""
+    from pipeline.alerts.templates import show
+
+    return json.dumps(
+        {
+            "alert": event.alert,
+            "kind": event.kind,
+            "labels": dict(event.labels),
+            "state": event.state,
+            "starts_at": event.starts_at.isoformat(),
+            "ends_at": event.ends_at.isoformat() if event.ends_at else None,
+            "at": event.at.isoformat(),
+            "value": show(event.value),
+            "expected": show(event.expected) if event.expected is not None else None,
+            "impact": show(event.impact) if event.impact is not None else None,
+            "severity": event.severity,
+            "details": dict(event.details),
+        },
+        sort_keys=True,
+    )
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    rules = _load(args)
+    count = sum(len(g.rules) for g in rules.groups)
+    kinds = sorted({r.kind for g in rules.groups for r in g.rules})
+    names = ", ".join(str(p) for p in _files(args))
+    print(f"{names}: {count} rules ({', '.join(kinds)}), {len(rules.receivers)} receivers: valid")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from pipeline.alerts.engine import backtest
+    from pipeline.query.alert_inputs import ClickHouseAlertInputs
+
+    rules = _load(args)
+    since, until = utc_time(args.since, "--since"), utc_time(args.until, "--until")
+    if until <= since:
+        raise ConfigError("--until must be after --since")
+    inputs = ClickHouseAlertInputs(reading_client(args.settings))
+    for event in backtest(rules, inputs, since, until):
+        print(event_json(event), flush=True)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from pipeline.alerts.engine import AlertEngine, data_time
+    from pipeline.alerts.history import AlertHistory
+    from pipeline.query.alert_inputs import ClickHouseAlertInputs
+
+    log = logging.getLogger("costflow.alerts")
+    rules = _load(args)
+    client = reading_client(args.settings)
+    engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+    history = AlertHistory(client)
+    deliveries = engine.deliveries()
+    firing = engine.restore(history)
+    print(f"alerts: {len(engine.rules)} rules, {len(deliveries)} receivers, "
+          f"{firing} alerts firing from before", flush=True)  # fmt: skip
+    tick = min(g.interval for g in rules.groups).total_seconds()
+    while True:
+        at = utc_time(args.at, "--at") if args.at else data_time(client)
+        if at is None:
+            print("alerts: no calls stored yet; nothing to evaluate", flush=True)
+        else:
+            started = time.monotonic()
+            events = engine.cycle(at, history, deliveries, force=args.once)
+            for event in events:
+                print(event_json(event), flush=True)
+            log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)
+        if args.once:
+            return 0
+        time.sleep(max(1.0, min(tick, 60.0)))
+
+
+def add_parsers(sub: Any) -> None:
+    alerts = sub.add_parser("alerts", help="alert rules on cost: validate, backtest, run")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    validate = alerts_sub.add_parser("validate", help="check rule files (default: the example)")
+    validate.add_argument("files", nargs="*")
+    test = alerts_sub.add_parser(
+        "test", help="backtest rule files over stored history: JSON lines of every alert"
+    )
+    test.add_argument("files", nargs="*")
+    test.add_argument("--since", required=True, help="RFC 3339 time or date")
+    test.add_argument("--until", required=True, help="RFC 3339 time or date")
+    run = alerts_sub.add_parser("run", help="evaluate on a schedule, record and deliver alerts")
+    run.add_argument("files", nargs="*")
+    run.add_argument("--once", action="store_true", help="one cycle of every group, then exit")
+    run.add_argument("--at", help="evaluate as if the data's time were this (RFC 3339)")
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    return {"validate": cmd_validate, "test": cmd_test, "run": cmd_run}[args.alerts_command](args)
+
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Handler] = {"alerts": cmd_alerts}

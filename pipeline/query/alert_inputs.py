@@ -1,0 +1,184 @@
+"""What alert rules read: call sums per label set over exact time windows, and hourly
+series, from the call tables (docs/analytics.md).
+
+A window ``[start, end)`` is summed from ``call_costs_hourly`` for its whole hours
+and from the call rows themselves (``calls`` less ``call_cancellations``, the same
+arithmetic the hourly view's materialized view applies) for the parts of an hour at
+either end, so a 5-minute window is exact and a 30-day one stays cheap.
+
+Labels are the call's own (scenario_id, owner, environment, provider, model as the
+call reported them), empty strings where a call had none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+HOUR = timedelta(hours=1)
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Call totals of one label set over a window.
+
+    ``cost``: the known cost (a lower bound when ``unpriced_calls`` > 0), in the
+    price book's currency; tokens are every token class together.
+    """
+
+    calls: int = 0
+    unpriced_calls: int = 0
+    retried_calls: int = 0
+    tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(
+            self.calls + other.calls,
+            self.unpriced_calls + other.unpriced_calls,
+            self.retried_calls + other.retried_calls,
+            self.tokens + other.tokens,
+            self.cost + other.cost,
+        )
+
+
+class AlertInputs(Protocol):
+    """The read model alert rules evaluate over."""
+
+    def sums(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, Sums]:
+        """Totals per label set (values of ``group_by``, in order) of calls with
+        ``start <= ts < end`` whose labels equal ``match``."""
+        ...
+
+    def hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, dict[datetime, Sums]]:
+        """Per label set, totals per UTC hour for whole hours in ``[start, end)``
+        (hours without calls are absent)."""
+        ...
+
+    def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
+        """(provider, model) with unpriced calls before ``end``, and the first hour one
+        was seen, for those seen unpriced at or after ``start``."""
+        ...
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: datetime) -> datetime:
+    floored = floor_hour(t)
+    return floored if floored == t else floored + HOUR
+
+
+def _where(match: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    clauses, params = [], {}
+    for i, (name, value) in enumerate(sorted(match.items())):
+        clauses.append(f"{name} = %(m{i})s")
+        params[f"m{i}"] = value
+    return (" AND ".join(clauses) or "1"), params
+
+
+_SUMS = (
+    "sum(calls) AS calls, sum(unpriced_calls) AS unpriced, "
+    "sum(retried) AS retried, sum(tokens) AS tokens, sum(cost) AS cost"
+)
+_TOKENS = "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens + reasoning_tokens"
+
+
+class ClickHouseAlertInputs:
+    """:class:`AlertInputs` over a clickhouse-connect client (server or chDB)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _raw(self, keys: str, where: str, params: dict[str, Any]) -> str:
+        """Call rows less the rows reprices replaced, in a window, as summable rows."""
+        parts = []
+        for table, sign in (("calls", 1), ("call_cancellations", -1)):
+            parts.append(
+                f"SELECT {keys}, {sign} AS calls, "
+                f"{sign} * (cost_total IS NULL) AS unpriced_calls, "
+                f"{sign} * (attempt > 1 OR retry_of != '') AS retried, "
+                f"{sign} * toInt64({_TOKENS}) AS tokens, "
+                f"{sign} * toDecimal128(ifNull(cost_known, 0), 18) AS cost "
+                f"FROM {table} WHERE ts >= %(s)s AND ts < %(e)s AND {where}"
+            )
+        return " UNION ALL ".join(parts)
+
+    def sums(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, Sums]:
+        keys = ", ".join(group_by) or "'' AS none"
+        names = ", ".join(group_by) or "none"
+        where, params = _where(match)
+        hs, he = ceil_hour(start), floor_hour(end)
+        pieces: list[str] = []
+        if hs < he:
+            pieces.append(
+                f"SELECT {keys}, calls, unpriced_calls, "
+                "if(is_retry, calls, 0) AS retried, "
+                f"toInt64({_TOKENS}) AS tokens, cost_known AS cost "
+                f"FROM call_costs_hourly WHERE hour >= %(hs)s AND hour < %(he)s AND {where}"
+            )
+            edges = [(start, hs), (he, end)]
+        else:
+            edges = [(start, end)]
+        for i, (s, e) in enumerate(edges):
+            if s < e:
+                raw = self._raw(keys, where, params).replace("%(s)s", f"%(s{i})s")
+                pieces.append(raw.replace("%(e)s", f"%(e{i})s"))
+                params[f"s{i}"], params[f"e{i}"] = s, e
+        params.update(hs=hs, he=he)
+        sql = (
+            f"SELECT {names}, {_SUMS} FROM ({' UNION ALL '.join(pieces)}) "
+            f"GROUP BY {names} HAVING calls != 0"
+        )
+        out: dict[Key, Sums] = {}
+        for row in self.client.query(sql, parameters=params).result_rows:
+            n = len(group_by)
+            key = tuple(str(v) for v in row[:n]) if group_by else ()
+            out[key] = Sums(int(row[-5]), int(row[-4]), int(row[-3]), int(row[-2]), row[-1])
+        return out
+
+    def hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, dict[datetime, Sums]]:
+        keys = ", ".join(["hour", *group_by])
+        where, params = _where(match)
+        params.update(hs=ceil_hour(start), he=floor_hour(end))
+        sql = (
+            f"SELECT {keys}, sum(calls), sum(unpriced_calls), sum(if(is_retry, calls, 0)), "
+            f"sum(toInt64({_TOKENS})), sum(cost_known) FROM call_costs_hourly "
+            f"WHERE hour >= %(hs)s AND hour < %(he)s AND {where} "
+            f"GROUP BY {keys} HAVING sum(calls) != 0"
+        )
+        out: dict[Key, dict[datetime, Sums]] = {}
+        for row in self.client.query(sql, parameters=params).result_rows:
+            hour = row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0]
+            key = tuple(str(v) for v in row[1 : 1 + len(group_by)])
+            out.setdefault(key, {})[hour] = Sums(
+                int(row[-5]), int(row[-4]), int(row[-3]), int(row[-2]), row[-1]
+            )
+        return out
+
+    def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
+        # Summed per hour first: a reprice cancels an hour's unpriced calls in
+        # another part of the table, before any merge.
+        sql = (
+            "SELECT provider, model, min(hour) AS first FROM ("
+            "SELECT provider, model, hour, sum(unpriced_calls) AS unpriced "
+            "FROM call_costs_hourly WHERE hour < %(e)s GROUP BY provider, model, hour "
+            "HAVING unpriced > 0) GROUP BY provider, model HAVING first >= %(s)s"
+        )
+        rows = self.client.query(sql, parameters={"s": floor_hour(start), "e": end}).result_rows
+        return {
+            (str(p), str(m)): (f.replace(tzinfo=UTC) if f.tzinfo is None else f) for p, m, f in rows
+        }

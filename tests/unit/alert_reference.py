@@ -1,0 +1,70 @@
+"""A plain reference model of the alert inputs: calls in a list, sums by loops.
+
+The unit tests evaluate rules over it with hand-worked numbers; the integration
+test checks ClickHouse's inputs give the same sums over the same calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from pipeline.query.alert_inputs import Key, Sums, ceil_hour, floor_hour
+
+
+@dataclass(frozen=True)
+class Call:
+    ts: datetime
+    cost: Decimal
+    labels: Mapping[str, str] = field(default_factory=dict)
+    unpriced: bool = False
+    retried: bool = False
+    tokens: int = 0
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, "")
+
+
+def _one(call: Call) -> Sums:
+    return Sums(1, int(call.unpriced), int(call.retried), call.tokens, call.cost)
+
+
+@dataclass
+class MemoryInputs:
+    calls: list[Call] = field(default_factory=list)
+
+    def _matching(self, match: Mapping[str, str]) -> list[Call]:
+        return [c for c in self.calls if all(c.label(k) == v for k, v in match.items())]
+
+    def sums(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, Sums]:
+        out: dict[Key, Sums] = {}
+        for call in self._matching(match):
+            if start <= call.ts < end:
+                key = tuple(call.label(g) for g in group_by)
+                out[key] = out.get(key, Sums()) + _one(call)
+        return out
+
+    def hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, dict[datetime, Sums]]:
+        out: dict[Key, dict[datetime, Sums]] = {}
+        for call in self._matching(match):
+            hour = floor_hour(call.ts)
+            if ceil_hour(start) <= hour < floor_hour(end):
+                key = tuple(call.label(g) for g in group_by)
+                series = out.setdefault(key, {})
+                series[hour] = series.get(hour, Sums()) + _one(call)
+        return out
+
+    def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
+        first: dict[Key, datetime] = {}
+        for call in self.calls:
+            if call.unpriced and call.ts < end:
+                key = (call.label("provider"), call.label("model"))
+                hour = floor_hour(call.ts)
+                first[key] = min(first.get(key, hour), hour)
+        return {k: h for k, h in first.items() if h >= floor_hour(start)}

@@ -1,0 +1,220 @@
+"""Budget, anomaly and unpriced rules over the plain reference inputs, and the
+alert state machine; every figure worked by hand in the comments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from pipeline.alerts import anomaly, budget, unpriced
+from pipeline.alerts.anomaly import AnomalyRule
+from pipeline.alerts.budget import BudgetRule, Period, period_bounds
+from pipeline.alerts.state import Observation, RuleState
+from pipeline.alerts.unpriced import UnpricedRule
+from tests.unit.alert_reference import Call, MemoryInputs
+
+
+def t(day: int, hour: int = 0, minute: int = 0, month: int = 11) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+
+A, B = {"scenario_id": "a"}, {"scenario_id": "b"}
+
+
+# --- budget ----------------------------------------------------------------
+
+
+def test_thresholds_fire_per_group_and_period() -> None:
+    inputs = MemoryInputs([Call(t(1, 10), Decimal(60), A), Call(t(1, 11), Decimal(30), B)])
+    rule = BudgetRule(alert="Budget", amount=Decimal(100), group_by=["scenario_id"])
+    found = budget.evaluate(rule, inputs, t(2))
+    # a: $60 reaches 0.5 ($50), not 0.8 ($80); b: $30 reaches none. No burn pair holds:
+    # nothing was spent in the last hour, and 3d/6h has no spend in its 6 h.
+    assert [dict(o.labels) for o in found] == [
+        {"scenario_id": "a", "threshold": "0.5", "period": "2026-11"}
+    ]
+    assert found[0].value == Decimal(60) and found[0].expected == Decimal(50)
+    assert found[0].impact == 0  # not over the budget yet
+    # 60 in 1 day of 30: $60/day -> $100 after 1 2/3 days: 2 November 16:00.
+    assert found[0].details["forecast_overrun_at"] == "2026-11-02T16:00:00+00:00"
+    # The next period starts at zero: nothing holds, the November alert will resolve.
+    assert budget.evaluate(rule, inputs, t(1, month=12)) == []
+
+
+def test_over_budget_says_by_how_much() -> None:
+    inputs = MemoryInputs([Call(t(3), Decimal("120.5"))])
+    rule = BudgetRule(alert="Budget", amount=Decimal(100), thresholds=[Decimal(1)],
+                      burn_windows=[])  # fmt: skip
+    [found] = budget.evaluate(rule, inputs, t(4))
+    assert found.impact == Decimal("20.5")
+    assert found.details["forecast_overrun_at"] == t(4).isoformat()  # already overrun
+
+
+def test_burn_rate_pair_needs_both_windows() -> None:
+    # $720 a 30-day month: $1 per hour. 09:10 $13.70 and 09:56 $1.30: at 10:00 the
+    # hour burns 15 / 1 = 15 and the last 5 minutes 1.3 / (1/12) = 15.6, both >= 14.4.
+    # 6h/30m: 15 / 6 = 2.5 < 6; 3d/6h: 15 / 72 < 1.
+    calls = [Call(t(15, 9, 10), Decimal("13.7")), Call(t(15, 9, 56), Decimal("1.3"))]
+    rule = BudgetRule(alert="Burn", amount=Decimal(720), thresholds=[Decimal(10)])
+    [found] = budget.evaluate(rule, MemoryInputs(calls), t(15, 10))
+    assert dict(found.labels) == {"burn_window": "1h/5m"}
+    assert found.value == Decimal(15)
+    assert found.impact == Decimal(14)  # $15 against the $1 of an even pace
+    # At 10:05 the short window is empty: the pair no longer holds.
+    assert budget.evaluate(rule, MemoryInputs(calls), t(15, 10, 5)) == []
+
+
+def test_periods_in_a_time_zone_and_iso_weeks() -> None:
+    # 25 October 2026: Berlin leaves summer time, the day has 25 hours.
+    start, end, name = period_bounds(t(25, 12, month=10), Period.day, "Europe/Berlin")
+    assert (start.astimezone(UTC), end.astimezone(UTC)) == (
+        t(24, 22, month=10),
+        t(25, 23, month=10),
+    )
+    assert name == "2026-10-25" and end - start == timedelta(hours=25)
+    start, end, name = period_bounds(t(2, 12, month=12), Period.week, "UTC")
+    assert (start, end, name) == (t(30), t(7, month=12), "2026-W49")
+    start, end, name = period_bounds(t(31, 23, month=12), Period.month, "UTC")
+    assert (start, end) == (t(1, month=12), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+def test_an_unknown_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        BudgetRule(alert="B", amount=Decimal(1), timezone="Mars/Olympus")
+
+
+# --- anomaly ---------------------------------------------------------------
+
+
+def _weekly(values: list[str], current: str, hour: int = 10) -> MemoryInputs:
+    """Spend of scenario a at ``hour`` on the 4 previous Mondays, and on 30 Nov."""
+    calls = [Call(t(30, hour) - timedelta(weeks=k + 1), Decimal(v), A)
+             for k, v in enumerate(values)]  # fmt: skip
+    return MemoryInputs([*calls, Call(t(30, hour, 30), Decimal(current), A)])
+
+
+def test_a_spend_spike_against_the_same_hour_of_previous_weeks() -> None:
+    # ln(x + 0.01) of 1.00, 1.10, 0.90, 1.00: 0.00995, 0.10436, -0.09431, 0.00995 ->
+    # median 0.00995; deviations 0, 0.09441, 0.10426, 0 -> MAD 0.047205, scale
+    # 1.4826 * 0.047205 = 0.0700 < 0.1, so 0.1. Actual 5.00: ln 5.01 = 1.61144;
+    # z = (1.61144 - 0.00995) / 0.1 = 16.01; expected e^0.00995 - 0.01 = 1.00.
+    rule = AnomalyRule(alert="Spike", group_by=["scenario_id"])
+    [found] = anomaly.evaluate(rule, _weekly(["1.00", "1.10", "0.90", "1.00"], "5.00"), t(30, 11))
+    assert dict(found.labels) == {"scenario_id": "a"}
+    assert found.details["z"] == "16.01"
+    assert found.expected == Decimal("1.000000")
+    assert found.value == Decimal("5.00") and found.impact == Decimal("4.000000")
+    assert found.details["hour"] == t(30, 10).isoformat()
+
+
+def test_the_hour_still_open_is_not_judged() -> None:
+    # At 10:59 the 10:00 hour is not complete: the judged hour is 09:00 (no spike).
+    rule = AnomalyRule(alert="Spike", group_by=["scenario_id"])
+    assert anomaly.evaluate(rule, _weekly(["1", "1", "1", "1"], "5"), t(30, 10, 59)) == []
+
+
+def test_a_flat_history_fires_only_past_the_minimum_scale_and_impact() -> None:
+    # History 1.00 x4: MAD 0, scale 0.1. 1.20: z = (ln 1.21 - ln 1.01) / 0.1 = 1.81 < 4.
+    rule = AnomalyRule(alert="Spike")
+    assert anomaly.evaluate(rule, _weekly(["1"] * 4, "1.20"), t(30, 11)) == []
+    # 2.00: z = (ln 2.01 - ln 1.01) / 0.1 = 6.88 >= 4: fires, $1.00 at stake...
+    [found] = anomaly.evaluate(rule, _weekly(["1"] * 4, "2.00"), t(30, 11))
+    assert found.details["z"] == "6.88" and found.impact == Decimal("1.000000")
+    # ... unless the rule asks for at least $2 of impact.
+    rule = AnomalyRule(alert="Spike", min_impact=Decimal(2))
+    assert anomaly.evaluate(rule, _weekly(["1"] * 4, "2.00"), t(30, 11)) == []
+
+
+def test_too_little_history_raises_nothing_and_daily_history_is_the_fallback() -> None:
+    rule = AnomalyRule(alert="Spike")
+    # First seen 2 days before: 0 weekly hours, 2 daily ones (< 3): no alert.
+    young = MemoryInputs([Call(t(28, 10), Decimal(1)), Call(t(29, 10), Decimal(1)),
+                          Call(t(30, 10), Decimal(50))])  # fmt: skip
+    assert anomaly.evaluate(rule, young, t(30, 11)) == []
+    # First seen 5 days before, $1 each day at 10:00: daily history of 5 ones; $50 fires.
+    grown = MemoryInputs([Call(t(25 + k, 10), Decimal(1)) for k in range(5)]
+                         + [Call(t(30, 10), Decimal(50))])  # fmt: skip
+    [found] = anomaly.evaluate(rule, grown, t(30, 11))
+    assert found.details["history_hours"] == "5"
+
+
+def test_hours_without_calls_count_as_zero_once_the_series_exists() -> None:
+    # Weeks -4 and -3 spent $1 at 10:00; weeks -2 and -1 nothing: history 1, 1, 0, 0.
+    # ln(x + 0.01): 0.00995, 0.00995, -4.60517, -4.60517 -> median -2.29761, MAD
+    # 2.30756, scale 3.42. $1 now: z = (0.00995 + 2.29761) / 3.42 = 0.67: no alert.
+    calls = [Call(t(30, 10) - timedelta(weeks=k), Decimal(1)) for k in (3, 4)]
+    calls.append(Call(t(30, 10), Decimal(1)))
+    assert anomaly.evaluate(AnomalyRule(alert="S"), MemoryInputs(calls), t(30, 11)) == []
+
+
+def test_a_drop_fires_only_when_asked_for() -> None:
+    inputs = _weekly(["10"] * 4, "0.10")
+    assert anomaly.evaluate(AnomalyRule(alert="S"), inputs, t(30, 11)) == []
+    # ln 10.01 = 2.30359, ln 0.11 = -2.20727: z = -4.51086 / 0.1 = -45.11.
+    [found] = anomaly.evaluate(AnomalyRule(alert="S", direction="down"), inputs, t(30, 11))
+    assert found.details["z"] == "-45.11"
+
+
+# --- unpriced --------------------------------------------------------------
+
+
+def test_a_model_seen_unpriced_for_the_first_time() -> None:
+    new = {"provider": "acme", "model": "m-1"}
+    calls = [
+        Call(t(30, 9), Decimal(0), {"provider": "openai", "model": "old"}, unpriced=True),
+        Call(t(30, 10, 20), Decimal(0), new, unpriced=True),
+        Call(t(30, 10, 40), Decimal("0.5"), new, unpriced=True),
+    ]
+    rule = UnpricedRule(alert="Unpriced", window=timedelta(hours=1))
+    [found] = unpriced.evaluate(rule, MemoryInputs(calls), t(30, 11))
+    assert dict(found.labels) == new and found.value == 2
+    # Two hours on, the model is no longer new.
+    assert unpriced.evaluate(rule, MemoryInputs(calls), t(30, 13)) == []
+
+
+def test_the_unpriced_share_of_calls() -> None:
+    calls = [Call(t(30, 10, m), Decimal(1), A, unpriced=m < 15) for m in range(0, 50, 5)]
+    # 3 of 10 calls unpriced (minutes 0, 5, 10): 0.3 > 0.2.
+    rule = UnpricedRule(alert="U", new_models=False, max_share=Decimal("0.2"),
+                        group_by=["scenario_id"])  # fmt: skip
+    [found] = unpriced.evaluate(rule, MemoryInputs(calls), t(30, 11))
+    assert found.value == Decimal("0.3")
+
+
+# --- states ----------------------------------------------------------------
+
+
+def _obs(value: int = 1) -> list[Observation]:
+    return [Observation({"scenario_id": "a"}, value=Decimal(value))]
+
+
+def test_pending_then_firing_then_resolved_after_keep_firing_for() -> None:
+    rule = RuleState("Spend", "budget", "warning", timedelta(minutes=10), timedelta(minutes=10))
+    t0 = t(30, 10)
+    assert rule.step(t0, _obs()) == []  # pending
+    assert rule.step(t0 + timedelta(minutes=5), _obs()) == []  # 5 m < for
+    [fired] = rule.step(t0 + timedelta(minutes=10), _obs(2))
+    assert (fired.state, fired.starts_at, fired.value) == ("firing", t0 + timedelta(minutes=10), 2)
+    assert rule.step(t0 + timedelta(minutes=15), []) == []  # kept firing
+    [resolved] = rule.step(t0 + timedelta(minutes=20), [])
+    assert resolved.state == "resolved" and resolved.ends_at == t0 + timedelta(minutes=20)
+    assert resolved.fingerprint == fired.fingerprint
+
+
+def test_a_pending_alert_that_clears_sends_nothing() -> None:
+    rule = RuleState("Spend", "budget", "warning", timedelta(minutes=10), timedelta(0))
+    assert rule.step(t(30, 10), _obs()) == []
+    assert rule.step(t(30, 10, 5), []) == []
+    assert rule.instances == {}
+
+
+def test_a_restored_firing_alert_is_not_fired_again() -> None:
+    first = RuleState("Spend", "budget", "warning", timedelta(0), timedelta(0))
+    [fired] = first.step(t(30, 10), _obs())
+    again = RuleState("Spend", "budget", "warning", timedelta(0), timedelta(0))
+    again.restore([fired])
+    assert again.step(t(30, 10, 5), _obs()) == []
+    [resolved] = again.step(t(30, 10, 10), [])
+    assert resolved.starts_at == fired.starts_at
