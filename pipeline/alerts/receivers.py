@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import urllib3
@@ -98,8 +98,16 @@ class AlertmanagerDelivery:
 
     def payload(self, events: Sequence[AlertEvent], at: datetime) -> list[dict[str, Any]]:
         out = []
+        # Alertmanager reads endsAt on its own clock: a firing alert is due again
+        # within resend_for of now, whatever the data's time.
+        # A resolution is resolved now on that clock (never in its future, where
+        # Alertmanager would keep the alert active until then).
+        now = datetime.now(UTC)
         for e in events:
-            ends = e.ends_at if e.state == "resolved" and e.ends_at else at + self.resend_for
+            if e.state == "resolved" and e.ends_at is not None:
+                ends = min(e.ends_at, now)
+            else:
+                ends = now + self.resend_for
             out.append({
                 "labels": labels_of(e),
                 "annotations": annotations_of(e, self.annotations.get(e.alert, {})),

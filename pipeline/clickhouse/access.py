@@ -49,7 +49,13 @@ TEAM_VIEWS = (
 ALL_TEAMS_ONLY = (
     "fixed_costs", "v_fixed_costs", "v_fixed_cost_allocation_daily", "v_fixed_cost_items",
     "v_scenario_full_cost_daily", "v_reprice_comparison", "call_repricings",
+    "alert_events", "alert_deliveries",
 )  # fmt: skip
+# `costflow alerts run`: reads the call tables every owner's rows, writes only its
+# history (the rules evaluate on aggregates; nothing else changes).
+ALERTS_SELECTS = ("calls", "call_cancellations", "call_costs_hourly", "alert_events",
+                  "alert_deliveries", "schema_migrations")  # fmt: skip
+ALERTS_INSERTS = ("alert_events", "alert_deliveries")
 # What the sink writes, and reads back to stay idempotent.
 SINK_INSERTS = ("calls", "task_changes", "call_repricings", "call_cancellations",
                 "dead_letters", "sink_plans")  # fmt: skip
@@ -101,6 +107,9 @@ def access_statements(plan: AccessPlan, sink_password_sha256: str | None) -> lis
         "CREATE ROLE IF NOT EXISTS costflow_sink_writer",
         *(f"GRANT INSERT ON {db}.{name} TO costflow_sink_writer" for name in SINK_INSERTS),
         *(f"GRANT SELECT ON {db}.{name} TO costflow_sink_writer" for name in SINK_SELECTS),
+        "CREATE ROLE IF NOT EXISTS costflow_alerts_evaluator",
+        *(f"GRANT SELECT ON {db}.{name} TO costflow_alerts_evaluator" for name in ALERTS_SELECTS),
+        *(f"GRANT INSERT ON {db}.{name} TO costflow_alerts_evaluator" for name in ALERTS_INSERTS),
     ]
     if sink_password_sha256 is not None:
         out.append(
@@ -113,7 +122,11 @@ def access_statements(plan: AccessPlan, sink_password_sha256: str | None) -> lis
         role = team_role(team)
         out += [f"CREATE ROLE IF NOT EXISTS {role}", f"GRANT costflow_bi_reader TO {role}"]
     for table in OWNED_TABLES:
-        unrestricted = ["costflow_bi_all_teams", "costflow_sink_writer"]
+        unrestricted = [
+            "costflow_bi_all_teams",
+            "costflow_sink_writer",
+            "costflow_alerts_evaluator",
+        ]
         out.append(
             f"CREATE ROW POLICY IF NOT EXISTS costflow_all_owners ON {db}.{table} "
             f"FOR SELECT USING 1 TO {', '.join(unrestricted)}"

@@ -116,6 +116,8 @@ class ClickHouseAlertInputs:
     def sums(
         self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
     ) -> dict[Key, Sums]:
+        if start >= end:
+            return {}
         keys = ", ".join(group_by) or "'' AS none"
         names = ", ".join(group_by) or "none"
         where, params = _where(match)

@@ -151,6 +151,7 @@ SHIPPED = {
         "398a7835877bc787a46af83b7bdbde26735a00767fcf6ae7a21f173cdeb3cb2a"
     ),
     "0011_partial_cost.sql": "f9655c2e8af969a281bbb6af1145ccdb3071a7c890254b890ac9082e9c11b843",
+    "0012_alert_events.sql": "7e6c15c134800279e21ee28e2278aef432c619897edcdb84cd6f6c83321c5e1a",
 }
 
 

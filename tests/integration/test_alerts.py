@@ -1,0 +1,328 @@
+"""Alert rules over five weeks of generated traffic in real chDB, and delivery to a
+real Alertmanager and a signed webhook.
+
+The traffic has a daily and weekly rhythm, deterministic noise, a slow drift that
+must not fire, and injected faults that must: a spend spike in one scenario, a new
+model without a price, and a budget crossed at a time the test computes from the
+same calls in plain Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+from pipeline.alerts.engine import AlertEngine, backtest, data_time
+from pipeline.alerts.history import AlertHistory
+from pipeline.alerts.rules import load_rules
+from pipeline.clickhouse.migrate import migrate
+from pipeline.query.alert_inputs import ClickHouseAlertInputs
+from tests.unit.alert_reference import Call, MemoryInputs
+
+HOUR = timedelta(hours=1)
+CENT = Decimal("0.01")
+_COLUMNS = [
+    "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
+    "status", "service_tier", "attempt", "retry_of", "input_tokens", "output_tokens",
+    "cost_total", "cost_known", "currency", "price_book_version", "pricing_error",
+]  # fmt: skip
+
+
+def _noise(*parts: object) -> Decimal:
+    """A deterministic factor in [0.9, 1.1), from a hash of ``parts``."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return Decimal(90 + digest[0] % 20) / 100
+
+
+def traffic(start: datetime, weeks: int, spike_at: datetime | None,
+            unpriced_at: datetime | None) -> list[Call]:  # fmt: skip
+    """Calls of scenarios chat (drifting up 3% a day) and search, hour by hour."""
+    calls = []
+    hours = weeks * 7 * 24
+    for h in range(hours):
+        hour = start + h * HOUR
+        busy = 3 if 8 <= hour.hour < 20 else 1  # daily rhythm
+        weekend = hour.weekday() >= 5
+        for scenario, base in (("chat", Decimal("0.40")), ("search", Decimal("0.20"))):
+            n = busy * (1 if weekend else 2)
+            if scenario == "search" and spike_at is not None and hour == spike_at:
+                n *= 10
+            drift = Decimal("1.03") ** (h // 24) if scenario == "chat" else Decimal(1)
+            for i in range(n):
+                cost = (base * drift * _noise(scenario, h, i)).quantize(CENT)
+                ts = hour + timedelta(minutes=(60 * i) // n + 1)
+                labels = {"scenario_id": scenario, "provider": "openai", "model": "gpt-4o-mini",
+                          "owner": "team-a", "environment": "prod"}  # fmt: skip
+                calls.append(Call(ts, cost, labels, tokens=1000))
+        if unpriced_at is not None and hour == unpriced_at:
+            for minute in (10, 40):
+                labels = {"scenario_id": "chat", "provider": "acme", "model": "m-new",
+                          "owner": "team-a", "environment": "prod"}  # fmt: skip
+                calls.append(Call(hour + timedelta(minutes=minute), Decimal(0), labels,
+                                  unpriced=True, tokens=500))  # fmt: skip
+    return calls
+
+
+def store(client: Any, calls: list[Call]) -> None:
+    rows = []
+    for n, c in enumerate(calls):
+        cost = None if c.unpriced else c.cost
+        rows.append((
+            f"e{n}", f"t{n}", c.ts, c.label("provider"), c.label("model"), c.label("scenario_id"),
+            c.label("environment"), c.label("owner"), "ok", "standard", 1, "", c.tokens, 0,
+            cost, cost, "USD", "test@1", "no price" if c.unpriced else "",
+        ))  # fmt: skip
+    for i in range(0, len(rows), 20_000):
+        client.insert("calls", rows[i : i + 20_000], column_names=_COLUMNS)
+
+
+RULES = """
+groups:
+  - name: hourly
+    interval: 1h
+    rules:
+      - alert: SpendSpike
+        kind: anomaly
+        metric: spend
+        group_by: [scenario_id]
+        z: 4
+        min_ratio: 2
+        min_impact: "0.50"
+      - alert: SearchBudget
+        kind: budget
+        amount: "{amount}"
+        match: {{scenario_id: search}}
+        thresholds: ["0.5"]
+        burn_windows: []
+      - alert: ModelWithoutPrice
+        kind: unpriced
+        window: 1h
+{receivers}
+"""
+
+START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday; five weeks to 9 November
+SPIKE = datetime(2026, 11, 5, 14, tzinfo=UTC)
+UNPRICED = datetime(2026, 11, 6, 9, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB runs one engine (one path) per process: the tests share it, each with a
+    database of its own."""
+    return tmp_path_factory.mktemp("alerts")
+
+
+def _database(directory: Path) -> Any:
+    import uuid
+
+    from pipeline.clickhouse.client import connect
+    from pipeline.config import ClickHouseSettings, StackSettings
+
+    settings = ClickHouseSettings(
+        dsn=f"chdb://{directory / 'ch'}", database=f"t_{uuid.uuid4().hex[:8]}"
+    )
+    client = connect(settings, StackSettings(data_dir=directory))
+    migrate(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def history_db(engine_dir: Path) -> Iterator[tuple[Any, list[Call]]]:
+    client = _database(engine_dir)
+    calls = traffic(START, 5, SPIKE, UNPRICED)
+    store(client, calls)
+    yield client, calls
+    client.close()
+
+
+def test_clickhouse_inputs_equal_the_reference_over_any_window(history_db: Any) -> None:
+    client, calls = history_db
+    stored, reference = ClickHouseAlertInputs(client), MemoryInputs(calls)
+    windows = [
+        (SPIKE + timedelta(minutes=55), SPIKE + timedelta(hours=1, minutes=5)),  # inside hours
+        (SPIKE - timedelta(minutes=30), SPIKE + timedelta(hours=3, minutes=20)),  # edges + hours
+        (START, START + timedelta(weeks=5)),  # whole hours only
+        (SPIKE + timedelta(minutes=7), SPIKE + timedelta(minutes=7)),  # empty
+    ]
+    for start, end in windows:
+        for group_by in ([], ["scenario_id"], ["provider", "model"]):
+            assert stored.sums(group_by, {}, start, end) == reference.sums(group_by, {}, start, end)
+        assert stored.sums(["owner"], {"scenario_id": "search"}, start, end) == reference.sums(
+            ["owner"], {"scenario_id": "search"}, start, end
+        )
+    week = (SPIKE - timedelta(weeks=1), SPIKE + HOUR)
+    assert stored.hourly(["scenario_id"], {}, *week) == reference.hourly(["scenario_id"], {}, *week)
+    assert stored.first_unpriced(UNPRICED, UNPRICED + HOUR) == {("acme", "m-new"): UNPRICED}
+
+
+def test_a_week_of_backtest_raises_exactly_the_injected_faults(
+    history_db: Any, tmp_path: Path
+) -> None:
+    client, calls = history_db
+    # The budget: twice search's spend from 1 November to 5 November 00:00, so the 0.5
+    # threshold is reached exactly at 5 November 00:00 (hourly evaluations).
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    crossing = datetime(2026, 11, 5, tzinfo=UTC)
+    spent = sum(c.cost for c in calls if c.label("scenario_id") == "search"
+                and november <= c.ts < crossing)  # fmt: skip
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.format(amount=2 * spent, receivers=""), encoding="utf-8")
+    rules = load_rules(path)
+    events = list(backtest(rules, ClickHouseAlertInputs(client), datetime(2026, 11, 2, tzinfo=UTC),
+                           datetime(2026, 11, 9, tzinfo=UTC)))  # fmt: skip
+    got = [(e.alert, e.state, e.at, dict(e.labels)) for e in events]
+    assert got == [
+        ("SearchBudget", "firing", crossing, {"threshold": "0.5", "period": "2026-11"}),
+        ("SpendSpike", "firing", SPIKE + HOUR, {"scenario_id": "search"}),
+        ("SpendSpike", "resolved", SPIKE + 2 * HOUR, {"scenario_id": "search"}),
+        ("ModelWithoutPrice", "firing", UNPRICED + HOUR, {"provider": "acme", "model": "m-new"}),
+        ("ModelWithoutPrice", "resolved", UNPRICED + 2 * HOUR,
+         {"provider": "acme", "model": "m-new"}),
+    ]  # fmt: skip
+    spike = events[1]
+    # The spike hour: ten times the usual calls of search at 14:00 on a Thursday.
+    usual = [c.cost for c in calls if c.label("scenario_id") == "search"
+             and c.ts.hour == 14 and c.ts.weekday() == 3 and c.ts < SPIKE]  # fmt: skip
+    actual = sum(c.cost for c in calls if c.label("scenario_id") == "search"
+                 and SPIKE <= c.ts < SPIKE + HOUR)  # fmt: skip
+    assert spike.value == actual and len(usual) == 4 * 6
+    assert spike.impact is not None and spike.impact > actual / 2
+
+
+# --- delivery ----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    secret = b""
+    received: list[dict[str, Any]] = []
+    fail = False
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        want = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        if type(self).fail:
+            self.send_response(503)
+        elif not hmac.compare_digest(self.headers.get("X-Costflow-Signature", ""), want):
+            self.send_response(401)
+        else:
+            type(self).received.append(json.loads(body))
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.fail("Alertmanager is missing: apt-get install prometheus-alertmanager "
+                    "(.ci/run installs it)")  # fmt: skip
+    port = _free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n")
+    process = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if urllib3.request("GET", f"{url}/-/ready", timeout=1).status == 200:
+                break
+        except urllib3.exceptions.HTTPError:
+            pass
+        assert process.poll() is None, "Alertmanager exited at start"
+        assert time.monotonic() < deadline, "Alertmanager not ready in 30 s"
+        time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def _active(url: str) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = json.loads(urllib3.request("GET", f"{url}/api/v2/alerts").data)
+    return [a for a in alerts if a["status"]["state"] == "active"]
+
+
+def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
+    engine_dir: Path, alertmanager: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chdb_client = _database(engine_dir)
+    now = datetime.now(UTC).replace(microsecond=0)
+    hour = now.replace(minute=0, second=0) - HOUR
+    new_model = {"provider": "acme", "model": "m-new", "scenario_id": "chat"}
+    store(chdb_client, [Call(hour + timedelta(minutes=m), Decimal(0), new_model, unpriced=True)
+                        for m in (5, 50)])  # fmt: skip
+    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
+    _Webhook.secret, _Webhook.received, _Webhook.fail = b"s3cret", [], False
+    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    monkeypatch.setenv("COSTFLOW_TEST_WEBHOOK_SECRET", "s3cret")
+    receivers = (
+        "receivers:\n"
+        f"  - {{name: am, type: alertmanager, url: '{alertmanager}'}}\n"
+        f"  - {{name: hook, type: webhook, url: 'http://127.0.0.1:{webhook.server_port}/',"
+        " secret_env: COSTFLOW_TEST_WEBHOOK_SECRET}\n"
+    )
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.format(amount="1000", receivers=receivers), encoding="utf-8")
+    rules, history = load_rules(path), AlertHistory(chdb_client)
+    at = data_time(chdb_client)
+    assert at == hour + timedelta(minutes=50)
+
+    engine = AlertEngine(rules, ClickHouseAlertInputs(chdb_client))
+    _Webhook.fail = True  # the webhook is down for the first cycle
+    [fired] = engine.cycle(at + timedelta(minutes=10), history, engine.deliveries())
+    assert fired.alert == "ModelWithoutPrice" and fired.state == "firing"
+    assert _Webhook.received == []
+    [active] = _active(alertmanager)
+    assert active["labels"] == {"alertname": "ModelWithoutPrice", "severity": "warning",
+                                "costflow_kind": "unpriced", "provider": "acme",
+                                "model": "m-new"}  # fmt: skip
+    assert active["annotations"]["value"] == "2"
+
+    # A restart: the firing alert comes back from history; the webhook, up again,
+    # gets the firing it missed, once; Alertmanager gets a refresh.
+    _Webhook.fail = False
+    again = AlertEngine(rules, ClickHouseAlertInputs(chdb_client))
+    assert again.restore(history) == 1
+    assert again.cycle(at + timedelta(minutes=15), history, again.deliveries(), force=True) == []
+    assert [a["status"] for p in _Webhook.received for a in p["alerts"]] == ["firing"]
+    assert again.cycle(at + timedelta(minutes=20), history, again.deliveries(), force=True) == []
+    assert len(_Webhook.received) == 1  # nothing re-sent
+
+    # Two hours on the model is no longer new: resolved, told to both, once.
+    later = at + timedelta(hours=2)
+    [resolved] = again.cycle(later, history, again.deliveries(), force=True)
+    assert resolved.state == "resolved" and resolved.starts_at == fired.starts_at
+    assert [p["status"] for p in _Webhook.received] == ["firing", "resolved"]
+    assert _active(alertmanager) == []
+    restarted = AlertEngine(rules, ClickHouseAlertInputs(chdb_client))
+    assert restarted.restore(history) == 0
+    assert restarted.cycle(later, history, restarted.deliveries(), force=True) == []
+    assert len(_Webhook.received) == 2
+    webhook.shutdown()
