@@ -1,7 +1,8 @@
 """Alert states per rule and label set, as Prometheus keeps them.
 
 inactive -> pending (the condition holds, for less than ``for``) -> firing ->
-resolved (the condition cleared ``keep_firing_for`` ago). A pending alert whose
+resolved (the condition has been found cleared for ``keep_firing_for``, counted
+from the first evaluation that found it so, as Prometheus does). A pending alert whose
 condition clears goes back to inactive without a notification. Each transition
 to firing or resolved, and each firing alert's refresh, is an :class:`AlertEvent`;
 the events are the history (``alert_events``) the current state is rebuilt from.
@@ -72,6 +73,9 @@ class Instance:
     observation: Observation
     severity: str
     fired_at: datetime | None = None
+    # The first evaluation that found the condition cleared, while firing: the
+    # alert keeps firing ``keep_firing_for`` from then (as Prometheus counts it).
+    cleared_at: datetime | None = None
 
 
 class RuleState:
@@ -124,7 +128,7 @@ class RuleState:
                 inst = Instance(self.alert, self.kind, dict(obs.labels), "pending", at, at, obs,
                                 self.severity)  # fmt: skip
                 self.instances[fp] = inst
-            inst.last_active, inst.observation = at, obs
+            inst.last_active, inst.observation, inst.cleared_at = at, obs, None
             if inst.state == "pending" and at - inst.active_since >= self.hold:
                 inst.state, inst.fired_at = "firing", at
                 events.append(self._event(inst, "firing", at))
@@ -133,7 +137,10 @@ class RuleState:
                 continue
             if inst.state == "pending":
                 del self.instances[fp]
-            elif at - inst.last_active >= self.keep_firing:
+                continue
+            if inst.cleared_at is None:
+                inst.cleared_at = at
+            if at - inst.cleared_at >= self.keep_firing:
                 events.append(self._event(inst, "resolved", at))
                 del self.instances[fp]
         return events

@@ -263,15 +263,30 @@ SCENARIOS = [
 
 
 def generate(
-    tasks: int, seed: int = 7, days: int = 7, duplicate_share: float = 0.01
+    tasks: int,
+    seed: int = 7,
+    days: int = 7,
+    duplicate_share: float = 0.01,
+    spike: datetime | None = None,
+    spike_tasks: int = 0,
 ) -> list[dict[str, Any]]:
-    """Events for ``tasks`` tasks, in delivery order (by event time, some duplicated)."""
+    """Events for ``tasks`` tasks, in delivery order (by event time, some duplicated).
+
+    With ``spike``, ``spike_tasks`` more research-agent tasks start within the hour
+    from ``spike`` (a cost spike for the demo's alert rules to find).
+    """
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     weights = [s[1] for s in SCENARIOS]
-    for n in range(tasks):
-        name, _share, owner, environment, build = rng.choices(SCENARIOS, weights)[0]
-        start = START + timedelta(seconds=rng.randint(0, days * 86_400 - 1))
+    spiked = [s for s in SCENARIOS if s[0] == "research-agent"] * spike_tasks
+    for n in range(tasks + (spike_tasks if spike is not None else 0)):
+        if n < tasks:
+            name, _share, owner, environment, build = rng.choices(SCENARIOS, weights)[0]
+            start = START + timedelta(seconds=rng.randint(0, days * 86_400 - 1))
+        else:
+            assert spike is not None
+            name, _share, owner, environment, build = spiked[n - tasks]
+            start = spike + timedelta(seconds=rng.randint(0, 3_599))
         task = _Task(f"task-{seed}-{n:07d}", name, owner, environment, start, [], start)
         if name == "doc-extract":
             task.experiment = "cheap-extractor" if n % 2 else "baseline"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from datetime import timedelta
+from typing import Any
 
 from pipeline.clickhouse.client import connect
 from pipeline.config import Settings, StackSettings
-from pipeline.demo.workload import bad_records, generate, write_jsonl
+from pipeline.demo.workload import START, bad_records, generate, write_jsonl
 from pipeline.pricing.fixed_costs import load_fixed_costs
 from pipeline.query import fixed_costs
 from pipeline.query.analytics import Slice
@@ -17,6 +19,22 @@ from pipeline.render.compare import render_comparison
 from pipeline.render.report import full_report
 from pipeline.resources import example_fixed_costs
 from pipeline.runtime.replay import replay
+
+DEMO_SPIKE = START + timedelta(days=4, hours=14)
+
+
+def demo_alerts(client: Any) -> str:
+    """What the demo's alert rules (deploy/alerts/demo.yaml) raise over its week."""
+    from pipeline.alerts.engine import backtest
+    from pipeline.alerts.rules import load_rules
+    from pipeline.query.alert_inputs import ClickHouseAlertInputs
+    from pipeline.render.alerts import render_alert_events
+    from pipeline.resources import example_alert_rules
+
+    rules = load_rules(example_alert_rules().with_name("demo.yaml"))
+    until = START + timedelta(days=9)
+    events = list(backtest(rules, ClickHouseAlertInputs(client), START, until))
+    return render_alert_events(events)
 
 
 def run_demo(base: Settings, tasks: int, seed: int) -> int:
@@ -36,7 +54,8 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
     client.command(f"DROP DATABASE IF EXISTS {clickhouse.database}")
     client.close()
 
-    events = generate(tasks, seed=seed)
+    # A cost spike for the alert rules: research-agent traffic x30 for an hour.
+    events = generate(tasks, seed=seed, spike=DEMO_SPIKE, spike_tasks=max(1, tasks // 50))
     workload = stack.data_dir / "demo" / "events.jsonl"
     workload.parent.mkdir(parents=True, exist_ok=True)
     with workload.open("wb") as handle:
@@ -58,6 +77,7 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
     # The workload runs an A/B test on doc-extract's extractor model.
     experiment = Slice(scenario_id="doc-extract")
     print("\n" + render_comparison("doc-extract", compare(client, "experiment", experiment)))
+    print("\n" + demo_alerts(client))
     sys.stderr.write(
         f"\nExplore the result: ./dev --data-dir {stack.data_dir} --database "
         f"{clickhouse.database} report | compare "

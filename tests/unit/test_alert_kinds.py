@@ -197,10 +197,24 @@ def test_pending_then_firing_then_resolved_after_keep_firing_for() -> None:
     assert rule.step(t0 + timedelta(minutes=5), _obs()) == []  # 5 m < for
     [fired] = rule.step(t0 + timedelta(minutes=10), _obs(2))
     assert (fired.state, fired.starts_at, fired.value) == ("firing", t0 + timedelta(minutes=10), 2)
-    assert rule.step(t0 + timedelta(minutes=15), []) == []  # kept firing
-    [resolved] = rule.step(t0 + timedelta(minutes=20), [])
-    assert resolved.state == "resolved" and resolved.ends_at == t0 + timedelta(minutes=20)
+    # Cleared at 10:15: kept firing for 10 minutes from that evaluation.
+    assert rule.step(t0 + timedelta(minutes=15), []) == []
+    assert rule.step(t0 + timedelta(minutes=20), []) == []  # 5 m < keep_firing_for
+    [resolved] = rule.step(t0 + timedelta(minutes=25), [])
+    assert resolved.state == "resolved" and resolved.ends_at == t0 + timedelta(minutes=25)
     assert resolved.fingerprint == fired.fingerprint
+
+
+def test_a_condition_back_within_keep_firing_for_restarts_the_count() -> None:
+    rule = RuleState("Spend", "budget", "warning", timedelta(0), timedelta(minutes=10))
+    t0 = t(30, 10)
+    [_fired] = rule.step(t0, _obs())
+    assert rule.step(t0 + timedelta(minutes=5), []) == []  # cleared at 10:05
+    assert rule.step(t0 + timedelta(minutes=10), _obs()) == []  # back: still the same alert
+    assert rule.step(t0 + timedelta(minutes=15), []) == []  # cleared again at 10:15
+    assert rule.step(t0 + timedelta(minutes=20), []) == []
+    [resolved] = rule.step(t0 + timedelta(minutes=25), [])
+    assert resolved.starts_at == t0
 
 
 def test_a_pending_alert_that_clears_sends_nothing() -> None:

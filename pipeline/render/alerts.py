@@ -1,0 +1,38 @@
+"""Alert events as text for people (the demo, ``alerts test --text``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.render.money import usd
+
+
+def render_alert_events(events: Sequence[Any]) -> str:
+    """One line per firing or resolution, oldest first: when, state, alert, labels
+    and the figures (value against expected, money at stake)."""
+    if not events:
+        return "Alerts: none raised."
+    lines = [f"Alerts raised ({len(events)} firings and resolutions):"]
+    for e in events:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items()))
+        figures = _figures(e)
+        lines.append(
+            f"  {e.at:%Y-%m-%d %H:%M}  {e.state:<8} {e.alert} [{e.severity}] {{{labels}}}"
+            + (f"  {figures}" if figures and e.state == "firing" else "")
+        )
+    return "\n".join(lines)
+
+
+def _figures(e: Any) -> str:
+    from decimal import Decimal
+
+    if e.kind == "anomaly" and isinstance(e.value, Decimal):
+        return (f"spent {usd(e.value)} in the hour, {usd(e.expected)} expected, "
+                f"{usd(e.impact)} above (z {e.details.get('z', '?')})")  # fmt: skip
+    if e.kind == "budget" and "threshold" in e.labels:
+        budget = Decimal(e.details["budget"])
+        return f"spent {usd(e.value)} of {usd(budget)} in {e.details.get('period', '')}"
+    if e.kind == "unpriced":
+        return f"{e.value} calls without a price since {e.details.get('first_unpriced_hour', '')}"
+    return f"value {e.value}"
