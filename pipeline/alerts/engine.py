@@ -30,7 +30,7 @@ from pipeline.alerts.receivers import (
     WebhookDelivery,
 )
 from pipeline.alerts.state import AlertEvent, Observation, RuleState
-from pipeline.query.alert_inputs import AlertInputs, floor_hour
+from pipeline.query.alert_inputs import AlertInputs, CycleCache, floor_hour
 
 log = logging.getLogger("costflow.alerts")
 # Undelivered events older than this are not retried (a receiver down for a week
@@ -78,13 +78,13 @@ class AlertEngine:
             state.restore(e for e in latest if e.alert == name)
         return sum(len(s.instances) for s in self.states.values())
 
-    def _observe(self, rule: Any, at: datetime) -> list[Observation]:
+    def _observe(self, rule: Any, at: datetime, inputs: AlertInputs) -> list[Observation]:
         if rule.kind != "anomaly":
-            return kinds.evaluate(rule, self.inputs, at)
+            return kinds.evaluate(rule, inputs, at)
         hour = floor_hour(at)
         cached = self._hourly.get(rule.alert)
         if cached is None or cached[0] != hour:
-            cached = (hour, kinds.evaluate(rule, self.inputs, at))
+            cached = (hour, kinds.evaluate(rule, inputs, at))
             self._hourly[rule.alert] = cached
         return cached[1]
 
@@ -92,13 +92,14 @@ class AlertEngine:
         """Evaluate every group due at ``at`` (all of them if ``force``); the
         firings and resolutions."""
         events: list[AlertEvent] = []
+        inputs = CycleCache(self.inputs)  # rules of one evaluation share their windows
         for group in self.groups:
             last = self.last_run.get(group.name)
             if not force and last is not None and at - last < group.interval:
                 continue
             self.last_run[group.name] = at
             for rule in group.rules:
-                observations = self._observe(rule, at)
+                observations = self._observe(rule, at, inputs)
                 events.extend(self.states[rule.alert].step(at, observations))
         return events
 

@@ -184,3 +184,36 @@ class ClickHouseAlertInputs:
         return {
             (str(p), str(m)): (f.replace(tzinfo=UTC) if f.tzinfo is None else f) for p, m, f in rows
         }
+
+
+class CycleCache:
+    """:class:`AlertInputs` answering each distinct question once: rules of one cycle
+    share windows (every budget with the default burn-rate pairs asks the same six), so
+    the store sees each (labels, match, window) once. Build one per evaluation."""
+
+    def __init__(self, inputs: AlertInputs) -> None:
+        self.inputs = inputs
+        self._sums: dict[Any, dict[Key, Sums]] = {}
+        self._hourly: dict[Any, dict[Key, dict[datetime, Sums]]] = {}
+        self._first: dict[Any, dict[Key, datetime]] = {}
+
+    def sums(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, Sums]:
+        key = (tuple(group_by), tuple(sorted(match.items())), start, end)
+        if key not in self._sums:
+            self._sums[key] = self.inputs.sums(group_by, match, start, end)
+        return self._sums[key]
+
+    def hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
+    ) -> dict[Key, dict[datetime, Sums]]:
+        key = (tuple(group_by), tuple(sorted(match.items())), start, end)
+        if key not in self._hourly:
+            self._hourly[key] = self.inputs.hourly(group_by, match, start, end)
+        return self._hourly[key]
+
+    def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
+        if (start, end) not in self._first:
+            self._first[(start, end)] = self.inputs.first_unpriced(start, end)
+        return self._first[(start, end)]
