@@ -7,7 +7,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pipeline.alerts import RULE_KINDS, anomaly, budget, unpriced
+from pipeline.alerts import (
+    RULE_KINDS,
+    anomaly,
+    budget,
+    outcome_regression,
+    tail_shift,
+    unpriced,
+)
 from pipeline.alerts.state import Observation
 from pipeline.query.alert_inputs import AlertInputs
 
@@ -17,9 +24,15 @@ EVALUATORS: dict[str, Evaluator] = {
     "budget": budget.evaluate,
     "anomaly": anomaly.evaluate,
     "unpriced": unpriced.evaluate,
+    "outcome_regression": outcome_regression.evaluate,
+    "tail_shift": tail_shift.evaluate,
 }
 RULE_KINDS.update(
-    budget=budget.BudgetRule, anomaly=anomaly.AnomalyRule, unpriced=unpriced.UnpricedRule
+    budget=budget.BudgetRule,
+    anomaly=anomaly.AnomalyRule,
+    unpriced=unpriced.UnpricedRule,
+    outcome_regression=outcome_regression.OutcomeRegressionRule,
+    tail_shift=tail_shift.TailShiftRule,
 )
 
 

@@ -94,3 +94,32 @@ def overrun_at(
     seconds_to_budget = float(budget / spent) * elapsed
     when = period_start + timedelta(seconds=seconds_to_budget)
     return when if when < period_end else None
+
+
+def binomial_upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed exactly in log space from k up.
+
+    Used one-sided, to ask whether ``k`` of ``n`` is more than chance at rate ``p``:
+    below the mean (``k <= n * p``) the tail is at least about a half and 1.0 is
+    returned, since no rule acts on it. Raises ValueError outside 0 <= k, 0 < p < 1.
+    """
+    if k < 0 or not 0 < p < 1:
+        raise ValueError("binomial tail needs k >= 0 and 0 < p < 1")
+    if k == 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if k <= n * p:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    # Terms fall from k on (k is above the mode): stop once they no longer count.
+    for i in range(k, n + 1):
+        term = math.exp(
+            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+            + i * log_p + (n - i) * log_q
+        )  # fmt: skip
+        total += term
+        if term < total * 1e-16:
+            break
+    return min(total, 1.0)

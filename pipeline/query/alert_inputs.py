@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+
+from pipeline.query.noise import ArmSums
 
 HOUR = timedelta(hours=1)
 Key = tuple[str, ...]
@@ -66,6 +68,23 @@ class AlertInputs(Protocol):
     def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
         """(provider, model) with unpriced calls before ``end``, and the first hour one
         was seen, for those seen unpriced at or after ``start``."""
+        ...
+
+    def decided_tasks(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, ArmSums]:  # fmt: skip
+        """Per label set (task labels: scenario_id, owner, environment), the sums of
+        tasks first seen in ``[start, end)`` that are decided: an outcome known, or
+        the outcome window closed by ``decided_by``."""
+        ...
+
+    def cost_histogram(
+        self, group_by: Sequence[str], match: Mapping[str, str], first_day: date,
+        end_day: date,
+    ) -> dict[Key, dict[int, tuple[int, Decimal]]]:  # fmt: skip
+        """Per label set (task labels), tasks and their cost per 1% cost bin
+        (``floor(ln(cost) / ln(1.01))``) over UTC days ``[first_day, end_day)``."""
         ...
 
 
@@ -185,6 +204,45 @@ class ClickHouseAlertInputs:
             (str(p), str(m)): (f.replace(tzinfo=UTC) if f.tzinfo is None else f) for p, m, f in rows
         }
 
+    def decided_tasks(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, ArmSums]:  # fmt: skip
+        keys = ", ".join(group_by) or "'' AS none"
+        names = ", ".join(group_by) or "none"
+        where, params = _where(match)
+        params.update(s=start, e=end, d=decided_by)
+        sql = (
+            f"SELECT {keys}, count(), countIf(outcome = 'accepted'), sum(total_cost), "
+            "sumIf(total_cost, outcome = 'accepted'), "
+            "sum(toFloat64(total_cost) * toFloat64(total_cost)) FROM tasks FINAL "
+            f"WHERE first_event_at >= %(s)s AND first_event_at < %(e)s AND {where} "
+            f"AND (outcome != '' OR outcome_deadline <= %(d)s) GROUP BY {names}"
+        )
+        out: dict[Key, ArmSums] = {}
+        for row in self.client.query(sql, parameters=params).result_rows:
+            key = tuple(str(v) for v in row[: len(group_by)])
+            n, accepted, cost, accepted_cost, squares = row[-5:]
+            out[key] = ArmSums(int(n), int(accepted), cost, accepted_cost, float(squares))
+        return out
+
+    def cost_histogram(
+        self, group_by: Sequence[str], match: Mapping[str, str], first_day: date,
+        end_day: date,
+    ) -> dict[Key, dict[int, tuple[int, Decimal]]]:  # fmt: skip
+        keys = ", ".join([*group_by, "cost_bin"])
+        where, params = _where(match)
+        params.update(f=first_day, e=end_day)
+        sql = (
+            f"SELECT {keys}, sum(tasks) AS n, sum(total_cost) FROM task_cost_histogram_daily "
+            f"WHERE day >= %(f)s AND day < %(e)s AND {where} GROUP BY {keys} HAVING n != 0"
+        )
+        out: dict[Key, dict[int, tuple[int, Decimal]]] = {}
+        for row in self.client.query(sql, parameters=params).result_rows:
+            key = tuple(str(v) for v in row[: len(group_by)])
+            out.setdefault(key, {})[int(row[-3])] = (int(row[-2]), row[-1])
+        return out
+
 
 class CycleCache:
     """:class:`AlertInputs` answering each distinct question once: rules of one cycle
@@ -217,3 +275,15 @@ class CycleCache:
         if (start, end) not in self._first:
             self._first[(start, end)] = self.inputs.first_unpriced(start, end)
         return self._first[(start, end)]
+
+    def decided_tasks(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, ArmSums]:  # fmt: skip
+        return self.inputs.decided_tasks(group_by, match, start, end, decided_by)
+
+    def cost_histogram(
+        self, group_by: Sequence[str], match: Mapping[str, str], first_day: date,
+        end_day: date,
+    ) -> dict[Key, dict[int, tuple[int, Decimal]]]:  # fmt: skip
+        return self.inputs.cost_histogram(group_by, match, first_day, end_day)

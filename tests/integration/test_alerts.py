@@ -326,3 +326,57 @@ def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
     assert restarted.cycle(later, history, restarted.deliveries(), force=True) == []
     assert len(_Webhook.received) == 2
     webhook.shutdown()
+
+
+def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
+    """Decided-task sums and cost histograms from the task tables, against the plain
+    reference over the same tasks (rows enter through task_changes, as the sink's)."""
+    from datetime import date
+
+    from tests.unit.alert_reference import Task
+
+    client = _database(engine_dir)
+    tasks = []
+    for n in range(300):
+        first = datetime(2026, 11, 1 + n % 10, n % 24, tzinfo=UTC)
+        outcome = ("accepted", "rejected", "")[n % 3]
+        labels = {"scenario_id": f"s{n % 2}", "owner": f"o{n % 3}", "environment": "prod"}
+        cost = (Decimal("0.01") * (1 + n % 37) * (1 + n % 5)).quantize(CENT)
+        tasks.append(Task(first, cost, outcome, first + timedelta(days=2), labels))
+    rows = [
+        (f"task-{n}", 1 << 20, 1, t.label("scenario_id"), t.label("environment"),
+         t.label("owner"), t.first_event_at, t.first_event_at, 1, 0, 0, 0, 0, t.cost, 10, 5,
+         t.outcome, "user" if t.outcome else "", t.deadline, ["m"], "", "test")
+        for n, t in enumerate(tasks)
+    ]  # fmt: skip
+    client.insert("task_changes", rows, column_names=[
+        "task_id", "version", "sign", "scenario_id", "environment", "owner", "first_event_at",
+        "last_event_at", "calls", "failed_calls", "retried_calls", "fallback_calls",
+        "unpriced_calls", "total_cost", "input_tokens", "output_tokens", "outcome",
+        "outcome_source", "outcome_deadline", "models", "experiment", "plan_id"])  # fmt: skip
+    stored, reference = ClickHouseAlertInputs(client), MemoryInputs(tasks=tasks)
+    start, end = datetime(2026, 11, 2, 5, tzinfo=UTC), datetime(2026, 11, 8, 17, tzinfo=UTC)
+    for decided_by in (datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)):
+        for group_by in ([], ["scenario_id"], ["owner", "scenario_id"]):
+            got = stored.decided_tasks(group_by, {}, start, end, decided_by)
+            want = reference.decided_tasks(group_by, {}, start, end, decided_by)
+            assert want and all(v.tasks for v in want.values())
+            assert {k: v.__class__(v.tasks, v.accepted, v.cost, v.accepted_cost, 0.0)
+                    for k, v in got.items()} == {
+                k: v.__class__(v.tasks, v.accepted, v.cost, v.accepted_cost, 0.0)
+                for k, v in want.items()}  # fmt: skip
+            for k in want:
+                assert got[k].cost_squared == pytest.approx(want[k].cost_squared)
+    days = (date(2026, 11, 3), date(2026, 11, 9))
+    for group_by in ([], ["owner"]):
+        assert (
+            len(
+                reference.cost_histogram(group_by, {"scenario_id": "s1"}, *days)[
+                    ("o0",) if group_by else ()
+                ]
+            )
+            > 10
+        )
+        assert stored.cost_histogram(group_by, {"scenario_id": "s1"}, *days) == (
+            reference.cost_histogram(group_by, {"scenario_id": "s1"}, *days)
+        )

@@ -6,12 +6,14 @@ test checks ClickHouse's inputs give the same sums over the same calls.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pipeline.query.alert_inputs import Key, Sums, ceil_hour, floor_hour
+from pipeline.query.noise import ArmSums
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,18 @@ class Call:
         return self.labels.get(name, "")
 
 
+@dataclass(frozen=True)
+class Task:
+    first_event_at: datetime
+    cost: Decimal
+    outcome: str = "accepted"  # "" while none has arrived
+    deadline: datetime | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, "")
+
+
 def _one(call: Call) -> Sums:
     return Sums(1, int(call.unpriced), int(call.retried), call.tokens, call.cost)
 
@@ -34,6 +48,7 @@ def _one(call: Call) -> Sums:
 @dataclass
 class MemoryInputs:
     calls: list[Call] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
 
     def _matching(self, match: Mapping[str, str]) -> list[Call]:
         return [c for c in self.calls if all(c.label(k) == v for k, v in match.items())]
@@ -68,3 +83,34 @@ class MemoryInputs:
                 hour = floor_hour(call.ts)
                 first[key] = min(first.get(key, hour), hour)
         return {k: h for k, h in first.items() if h >= floor_hour(start)}
+
+    def _tasks(self, match: Mapping[str, str]) -> list[Task]:
+        return [t for t in self.tasks if all(t.label(k) == v for k, v in match.items())]
+
+    def decided_tasks(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, ArmSums]:  # fmt: skip
+        out: dict[Key, ArmSums] = {}
+        for t in self._tasks(match):
+            closed = t.deadline is not None and t.deadline <= decided_by
+            if start <= t.first_event_at < end and (t.outcome or closed):
+                key = tuple(t.label(g) for g in group_by)
+                accepted = t.outcome == "accepted"
+                one = ArmSums(1, int(accepted), t.cost, t.cost if accepted else Decimal(0),
+                              float(t.cost) ** 2)  # fmt: skip
+                out[key] = out.get(key, ArmSums.none()) + one
+        return out
+
+    def cost_histogram(
+        self, group_by: Sequence[str], match: Mapping[str, str], first_day: date,
+        end_day: date,
+    ) -> dict[Key, dict[int, tuple[int, Decimal]]]:  # fmt: skip
+        out: dict[Key, dict[int, tuple[int, Decimal]]] = {}
+        for t in self._tasks(match):
+            if first_day <= t.first_event_at.date() < end_day:
+                b = -32768 if t.cost <= 0 else math.floor(math.log(t.cost) / math.log(1.01))
+                bins = out.setdefault(tuple(t.label(g) for g in group_by), {})
+                n, cost = bins.get(b, (0, Decimal(0)))
+                bins[b] = (n + 1, cost + t.cost)
+        return out

@@ -8,12 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.alerts import anomaly, budget, unpriced
+from pipeline.alerts import anomaly, budget, outcome_regression, tail_shift, unpriced
 from pipeline.alerts.anomaly import AnomalyRule
 from pipeline.alerts.budget import BudgetRule, Period, period_bounds
+from pipeline.alerts.outcome_regression import OutcomeRegressionRule
 from pipeline.alerts.state import Observation, RuleState
+from pipeline.alerts.tail_shift import TailShiftRule
 from pipeline.alerts.unpriced import UnpricedRule
-from tests.unit.alert_reference import Call, MemoryInputs
+from tests.unit.alert_reference import Call, MemoryInputs, Task
 
 
 def t(day: int, hour: int = 0, minute: int = 0, month: int = 11) -> datetime:
@@ -232,3 +234,67 @@ def test_a_restored_firing_alert_is_not_fired_again() -> None:
     assert again.step(t(30, 10, 5), _obs()) == []
     [resolved] = again.step(t(30, 10, 10), [])
     assert resolved.starts_at == fired.starts_at
+
+
+# --- outcome regression ----------------------------------------------------
+
+
+def _tasks(day: int, costs: list[str], outcome: str = "accepted") -> list[Task]:
+    return [Task(t(day, 1 + i % 20), Decimal(c), outcome, labels=A) for i, c in enumerate(costs)]
+
+
+def test_cost_per_accepted_outcome_doubled_beyond_the_noise() -> None:
+    # Baseline (23-29 Nov): 40 accepted tasks at $1.00: R 1, no spread. Recent (30 Nov):
+    # 40 at $2.00: R 2. Interval of 2 - 1 is [1, 1]: outside the noise; ratio 2 >= 1.2.
+    # At stake: (2 - 1) x 40 accepted = $40.
+    tasks = _tasks(25, ["1.00"] * 40) + _tasks(30, ["2.00"] * 40)
+    rule = OutcomeRegressionRule(alert="Cpao", group_by=["scenario_id"])
+    [found] = outcome_regression.evaluate(rule, MemoryInputs(tasks=tasks), t(1, month=12))
+    assert (found.value, found.expected, found.impact) == (
+        Decimal("2.000000"), Decimal("1.000000"), Decimal("40.000000"),
+    )  # fmt: skip
+
+
+def test_a_rise_within_the_noise_does_not_fire() -> None:
+    # 10 tasks a side. Recent $0.50/$2.50 alternating: R 1.5, residuals +-1, sum 10,
+    # SE sqrt(10/9 * 10) / 10 = 0.3333. Baseline $0.50/$1.50: R 1.0, residuals +-0.5,
+    # sum 2.5, SE 0.1667. Half-width 1.96 * sqrt(0.1111 + 0.0278) = 0.7305 > 0.5.
+    tasks = _tasks(25, ["0.50", "1.50"] * 5) + _tasks(30, ["0.50", "2.50"] * 5)
+    rule = OutcomeRegressionRule(alert="Cpao", min_accepted=2)
+    assert outcome_regression.evaluate(rule, MemoryInputs(tasks=tasks), t(1, month=12)) == []
+    # The same spread over 40 tasks a side: SE sqrt(40/39 * 40) / 40 = 0.160128 and
+    # sqrt(40/39 * 10) / 40 = 0.080064; half-width 1.959964 * 0.179029 = 0.350890 < 0.5,
+    # so it fires; the interval starts at 0.5 - 0.350890 = 0.149110.
+    tasks = _tasks(25, ["0.50", "1.50"] * 20) + _tasks(30, ["0.50", "2.50"] * 20)
+    [found] = outcome_regression.evaluate(rule, MemoryInputs(tasks=tasks), t(1, month=12))
+    assert found.details["interval_low"] == "0.149110"
+
+
+def test_undecided_tasks_are_left_out_and_model_labels_refused() -> None:
+    pending = [Task(t(30, 2), Decimal(50), "", deadline=t(2, month=12), labels=A)] * 5
+    tasks = _tasks(25, ["1.00"] * 40) + _tasks(30, ["1.00"] * 40) + pending
+    rule = OutcomeRegressionRule(alert="Cpao")
+    assert outcome_regression.evaluate(rule, MemoryInputs(tasks=tasks), t(1, month=12)) == []
+    with pytest.raises(ValueError, match="not \\['model'\\]"):
+        OutcomeRegressionRule(alert="Cpao", group_by=["model"])
+
+
+# --- tail shift ------------------------------------------------------------
+
+
+def test_the_p95_of_cost_per_task_moved_up() -> None:
+    # Baseline: 90 tasks at $1.00 (bin 0), 10 at $1.65 (bin 50): its p95 (rank 95) is
+    # bin 50. Recent: 80 at $1.00, 20 at $2.71 (bin 100): 20 of 100 above bin 50 where
+    # 5% are expected, P(X >= 20) ~ 1e-7; p95 moves from 1.01^50 = 1.644632 to
+    # 1.01^100 = 2.704814 (x1.64 >= 1.2). At stake: 20 x $2.71 = $54.20 less 20 x
+    # 1.01^51 (1.661078) = $33.22156: $20.97844.
+    base = _tasks(20, ["1.00"] * 90) + _tasks(21, ["1.65"] * 10)
+    recent = _tasks(30, ["1.00"] * 80) + _tasks(30, ["2.71"] * 20)
+    rule = TailShiftRule(alert="Tail", group_by=["scenario_id"], min_tasks=50)
+    [found] = tail_shift.evaluate(rule, MemoryInputs(tasks=base + recent), t(1, 9, month=12))
+    assert (found.value, found.expected) == (Decimal("2.704814"), Decimal("1.644632"))
+    assert found.impact == Decimal("20.978440")
+    assert found.details["tasks_above_baseline"] == "20"
+    # The same distribution as the baseline: nothing above its p95 bin, no alert.
+    same = _tasks(30, ["1.00"] * 90) + _tasks(30, ["1.65"] * 10)
+    assert tail_shift.evaluate(rule, MemoryInputs(tasks=base + same), t(1, 9, month=12)) == []

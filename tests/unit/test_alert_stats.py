@@ -8,7 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.alerts.stats import MAD_TO_SIGMA, burn_rate, median, overrun_at, robust_log_baseline
+from pipeline.alerts.stats import (
+    MAD_TO_SIGMA,
+    binomial_upper_tail,
+    burn_rate,
+    median,
+    overrun_at,
+    robust_log_baseline,
+)
 
 
 def test_median_of_odd_and_even_counts() -> None:
@@ -66,3 +73,15 @@ def test_overrun_forecast_at_the_period_pace() -> None:
     assert overrun_at(Decimal(50), Decimal(300), start, now, end) is None
     assert overrun_at(Decimal(300), Decimal(300), start, now, end) == now
     assert overrun_at(Decimal(0), Decimal(300), start, now, end) is None
+
+
+def test_binomial_upper_tail() -> None:
+    # n 20, p 0.05: P(0..3) = 0.358486 + 0.377354 + 0.188677 + 0.059582 = 0.984099,
+    # so P(X >= 4) = 0.015901.
+    assert binomial_upper_tail(4, 20, 0.05) == pytest.approx(0.015901, rel=1e-4)
+    assert binomial_upper_tail(20, 20, 0.05) == pytest.approx(0.05**20)
+    assert binomial_upper_tail(1, 20, 0.05) == 1.0  # below the mean: not acted on
+    assert binomial_upper_tail(0, 20, 0.05) == 1.0
+    assert binomial_upper_tail(21, 20, 0.05) == 0.0
+    # Large n stays finite and small: 200 of 1,000,000 at 0.0001 (mean 100).
+    assert 0 < binomial_upper_tail(200, 1_000_000, 0.0001) < 1e-15
