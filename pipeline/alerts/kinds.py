@@ -13,6 +13,7 @@ from pipeline.alerts import (
     budget,
     outcome_regression,
     tail_shift,
+    task_budget,
     unpriced,
 )
 from pipeline.alerts.state import Observation
@@ -26,6 +27,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "unpriced": unpriced.evaluate,
     "outcome_regression": outcome_regression.evaluate,
     "tail_shift": tail_shift.evaluate,
+    "task_budget": task_budget.evaluate,
 }
 RULE_KINDS.update(
     budget=budget.BudgetRule,
@@ -33,6 +35,7 @@ RULE_KINDS.update(
     unpriced=unpriced.UnpricedRule,
     outcome_regression=outcome_regression.OutcomeRegressionRule,
     tail_shift=tail_shift.TailShiftRule,
+    task_budget=task_budget.TaskBudgetRule,
 )
 
 

@@ -253,6 +253,15 @@ def _research_agent(task: _Task, rng: random.Random) -> None:
         task.outcome(rng, "rejected", "business", 24 * 3600)
 
 
+def _runaway_agent(task: _Task, rng: random.Random) -> None:
+    # An agent stuck in a tool loop: the same step, again and again, for minutes.
+    for _ in range(60):
+        task.call(rng, "openai", "o4-mini", "generator", _lognormal(rng, 12000, 0.3),
+                  _lognormal(rng, 400, 0.3), reasoning=_lognormal(rng, 3000, 0.3),
+                  cached_share=0.5)  # fmt: skip
+    task.outcome(rng, "failed", "system", 600)
+
+
 SCENARIOS = [
     # name, share, owner, environment, builder
     ("support-chat", 0.45, "support-platform", "prod", _support_chat),
@@ -269,11 +278,13 @@ def generate(
     duplicate_share: float = 0.01,
     spike: datetime | None = None,
     spike_tasks: int = 0,
+    runaway: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Events for ``tasks`` tasks, in delivery order (by event time, some duplicated).
 
     With ``spike``, ``spike_tasks`` more research-agent tasks start within the hour
-    from ``spike`` (a cost spike for the demo's alert rules to find).
+    from ``spike`` (a cost spike for the demo's alert rules to find); with
+    ``runaway``, one research-agent task starting then loops through 60 calls.
     """
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
@@ -292,6 +303,13 @@ def generate(
             task.experiment = "cheap-extractor" if n % 2 else "baseline"
         task.lifecycle("started")
         build(task, rng)
+        task.lifecycle("completed")
+        events.extend(task.events)
+    if runaway is not None:
+        task = _Task(f"task-{seed}-runaway", "research-agent", "insights", "staging", runaway,
+                     [], runaway)  # fmt: skip
+        task.lifecycle("started")
+        _runaway_agent(task, rng)
         task.lifecycle("completed")
         events.extend(task.events)
     events.sort(key=lambda e: (e["ts"], e["event_id"]))

@@ -48,6 +48,20 @@ class Sums:
         )
 
 
+@dataclass(frozen=True)
+class TaskLine:
+    """One task as the task table holds it now (running totals)."""
+
+    task_id: str
+    scenario_id: str
+    owner: str
+    environment: str
+    cost: Decimal
+    calls: int
+    unpriced_calls: int
+    last_event_at: datetime
+
+
 class AlertInputs(Protocol):
     """The read model alert rules evaluate over."""
 
@@ -85,6 +99,14 @@ class AlertInputs(Protocol):
     ) -> dict[Key, dict[int, tuple[int, Decimal]]]:  # fmt: skip
         """Per label set (task labels), tasks and their cost per 1% cost bin
         (``floor(ln(cost) / ln(1.01))``) over UTC days ``[first_day, end_day)``."""
+        ...
+
+    def costly_tasks(
+        self, match: Mapping[str, str], active_since: datetime, before: datetime,
+        min_cost: Decimal | None, min_calls: int | None,
+    ) -> list[TaskLine]:  # fmt: skip
+        """Tasks with an event in ``[active_since, before)`` whose running cost reaches
+        ``min_cost`` or whose calls reach ``min_calls`` (either, when both given)."""
         ...
 
 
@@ -243,6 +265,39 @@ class ClickHouseAlertInputs:
             out.setdefault(key, {})[int(row[-3])] = (int(row[-2]), row[-1])
         return out
 
+    def costly_tasks(
+        self, match: Mapping[str, str], active_since: datetime, before: datetime,
+        min_cost: Decimal | None, min_calls: int | None,
+    ) -> list[TaskLine]:  # fmt: skip
+        where, params = _where(match)
+        limits = []
+        if min_cost is not None:
+            limits.append("total_cost >= %(c)s")
+            params["c"] = min_cost
+        if min_calls is not None:
+            limits.append("calls >= %(n)s")
+            params["n"] = min_calls
+        params.update(s=active_since, b=before)
+        sql = (
+            "SELECT task_id, scenario_id, owner, environment, total_cost, calls, "
+            "unpriced_calls, last_event_at FROM tasks FINAL "
+            f"WHERE last_event_at >= %(s)s AND first_event_at < %(b)s AND {where} "
+            f"AND ({' OR '.join(limits) or '0'}) ORDER BY task_id"
+        )
+        return [
+            TaskLine(
+                str(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                r[4],
+                int(r[5]),
+                int(r[6]),
+                r[7].replace(tzinfo=UTC) if r[7].tzinfo is None else r[7],
+            )
+            for r in self.client.query(sql, parameters=params).result_rows
+        ]
+
 
 class CycleCache:
     """:class:`AlertInputs` answering each distinct question once: rules of one cycle
@@ -287,3 +342,9 @@ class CycleCache:
         end_day: date,
     ) -> dict[Key, dict[int, tuple[int, Decimal]]]:  # fmt: skip
         return self.inputs.cost_histogram(group_by, match, first_day, end_day)
+
+    def costly_tasks(
+        self, match: Mapping[str, str], active_since: datetime, before: datetime,
+        min_cost: Decimal | None, min_calls: int | None,
+    ) -> list[TaskLine]:  # fmt: skip
+        return self.inputs.costly_tasks(match, active_since, before, min_cost, min_calls)

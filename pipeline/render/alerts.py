@@ -33,6 +33,10 @@ def _figures(e: Any) -> str:
     if e.kind == "budget" and "threshold" in e.labels:
         budget = Decimal(e.details["budget"])
         return f"spent {usd(e.value)} of {usd(budget)} in {e.details.get('period', '')}"
+    if e.kind == "task_budget":
+        cost = Decimal(e.details.get("cost", "0"))
+        return (f"running cost {usd(cost)} over {e.details.get('calls')} calls "
+                f"(cap {e.details.get('cap')} {e.expected})")  # fmt: skip
     if e.kind == "unpriced":
         return f"{e.value} calls without a price since {e.details.get('first_unpriced_hour', '')}"
     return f"value {e.value}"

@@ -21,6 +21,7 @@ from pipeline.resources import example_fixed_costs
 from pipeline.runtime.replay import replay
 
 DEMO_SPIKE = START + timedelta(days=4, hours=14)
+DEMO_RUNAWAY = START + timedelta(days=2, hours=9, minutes=20)
 
 
 def demo_alerts(client: Any) -> str:
@@ -55,7 +56,9 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
     client.close()
 
     # A cost spike for the alert rules: research-agent traffic x30 for an hour.
-    events = generate(tasks, seed=seed, spike=DEMO_SPIKE, spike_tasks=max(1, tasks // 50))
+    # ... and an agent stuck in a loop for the runaway-task rule.
+    events = generate(tasks, seed=seed, spike=DEMO_SPIKE, spike_tasks=max(1, tasks // 50),
+                      runaway=DEMO_RUNAWAY)  # fmt: skip
     workload = stack.data_dir / "demo" / "events.jsonl"
     workload.parent.mkdir(parents=True, exist_ok=True)
     with workload.open("wb") as handle:

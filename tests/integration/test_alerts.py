@@ -342,7 +342,7 @@ def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
         outcome = ("accepted", "rejected", "")[n % 3]
         labels = {"scenario_id": f"s{n % 2}", "owner": f"o{n % 3}", "environment": "prod"}
         cost = (Decimal("0.01") * (1 + n % 37) * (1 + n % 5)).quantize(CENT)
-        tasks.append(Task(first, cost, outcome, first + timedelta(days=2), labels))
+        tasks.append(Task(first, cost, outcome, first + timedelta(days=2), labels, f"task-{n}"))
     rows = [
         (f"task-{n}", 1 << 20, 1, t.label("scenario_id"), t.label("environment"),
          t.label("owner"), t.first_event_at, t.first_event_at, 1, 0, 0, 0, 0, t.cost, 10, 5,
@@ -367,6 +367,11 @@ def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
                 for k, v in want.items()}  # fmt: skip
             for k in want:
                 assert got[k].cost_squared == pytest.approx(want[k].cost_squared)
+    costly = (datetime(2026, 11, 4, tzinfo=UTC), end, Decimal("1.00"), None)
+    assert len(reference.costly_tasks({"owner": "o1"}, *costly)) > 5
+    assert stored.costly_tasks({"owner": "o1"}, *costly) == reference.costly_tasks(
+        {"owner": "o1"}, *costly
+    )
     days = (date(2026, 11, 3), date(2026, 11, 9))
     for group_by in ([], ["owner"]):
         assert (

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from pipeline.query.alert_inputs import Key, Sums, ceil_hour, floor_hour
+from pipeline.query.alert_inputs import Key, Sums, TaskLine, ceil_hour, floor_hour
 from pipeline.query.noise import ArmSums
 
 
@@ -36,6 +36,9 @@ class Task:
     outcome: str = "accepted"  # "" while none has arrived
     deadline: datetime | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    task_id: str = ""
+    calls: int = 1
+    last_event_at: datetime | None = None  # None: first_event_at
 
     def label(self, name: str) -> str:
         return self.labels.get(name, "")
@@ -114,3 +117,18 @@ class MemoryInputs:
                 n, cost = bins.get(b, (0, Decimal(0)))
                 bins[b] = (n + 1, cost + t.cost)
         return out
+
+    def costly_tasks(
+        self, match: Mapping[str, str], active_since: datetime, before: datetime,
+        min_cost: Decimal | None, min_calls: int | None,
+    ) -> list[TaskLine]:  # fmt: skip
+        out = []
+        for t in self._tasks(match):
+            last = t.last_event_at or t.first_event_at
+            over = (min_cost is not None and t.cost >= min_cost) or (
+                min_calls is not None and t.calls >= min_calls
+            )
+            if last >= active_since and t.first_event_at < before and over:
+                out.append(TaskLine(t.task_id, t.label("scenario_id"), t.label("owner"),
+                                    t.label("environment"), t.cost, t.calls, 0, last))  # fmt: skip
+        return sorted(out, key=lambda line: line.task_id)

@@ -8,12 +8,20 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.alerts import anomaly, budget, outcome_regression, tail_shift, unpriced
+from pipeline.alerts import (
+    anomaly,
+    budget,
+    outcome_regression,
+    tail_shift,
+    task_budget,
+    unpriced,
+)
 from pipeline.alerts.anomaly import AnomalyRule
 from pipeline.alerts.budget import BudgetRule, Period, period_bounds
 from pipeline.alerts.outcome_regression import OutcomeRegressionRule
 from pipeline.alerts.state import Observation, RuleState
 from pipeline.alerts.tail_shift import TailShiftRule
+from pipeline.alerts.task_budget import TaskBudgetRule
 from pipeline.alerts.unpriced import UnpricedRule
 from tests.unit.alert_reference import Call, MemoryInputs, Task
 
@@ -298,3 +306,46 @@ def test_the_p95_of_cost_per_task_moved_up() -> None:
     # The same distribution as the baseline: nothing above its p95 bin, no alert.
     same = _tasks(30, ["1.00"] * 90) + _tasks(30, ["1.65"] * 10)
     assert tail_shift.evaluate(rule, MemoryInputs(tasks=base + same), t(1, 9, month=12)) == []
+
+
+# --- task budget -----------------------------------------------------------
+
+
+def test_a_runaway_task_over_an_absolute_cap() -> None:
+    at = t(30, 12)
+    tasks = [
+        Task(
+            t(30, 11),
+            Decimal(6),
+            "",
+            labels=A,
+            task_id="run",
+            calls=80,
+            last_event_at=t(30, 11, 50),
+        ),
+        Task(t(30, 8), Decimal(6), "", labels=A, task_id="quiet", last_event_at=t(30, 9)),
+        Task(t(30, 11), Decimal(4), "", labels=A, task_id="cheap", last_event_at=t(30, 11, 55)),
+    ]
+    rule = TaskBudgetRule(alert="Runaway", max_cost=Decimal(5))
+    [found] = task_budget.evaluate(rule, MemoryInputs(tasks=tasks), at)
+    assert found.labels["task_id"] == "run"
+    assert (found.value, found.expected, found.impact) == (Decimal(6), Decimal(5), Decimal(1))
+    # By calls: 80 >= 50 (the quiet task is out of the hour).
+    [by_calls] = task_budget.evaluate(TaskBudgetRule(alert="R", max_calls=50),
+                                      MemoryInputs(tasks=tasks), at)  # fmt: skip
+    assert by_calls.details["cap"] == "max_calls" and by_calls.value == 80
+
+
+def test_a_task_over_k_times_its_scenarios_p99() -> None:
+    # 100 baseline tasks at $1.00 (bin 0): p99 in bin 0, whose upper bound is 1.01^1;
+    # cap 3 x 1.010000 = 3.030000. $3.10 fires, $3.00 does not.
+    base = [Task(t(25 + i % 5, 3), Decimal(1), labels=A, task_id=f"b{i}") for i in range(100)]
+    live = [
+        Task(t(30, 11), Decimal("3.10"), "", labels=A, task_id="hot"),
+        Task(t(30, 11), Decimal("3.00"), "", labels=A, task_id="warm"),
+    ]
+    rule = TaskBudgetRule(alert="Runaway", p99_multiple=Decimal(3))
+    [found] = task_budget.evaluate(rule, MemoryInputs(tasks=base + live), t(30, 11, 30))
+    assert found.labels["task_id"] == "hot" and found.expected == Decimal("3.030000")
+    # Without enough history there is no cap at all.
+    assert task_budget.evaluate(rule, MemoryInputs(tasks=live), t(30, 11, 30)) == []
