@@ -182,6 +182,13 @@ class SinkSettings(_Settings):
     retry_max_s: float = Field(default=30.0, gt=0)
     # Stored task rows kept in memory to skip a ClickHouse lookup per batch.
     task_cache_entries: int = Field(default=200_000, ge=0)
+    # Alert rule files (comma-separated) the sink evaluates beside its writes, so
+    # `costflow up` raises alerts (docs/alerts.md); empty: none.
+    alert_rules: str = ""
+
+    def alert_rule_files(self) -> list[Path]:
+        """``alert_rules`` as paths."""
+        return [Path(p.strip()) for p in self.alert_rules.split(",") if p.strip()]
 
 
 class Settings:

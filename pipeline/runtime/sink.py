@@ -12,6 +12,18 @@ from pipeline.sink.stores import open_store
 
 def run_sink(settings: Settings) -> None:
     ensure_topics(settings.kafka, settings.topics)
-    runner = SinkRunner(settings, open_store(settings))
+    store = open_store(settings)
+    runner = SinkRunner(settings, store)
+    loop = None
+    files = settings.sink.alert_rule_files()
+    if files:
+        from pipeline.runtime.alert_loop import AlertLoop
+
+        loop = AlertLoop(getattr(store, "client"), files)  # noqa: B009 (ClickHouse stores)
+        loop.start()
     tune_for_streaming()
-    runner.run()
+    try:
+        runner.run()
+    finally:
+        if loop is not None:
+            loop.stop()

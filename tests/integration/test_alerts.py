@@ -223,7 +223,9 @@ class _Webhook(BaseHTTPRequestHandler):
         want = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         if type(self).fail:
             self.send_response(503)
-        elif not hmac.compare_digest(self.headers.get("X-Costflow-Signature", ""), want):
+        elif self.secret and not hmac.compare_digest(
+            self.headers.get("X-Costflow-Signature", ""), want
+        ):
             self.send_response(401)
         else:
             type(self).received.append(json.loads(body))
@@ -385,3 +387,42 @@ def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
         assert stored.cost_histogram(group_by, {"scenario_id": "s1"}, *days) == (
             reference.cost_histogram(group_by, {"scenario_id": "s1"}, *days)
         )
+
+
+def test_the_sinks_alert_loop_evaluates_records_and_delivers(
+    engine_dir: Path, tmp_path: Path
+) -> None:
+    """What `costflow up` runs when COSTFLOW_SINK_ALERT_RULES names rule files."""
+    from pipeline.runtime.alert_loop import AlertLoop
+
+    client = _database(engine_dir)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    new_model = {"provider": "acme", "model": "m-loop", "scenario_id": "chat"}
+    store(client, [Call(hour + timedelta(seconds=1), Decimal(0), new_model, unpriced=True)])
+    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
+    _Webhook.secret, _Webhook.received, _Webhook.fail = b"", [], False
+    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n"
+        "      - {alert: NewModel, kind: unpriced, window: 1h}\n"
+        f"receivers:\n  - {{name: hook, type: webhook, url: 'http://127.0.0.1:{webhook.server_port}/'}}\n",
+        encoding="utf-8",
+    )
+    _Webhook.secret = b""
+    loop = AlertLoop(client, [path])
+    loop.start()
+    deadline = time.monotonic() + 60
+    while not _Webhook.received:
+        assert loop.is_alive() and time.monotonic() < deadline, "no alert delivered in 60 s"
+        time.sleep(0.05)
+    cycles = loop.cycles
+    while loop.cycles < cycles + 2:  # two more cycles: nothing sent again
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    loop.stop()
+    loop.join(10)
+    webhook.shutdown()
+    [payload] = _Webhook.received
+    assert payload["alerts"][0]["labels"]["model"] == "m-loop"
+    assert [e.alert for e in AlertHistory(client).events_since(hour)] == ["NewModel"]

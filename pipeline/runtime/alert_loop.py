@@ -1,0 +1,62 @@
+"""Alert rules evaluated inside a long-running process (the sink, under ``costflow up``).
+
+A daemon thread runs cycles of :class:`pipeline.alerts.engine.AlertEngine` at the data's
+time every rule group's shortest interval; an error in a cycle is logged and the next
+cycle retries, so the sink never stops for an alert rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("costflow.alerts")
+
+
+class AlertLoop(threading.Thread):
+    """Evaluate ``files`` over ``client`` until :meth:`stop`."""
+
+    def __init__(self, client: Any, files: list[Path]) -> None:
+        super().__init__(name="costflow-alerts", daemon=True)
+        from pipeline.alerts.engine import AlertEngine
+        from pipeline.alerts.history import AlertHistory
+        from pipeline.alerts.rules import load_rules
+        from pipeline.query.alert_inputs import ClickHouseAlertInputs
+
+        rules = [load_rules(path) for path in files]  # invalid files: refused at start
+        merged = rules[0].model_copy(update={
+            "groups": [g for r in rules for g in r.groups],
+            "receivers": [x for r in rules for x in r.receivers],
+        })  # fmt: skip
+        self.client = client
+        self.engine = AlertEngine(merged, ClickHouseAlertInputs(client))
+        self.history = AlertHistory(client)
+        self.deliveries = self.engine.deliveries()
+        self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
+        self.cycles = 0
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        from pipeline.alerts.engine import data_time
+
+        try:
+            firing = self.engine.restore(self.history)
+            log.warning("alerts: %d rules, %d firing from before", len(self.engine.rules), firing)
+        except Exception as exc:  # no history table yet, ClickHouse down: next cycle
+            log.error("alerts: could not restore state (%s); starting empty", exc)
+        while not self._stopping.is_set():
+            try:
+                at = data_time(self.client)
+                if at is not None:
+                    for event in self.engine.cycle(at, self.history, self.deliveries):
+                        log.warning("alert %s %s %s", event.state, event.alert,
+                                    dict(event.labels))  # fmt: skip
+                self.cycles += 1
+            except Exception as exc:
+                log.error("alerts: cycle failed (%s); retrying in %.0fs", exc, self.interval_s)
+            self._stopping.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
