@@ -41,25 +41,11 @@ def _load(args: argparse.Namespace) -> Any:
 
 def event_json(event: Any) -> str:
     """One alert event as the JSON line ``alerts test`` prints."""
-    from pipeline.alerts.templates import show
+    from pipeline.alerts.state import event_record
 
-    return json.dumps(
-        {
-            "alert": event.alert,
-            "kind": event.kind,
-            "labels": dict(event.labels),
-            "state": event.state,
-            "starts_at": event.starts_at.isoformat(),
-            "ends_at": event.ends_at.isoformat() if event.ends_at else None,
-            "at": event.at.isoformat(),
-            "value": show(event.value),
-            "expected": show(event.expected) if event.expected is not None else None,
-            "impact": show(event.impact) if event.impact is not None else None,
-            "severity": event.severity,
-            "details": dict(event.details),
-        },
-        sort_keys=True,
-    )
+    record = event_record(event)
+    record.pop("fingerprint")
+    return json.dumps(record, sort_keys=True)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -97,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = reading_client(args.settings)
     engine = AlertEngine(rules, ClickHouseAlertInputs(client))
     history = AlertHistory(client)
-    deliveries = engine.deliveries()
+    deliveries = engine.deliveries(args.settings.kafka)
     firing = engine.restore(history)
     print(f"alerts: {len(engine.rules)} rules, {len(deliveries)} receivers, "
           f"{firing} alerts firing from before", flush=True)  # fmt: skip

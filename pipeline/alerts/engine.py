@@ -26,10 +26,12 @@ from pipeline.alerts.receivers import (
     AlertDeliveryFailed,
     AlertmanagerDelivery,
     Delivery,
+    KafkaDelivery,
     SlackDelivery,
     WebhookDelivery,
 )
 from pipeline.alerts.state import AlertEvent, Observation, RuleState
+from pipeline.config import KafkaSettings
 from pipeline.query.alert_inputs import AlertInputs, CycleCache, floor_hour
 
 log = logging.getLogger("costflow.alerts")
@@ -57,8 +59,9 @@ class AlertEngine:
     def annotations(self) -> dict[str, dict[str, str]]:
         return {name: dict(rule.annotations) for name, rule in self.rules.items()}
 
-    def deliveries(self) -> list[Delivery]:
-        """The configured receivers (reads their secrets now)."""
+    def deliveries(self, kafka: KafkaSettings | None = None) -> list[Delivery]:
+        """The configured receivers (reads their secrets now); ``kafka``: the cluster
+        of ``kafka`` receivers (default: the ``COSTFLOW_KAFKA_*`` settings)."""
         notes = self.annotations()
         resend = 4 * min((g.interval for g in self.groups), default=timedelta(minutes=1))
         out: list[Delivery] = []
@@ -67,6 +70,8 @@ class AlertEngine:
                 out.append(AlertmanagerDelivery(r, notes, max(resend, timedelta(minutes=5))))
             elif r.type == "webhook":
                 out.append(WebhookDelivery(r, notes))
+            elif r.type == "kafka":
+                out.append(KafkaDelivery(r, kafka or KafkaSettings()))
             else:
                 out.append(SlackDelivery(r, notes))
         return out

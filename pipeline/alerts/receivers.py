@@ -27,9 +27,16 @@ from typing import Any, Protocol
 
 import urllib3
 
-from pipeline.alerts.rules import AlertmanagerReceiver, SlackReceiver, WebhookReceiver, secret_from
-from pipeline.alerts.state import AlertEvent
+from pipeline.alerts.rules import (
+    AlertmanagerReceiver,
+    KafkaReceiver,
+    SlackReceiver,
+    WebhookReceiver,
+    secret_from,
+)
+from pipeline.alerts.state import AlertEvent, event_record
 from pipeline.alerts.templates import render, show
+from pipeline.config import KafkaSettings
 from pipeline.errors import CostflowError
 
 _RETRIES = urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504),
@@ -196,3 +203,33 @@ class SlackDelivery:
             body = json.dumps({"text": self.text(events)}).encode()
             _post(self.http, self.url.get_secret_value(), body,
                   {"Content-Type": "application/json"}, f"slack {self.name}")  # fmt: skip
+
+
+class KafkaDelivery:
+    """Produces each event to a Kafka topic (``acks=all``), keyed by fingerprint."""
+
+    refreshes = False
+
+    def __init__(self, receiver: KafkaReceiver, kafka: KafkaSettings) -> None:
+        from confluent_kafka import Producer
+
+        self.name, self.topic = receiver.name, receiver.topic
+        self.producer = Producer({**kafka.librdkafka(), "acks": "all",
+                                  "enable.idempotence": True})  # fmt: skip
+
+    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+        errors: list[str] = []
+
+        def delivered(error: Any, _message: Any) -> None:
+            if error is not None:
+                errors.append(str(error))
+
+        for e in events:
+            value = json.dumps(event_record(e), sort_keys=True).encode()
+            self.producer.produce(self.topic, value, key=e.fingerprint.encode(),
+                                  on_delivery=delivered)  # fmt: skip
+        left = self.producer.flush(30)
+        if left or errors:
+            raise AlertDeliveryFailed(
+                f"kafka topic {self.topic}: {left} records unacknowledged, errors: {errors[:3]}"
+            )

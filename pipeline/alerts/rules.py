@@ -192,8 +192,20 @@ class SlackReceiver(BaseModel):
         return self
 
 
+class KafkaReceiver(BaseModel):
+    """A Kafka topic: one JSON record per firing or resolution, keyed by the alert's
+    fingerprint, on the cluster costflow's Kafka settings name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: _NAME
+    type: Literal["kafka"] = "kafka"
+    topic: str = Field(default="costflow.alerts", min_length=1, max_length=249)
+
+
 Receiver = Annotated[
-    AlertmanagerReceiver | WebhookReceiver | SlackReceiver, Field(discriminator="type")
+    AlertmanagerReceiver | WebhookReceiver | SlackReceiver | KafkaReceiver,
+    Field(discriminator="type"),
 ]
 
 

@@ -152,3 +152,25 @@ class RuleState:
             for i in self.instances.values()
             if i.state == "firing"
         ]
+
+
+def event_record(event: AlertEvent) -> dict[str, object]:
+    """An event as JSON-ready data (``alerts test`` lines, the Kafka receiver's
+    records): money and figures as exact decimal text."""
+    from pipeline.alerts.templates import show
+
+    return {
+        "alert": event.alert,
+        "kind": event.kind,
+        "fingerprint": event.fingerprint,
+        "labels": dict(event.labels),
+        "state": event.state,
+        "starts_at": event.starts_at.isoformat(),
+        "ends_at": event.ends_at.isoformat() if event.ends_at else None,
+        "at": event.at.isoformat(),
+        "value": show(event.value),
+        "expected": show(event.expected) if event.expected is not None else None,
+        "impact": show(event.impact) if event.impact is not None else None,
+        "severity": event.severity,
+        "details": dict(event.details),
+    }

@@ -12,13 +12,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import KafkaSettings
+
 log = logging.getLogger("costflow.alerts")
 
 
 class AlertLoop(threading.Thread):
     """Evaluate ``files`` over ``client`` until :meth:`stop`."""
 
-    def __init__(self, client: Any, files: list[Path]) -> None:
+    def __init__(self, client: Any, files: list[Path], kafka: KafkaSettings | None = None) -> None:
         super().__init__(name="costflow-alerts", daemon=True)
         from pipeline.alerts.engine import AlertEngine
         from pipeline.alerts.history import AlertHistory
@@ -33,7 +35,7 @@ class AlertLoop(threading.Thread):
         self.client = client
         self.engine = AlertEngine(merged, ClickHouseAlertInputs(client))
         self.history = AlertHistory(client)
-        self.deliveries = self.engine.deliveries()
+        self.deliveries = self.engine.deliveries(kafka)
         self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
         self.cycles = 0
         self._stopping = threading.Event()

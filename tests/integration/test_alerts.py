@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ import urllib3
 from pipeline.alerts.engine import AlertEngine, backtest, data_time
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.rules import load_rules
+from pipeline.alerts.state import Observation
 from pipeline.clickhouse.migrate import migrate
 from pipeline.query.alert_inputs import ClickHouseAlertInputs
 from tests.unit.alert_reference import Call, MemoryInputs
@@ -128,8 +130,6 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _database(directory: Path) -> Any:
-    import uuid
-
     from pipeline.clickhouse.client import connect
     from pipeline.config import ClickHouseSettings, StackSettings
 
@@ -426,3 +426,42 @@ def test_the_sinks_alert_loop_evaluates_records_and_delivers(
     [payload] = _Webhook.received
     assert payload["alerts"][0]["labels"]["model"] == "m-loop"
     assert [e.alert for e in AlertHistory(client).events_since(hour)] == ["NewModel"]
+
+
+def test_the_kafka_receiver_produces_each_event_once(tmp_path: Path) -> None:
+    """To a real broker (embedded Tansu): a firing and its resolution, keyed by the
+    alert's fingerprint, as the JSON ``alerts test`` prints."""
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from pipeline.alerts.receivers import KafkaDelivery
+    from pipeline.alerts.rules import KafkaReceiver
+    from pipeline.alerts.state import RuleState
+    from pipeline.config import KafkaSettings
+    from pipeline.embedded.broker import EmbeddedBroker
+
+    rule = RuleState("Spend", "budget", "warning", timedelta(0), timedelta(0))
+    t0 = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    [fired] = rule.step(t0, [Observation({"owner": "a"}, value=Decimal("12.50"))])
+    [resolved] = rule.step(t0 + HOUR, [])
+    with EmbeddedBroker() as broker:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap)
+        topic = f"alerts-{uuid.uuid4().hex[:6]}"
+        admin = AdminClient(kafka.librdkafka())  # kept: its futures die with it
+        for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+            future.result(30)
+        KafkaDelivery(KafkaReceiver(name="k", topic=topic), kafka).send([fired, resolved], t0)
+        consumer = Consumer({**kafka.librdkafka(), "group.id": topic,
+                             "auto.offset.reset": "earliest"})  # fmt: skip
+        consumer.subscribe([topic])
+        records: list[Any] = []
+        deadline = time.monotonic() + 60
+        while len(records) < 2:
+            assert time.monotonic() < deadline, f"only {len(records)} alert records in 60 s"
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                records.append(message)
+        consumer.close()
+    assert [json.loads(r.value())["state"] for r in records] == ["firing", "resolved"]
+    assert {r.key() for r in records} == {fired.fingerprint.encode()}
+    assert json.loads(records[0].value())["value"] == "12.5"
