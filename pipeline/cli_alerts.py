@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("alerts: no calls stored yet; nothing to evaluate", flush=True)
         else:
             started = time.monotonic()
-            events = engine.cycle(at, history, deliveries, force=args.once)
+            # The clock, for the pipeline-health kinds; --at replays a time, clock and all.
+            now = at if args.at else datetime.now(UTC)
+            events = engine.cycle(at, history, deliveries, force=args.once, now=now)
             for event in events:
                 print(event_json(event), flush=True)
             log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)

@@ -83,9 +83,11 @@ class AlertEngine:
             state.restore(e for e in latest if e.alert == name)
         return sum(len(s.instances) for s in self.states.values())
 
-    def _observe(self, rule: Any, at: datetime, inputs: AlertInputs) -> list[Observation]:
+    def _observe(
+        self, rule: Any, at: datetime, inputs: AlertInputs, now: datetime | None
+    ) -> list[Observation]:
         if rule.kind != "anomaly":
-            return kinds.evaluate(rule, inputs, at)
+            return kinds.evaluate(rule, inputs, at, now)
         hour = floor_hour(at)
         cached = self._hourly.get(rule.alert)
         if cached is None or cached[0] != hour:
@@ -93,9 +95,11 @@ class AlertEngine:
             self._hourly[rule.alert] = cached
         return cached[1]
 
-    def evaluate(self, at: datetime, force: bool = False) -> list[AlertEvent]:
-        """Evaluate every group due at ``at`` (all of them if ``force``); the
-        firings and resolutions."""
+    def evaluate(
+        self, at: datetime, force: bool = False, now: datetime | None = None
+    ) -> list[AlertEvent]:
+        """Evaluate every group due at the data's time ``at`` (all of them if
+        ``force``; ``now``: the clock, default ``at``); the firings and resolutions."""
         events: list[AlertEvent] = []
         inputs = CycleCache(self.inputs)  # rules of one evaluation share their windows
         for group in self.groups:
@@ -104,7 +108,7 @@ class AlertEngine:
                 continue
             self.last_run[group.name] = at
             for rule in group.rules:
-                observations = self._observe(rule, at, inputs)
+                observations = self._observe(rule, at, inputs, now)
                 events.extend(self.states[rule.alert].step(at, observations))
         return events
 
@@ -117,10 +121,11 @@ class AlertEngine:
         history: AlertHistory,
         deliveries: Sequence[Delivery],
         force: bool = False,
+        now: datetime | None = None,
     ) -> list[AlertEvent]:
         """One cycle: evaluate, record, deliver. Raises nothing for a receiver that
         fails (logged; its events stay undelivered and are retried next cycle)."""
-        events = self.evaluate(at, force)
+        events = self.evaluate(at, force, now)
         history.record(events)
         for delivery in deliveries:
             pending = history.undelivered(delivery.name, at - REDELIVER_WITHIN)

@@ -12,6 +12,7 @@ from pipeline.alerts import (
     anomaly,
     budget,
     outcome_regression,
+    pipeline_health,
     tail_shift,
     task_budget,
     unpriced,
@@ -36,9 +37,19 @@ RULE_KINDS.update(
     outcome_regression=outcome_regression.OutcomeRegressionRule,
     tail_shift=tail_shift.TailShiftRule,
     task_budget=task_budget.TaskBudgetRule,
+    pipeline_lag=pipeline_health.PipelineLagRule,
+    dead_letters=pipeline_health.DeadLettersRule,
 )
 
 
-def evaluate(rule: Any, inputs: AlertInputs, at: datetime) -> list[Observation]:
-    """The observations of ``rule`` at ``at`` (its kind's evaluator)."""
+def evaluate(
+    rule: Any, inputs: AlertInputs, at: datetime, now: datetime | None = None
+) -> list[Observation]:
+    """The observations of ``rule`` at the data's time ``at`` (its kind's evaluator);
+    ``now``: the clock, for the pipeline-health kinds (default ``at``: a backtest)."""
+    clock = now if now is not None else at
+    if rule.kind == "pipeline_lag":
+        return pipeline_health.evaluate_lag(rule, at, clock)
+    if rule.kind == "dead_letters":
+        return pipeline_health.evaluate_dead_letters(rule, inputs, clock)
     return EVALUATORS[rule.kind](rule, inputs, at)

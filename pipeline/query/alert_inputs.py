@@ -109,6 +109,10 @@ class AlertInputs(Protocol):
         ``min_cost`` or whose calls reach ``min_calls`` (either, when both given)."""
         ...
 
+    def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Dead letters per reason the sink stored in ``[start, end)`` (its clock)."""
+        ...
+
 
 def floor_hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
@@ -298,6 +302,14 @@ class ClickHouseAlertInputs:
             for r in self.client.query(sql, parameters=params).result_rows
         ]
 
+    def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        rows = self.client.query(
+            "SELECT reason, count() FROM dead_letters FINAL "
+            "WHERE received_at >= %(s)s AND received_at < %(e)s GROUP BY reason",
+            parameters={"s": start, "e": end},
+        ).result_rows
+        return {str(reason): int(n) for reason, n in rows}
+
 
 class CycleCache:
     """:class:`AlertInputs` answering each distinct question once: rules of one cycle
@@ -348,3 +360,6 @@ class CycleCache:
         min_cost: Decimal | None, min_calls: int | None,
     ) -> list[TaskLine]:  # fmt: skip
         return self.inputs.costly_tasks(match, active_since, before, min_cost, min_calls)
+
+    def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        return self.inputs.dead_letter_counts(start, end)

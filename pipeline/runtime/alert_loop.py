@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ class AlertLoop(threading.Thread):
             try:
                 at = data_time(self.client)
                 if at is not None:
-                    for event in self.engine.cycle(at, self.history, self.deliveries):
+                    now = datetime.now(UTC)
+                    for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip
                 self.cycles += 1

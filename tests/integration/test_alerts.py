@@ -465,3 +465,18 @@ def test_the_kafka_receiver_produces_each_event_once(tmp_path: Path) -> None:
     assert [json.loads(r.value())["state"] for r in records] == ["firing", "resolved"]
     assert {r.key() for r in records} == {fired.fingerprint.encode()}
     assert json.loads(records[0].value())["value"] == "12.5"
+
+
+def test_dead_letter_counts_by_the_time_the_sink_stored_them(engine_dir: Path) -> None:
+    client = _database(engine_dir)
+    base = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    reasons = ["not_json", "not_json", "schema_violation", "not_json"]
+    rows = [(0, n, "costflow.calls", 0, n, reason, "", "x", base + timedelta(minutes=10 * n))
+            for n, reason in enumerate(reasons)]  # fmt: skip
+    client.insert("dead_letters", rows, column_names=[
+        "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
+        "reason", "detail", "payload", "received_at"])  # fmt: skip
+    stored = ClickHouseAlertInputs(client)
+    # [10:05, 10:35): offsets 1 (10:10), 2 (10:20), 3 (10:30).
+    window = (base + timedelta(minutes=5), base + timedelta(minutes=35))
+    assert stored.dead_letter_counts(*window) == {"not_json": 2, "schema_violation": 1}

@@ -11,6 +11,7 @@ import pytest
 from pipeline.alerts import (
     anomaly,
     budget,
+    kinds,
     outcome_regression,
     tail_shift,
     task_budget,
@@ -19,6 +20,7 @@ from pipeline.alerts import (
 from pipeline.alerts.anomaly import AnomalyRule
 from pipeline.alerts.budget import BudgetRule, Period, period_bounds
 from pipeline.alerts.outcome_regression import OutcomeRegressionRule
+from pipeline.alerts.pipeline_health import DeadLettersRule, PipelineLagRule
 from pipeline.alerts.state import Observation, RuleState
 from pipeline.alerts.tail_shift import TailShiftRule
 from pipeline.alerts.task_budget import TaskBudgetRule
@@ -349,3 +351,35 @@ def test_a_task_over_k_times_its_scenarios_p99() -> None:
     assert found.labels["task_id"] == "hot" and found.expected == Decimal("3.030000")
     # Without enough history there is no cap at all.
     assert task_budget.evaluate(rule, MemoryInputs(tasks=live), t(30, 11, 30)) == []
+
+
+# --- pipeline health -------------------------------------------------------
+
+
+def test_pipeline_lag_on_the_clock_and_never_in_a_backtest() -> None:
+    rule = PipelineLagRule(alert="Lag", max_lag="15m")
+    # Data at 10:00, clock 10:20: 1,200 s behind, over 900.
+    [found] = kinds.evaluate(rule, MemoryInputs(), t(30, 10), now=t(30, 10, 20))
+    assert (found.value, found.expected) == (1200, 900)
+    assert kinds.evaluate(rule, MemoryInputs(), t(30, 10), now=t(30, 10, 15)) == []
+    assert kinds.evaluate(rule, MemoryInputs(), t(30, 10)) == []  # backtest: clock = at
+    with pytest.raises(ValueError, match="no group_by"):
+        PipelineLagRule(alert="Lag", group_by=["owner"])
+
+
+class _DeadLetters(MemoryInputs):
+    def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        stored = [(t(30, 9, 50), "not_json"), (t(30, 10, 10), "not_json"),
+                  (t(30, 10, 20), "not_json"), (t(30, 10, 30), "schema_violation")]  # fmt: skip
+        counts: dict[str, int] = {}
+        for when, reason in stored:
+            if start <= when < end:
+                counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+
+def test_dead_letters_per_reason_over_a_window() -> None:
+    # Window 10:00-11:00: not_json 2 (> 1), schema_violation 1 (not > 1).
+    rule = DeadLettersRule(alert="Dlq", max_count=1, window="1h")
+    [found] = kinds.evaluate(rule, _DeadLetters(), t(30, 11), now=t(30, 11))
+    assert dict(found.labels) == {"reason": "not_json"} and found.value == 2
