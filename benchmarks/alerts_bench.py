@@ -3,11 +3,12 @@
 .venv/bin/python -m benchmarks.alerts_bench --calls 50000000 --tasks 10000000
 
 Loads the analytics benchmark's synthetic 30 days of calls into chDB (or reuses a
-directory it loaded, ``--dir``), then evaluates a rule file of 100 rules (40 budgets
-with the SRE workbook's burn-rate pairs, 40 anomaly rules, 20 unpriced rules, mixed
-group_by) at the end of the data, cold (anomaly rules computing their baselines) and
-warm (inside the same hour: baselines reused), and prints seconds per cycle. Not a test:
-prints figures and writes benchmarks/results/alerts.json.
+directory it loaded, ``--dir``), then evaluates a rule file of 100 rules (30 budgets
+with the SRE workbook's burn-rate pairs, 30 anomaly rules, and 10 each of unpriced,
+task_budget, tail_shift and outcome_regression, mixed group_by) at the end of the
+data, cold (anomaly rules computing their baselines) and warm (inside the same hour:
+baselines reused), and prints seconds per cycle. Not a test: prints figures and
+writes benchmarks/results/alerts.json.
 """
 
 from __future__ import annotations
@@ -34,18 +35,25 @@ _GROUPINGS = [[], ["scenario_id"], ["owner"], ["provider", "model"], ["scenario_
 
 
 def rules(count: int = 100) -> Any:
-    """``count`` rules: 40% budgets, 40% anomalies, 20% unpriced, groupings mixed."""
+    """``count`` rules of every kind, groupings mixed: per ten, three budgets, three
+    anomalies, one unpriced, one task_budget, one tail_shift, one outcome_regression."""
     out: list[dict[str, Any]] = []
+    kinds = ("budget", "anomaly", "budget", "anomaly", "unpriced", "budget", "anomaly",
+             "task_budget", "tail_shift", "outcome_regression")  # fmt: skip
     for n in range(count):
+        kind = kinds[n % len(kinds)]
         group_by = _GROUPINGS[n % len(_GROUPINGS)]
-        kind = ("budget", "anomaly", "budget", "anomaly", "unpriced")[n % 5]
+        if kind in ("task_budget", "tail_shift", "outcome_regression"):
+            group_by = [g for g in group_by if g in ("scenario_id", "owner")]
         rule: dict[str, Any] = {"alert": f"Rule{n}", "kind": kind, "group_by": group_by}
         if kind == "budget":
             rule.update(amount=str(1000 + 100 * n), period=("day", "week", "month")[n % 3])
         elif kind == "anomaly":
             rule.update(metric=("spend", "calls", "tokens", "retry_rate")[n % 4], weeks=2)
-        else:
+        elif kind == "unpriced":
             rule.update(max_share="0.05")
+        elif kind == "task_budget":
+            rule = {"alert": f"Rule{n}", "kind": kind, "max_cost": "5", "p99_multiple": "10"}
         out.append(rule)
     return rule_file_model().model_validate({"groups": [{"name": "bench", "rules": out}]})
 
