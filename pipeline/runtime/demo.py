@@ -57,7 +57,8 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
 
     # A cost spike for the alert rules: research-agent traffic x30 for an hour.
     # ... and an agent stuck in a loop for the runaway-task rule.
-    events = generate(tasks, seed=seed, spike=DEMO_SPIKE, spike_tasks=max(1, tasks // 50),
+    spike_tasks = max(1, tasks // 50)
+    events = generate(tasks, seed=seed, spike=DEMO_SPIKE, spike_tasks=spike_tasks,
                       runaway=DEMO_RUNAWAY)  # fmt: skip
     workload = stack.data_dir / "demo" / "events.jsonl"
     workload.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,8 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
         for line in write_jsonl(events, bad_records()):
             handle.write(line + b"\n")
     sys.stderr.write(
-        f"costflow demo: {tasks:,} tasks, {len(events):,} events (+3 malformed) -> {workload}\n"
+        f"costflow demo: {tasks:,} tasks (+{spike_tasks} in an hour's cost spike, +1 runaway "
+        f"agent), {len(events):,} events (+3 malformed) -> {workload}\n"
     )
     started = time.monotonic()
     result = replay(settings, workload)
