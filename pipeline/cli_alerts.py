@@ -22,22 +22,9 @@ def _files(args: argparse.Namespace) -> list[Path]:
 
 def _load(args: argparse.Namespace) -> Any:
     """The rule files, merged into one (alert names unique across them)."""
-    from pipeline.alerts.rules import load_rules
+    from pipeline.alerts.rules import load_rule_files
 
-    files = [load_rules(path) for path in _files(args)]
-    if len(files) == 1:
-        return files[0]
-    merged = files[0].model_copy(
-        update={
-            "groups": [g for f in files for g in f.groups],
-            "receivers": [r for f in files for r in f.receivers],
-        }
-    )
-    names = [r.alert for g in merged.groups for r in g.rules]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(f"alert names repeat across the rule files: {repeated}")
-    return merged
+    return load_rule_files(_files(args))
 
 
 def event_json(event: Any) -> str:

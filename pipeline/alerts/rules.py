@@ -298,3 +298,23 @@ def load_rules(path: Path) -> Any:
         raise AlertRulesInvalid(
             f"{path} is not a valid alert rule file:\n" + "\n".join(lines)
         ) from None
+
+
+def load_rule_files(paths: list[Path]) -> Any:
+    """Several rule files as one (their groups and receivers together).
+
+    Raises AlertRulesInvalid for a file that does not validate, no file at all, or an
+    alert name repeated across the files.
+    """
+    if not paths:
+        raise AlertRulesInvalid("no alert rule file given")
+    files = [load_rules(path) for path in paths]
+    merged = files[0].model_copy(update={
+        "groups": [g for f in files for g in f.groups],
+        "receivers": [r for f in files for r in f.receivers],
+    })  # fmt: skip
+    names = [r.alert for g in merged.groups for r in g.rules]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise AlertRulesInvalid(f"alert names repeat across the rule files: {repeated}")
+    return merged

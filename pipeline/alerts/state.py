@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -148,9 +148,7 @@ class RuleState:
     def firing(self, at: datetime) -> list[AlertEvent]:
         """Every firing instance as of ``at`` (what a receiver re-sends)."""
         return [
-            replace(self._event(i, "firing", at))
-            for i in self.instances.values()
-            if i.state == "firing"
+            self._event(i, "firing", at) for i in self.instances.values() if i.state == "firing"
         ]
 
 

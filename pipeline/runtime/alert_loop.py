@@ -25,14 +25,10 @@ class AlertLoop(threading.Thread):
         super().__init__(name="costflow-alerts", daemon=True)
         from pipeline.alerts.engine import AlertEngine
         from pipeline.alerts.history import AlertHistory
-        from pipeline.alerts.rules import load_rules
+        from pipeline.alerts.rules import load_rule_files
         from pipeline.query.alert_inputs import ClickHouseAlertInputs
 
-        rules = [load_rules(path) for path in files]  # invalid files: refused at start
-        merged = rules[0].model_copy(update={
-            "groups": [g for r in rules for g in r.groups],
-            "receivers": [x for r in rules for x in r.receivers],
-        })  # fmt: skip
+        merged = load_rule_files(files)  # invalid files: refused at start
         self.client = client
         self.engine = AlertEngine(merged, ClickHouseAlertInputs(client))
         self.history = AlertHistory(client)
