@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -46,15 +47,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from pipeline.alerts.engine import backtest
+    from pipeline.alerts.engine import backtest, data_time
     from pipeline.query.alert_inputs import ClickHouseAlertInputs
 
     rules = _load(args)
     since, until = utc_time(args.since, "--since"), utc_time(args.until, "--until")
     if until <= since:
         raise ConfigError("--until must be after --since")
-    inputs = ClickHouseAlertInputs(reading_client(args.settings))
-    for event in backtest(rules, inputs, since, until):
+    client = reading_client(args.settings)
+    latest = data_time(client, until)
+    if latest is None:
+        raise ConfigError("no calls are stored: there is no history to test rules over")
+    if latest < until:
+        # Hours after the data are not quiet hours: judging them would fire every
+        # "down" anomaly and resolve every alert. Stop where the data stops.
+        print(f"alerts test: the stored calls end at {latest.isoformat()}; judging up "
+              f"to there, not {until.isoformat()}", file=sys.stderr, flush=True)  # fmt: skip
+        until = latest
+    for event in backtest(rules, ClickHouseAlertInputs(client), since, until):
         print(event_json(event), flush=True)
     return 0
 
@@ -77,13 +87,14 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{firing} alerts firing from before", flush=True)  # fmt: skip
     tick = min(g.interval for g in rules.groups).total_seconds()
     while True:
-        at = utc_time(args.at, "--at") if args.at else data_time(client)
+        # --at sets the clock; the data's time is never after the stored calls, as live.
+        at = data_time(client, utc_time(args.at, "--at")) if args.at else data_time(client)
         if at is None:
             print("alerts: no calls stored yet; nothing to evaluate", flush=True)
         else:
             started = time.monotonic()
             # The clock, for the pipeline-health kinds; --at replays a time, clock and all.
-            now = at if args.at else datetime.now(UTC)
+            now = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
             events = engine.cycle(at, history, deliveries, force=args.once, now=now)
             for event in events:
                 print(event_json(event), flush=True)

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from pipeline.alerts.rules import RuleBase
-from pipeline.alerts.state import Observation
+from pipeline.alerts.state import Observation, lower_bound
 from pipeline.alerts.stats import robust_log_baseline
 from pipeline.query.alert_inputs import HOUR, AlertInputs, Sums, floor_hour
 
@@ -79,6 +79,20 @@ def metric_value(metric: Metric, sums: Sums) -> float:
         return 0.0
     part = sums.retried_calls if metric is Metric.retry_rate else sums.unpriced_calls
     return part / sums.calls
+
+
+def _spend_bounds(metric: Metric, current: Sums, history: list[Sums]) -> dict[str, str]:
+    """For spend: which of the figures count unpriced calls as 0 (lower bounds)."""
+    if metric is not Metric.spend:
+        return {}
+    out = lower_bound(current.unpriced_calls, current.calls)
+    unpriced = sum(h.unpriced_calls for h in history)
+    if unpriced:
+        out["baseline_incomplete"] = (
+            f"{unpriced} calls of the baseline hours have no price and count as 0: the "
+            "expected spend is low by their cost"
+        )
+    return out
 
 
 def history_hours(
@@ -140,6 +154,7 @@ def evaluate(rule: AnomalyRule, inputs: AlertInputs, at: datetime) -> list[Obser
                     "z": f"{base.z:.2f}",
                     "history_hours": str(base.points),
                     "metric": rule.metric.value,
+                    **_spend_bounds(rule.metric, current, [series.get(h, Sums()) for h in hours]),
                 },
             )
         )

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.alerts.rules import Duration, RuleBase, format_duration
-from pipeline.alerts.state import Observation
+from pipeline.alerts.state import Observation, lower_bound
 from pipeline.alerts.stats import burn_rate, overrun_at
 from pipeline.query.alert_inputs import AlertInputs
 
@@ -119,6 +119,7 @@ def evaluate(rule: BudgetRule, inputs: AlertInputs, at: datetime) -> list[Observ
             "budget": str(rule.amount),
             "forecast_overrun_at": overrun.isoformat() if overrun else "",
             "unpriced_calls": str(sums.unpriced_calls),
+            **lower_bound(sums.unpriced_calls, sums.calls),
         }
         for threshold in rule.thresholds:
             level = rule.amount * threshold
@@ -159,6 +160,8 @@ def evaluate(rule: BudgetRule, inputs: AlertInputs, at: datetime) -> list[Observ
                             "short_window_burn_rate": str(short_rate),
                             "window_spend": str(sums.cost),
                             "period": name,
+                            # A burn rate of known cost only: a lower bound too.
+                            **lower_bound(sums.unpriced_calls, sums.calls),
                         },
                     )
                 )

@@ -30,7 +30,7 @@ from pipeline.alerts.receivers import (
     SlackDelivery,
     WebhookDelivery,
 )
-from pipeline.alerts.state import AlertEvent, Observation, RuleState
+from pipeline.alerts.state import NOTIFIED, AlertEvent, Observation, RuleState
 from pipeline.config import KafkaSettings
 from pipeline.query.alert_inputs import AlertInputs, CycleCache, floor_hour
 
@@ -123,8 +123,9 @@ class AlertEngine:
         force: bool = False,
         now: datetime | None = None,
     ) -> list[AlertEvent]:
-        """One cycle: evaluate, record, deliver. Raises nothing for a receiver that
-        fails (logged; its events stay undelivered and are retried next cycle)."""
+        """One cycle: evaluate, record every transition, deliver the firings and
+        resolutions; the transitions. Raises nothing for a receiver that fails
+        (logged; its events stay undelivered and are retried next cycle)."""
         events = self.evaluate(at, force, now)
         history.record(events)
         for delivery in deliveries:
@@ -165,5 +166,5 @@ def backtest(
     step = min(g.interval for g in engine.groups)
     at = since
     while at <= until:
-        yield from engine.evaluate(at)
+        yield from (e for e in engine.evaluate(at) if e.state in NOTIFIED)
         at += step

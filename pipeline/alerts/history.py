@@ -1,8 +1,10 @@
 """Alert history in ClickHouse (``alert_events``, ``alert_deliveries``; migration 0012).
 
-The evaluator writes each event before delivering it and marks each delivery after
-the receiver acknowledged it, so after a crash anywhere the history says what is
-firing and what each receiver has not been told yet (an outbox).
+The evaluator writes each transition (pending and inactive too, so that pending
+instances survive a restart) before delivering the firings and resolutions, and
+marks each delivery after the receiver acknowledged it, so after a crash anywhere
+the history says what is pending or firing and what each receiver has not been told
+yet (an outbox).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pipeline.alerts.state import AlertEvent
+from pipeline.alerts.state import NOTIFIED, AlertEvent
 from pipeline.alerts.templates import show
 
 _EVENT_COLUMNS = [
@@ -107,4 +109,8 @@ class AlertHistory:
                 parameters={"r": receiver, "since": since},
             ).result_rows
         }
-        return [e for e in self.events_since(since) if (e.fingerprint, e.at, e.state) not in done]
+        return [
+            e
+            for e in self.events_since(since)
+            if e.state in NOTIFIED and (e.fingerprint, e.at, e.state) not in done
+        ]

@@ -3,9 +3,11 @@
 inactive -> pending (the condition holds, for less than ``for``) -> firing ->
 resolved (the condition has been found cleared for ``keep_firing_for``, counted
 from the first evaluation that found it so, as Prometheus does). A pending alert whose
-condition clears goes back to inactive without a notification. Each transition
-to firing or resolved, and each firing alert's refresh, is an :class:`AlertEvent`;
-the events are the history (``alert_events``) the current state is rebuilt from.
+condition clears goes back to inactive without a notification. Every transition is
+an :class:`AlertEvent` and the events are the history (``alert_events``) the current
+state is rebuilt from, pending instances included: an evaluator restarted between
+cycles (``alerts run --once`` from cron) still fires a rule with a ``for`` once it
+has held that long. Only firings and resolutions are notified (:data:`NOTIFIED`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-State = Literal["pending", "firing", "resolved"]
+State = Literal["pending", "inactive", "firing", "resolved"]
+# The transitions receivers are told of; pending and inactive are bookkeeping.
+NOTIFIED: frozenset[str] = frozenset({"firing", "resolved"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,21 @@ class Observation:
     expected: Decimal | float | None = None
     impact: Decimal | None = None
     details: Mapping[str, str] = field(default_factory=dict)
+
+
+def lower_bound(unpriced_calls: int, calls: int) -> dict[str, str]:
+    """Details marking a cost summed over calls of which ``unpriced_calls`` have no
+    price (they count as 0): the figure is a lower bound, and the alert says so and
+    why, instead of passing it off as the spend. Empty when every call is priced."""
+    if not unpriced_calls:
+        return {}
+    return {
+        "value_bound": "lower",
+        "incomplete": (
+            f"{unpriced_calls} of {calls} calls have no price and count as 0, so the cost "
+            "is a lower bound; add their prices to the book and run `costflow reprice`"
+        ),
+    }
 
 
 def fingerprint(alert: str, labels: Mapping[str, str]) -> str:
@@ -89,31 +108,39 @@ class RuleState:
         self.instances: dict[str, Instance] = {}
 
     def restore(self, events: Iterable[AlertEvent]) -> None:
-        """Rebuild firing instances from history (the latest event per instance)."""
+        """Rebuild pending and firing instances from history (the latest event per
+        instance; a pending instance keeps the time it became active)."""
         latest: dict[str, AlertEvent] = {}
         for event in sorted(events, key=lambda e: e.at):
             latest[event.fingerprint] = event
         for fp, event in latest.items():
-            if event.state == "firing":
-                obs = Observation(event.labels, event.value, event.expected, event.impact)
-                self.instances[fp] = Instance(
-                    self.alert, self.kind, event.labels, "firing", event.starts_at,
-                    event.at, obs, event.severity, fired_at=event.starts_at,
-                )  # fmt: skip
+            if event.state not in ("pending", "firing"):
+                continue
+            obs = Observation(event.labels, event.value, event.expected, event.impact,
+                              event.details)  # fmt: skip
+            fired = event.starts_at if event.state == "firing" else None
+            self.instances[fp] = Instance(
+                self.alert, self.kind, event.labels, event.state, event.starts_at,
+                event.at, obs, event.severity, fired_at=fired,
+            )  # fmt: skip
 
     def _event(self, inst: Instance, state: State, at: datetime) -> AlertEvent:
+        """``state``'s event for ``inst``: a pending or inactive instance starts when
+        it became active, a firing or resolved one when it fired."""
         obs = inst.observation
-        assert inst.fired_at is not None
+        starts = inst.fired_at if state in NOTIFIED else inst.active_since
+        assert starts is not None
         return AlertEvent(
             alert=self.alert, kind=self.kind, fingerprint=fingerprint(self.alert, inst.labels),
-            labels=dict(inst.labels), state=state, starts_at=inst.fired_at,
-            ends_at=at if state == "resolved" else None, at=at, value=obs.value,
+            labels=dict(inst.labels), state=state, starts_at=starts,
+            ends_at=at if state in ("resolved", "inactive") else None, at=at, value=obs.value,
             expected=obs.expected, impact=obs.impact, severity=inst.severity,
             details=dict(obs.details),
         )  # fmt: skip
 
     def step(self, at: datetime, observations: Iterable[Observation]) -> list[AlertEvent]:
-        """Apply an evaluation at ``at``; the firings and resolutions it causes.
+        """Apply an evaluation at ``at``; the transitions it causes (pending,
+        inactive, firing, resolved: filter on :data:`NOTIFIED` for notifications).
 
         Firing instances that stay firing are not in the result (see
         :meth:`firing`, which receivers refresh from).
@@ -132,10 +159,13 @@ class RuleState:
             if inst.state == "pending" and at - inst.active_since >= self.hold:
                 inst.state, inst.fired_at = "firing", at
                 events.append(self._event(inst, "firing", at))
+            elif inst.state == "pending" and inst.active_since == at:
+                events.append(self._event(inst, "pending", at))
         for fp, inst in list(self.instances.items()):
             if fp in seen:
                 continue
             if inst.state == "pending":
+                events.append(self._event(inst, "inactive", at))
                 del self.instances[fp]
                 continue
             if inst.cleared_at is None:

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from pipeline.alerts.rules import Duration, RuleBase
-from pipeline.alerts.state import Observation
+from pipeline.alerts.state import Observation, lower_bound
 from pipeline.alerts.tail_shift import BIN_BASE, quantile_bin
 from pipeline.alerts.task_labels import check_task_labels
 from pipeline.query.alert_inputs import AlertInputs, TaskLine
@@ -78,6 +78,7 @@ def evaluate(rule: TaskBudgetRule, inputs: AlertInputs, at: datetime) -> list[Ob
         reason, limit = _over(rule, task, caps.get(task.scenario_id))
         if reason is None:
             continue
+        cost_cap = reason != "max_calls"
         out.append(
             Observation(
                 {"task_id": task.task_id, "scenario_id": task.scenario_id, "owner": task.owner},
@@ -90,6 +91,7 @@ def evaluate(rule: TaskBudgetRule, inputs: AlertInputs, at: datetime) -> list[Ob
                     "cost": str(task.cost),
                     "unpriced_calls": str(task.unpriced_calls),
                     "last_event_at": task.last_event_at.isoformat(),
+                    **(lower_bound(task.unpriced_calls, task.calls) if cost_cap else {}),
                 },
             )
         )

@@ -3,6 +3,8 @@
 
 Only these substitutions, not Go's template language: an unknown placeholder stays as
 written, so a typo shows in the notification instead of silently vanishing.
+``{{ $value }}`` of a cost that counts unpriced calls as 0 (details ``value_bound:
+lower``) renders as ``≥ 12.5``: at least that much, never passed off as the spend.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def render(
             return labels.get(name, match.group(0))
         if space == "details":
             return details.get(name, match.group(0))
-        return show({"value": value, "expected": expected, "impact": impact}[scalar])
+        text = show({"value": value, "expected": expected, "impact": impact}[scalar])
+        # A cost that leaves unpriced calls out reads as what it is: at least this much.
+        if scalar == "value" and text and details.get("value_bound") == "lower":
+            return "≥ " + text
+        return text
 
     return _PLACEHOLDER.sub(fill, text)

@@ -27,15 +27,17 @@ def render_alert_events(events: Sequence[Any]) -> str:
 def _figures(e: Any) -> str:
     from decimal import Decimal
 
+    # A cost that counts unpriced calls as 0 is at least this much, and says so.
+    floor = "≥ " if e.details.get("value_bound") == "lower" else ""
     if e.kind == "anomaly" and isinstance(e.value, Decimal):
-        return (f"spent {usd(e.value)} in the hour, {usd(e.expected)} expected, "
+        return (f"spent {floor}{usd(e.value)} in the hour, {usd(e.expected)} expected, "
                 f"{usd(e.impact)} above (z {e.details.get('z', '?')})")  # fmt: skip
     if e.kind == "budget" and "threshold" in e.labels:
         budget = Decimal(e.details["budget"])
-        return f"spent {usd(e.value)} of {usd(budget)} in {e.details.get('period', '')}"
+        return f"spent {floor}{usd(e.value)} of {usd(budget)} in {e.details.get('period', '')}"
     if e.kind == "task_budget":
         cost = Decimal(e.details.get("cost", "0"))
-        return (f"running cost {usd(cost)} over {e.details.get('calls')} calls "
+        return (f"running cost {floor}{usd(cost)} over {e.details.get('calls')} calls "
                 f"(cap {e.details.get('cap')} {e.expected})")  # fmt: skip
     if e.kind == "unpriced":
         return f"{e.value} calls without a price since {e.details.get('first_unpriced_hour', '')}"

@@ -330,6 +330,35 @@ def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
     webhook.shutdown()
 
 
+def test_a_rule_with_for_fires_when_each_cycle_is_a_new_process(
+    engine_dir: Path, tmp_path: Path
+) -> None:
+    """`alerts run --once` from cron: a fresh engine per cycle, state only from
+    alert_events. A budget over its 50% mark with `for: 10m` is pending at 12:00,
+    still pending at 12:05, fires at 12:10 (held 10 m) and is not fired again at 12:15."""
+    client = _database(engine_dir)
+    scenario = {"provider": "p", "model": "m", "scenario_id": "search"}
+    store(client, [Call(datetime(2026, 11, 30, 11, 30, tzinfo=UTC), Decimal(60), scenario)])
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n  - name: g\n    interval: 5m\n    rules:\n"
+        "      - {alert: Budget, kind: budget, amount: '100', thresholds: ['0.5'],"
+        " burn_windows: [], for: 10m}\n",
+        encoding="utf-8",
+    )
+    rules, history = load_rules(path), AlertHistory(client)
+    transitions = []
+    for minute in (0, 5, 10, 15):
+        engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+        engine.restore(history)
+        at = datetime(2026, 11, 30, 12, minute, tzinfo=UTC)
+        transitions += [(minute, e.state) for e in engine.cycle(at, history, [], force=True)]
+    assert transitions == [(0, "pending"), (10, "firing")]
+    [fired] = [e for e in history.events_since(datetime(2026, 11, 30, tzinfo=UTC))
+               if e.state == "firing"]  # fmt: skip
+    assert fired.starts_at == datetime(2026, 11, 30, 12, 10, tzinfo=UTC)
+
+
 def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
     """Decided-task sums and cost histograms from the task tables, against the plain
     reference over the same tasks (rows enter through task_changes, as the sink's)."""
@@ -480,3 +509,46 @@ def test_dead_letter_counts_by_the_time_the_sink_stored_them(engine_dir: Path) -
     # [10:05, 10:35): offsets 1 (10:10), 2 (10:20), 3 (10:30).
     window = (base + timedelta(minutes=5), base + timedelta(minutes=35))
     assert stored.dead_letter_counts(*window) == {"not_json": 2, "schema_violation": 1}
+
+
+def test_alerts_test_stops_where_the_stored_calls_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`costflow alerts test --until` past the data: the hours after the last call are
+    not quiet hours. Judging them would fire a `direction: down` anomaly on spend that
+    merely has not arrived; the CLI stops at the data and says so."""
+    from pipeline.cli import main
+    from pipeline.clickhouse.client import connect
+    from pipeline.config import ClickHouseSettings, StackSettings
+
+    monkeypatch.setenv("COSTFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COSTFLOW_CLICKHOUSE_DATABASE", f"cli_{uuid.uuid4().hex[:8]}")
+    assert main(["migrate"]) == 0
+    client = connect(ClickHouseSettings(), StackSettings())
+    # $1 at half past every hour for four weeks: a flat series, last call 28 Nov 23:30.
+    first = datetime(2026, 11, 1, tzinfo=UTC)
+    store(client, [Call(first + h * HOUR + timedelta(minutes=30), Decimal(1),
+                        {"provider": "p", "model": "m", "scenario_id": "s"})
+                   for h in range(28 * 24)])  # fmt: skip
+    rules = tmp_path / "down.yaml"
+    rules.write_text(
+        "groups:\n  - name: g\n    interval: 1h\n    rules:\n"
+        "      - {alert: SpendDrop, kind: anomaly, metric: spend, direction: down}\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    argv = ["alerts", "test", str(rules), "--since", "2026-11-28T20:00:00Z"]
+    assert main([*argv, "--until", "2026-11-30T00:00:00Z"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""  # every judged hour had its $1
+    assert "the stored calls end at 2026-11-28T23:30:00+00:00" in err
+    # The same rule does see a real drop: the hour 22:00 gets nothing.
+    client.command("ALTER TABLE calls DELETE WHERE toHour(ts) = 22 AND toDate(ts) = '2026-11-28'"
+                   " SETTINGS mutations_sync = 1")  # fmt: skip
+    client.command("ALTER TABLE call_costs_hourly DELETE WHERE hour = '2026-11-28 22:00:00'"
+                   " SETTINGS mutations_sync = 1")  # fmt: skip
+    assert main([*argv, "--until", "2026-11-30T00:00:00Z"]) == 0
+    fired = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["alert"], e["state"], e["at"]) for e in fired][:1] == [
+        ("SpendDrop", "firing", "2026-11-28T23:00:00+00:00")
+    ]

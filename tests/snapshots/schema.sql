@@ -18,9 +18,9 @@ CREATE TABLE alert_events
     `kind` LowCardinality(String) COMMENT 'budget | anomaly | unpriced | ...',
     `fingerprint` String COMMENT 'Hash of the alert name and labels: one alert instance',
     `labels` Map(String, String),
-    `state` LowCardinality(String) COMMENT 'firing | resolved',
-    `starts_at` DateTime64(3, 'UTC') COMMENT 'When the instance started firing',
-    `ends_at` Nullable(DateTime64(3, 'UTC')) COMMENT 'When it resolved (resolved events only)',
+    `state` LowCardinality(String) COMMENT 'pending | inactive | firing | resolved (only firing and resolved are notified)',
+    `starts_at` DateTime64(3, 'UTC') COMMENT 'When the instance started firing (pending, inactive: when it became active)',
+    `ends_at` Nullable(DateTime64(3, 'UTC')) COMMENT 'When it resolved (resolved), or when a pending instance went inactive',
     `value` String COMMENT 'The observed value, as exact decimal text (money in the book currency)',
     `expected` String COMMENT 'What the rule expected (threshold, baseline), decimal text or empty',
     `impact` Nullable(Decimal(38, 18)) COMMENT 'Money at stake, in the price book currency, when the kind can say',
@@ -32,7 +32,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(at)
 ORDER BY (alert, fingerprint, at, state)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
-COMMENT 'Alert firings and resolutions; the evaluator\'s state is rebuilt from it';
+COMMENT 'Alert state transitions (pending, inactive, firing, resolved); the evaluator\'s state is rebuilt from it';
 
 CREATE TABLE call_cancellations
 (

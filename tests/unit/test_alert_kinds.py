@@ -21,9 +21,10 @@ from pipeline.alerts.anomaly import AnomalyRule
 from pipeline.alerts.budget import BudgetRule, Period, period_bounds
 from pipeline.alerts.outcome_regression import OutcomeRegressionRule
 from pipeline.alerts.pipeline_health import DeadLettersRule, PipelineLagRule
-from pipeline.alerts.state import Observation, RuleState
+from pipeline.alerts.state import NOTIFIED, AlertEvent, Observation, RuleState
 from pipeline.alerts.tail_shift import TailShiftRule
 from pipeline.alerts.task_budget import TaskBudgetRule
+from pipeline.alerts.templates import render
 from pipeline.alerts.unpriced import UnpricedRule
 from tests.unit.alert_reference import Call, MemoryInputs, Task
 
@@ -62,6 +63,25 @@ def test_over_budget_says_by_how_much() -> None:
     [found] = budget.evaluate(rule, inputs, t(4))
     assert found.impact == Decimal("20.5")
     assert found.details["forecast_overrun_at"] == t(4).isoformat()  # already overrun
+
+
+def test_spend_with_unpriced_calls_is_marked_a_lower_bound() -> None:
+    # $90 priced + one call without a price (0 in the sums): the $100 budget's 0.8
+    # threshold ($80) holds on $90 known, and the figure must say it is only a floor.
+    calls = [Call(t(3), Decimal(90), A), Call(t(3, 1), Decimal(0), A, unpriced=True)]
+    rule = BudgetRule(alert="Budget", amount=Decimal(100), thresholds=[Decimal("0.8")],
+                      burn_windows=[])  # fmt: skip
+    [found] = budget.evaluate(rule, MemoryInputs(calls), t(4))
+    assert found.value == Decimal(90)
+    assert found.details["value_bound"] == "lower"
+    assert found.details["incomplete"].startswith("1 of 2 calls have no price")
+    text = render("spent {{ $value }} of 100", {}, found.value, found.expected, found.impact,
+                  found.details)  # fmt: skip
+    assert text == "spent ≥ 90 of 100"
+    # Every call priced: no mark, the figure is exact.
+    [exact] = budget.evaluate(rule, MemoryInputs(calls[:1]), t(4))
+    assert "value_bound" not in exact.details and "incomplete" not in exact.details
+    assert render("{{ $value }}", {}, exact.value, None, None, exact.details) == "90"
 
 
 def test_burn_rate_pair_needs_both_windows() -> None:
@@ -205,7 +225,8 @@ def _obs(value: int = 1) -> list[Observation]:
 def test_pending_then_firing_then_resolved_after_keep_firing_for() -> None:
     rule = RuleState("Spend", "budget", "warning", timedelta(minutes=10), timedelta(minutes=10))
     t0 = t(30, 10)
-    assert rule.step(t0, _obs()) == []  # pending
+    [pending] = rule.step(t0, _obs())  # recorded, so a restart keeps it; not notified
+    assert (pending.state, pending.starts_at, pending.ends_at) == ("pending", t0, None)
     assert rule.step(t0 + timedelta(minutes=5), _obs()) == []  # 5 m < for
     [fired] = rule.step(t0 + timedelta(minutes=10), _obs(2))
     assert (fired.state, fired.starts_at, fired.value) == ("firing", t0 + timedelta(minutes=10), 2)
@@ -231,9 +252,27 @@ def test_a_condition_back_within_keep_firing_for_restarts_the_count() -> None:
 
 def test_a_pending_alert_that_clears_sends_nothing() -> None:
     rule = RuleState("Spend", "budget", "warning", timedelta(minutes=10), timedelta(0))
-    assert rule.step(t(30, 10), _obs()) == []
-    assert rule.step(t(30, 10, 5), []) == []
+    steps = [rule.step(t(30, 10), _obs()), rule.step(t(30, 10, 5), [])]
+    # Bookkeeping only (pending, then inactive again): nothing a receiver is told of.
+    assert [[e.state for e in step] for step in steps] == [["pending"], ["inactive"]]
+    assert not any(e.state in NOTIFIED for step in steps for e in step)
     assert rule.instances == {}
+
+
+def test_a_pending_alert_survives_a_restart_between_cycles() -> None:
+    # `alerts run --once` from cron every 5 minutes: a new process per cycle. With
+    # only firing instances restored, a rule with `for: 10m` would never fire.
+    hold = timedelta(minutes=10)
+    history: list[AlertEvent] = []
+    fired = []
+    for minute in (0, 5, 10, 15):
+        rule = RuleState("Spend", "budget", "warning", hold, timedelta(0))
+        rule.restore(history)
+        events = rule.step(t(30, 10, minute), _obs())
+        history.extend(events)
+        fired += [(minute, e.starts_at) for e in events if e.state == "firing"]
+    # Active since 10:00, so it has held for 10 m at 10:10 and fires then, once.
+    assert fired == [(10, t(30, 10, 10))]
 
 
 def test_a_restored_firing_alert_is_not_fired_again() -> None:

@@ -152,6 +152,9 @@ SHIPPED = {
     ),
     "0011_partial_cost.sql": "f9655c2e8af969a281bbb6af1145ccdb3071a7c890254b890ac9082e9c11b843",
     "0012_alert_events.sql": "7e6c15c134800279e21ee28e2278aef432c619897edcdb84cd6f6c83321c5e1a",
+    "0013_alert_pending_states.sql": (
+        "793622f59d1156b8a90f74aa387474d1b5bee90e1d90202fb6758449c876c689"
+    ),
 }
 
 
