@@ -43,7 +43,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     kinds = sorted({r.kind for g in rules.groups for r in g.rules})
     names = ", ".join(str(p) for p in _files(args))
     print(f"{names}: {count} rules ({', '.join(kinds)}), {len(rules.receivers)} receivers: valid")
+    for problem in missing_secrets(rules.receivers):
+        # Not an error: the secret may exist only where `alerts run` runs.
+        print(f"note: {problem} (here; `alerts run` needs it where it runs)")
     return 0
+
+
+def missing_secrets(receivers: Any) -> list[str]:
+    """Receivers whose secret (environment variable or file) is not available here."""
+    from pipeline.alerts.rules import AlertRulesInvalid, secret_from
+
+    problems = []
+    for r in receivers:
+        env, file = getattr(r, "secret_env", None), getattr(r, "secret_file", None)
+        if r.type == "slack":
+            env, file = r.url_env, r.url_file
+        if env is None and file is None:
+            continue
+        try:
+            secret_from(env, file, f"receiver {r.name}")
+        except AlertRulesInvalid as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def cmd_test(args: argparse.Namespace) -> int:

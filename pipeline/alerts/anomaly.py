@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from pipeline.alerts.rules import RuleBase
+from pipeline.alerts.rules import Money, RuleBase
 from pipeline.alerts.state import Observation, lower_bound
 from pipeline.alerts.stats import robust_log_baseline
 from pipeline.query.alert_inputs import HOUR, AlertInputs, Sums, floor_hour
@@ -62,7 +62,7 @@ class AnomalyRule(RuleBase):
     z: Annotated[float, Field(gt=0)] = 4.0
     floor: Annotated[float, Field(gt=0)] | None = None
     min_scale: Annotated[float, Field(gt=0)] = 0.1
-    min_impact: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    min_impact: Annotated[Money, Field(ge=0)] = Decimal(0)
     min_ratio: Annotated[float, Field(ge=1)] = 1.0
     min_calls: Annotated[int, Field(ge=0)] = 0
 

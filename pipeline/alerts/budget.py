@@ -21,14 +21,14 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.alerts.rules import Duration, RuleBase, format_duration
+from pipeline.alerts.rules import Duration, Money, RuleBase, format_duration
 from pipeline.alerts.state import Observation, lower_bound
 from pipeline.alerts.stats import burn_rate, overrun_at
 from pipeline.query.alert_inputs import AlertInputs
 
-_MONEY = Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=9)]
+_MONEY = Annotated[Money, Field(gt=0)]
 _SHARE = Annotated[Decimal, Field(gt=0, le=10)]
 
 
@@ -44,6 +44,12 @@ class BurnWindow(BaseModel):
     long: Duration
     short: Duration
     factor: Annotated[Decimal, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _short_within_long(self) -> BurnWindow:
+        if not timedelta(0) < self.short < self.long:
+            raise ValueError("a burn window's short window must be shorter than its long one")
+        return self
 
 
 # The Site Reliability Workbook, ch. 5, table 5-8.
@@ -65,6 +71,13 @@ class BudgetRule(RuleBase):
         default_factory=lambda: [Decimal("0.5"), Decimal("0.8"), Decimal("0.95"), Decimal(1)]
     )
     burn_windows: list[BurnWindow] = Field(default_factory=lambda: list(SRE_WORKBOOK_BURN_WINDOWS))
+
+    @field_validator("thresholds")
+    @classmethod
+    def _distinct(cls, value: list[Decimal]) -> list[Decimal]:
+        if len(set(value)) != len(value):
+            raise ValueError("thresholds repeat: each fires once per period, give it once")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -99,6 +101,39 @@ Duration = Annotated[
     ),
 ]
 _NAME = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError(
+            f"write money as a quoted decimal string ('{value}'), not a YAML float: "
+            "floats cannot hold most cents exactly"
+        )
+    return value
+
+
+# Money in a rule file: a Decimal from a string or an integer, never a YAML float.
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    Field(max_digits=24, decimal_places=9),
+    WithJsonSchema({"type": ["string", "integer"], "pattern": r"^\d+(\.\d{1,9})?$",
+                    "description": "An amount in the price book's currency: '250.00'"}),
+]  # fmt: skip
+# Labels costflow sets on every alert: a rule's own labels may not replace them.
+RESERVED_LABELS = frozenset({"alertname", "severity", "costflow_kind"})
+
+
+def _http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL like http://alertmanager:9093")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 _LABEL_NAME = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=100)]
 
 
@@ -149,6 +184,16 @@ class RuleBase(BaseModel):
         description="Templates: {{ $labels.<name> }}, {{ $value }}, {{ $expected }}, {{ $impact }}",
     )
 
+    @model_validator(mode="after")
+    def _own_labels(self) -> RuleBase:
+        taken = sorted(RESERVED_LABELS.intersection(self.labels))
+        if taken:
+            raise ValueError(
+                f"labels {taken} are set by costflow (alertname is the rule's `alert`, "
+                "severity its `severity`); use another label name"
+            )
+        return self
+
 
 class AlertmanagerReceiver(BaseModel):
     """Alertmanager's v2 API (``POST /api/v2/alerts``)."""
@@ -157,7 +202,7 @@ class AlertmanagerReceiver(BaseModel):
 
     name: _NAME
     type: Literal["alertmanager"] = "alertmanager"
-    url: str = Field(description="Alertmanager base URL, e.g. http://alertmanager:9093")
+    url: HttpUrl = Field(description="Alertmanager base URL, e.g. http://alertmanager:9093")
 
 
 class WebhookReceiver(BaseModel):
@@ -167,11 +212,17 @@ class WebhookReceiver(BaseModel):
 
     name: _NAME
     type: Literal["webhook"] = "webhook"
-    url: str
+    url: HttpUrl
     # The signing secret: the name of an environment variable or a file, never the
     # secret itself (rule files are committed).
     secret_env: str | None = None
     secret_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookReceiver:
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give the signing secret as exactly one of secret_env or secret_file")
+        return self
 
 
 class SlackReceiver(BaseModel):

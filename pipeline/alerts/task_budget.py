@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.alerts.rules import Duration, RuleBase
+from pipeline.alerts.rules import Duration, Money, RuleBase
 from pipeline.alerts.state import Observation, lower_bound
 from pipeline.alerts.tail_shift import BIN_BASE, quantile_bin
 from pipeline.alerts.task_labels import check_task_labels
@@ -31,7 +31,7 @@ _MICRO = Decimal("0.000001")
 
 class TaskBudgetRule(RuleBase):
     kind: Literal["task_budget"] = "task_budget"
-    max_cost: Annotated[Decimal, Field(gt=0)] | None = None
+    max_cost: Annotated[Money, Field(gt=0)] | None = None
     max_calls: Annotated[int, Field(ge=1)] | None = None
     # k x the scenario's p99 of cost per task (needs baseline_days of history).
     p99_multiple: Annotated[Decimal, Field(gt=1)] | None = None

@@ -1,0 +1,83 @@
+"""Rule files that would fail at run time, or mean something else than written, are
+refused by `alerts validate` with the reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pipeline.alerts.rules import AlertRulesInvalid, load_rules
+
+GROUP = "groups:\n  - name: g\n    rules:\n      - {rule}\n"
+
+
+def _load(tmp_path: Path, rule: str, receivers: str = "") -> object:
+    path = tmp_path / "rules.yaml"
+    path.write_text(GROUP.format(rule=rule) + receivers, encoding="utf-8")
+    return load_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        # 100.1 as a YAML float is 100.099999999999994315658113919198513031005859375.
+        ("{alert: B, kind: budget, amount: 100.1}", "quoted decimal string"),
+        ("{alert: T, kind: task_budget, max_cost: 2.5}", "quoted decimal string"),
+        ("{alert: A, kind: anomaly, min_impact: 0.5}", "quoted decimal string"),
+        ("{alert: B, kind: budget, amount: '100', thresholds: ['0.5', '0.5']}",
+         "thresholds repeat"),
+        ("{alert: B, kind: budget, amount: '100', burn_windows: "
+         "[{long: 5m, short: 1h, factor: 14.4}]}", "shorter than its long"),
+        ("{alert: B, kind: budget, amount: '100', labels: {severity: page}}",
+         "set by costflow"),
+        ("{alert: B, kind: budget, amount: '100', labels: {alertname: X}}", "set by costflow"),
+    ],
+)  # fmt: skip
+def test_refused_with_the_reason(tmp_path: Path, rule: str, reason: str) -> None:
+    with pytest.raises(AlertRulesInvalid, match=reason):
+        _load(tmp_path, rule)
+
+
+@pytest.mark.parametrize(
+    ("receiver", "reason"),
+    [
+        ("{name: am, type: alertmanager, url: 'alertmanager:9093'}", "not an http"),
+        ("{name: hook, type: webhook, url: 'ftp://x/', secret_env: S}", "not an http"),
+        ("{name: hook, type: webhook, url: 'http://x/'}", "signing secret"),
+        ("{name: hook, type: webhook, url: 'http://x/', secret_env: S, secret_file: /f}",
+         "signing secret"),
+    ],
+)  # fmt: skip
+def test_receivers_refused_with_the_reason(tmp_path: Path, receiver: str, reason: str) -> None:
+    with pytest.raises(AlertRulesInvalid, match=reason):
+        _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", f"receivers:\n  - {receiver}\n")
+
+
+def test_money_as_strings_and_integers_is_exact(tmp_path: Path) -> None:
+    rules = _load(tmp_path, "{alert: B, kind: budget, amount: '100.10', thresholds: [0.5, 1]}")
+    [rule] = rules.groups[0].rules  # type: ignore[attr-defined]
+    assert rule.amount == Decimal("100.10")
+    assert rule.thresholds == [Decimal("0.5"), Decimal(1)]  # ratios, not money: floats fine
+    rules = _load(tmp_path, "{alert: B, kind: budget, amount: 250}")
+    assert rules.groups[0].rules[0].amount == Decimal(250)  # type: ignore[attr-defined]
+
+
+def test_validate_notes_secrets_missing_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    monkeypatch.delenv("COSTFLOW_TEST_HOOK_SECRET", raising=False)
+    receivers = (
+        "receivers:\n"
+        "  - {name: hook, type: webhook, url: 'http://x/', secret_env: COSTFLOW_TEST_HOOK_SECRET}\n"
+    )
+    _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", receivers)
+    assert main(["alerts", "validate", str(tmp_path / "rules.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "note: receiver hook: set the environment variable COSTFLOW_TEST_HOOK_SECRET" in out
+    monkeypatch.setenv("COSTFLOW_TEST_HOOK_SECRET", "s")
+    assert main(["alerts", "validate", str(tmp_path / "rules.yaml")]) == 0
+    assert "note:" not in capsys.readouterr().out
