@@ -93,9 +93,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
-    from pipeline.alerts.engine import AlertEngine, data_time
+    from pipeline.alerts.engine import AlertEngine
     from pipeline.alerts.history import AlertHistory
+    from pipeline.errors import KafkaError
     from pipeline.query.alert_inputs import ClickHouseAlertInputs
+    from pipeline.runtime.data_time import DataClock
 
     log = logging.getLogger("costflow.alerts")
     rules = _load(args)
@@ -107,16 +109,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"alerts: {len(engine.rules)} rules, {len(deliveries)} receivers, "
           f"{firing} alerts firing from before", flush=True)  # fmt: skip
     tick = min(g.interval for g in rules.groups).total_seconds()
+    clock = DataClock(client, args.settings if args.data_time == "pipeline" else None)
     while True:
-        # --at sets the clock; the data's time is never after the stored calls, as live.
-        at = data_time(client, utc_time(args.at, "--at")) if args.at else data_time(client)
+        # --at sets the clock; the data's time is never after the stored calls nor the
+        # first event the pipeline has not finished, as live.
+        clock_now = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
+        try:
+            at = clock.at(clock_now)
+        except KafkaError as exc:
+            if args.once:
+                raise
+            log.error("alerts: not evaluated: cannot read the pipeline's progress (%s); "
+                      "retrying (or run with --data-time stored)", exc)  # fmt: skip
+            time.sleep(max(1.0, min(tick, 60.0)))
+            continue
         if at is None:
             print("alerts: no calls stored yet; nothing to evaluate", flush=True)
         else:
             started = time.monotonic()
             # The clock, for the pipeline-health kinds; --at replays a time, clock and all.
-            now = utc_time(args.at, "--at") if args.at else datetime.now(UTC)
-            events = engine.cycle(at, history, deliveries, force=args.once, now=now)
+            events = engine.cycle(at, history, deliveries, force=args.once, now=clock_now)
             for event in events:
                 print(event_json(event), flush=True)
             log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)
@@ -139,7 +151,13 @@ def add_parsers(sub: Any) -> None:
     run = alerts_sub.add_parser("run", help="evaluate on a schedule, record and deliver alerts")
     run.add_argument("files", nargs="*")
     run.add_argument("--once", action="store_true", help="one cycle of every group, then exit")
-    run.add_argument("--at", help="evaluate as if the data's time were this (RFC 3339)")
+    run.add_argument("--at", help="evaluate as if the clock were this (RFC 3339)")
+    run.add_argument(
+        "--data-time", choices=["pipeline", "stored"], default="pipeline",
+        help="where windows end: before the first event the pipeline has not finished "
+        "(reads both stages' committed offsets from Kafka; default), or at the latest "
+        "stored call (for an evaluator that cannot reach Kafka)",
+    )  # fmt: skip
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "join": {"events", "pricing"},
     "records": {"events", "join", "json_codec", "pricing"},
     "config": {"errors", "resources"},
-    "kafka": {"config", "errors"},
+    "kafka": {"config", "errors", "json_codec"},
     "embedded": {"errors"},
     "agents": {"config", "errors", "events", "join", "kafka", "pricing", "records"},
     "clickhouse": {"config", "errors", "resources"},

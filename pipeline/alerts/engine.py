@@ -143,10 +143,16 @@ class AlertEngine:
         return events
 
 
-def data_time(client: Any, now: datetime | None = None) -> datetime | None:
-    """The latest call time the store holds, never after ``now``: the time alert
-    windows end at. None when there are no calls."""
+def data_time(
+    client: Any, now: datetime | None = None, unfinished: datetime | None = None
+) -> datetime | None:
+    """The latest call time the store holds, never after ``now`` nor after
+    ``unfinished`` (the first event time the pipeline has not finished, see
+    :mod:`pipeline.kafka.backlog`): the time alert windows end at. None when there
+    are no calls."""
     now = now or datetime.now(UTC)
+    if unfinished is not None:
+        now = min(now, unfinished)
     (hour,) = client.query("SELECT max(hour) FROM call_costs_hourly").result_rows[0]
     if hour is None or hour.year < 2000:
         return None

@@ -220,8 +220,9 @@ class WebhookReceiver(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> WebhookReceiver:
-        if (self.secret_env is None) == (self.secret_file is None):
-            raise ValueError("give the signing secret as exactly one of secret_env or secret_file")
+        # Neither: unsigned, for receivers that cannot check a signature.
+        if self.secret_env is not None and self.secret_file is not None:
+            raise ValueError("give the signing secret as one of secret_env or secret_file")
         return self
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import KafkaSettings
+from pipeline.config import Settings
 
 log = logging.getLogger("costflow.alerts")
 
@@ -21,25 +21,27 @@ log = logging.getLogger("costflow.alerts")
 class AlertLoop(threading.Thread):
     """Evaluate ``files`` over ``client`` until :meth:`stop`."""
 
-    def __init__(self, client: Any, files: list[Path], kafka: KafkaSettings | None = None) -> None:
+    def __init__(self, client: Any, files: list[Path], settings: Settings | None = None) -> None:
+        """``settings``: the stack's (Kafka receivers, and the consumer groups whose
+        progress bounds the data's time); None: stored calls only, no Kafka."""
         super().__init__(name="costflow-alerts", daemon=True)
         from pipeline.alerts.engine import AlertEngine
         from pipeline.alerts.history import AlertHistory
         from pipeline.alerts.rules import load_rule_files
         from pipeline.query.alert_inputs import ClickHouseAlertInputs
+        from pipeline.runtime.data_time import DataClock
 
         merged = load_rule_files(files)  # invalid files: refused at start
         self.client = client
         self.engine = AlertEngine(merged, ClickHouseAlertInputs(client))
         self.history = AlertHistory(client)
-        self.deliveries = self.engine.deliveries(kafka)
+        self.deliveries = self.engine.deliveries(settings.kafka if settings else None)
+        self.clock = DataClock(client, settings)
         self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
         self.cycles = 0
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        from pipeline.alerts.engine import data_time
-
         try:
             firing = self.engine.restore(self.history)
             log.warning("alerts: %d rules, %d firing from before", len(self.engine.rules), firing)
@@ -47,9 +49,9 @@ class AlertLoop(threading.Thread):
             log.error("alerts: could not restore state (%s); starting empty", exc)
         while not self._stopping.is_set():
             try:
-                at = data_time(self.client)
+                now = datetime.now(UTC)
+                at = self.clock.at(now)  # a KafkaError: not judged this cycle
                 if at is not None:
-                    now = datetime.now(UTC)
                     for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip

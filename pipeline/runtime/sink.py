@@ -19,7 +19,7 @@ def run_sink(settings: Settings) -> None:
     if files:
         from pipeline.runtime.alert_loop import AlertLoop
 
-        loop = AlertLoop(getattr(store, "client"), files, settings.kafka)  # noqa: B009 (ClickHouse stores)
+        loop = AlertLoop(getattr(store, "client"), files, settings)  # noqa: B009 (ClickHouse stores)
         loop.start()
     tune_for_streaming()
     try:

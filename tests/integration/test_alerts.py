@@ -512,7 +512,10 @@ def test_dead_letter_counts_by_the_time_the_sink_stored_them(engine_dir: Path) -
 
 
 def test_alerts_test_stops_where_the_stored_calls_stop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    engine_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`costflow alerts test --until` past the data: the hours after the last call are
     not quiet hours. Judging them would fire a `direction: down` anomaly on spend that
@@ -522,6 +525,7 @@ def test_alerts_test_stops_where_the_stored_calls_stop(
     from pipeline.config import ClickHouseSettings, StackSettings
 
     monkeypatch.setenv("COSTFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COSTFLOW_CLICKHOUSE_DSN", f"chdb://{engine_dir / 'ch'}")  # one per process
     monkeypatch.setenv("COSTFLOW_CLICKHOUSE_DATABASE", f"cli_{uuid.uuid4().hex[:8]}")
     assert main(["migrate"]) == 0
     client = connect(ClickHouseSettings(), StackSettings())
