@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -13,8 +14,11 @@ from pipeline.agents.commit_safety import drain_fully
 from pipeline.config import Settings
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import OutcomeWindow
+from pipeline.join.task_caps import TaskCap
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
+
+log = logging.getLogger("costflow.worker")
 
 
 def _credentials(settings: Settings) -> Any:
@@ -27,6 +31,34 @@ def _credentials(settings: Settings) -> Any:
         password=password,
         mechanism=kafka.sasl_mechanism,
     )
+
+
+def task_caps(settings: Settings) -> list[TaskCap]:
+    """The ``task_budget`` caps of the worker's alert rule files (``COSTFLOW_WORKER_
+    ALERT_RULES``, else the sink's ``COSTFLOW_SINK_ALERT_RULES``, so `costflow up` needs
+    one setting). Rules with ``p99_multiple`` need the stored histograms: ``costflow
+    alerts run`` evaluates those. Raises AlertRulesInvalid for a file that does not
+    validate."""
+    files = settings.worker.alert_rule_files() or settings.sink.alert_rule_files()
+    if not files:
+        return []
+    from pipeline.alerts.rules import load_rule_files
+
+    rules = [r for g in load_rule_files(files).groups for r in g.rules]
+    caps = [
+        TaskCap(
+            r.alert,
+            r.severity.value,
+            {d.value: v for d, v in r.match.items()},
+            r.max_cost,
+            r.max_calls,
+        )
+        for r in rules
+        if r.kind == "task_budget" and r.p99_multiple is None
+    ]
+    log.info("stage 1 checks task_budget caps %s (from %s)",
+             [c.alert for c in caps], ", ".join(map(str, files)))  # fmt: skip
+    return caps
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Stage]:
@@ -81,7 +113,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Stage]:
         # The table's local store: writing it sends nothing; the handler writes the
         # changelog, one record per changed key per fetch.
         table=table.data,
-        **outputs,
+        priced_calls=outputs["priced_calls"],
+        task_snapshots=outputs["task_snapshots"],
+        dead_letter=outputs["dead_letter"],
         book=book,
         window=OutcomeWindow(
             default_ms=worker.outcome_window_s * 1000,
@@ -93,6 +127,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Stage]:
         retention=RetentionIndex(worker.state_retention_s * 1000),
         max_future_ms=worker.max_future_s * 1000,
         changelog=record_change,
+        caps=task_caps(settings),
     )
     changelog = table.changelog_topic
 

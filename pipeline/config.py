@@ -136,6 +136,11 @@ class ClickHouseSettings(_Settings):
         return f"chdb://{(stack.data_dir / 'clickhouse').resolve()}"
 
 
+def comma_paths(value: str) -> list[Path]:
+    """A comma-separated setting as paths (blank entries skipped)."""
+    return [Path(p.strip()) for p in value.split(",") if p.strip()]
+
+
 class WorkerSettings(_Settings):
     """Stage 1: the Faust join-and-price worker."""
 
@@ -166,6 +171,13 @@ class WorkerSettings(_Settings):
     # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
     report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"
+    # Alert rule files (comma-separated) whose task_budget caps stage 1 checks on every
+    # snapshot; empty: the sink's (COSTFLOW_SINK_ALERT_RULES), so `up` needs one.
+    alert_rules: str = ""
+
+    def alert_rule_files(self) -> list[Path]:
+        """``alert_rules`` as paths."""
+        return comma_paths(self.alert_rules)
 
 
 class SinkSettings(_Settings):
@@ -188,7 +200,7 @@ class SinkSettings(_Settings):
 
     def alert_rule_files(self) -> list[Path]:
         """``alert_rules`` as paths."""
-        return [Path(p.strip()) for p in self.alert_rules.split(",") if p.strip()]
+        return comma_paths(self.alert_rules)
 
 
 class Settings:

@@ -24,6 +24,7 @@ reads older priced calls as known exactly when priced.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Literal
@@ -129,15 +130,22 @@ def _state(state: TaskState, window_ms: int) -> dict[str, Any]:
     return {**state.to_json(), "window_ms": window_ms}
 
 
-def task_snapshot(state: TaskState, window: OutcomeWindow) -> bytes:
+def task_snapshot(
+    state: TaskState, window: OutcomeWindow, task_alerts: Sequence[Mapping[str, str]] = ()
+) -> bytes:
     """The task row (:meth:`TaskState.row`), and the state it comes from under
     ``state`` (the event ids and every field, with ``window_ms`` of its resolved
-    scenario), so the sink can tell which events a row reflects and merge states."""
+    scenario), so the sink can tell which events a row reflects and merge states.
+
+    ``task_alerts``: the caps the task is at or over
+    (:func:`pipeline.join.task_caps.crossed_caps`), under ``task_alerts`` when any."""
     window_ms = state.window_ms(window)
     record = state.row(window_ms)
     record["v"] = RECORD_VERSION
     record["kind"] = "snapshot"
     record["state"] = _state(state, window_ms)
+    if task_alerts:
+        record["task_alerts"] = [dict(a) for a in task_alerts]
     return _dumps(record)
 
 

@@ -19,10 +19,12 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     # JSON parsing at orjson's speed with the standard library's values.
     "json_codec": set(),
+    # An alert instance's identity, for stage 1 and the evaluator alike.
+    "alert_identity": set(),
     "resources": {"errors"},
     "events": {"errors", "json_codec"},
     "pricing": {"errors", "events"},
-    "join": {"events", "pricing"},
+    "join": {"alert_identity", "events", "pricing"},
     "records": {"events", "join", "json_codec", "pricing"},
     "config": {"errors", "resources"},
     "kafka": {"config", "errors", "json_codec"},
@@ -30,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"config", "errors", "events", "join", "kafka", "pricing", "records"},
     "clickhouse": {"config", "errors", "resources"},
     "sink": {
+        "alert_identity",
         "clickhouse",
         "config",
         "errors",
@@ -48,10 +51,10 @@ ALLOWED: dict[str, set[str]] = {
     # Source records -> contract events, pure.
     "ingest": {"errors", "events"},
     # Rule kinds and their evaluation over the read models.
-    "alerts": {"config", "errors", "query"},
+    "alerts": {"alert_identity", "config", "errors", "query"},
 }
 # Packages that must stay pure: no client library either.
-PURE = {"errors", "json_codec", "events", "pricing", "join", "records", "ingest"}
+PURE = {"alert_identity", "errors", "json_codec", "events", "pricing", "join", "records", "ingest"}
 
 
 def imports_of(package: str) -> tuple[set[str], set[str]]:

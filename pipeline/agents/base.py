@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from pipeline.errors import KeyMismatch
 from pipeline.events.decode import decode_event
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState
+from pipeline.join.task_caps import TaskCap
 from pipeline.pricing.engine import CompiledBook
 
 log = logging.getLogger("costflow.worker")
@@ -56,6 +57,8 @@ class Stage:
     outputs: Outputs
     book: CompiledBook
     counters: WorkerCounters = field(default_factory=WorkerCounters)
+    # task_budget caps checked on every snapshot (pipeline.join.task_caps).
+    caps: tuple[TaskCap, ...] = ()
     # What to do on an error that is not bad input (see commit_safety): end the process.
     fail_stop: Callable[[BaseException, str], None] = field(default=fail_stop)
 
@@ -71,9 +74,11 @@ def new_stage(
     retention: RetentionIndex | None = None,
     max_future_ms: int = 3_600_000,
     changelog: Callable[[int, str, str | None], None] | None = None,
+    caps: Sequence[TaskCap] = (),
 ) -> Stage:
     """A stage over ``table`` (the Faust table's store, or a dict in tests) and three
-    topics; ``changelog`` is told of every table write (see TaskStore)."""
+    topics; ``changelog`` is told of every table write (see TaskStore); ``caps``: the
+    task_budget caps every snapshot is checked against."""
     store = TaskStore(
         table,
         window=window,
@@ -81,7 +86,8 @@ def new_stage(
         max_future_ms=max_future_ms,
         changelog=changelog,
     )
-    return Stage(store, Outputs(priced_calls, task_snapshots, dead_letter), book)
+    return Stage(store, Outputs(priced_calls, task_snapshots, dead_letter), book,
+                 caps=tuple(caps))  # fmt: skip
 
 
 # An event type's own concern: apply one decoded event to its task's state; True if

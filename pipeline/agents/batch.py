@@ -8,7 +8,8 @@ Per batch (the records of one fetch, from the three input topics):
    check each event is in time (against the state as held, or the partition's
    watermark as of the batch's start), apply every event, write the state once if
    any was new, and emit one snapshot (also when all were duplicates: see below).
-   Every call emits its priced record.
+   Every call emits its priced record. A snapshot names the task_budget caps its
+   task is at or over (``pipeline.join.task_caps``).
 3. Advance each partition's watermark to the latest event time of the batch and
    evict the tasks it passes (their last state goes to the sink).
 
@@ -43,6 +44,7 @@ from pipeline.agents.task_store import AnyEvent
 from pipeline.agents.tasks import apply_task
 from pipeline.errors import InvalidEvent
 from pipeline.join.state import TaskState, epoch_ms
+from pipeline.join.task_caps import crossed_caps
 
 # Each input topic's event type, and what applying one of its events means.
 APPLY: dict[str, Apply] = {"call": apply_call, "task": apply_task, "outcome": apply_outcome}
@@ -104,7 +106,8 @@ def apply_batch(stage: Stage, records: Sequence[InputRecord]) -> None:
             continue  # every event of the task was refused
         if changed:
             store.store(state, partition)
-        stage.outputs.snapshot(state, store.window)
+        alerts = crossed_caps(stage.caps, state) if stage.caps else ()
+        stage.outputs.snapshot(state, store.window, alerts)
 
     for partition, ts in latest.items():
         for evicted in store.observe(partition, ts):

@@ -10,6 +10,7 @@ only cause re-delivery, never an acked input without its outputs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,10 +68,16 @@ class Outputs:
         value = priced_call(call, cost, error, book_label, known, unpriced_dimensions)
         self.priced_calls.send_soon(key=call.task_id.encode(), value=value)
 
-    def snapshot(self, state: TaskState, window: OutcomeWindow) -> None:
-        """The task's whole state at its version (the sink keeps the highest)."""
+    def snapshot(
+        self,
+        state: TaskState,
+        window: OutcomeWindow,
+        task_alerts: Sequence[Mapping[str, str]] = (),
+    ) -> None:
+        """The task's whole state at its version (the sink keeps the highest), with
+        the caps it is at or over."""
         self.task_snapshots.send_soon(
-            key=state.task_id.encode(), value=task_snapshot(state, window)
+            key=state.task_id.encode(), value=task_snapshot(state, window, task_alerts)
         )
 
     def evicted(self, state: TaskState, window: OutcomeWindow) -> None:

@@ -19,8 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from pipeline.alert_identity import lower_bound
 from pipeline.alerts.rules import Money, RuleBase
-from pipeline.alerts.state import Observation, lower_bound
+from pipeline.alerts.state import Observation
 from pipeline.alerts.stats import robust_log_baseline
 from pipeline.query.alert_inputs import HOUR, AlertInputs, Sums, floor_hour
 

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.alert_identity import lower_bound
 from pipeline.alerts.rules import Duration, Money, RuleBase, format_duration
-from pipeline.alerts.state import Observation, lower_bound
+from pipeline.alerts.state import Observation
 from pipeline.alerts.stats import burn_rate, overrun_at
 from pipeline.query.alert_inputs import AlertInputs
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline.alert_identity import fingerprint
 from pipeline.alerts import kinds
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.receivers import (
@@ -38,6 +40,18 @@ log = logging.getLogger("costflow.alerts")
 # Undelivered events older than this are not retried (a receiver down for a week
 # gets the current state, not a week of history).
 REDELIVER_WITHIN = timedelta(days=1)
+# How long (data time) a task may be over a stage-1 cap without stage 1's firing in
+# the history before the evaluator raises it itself: the sink's flush and a cycle.
+STAGE1_GRACE = timedelta(minutes=2)
+# Stage-1 firings recorded up to this long before the last adoption are looked at
+# again (the sink's clock and insert visibility may lag the evaluator's).
+ADOPT_MARGIN = timedelta(minutes=10)
+
+
+def stage1_rule(rule: Any) -> bool:
+    """A task_budget rule whose caps stage 1 checks (pipeline.join.task_caps); with
+    ``p99_multiple`` it needs the stored histograms and is evaluated here."""
+    return bool(rule.kind == "task_budget" and rule.p99_multiple is None)
 
 
 class AlertEngine:
@@ -55,6 +69,11 @@ class AlertEngine:
         self.last_run: dict[str, datetime] = {}
         # Anomaly rules judge whole hours: evaluated once per hour, reused in between.
         self._hourly: dict[str, tuple[datetime, list[Observation]]] = {}
+        # Live (cycle): stage 1 raises the task caps; here they are adopted, kept and
+        # resolved, and raised only as a fallback (first seen over the cap, by task).
+        self.stage1_raises = False
+        self._unraised: dict[str, dict[str, datetime]] = {}  # rule → fingerprint → first
+        self._adopted_at: datetime | None = None
 
     def annotations(self) -> dict[str, dict[str, str]]:
         return {name: dict(rule.annotations) for name, rule in self.rules.items()}
@@ -83,9 +102,55 @@ class AlertEngine:
             state.restore(e for e in latest if e.alert == name)
         return sum(len(s.instances) for s in self.states.values())
 
+    def adopt(self, history: AlertHistory) -> int:
+        """Take over stage 1's task_budget firings (recorded by the sink) this engine
+        does not hold yet: all of them the first time, then those recorded since the
+        last adoption (by the clock, with a margin for the sink's clock); how many."""
+        names = [name for name, rule in self.rules.items() if stage1_rule(rule)]
+        if not names:
+            return 0
+        clock = datetime.now(UTC)
+        since = self._adopted_at - ADOPT_MARGIN if self._adopted_at is not None else None
+        latest = {e.fingerprint: e for e in history.latest(names, recorded_since=since)}
+        self._adopted_at = clock
+        adopted = 0
+        for fp, event in latest.items():
+            state = self.states[event.alert]
+            if event.state == "firing" and fp not in state.instances:
+                state.restore([event])
+                adopted += 1
+        return adopted
+
+    def _stage1(self, rule: Any, at: datetime, found: list[Observation]) -> list[Observation]:
+        """Over-cap tasks of a stage-1 rule: those whose alert is held (kept firing
+        while active), and, past the grace, those stage 1 never raised."""
+        held = self.states[rule.alert].instances
+        unraised = self._unraised.setdefault(rule.alert, {})
+        out, seen = [], set()
+        for obs in found:
+            fp = fingerprint(rule.alert, obs.labels)
+            seen.add(fp)
+            if fp in held:
+                out.append(obs)
+                continue
+            first = unraised.setdefault(fp, at)
+            if at - first >= STAGE1_GRACE:
+                log.error(
+                    "%s: task %s is over its cap and stage 1 has not raised it in %s; is the "
+                    "worker given the rule files (COSTFLOW_WORKER_ALERT_RULES, or the sink's "
+                    "COSTFLOW_SINK_ALERT_RULES under `costflow up`)? Raised here instead.",
+                    rule.alert, obs.labels.get("task_id"), STAGE1_GRACE,
+                )  # fmt: skip
+                out.append(replace(obs, details={**obs.details, "evaluated_in": "evaluator"}))
+        for fp in [fp for fp in unraised if fp not in seen]:
+            del unraised[fp]
+        return out
+
     def _observe(
         self, rule: Any, at: datetime, inputs: AlertInputs, now: datetime | None
     ) -> list[Observation]:
+        if self.stage1_raises and stage1_rule(rule):
+            return self._stage1(rule, at, kinds.evaluate(rule, inputs, at, now))
         if rule.kind != "anomaly":
             return kinds.evaluate(rule, inputs, at, now)
         hour = floor_hour(at)
@@ -126,6 +191,8 @@ class AlertEngine:
         """One cycle: evaluate, record every transition, deliver the firings and
         resolutions; the transitions. Raises nothing for a receiver that fails
         (logged; its events stay undelivered and are retried next cycle)."""
+        self.stage1_raises = True
+        self.adopt(history)
         events = self.evaluate(at, force, now)
         history.record(events)
         for delivery in deliveries:

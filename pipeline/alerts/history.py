@@ -68,13 +68,21 @@ class AlertHistory:
         )
         return [self._event(row) for row in result.result_rows]
 
-    def latest(self, alerts: Iterable[str]) -> list[AlertEvent]:
+    def latest(
+        self, alerts: Iterable[str], recorded_since: datetime | None = None
+    ) -> list[AlertEvent]:
         """Each instance's latest event, for restoring state (any age: a firing
-        alert stays firing until its resolution is recorded)."""
+        alert stays firing until its resolution is recorded); with ``recorded_since``
+        (the clock), only instances with an event recorded since then."""
+        where, params = "alert IN %(alerts)s", dict[str, Any](alerts=list(alerts))
+        if recorded_since is not None:
+            where += (" AND fingerprint IN (SELECT fingerprint FROM alert_events "
+                      "WHERE alert IN %(alerts)s AND recorded_at >= %(since)s)")  # fmt: skip
+            params["since"] = recorded_since
         result = self.client.query(
             f"SELECT {', '.join(_EVENT_COLUMNS)} FROM alert_events FINAL "
-            "WHERE alert IN %(alerts)s ORDER BY at DESC, state DESC LIMIT 1 BY fingerprint",
-            parameters={"alerts": list(alerts)},
+            f"WHERE {where} ORDER BY at DESC, state DESC LIMIT 1 BY fingerprint",
+            parameters=params,
         )
         return [self._event(row) for row in result.result_rows]
 

@@ -12,12 +12,13 @@ has held that long. Only firings and resolutions are notified (:data:`NOTIFIED`)
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
+
+from pipeline.alert_identity import fingerprint
 
 State = Literal["pending", "inactive", "firing", "resolved"]
 # The transitions receivers are told of; pending and inactive are bookkeeping.
@@ -37,27 +38,6 @@ class Observation:
     expected: Decimal | float | None = None
     impact: Decimal | None = None
     details: Mapping[str, str] = field(default_factory=dict)
-
-
-def lower_bound(unpriced_calls: int, calls: int) -> dict[str, str]:
-    """Details marking a cost summed over calls of which ``unpriced_calls`` have no
-    price (they count as 0): the figure is a lower bound, and the alert says so and
-    why, instead of passing it off as the spend. Empty when every call is priced."""
-    if not unpriced_calls:
-        return {}
-    return {
-        "value_bound": "lower",
-        "incomplete": (
-            f"{unpriced_calls} of {calls} calls have no price and count as 0, so the cost "
-            "is a lower bound; add their prices to the book and run `costflow reprice`"
-        ),
-    }
-
-
-def fingerprint(alert: str, labels: Mapping[str, str]) -> str:
-    """Stable id of an alert instance (alert name and labels)."""
-    text = alert + "\x00" + "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

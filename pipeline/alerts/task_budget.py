@@ -20,8 +20,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from pipeline.alert_identity import lower_bound, task_alert_labels
 from pipeline.alerts.rules import Duration, Money, RuleBase
-from pipeline.alerts.state import Observation, lower_bound
+from pipeline.alerts.state import Observation
 from pipeline.alerts.tail_shift import BIN_BASE, quantile_bin
 from pipeline.alerts.task_labels import check_task_labels
 from pipeline.query.alert_inputs import AlertInputs, TaskLine
@@ -81,12 +82,14 @@ def evaluate(rule: TaskBudgetRule, inputs: AlertInputs, at: datetime) -> list[Ob
         cost_cap = reason != "max_calls"
         out.append(
             Observation(
-                {"task_id": task.task_id, "scenario_id": task.scenario_id, "owner": task.owner},
+                task_alert_labels(task.task_id),
                 value=task.cost if reason != "max_calls" else Decimal(task.calls),
                 expected=limit,
                 impact=max(task.cost - limit, Decimal(0)) if reason != "max_calls" else None,
                 details={
                     "cap": reason,
+                    "scenario_id": task.scenario_id,
+                    "owner": task.owner,
                     "calls": str(task.calls),
                     "cost": str(task.cost),
                     "unpriced_calls": str(task.unpriced_calls),

@@ -57,9 +57,11 @@ ALERTS_SELECTS = ("calls", "call_cancellations", "call_costs_hourly", "alert_eve
                   "alert_deliveries", "schema_migrations")  # fmt: skip
 ALERTS_INSERTS = ("alert_events", "alert_deliveries")
 # What the sink writes, and reads back to stay idempotent.
-SINK_INSERTS = ("calls", "task_changes", "call_repricings", "call_cancellations",
-                "dead_letters", "sink_plans")  # fmt: skip
-SINK_SELECTS = ("calls", "task_changes", "call_repricings", "call_cancellations", "sink_plans")
+# (alert_events: stage 1's task_budget firings, recorded once per task and rule.)
+SINK_INSERTS = ("calls", "task_changes", "task_states", "call_repricings",
+                "call_cancellations", "dead_letters", "sink_plans", "alert_events")  # fmt: skip
+SINK_SELECTS = ("calls", "task_changes", "task_states", "call_repricings",
+                "call_cancellations", "sink_plans", "alert_events")  # fmt: skip
 
 
 class AccessPlan(BaseModel):

@@ -111,3 +111,20 @@ def test_the_docs_list_every_column_of_every_view(chdb_client: Any) -> None:
         body = section[1].split("\n### ", 1)[0]
         for column, *_ in chdb_client.query(f"DESCRIBE TABLE {view}").result_rows:
             assert f"| `{column}` |" in body, f"{view}.{column} is not in docs/analytics.md"
+
+
+def test_the_sink_role_covers_every_table_the_sink_reads_and_writes() -> None:
+    """Read from the sink's own SQL: a table it touches without a grant fails only on a
+    server with the restricted user, never under chDB."""
+    from pipeline.clickhouse.access import SINK_INSERTS, SINK_SELECTS
+
+    source = "\n".join(
+        p.read_text(encoding="utf-8") for p in (ROOT / "pipeline" / "sink").rglob("*.py")
+    )
+    reads = set(re.findall(r"\bFROM (\w+)", source))
+    inserts = set(re.findall(r'insert\(\s*"(\w+)"', source))
+    # Tables written through the plan log: the writer's PlanLog column map.
+    inserts |= set(re.findall(r'"(\w+)": \w+_COLUMNS', source))
+    assert reads and inserts
+    assert reads <= set(SINK_SELECTS), f"grant SELECT on {sorted(reads - set(SINK_SELECTS))}"
+    assert inserts <= set(SINK_INSERTS), f"grant INSERT on {sorted(inserts - set(SINK_INSERTS))}"

@@ -1,4 +1,5 @@
-"""ClickHouse writer: priced calls, task changes and dead letters to their tables.
+"""ClickHouse writer: priced calls, task changes, stage 1's task_budget firings and
+dead letters to their tables.
 
 Each table gets one insert per batch. Every insert is idempotent twice over:
 rows already stored are not written again (calls by event_id, tasks by
@@ -32,6 +33,7 @@ from pipeline.sink.clickhouse.rows import (
     call_row,
     dead_letter_row,
 )
+from pipeline.sink.clickhouse.task_alerts import ALERT_EVENT_COLUMNS, task_alert_rows
 
 log = logging.getLogger("costflow.sink")
 
@@ -110,7 +112,9 @@ class ClickHouseSink(Sink):
         stored = self.restater.prefetch([*tasks, *(r["task_id"] for r in reprices)])
         repriced = self.repricer.apply(reprices, stored | set(tasks))
         changes, states = self.restater.changes(tasks, repriced.adjustments)
+        firings = task_alert_rows(self.client, (r for records in tasks.values() for r in records))
         return {
+            "alert_events": (self.topics.task_snapshots, ALERT_EVENT_COLUMNS, firings),
             "calls": (self.topics.priced_calls, CALL_COLUMNS, new_calls + repriced.calls),
             "task_changes": (self.topics.task_snapshots, CHANGE_COLUMNS, changes),
             "task_states": (self.topics.task_snapshots, STATE_COLUMNS, states),
@@ -148,20 +152,20 @@ class ClickHouseSink(Sink):
                     self.plans.insert(plan, table, rows)
                     written[table] = len(rows)
                 self.plans.done(plan, sorted(planned))
-            topic, columns, dead = tables["dead_letters"]
-            if dead:
-                self.client.insert(
-                    "dead_letters",
-                    dead,
-                    column_names=list(columns),
-                    # With the rows' digest, a recreated topic (offsets from 0 again)
-                    # cannot collide with an old batch's token.
-                    settings={
-                        "insert_deduplication_token": batch.token("dead_letters", topic)
-                        + plan_id([], {"dead_letters": dead})
-                    },
-                )
-                written["dead_letters"] = len(dead)
+            # Outside the plan, after the task rows (an alert never names a task not
+            # stored): each table's token carries its rows' digest, so a recreated
+            # topic (offsets from 0 again) cannot collide with an old batch's token.
+            for table in ("alert_events", "dead_letters"):
+                topic, columns, rows = tables[table]
+                if rows:
+                    token = batch.token(table, topic) + plan_id([], {table: rows})
+                    self.client.insert(
+                        table,
+                        rows,
+                        column_names=list(columns),
+                        settings={"insert_deduplication_token": token},
+                    )
+                    written[table] = len(rows)
         except Exception as exc:
             if "TOO_MANY_PARTS" in str(exc):
                 # Inserts outrun merges: back off longer than a transient error would.
