@@ -46,7 +46,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for problem in missing_secrets(rules.receivers):
         # Not an error: the secret may exist only where `alerts run` runs.
         print(f"note: {problem} (here; `alerts run` needs it where it runs)")
+    for line in silence_notes(rules.silences, rules.receivers, datetime.now(UTC)):
+        print(line)
     return 0
+
+
+def silence_notes(silences: Any, receivers: Any, now: datetime) -> list[str]:
+    """One line per silence: active, upcoming or ended at ``now``, and whom it spares."""
+    if not silences:
+        return []
+    own = [r.name for r in receivers if r.type != "alertmanager"]
+    lines = []
+    for s in silences:
+        when = ("active until" if s.active(now) else "ended" if s.ends_at <= now
+                else f"from {s.starts_at.isoformat()} until")  # fmt: skip
+        lines.append(f"silence {', '.join(s.matchers)}: {when} {s.ends_at.isoformat()} "
+                     f"({s.created_by}: {s.comment})")  # fmt: skip
+    if not own:
+        lines.append(
+            "note: silences apply to webhook, slack and kafka receivers; this file has "
+            "none (Alertmanager keeps its own silences: amtool silence add)"
+        )
+    return lines
 
 
 def missing_secrets(receivers: Any) -> list[str]:

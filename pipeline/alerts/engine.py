@@ -23,16 +23,16 @@ from typing import Any
 
 from pipeline.alert_identity import fingerprint
 from pipeline.alerts import kinds
+from pipeline.alerts.dispatch import notify
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.receivers import (
-    AlertDeliveryFailed,
     AlertmanagerDelivery,
     Delivery,
     KafkaDelivery,
     SlackDelivery,
     WebhookDelivery,
 )
-from pipeline.alerts.state import NOTIFIED, AlertEvent, Observation, RuleState
+from pipeline.alerts.state import FIRING_STATES, NOTIFIED, AlertEvent, Observation, RuleState
 from pipeline.config import KafkaSettings
 from pipeline.query.alert_inputs import AlertInputs, CycleCache, floor_hour
 
@@ -61,6 +61,7 @@ class AlertEngine:
         self.inputs = inputs
         self.groups = list(rule_file.groups)
         self.receivers_config = list(rule_file.receivers)
+        self.silences = list(rule_file.silences)
         self.rules = {r.alert: r for g in self.groups for r in g.rules}
         self.states = {
             r.alert: RuleState(r.alert, r.kind, r.severity.value, r.for_, r.keep_firing_for)
@@ -116,7 +117,7 @@ class AlertEngine:
         adopted = 0
         for fp, event in latest.items():
             state = self.states[event.alert]
-            if event.state == "firing" and fp not in state.instances:
+            if event.state in FIRING_STATES and fp not in state.instances:
                 state.restore([event])
                 adopted += 1
         return adopted
@@ -195,18 +196,12 @@ class AlertEngine:
         self.adopt(history)
         events = self.evaluate(at, force, now)
         history.record(events)
+        clock = now if now is not None else datetime.now(UTC)
+        firing = self.firing(at)
         for delivery in deliveries:
             pending = history.undelivered(delivery.name, at - REDELIVER_WITHIN)
             pending = [e for e in pending if e.alert in self.rules]
-            resend = self.firing(at) if delivery.refreshes else []
-            changed = {(e.fingerprint, e.state) for e in pending}
-            batch = pending + [e for e in resend if (e.fingerprint, "firing") not in changed]
-            try:
-                delivery.send(batch, at)
-            except AlertDeliveryFailed as exc:
-                log.error("receiver %s: %s; retrying next cycle", delivery.name, exc)
-                continue
-            history.delivered(delivery.name, pending)
+            notify(delivery, history, pending, firing, self.silences, at, clock)
         return events
 
 

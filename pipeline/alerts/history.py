@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pipeline.alerts.notify import Told
 from pipeline.alerts.state import NOTIFIED, AlertEvent
 from pipeline.alerts.templates import show
 
@@ -100,12 +101,34 @@ class AlertHistory:
             severity=data["severity"], details=dict(data["details"]),
         )  # fmt: skip
 
-    def delivered(self, receiver: str, events: Iterable[AlertEvent]) -> None:
-        rows = [(receiver, e.fingerprint, e.at, e.state) for e in events]
+    def delivered(
+        self,
+        receiver: str,
+        events: Iterable[AlertEvent],
+        outcome: str = "sent",
+        now: datetime | None = None,
+    ) -> None:
+        """Acknowledge events for ``receiver`` at the clock ``now`` (default: now);
+        ``outcome``: sent (the receiver has them), silenced (a silence muted them) or
+        skipped (a resolution of an alert the receiver was never told of)."""
+        when = now or datetime.now(UTC)
+        rows = [(receiver, e.fingerprint, e.at, e.state, outcome, when) for e in events]
         if rows:
             self.client.insert(
-                "alert_deliveries", rows, column_names=["receiver", "fingerprint", "at", "state"]
+                "alert_deliveries",
+                rows,
+                column_names=["receiver", "fingerprint", "at", "state", "outcome", "delivered_at"],
             )
+
+    def told(self, receiver: str) -> dict[str, Told]:
+        """By fingerprint, the latest firing ``receiver`` was sent and when."""
+        rows = self.client.query(
+            "SELECT fingerprint, max(at), max(delivered_at) FROM alert_deliveries "
+            "WHERE receiver = %(r)s AND state = 'firing' AND outcome = 'sent' "
+            "GROUP BY fingerprint",
+            parameters={"r": receiver},
+        ).result_rows
+        return {fp: Told(_utc(at) or at, _utc(sent) or sent) for fp, at, sent in rows}
 
     def undelivered(self, receiver: str, since: datetime) -> list[AlertEvent]:
         """Events at or after ``since`` the receiver has not acknowledged."""

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import urllib3
 
+from pipeline.alerts.notify import GroupKey, NotifyPolicy, alert_labels
 from pipeline.alerts.rules import (
     AlertmanagerReceiver,
     KafkaReceiver,
@@ -53,16 +54,19 @@ class AlertDeliveryFailed(CostflowError):
 
 class Delivery(Protocol):
     name: str
-    # Alertmanager wants firing alerts re-sent each cycle; the others only changes.
-    refreshes: bool
+    # How costflow groups, repeats and silences for this receiver; None: Alertmanager,
+    # which does all that itself and wants firing alerts re-sent each cycle.
+    policy: NotifyPolicy | None
 
-    def send(self, events: Sequence[AlertEvent], at: datetime) -> None: ...
+    def send(self, events: Sequence[AlertEvent], at: datetime, group: GroupKey = ()) -> None:
+        """Deliver one notification (``group``: its group labels)."""
+        ...
 
 
-def labels_of(event: AlertEvent) -> dict[str, str]:
-    """The alert's labels as Alertmanager expects them (alertname, severity, kind)."""
-    return {"alertname": event.alert, "severity": event.severity, "costflow_kind": event.kind,
-            **{k: v for k, v in event.labels.items() if v != ""}}  # fmt: skip
+def _policy(receiver: WebhookReceiver | SlackReceiver) -> NotifyPolicy:
+    everything = list(receiver.group_by) == ["..."]
+    return NotifyPolicy(None if everything else tuple(receiver.group_by),
+                        receiver.repeat_interval)  # fmt: skip
 
 
 def annotations_of(event: AlertEvent, templates: dict[str, str]) -> dict[str, str]:
@@ -94,7 +98,7 @@ def _post(http: urllib3.PoolManager, url: str, body: bytes, headers: dict[str, s
 class AlertmanagerDelivery:
     """Posts to Alertmanager's v2 API."""
 
-    refreshes = True
+    policy: NotifyPolicy | None = None
 
     def __init__(self, receiver: AlertmanagerReceiver, annotations: dict[str, dict[str, str]],
                  resend_for: timedelta) -> None:  # fmt: skip
@@ -116,14 +120,14 @@ class AlertmanagerDelivery:
             else:
                 ends = now + self.resend_for
             out.append({
-                "labels": labels_of(e),
+                "labels": alert_labels(e),
                 "annotations": annotations_of(e, self.annotations.get(e.alert, {})),
                 "startsAt": e.starts_at.isoformat(),
                 "endsAt": ends.isoformat(),
             })  # fmt: skip
         return out
 
-    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+    def send(self, events: Sequence[AlertEvent], at: datetime, group: GroupKey = ()) -> None:
         if events:
             body = json.dumps(self.payload(events, at)).encode()
             _post(self.http, self.url, body, {"Content-Type": "application/json"},
@@ -131,12 +135,11 @@ class AlertmanagerDelivery:
 
 
 class WebhookDelivery:
-    """Posts Alertmanager's webhook JSON, signed with HMAC-SHA256."""
-
-    refreshes = False
+    """Posts Alertmanager's webhook JSON, signed with HMAC-SHA256: one post per group."""
 
     def __init__(self, receiver: WebhookReceiver, annotations: dict[str, dict[str, str]]) -> None:
         self.name, self.url, self.annotations = receiver.name, receiver.url, annotations
+        self.policy: NotifyPolicy | None = _policy(receiver)
         self.secret = (
             secret_from(receiver.secret_env, receiver.secret_file, f"webhook {receiver.name}")
             if receiver.secret_env or receiver.secret_file
@@ -144,10 +147,10 @@ class WebhookDelivery:
         )
         self.http = urllib3.PoolManager()
 
-    def payload(self, events: Sequence[AlertEvent]) -> dict[str, Any]:
+    def payload(self, events: Sequence[AlertEvent], group: GroupKey = ()) -> dict[str, Any]:
         alerts: list[dict[str, Any]] = [{
             "status": e.state,
-            "labels": labels_of(e),
+            "labels": alert_labels(e),
             "annotations": annotations_of(e, self.annotations.get(e.alert, {})),
             "startsAt": e.starts_at.isoformat(),
             "endsAt": e.ends_at.isoformat() if e.ends_at else "0001-01-01T00:00:00Z",
@@ -155,23 +158,26 @@ class WebhookDelivery:
             "generatorURL": "",
         } for e in events]  # fmt: skip
         common = set.intersection(*(set(a["labels"].items()) for a in alerts)) if alerts else set()
+        notes = (
+            set.intersection(*(set(a["annotations"].items()) for a in alerts)) if alerts else set()
+        )
         return {
             "version": "4",
             "receiver": self.name,
             "status": "firing" if any(e.state == "firing" for e in events) else "resolved",
             "alerts": alerts,
-            "groupLabels": {},
-            "commonLabels": dict(common),
-            "commonAnnotations": {},
+            "groupLabels": dict(group),
+            "commonLabels": dict(sorted(common)),
+            "commonAnnotations": dict(sorted(notes)),
             "externalURL": "",
-            "groupKey": "{}:{}",
+            "groupKey": "{}:{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in group) + "}",
             "truncatedAlerts": 0,
         }
 
-    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+    def send(self, events: Sequence[AlertEvent], at: datetime, group: GroupKey = ()) -> None:
         if not events:
             return
-        body = json.dumps(self.payload(events), sort_keys=True).encode()
+        body = json.dumps(self.payload(events, group), sort_keys=True).encode()
         headers = {"Content-Type": "application/json"}
         if self.secret is not None:
             digest = hmac.new(self.secret.get_secret_value().encode(), body, hashlib.sha256)
@@ -180,17 +186,18 @@ class WebhookDelivery:
 
 
 class SlackDelivery:
-    """Posts one message per batch to a Slack incoming webhook."""
-
-    refreshes = False
+    """Posts one message per group to a Slack incoming webhook."""
 
     def __init__(self, receiver: SlackReceiver, annotations: dict[str, dict[str, str]]) -> None:
         self.name, self.annotations = receiver.name, annotations
+        self.policy: NotifyPolicy | None = _policy(receiver)
         self.url = secret_from(receiver.url_env, receiver.url_file, f"slack {receiver.name}")
         self.http = urllib3.PoolManager()
 
-    def text(self, events: Sequence[AlertEvent]) -> str:
-        lines = []
+    def text(self, events: Sequence[AlertEvent], group: GroupKey = ()) -> str:
+        firing = sum(e.state == "firing" for e in events)
+        status = f"FIRING:{firing}" if firing else "RESOLVED"
+        lines = [f"*[{status}]* " + ", ".join(f"{k}={v}" for k, v in group)] if group else []
         for e in events:
             notes = annotations_of(e, self.annotations.get(e.alert, {}))
             summary = notes.get("summary") or ", ".join(f"{k}={v}" for k, v in e.labels.items())
@@ -200,17 +207,18 @@ class SlackDelivery:
                 lines.append(f"    incomplete: {e.details['incomplete']}")
         return "\n".join(lines)
 
-    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+    def send(self, events: Sequence[AlertEvent], at: datetime, group: GroupKey = ()) -> None:
         if events:
-            body = json.dumps({"text": self.text(events)}).encode()
+            body = json.dumps({"text": self.text(events, group)}).encode()
             _post(self.http, self.url.get_secret_value(), body,
                   {"Content-Type": "application/json"}, f"slack {self.name}")  # fmt: skip
 
 
 class KafkaDelivery:
-    """Produces each event to a Kafka topic (``acks=all``), keyed by fingerprint."""
+    """Produces each event to a Kafka topic (``acks=all``), keyed by fingerprint:
+    changes only (no repeats), silences applied."""
 
-    refreshes = False
+    policy: NotifyPolicy | None = NotifyPolicy(group_by=None, repeat_interval=None)
 
     def __init__(self, receiver: KafkaReceiver, kafka: KafkaSettings) -> None:
         from confluent_kafka import Producer
@@ -219,7 +227,7 @@ class KafkaDelivery:
         self.producer = Producer({**kafka.librdkafka(), "acks": "all",
                                   "enable.idempotence": True})  # fmt: skip
 
-    def send(self, events: Sequence[AlertEvent], at: datetime) -> None:
+    def send(self, events: Sequence[AlertEvent], at: datetime, group: GroupKey = ()) -> None:
         errors: list[str] = []
 
         def delivered(error: Any, _message: Any) -> None:

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.alerts.silences import Silence
 from pipeline.errors import ConfigError
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
@@ -205,7 +206,22 @@ class AlertmanagerReceiver(BaseModel):
     url: HttpUrl = Field(description="Alertmanager base URL, e.g. http://alertmanager:9093")
 
 
-class WebhookReceiver(BaseModel):
+class _Notified(BaseModel):
+    """Grouping and repeats of a receiver costflow notifies itself, as Alertmanager's
+    route does them (pipeline.alerts.notify)."""
+
+    group_by: list[Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_]*|\.\.\.)$")]] = Field(
+        default=["alertname"],
+        min_length=1,
+        description="Labels one notification groups alerts by; ['...']: one per alert",
+    )
+    repeat_interval: Duration = Field(
+        default="4h", validate_default=True,
+        description="How often an alert still firing is told again",
+    )  # fmt: skip
+
+
+class WebhookReceiver(_Notified):
     """A generic webhook receiving Alertmanager's webhook JSON, HMAC-SHA256 signed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -226,7 +242,7 @@ class WebhookReceiver(BaseModel):
         return self
 
 
-class SlackReceiver(BaseModel):
+class SlackReceiver(_Notified):
     """A Slack incoming webhook; its URL is a secret, so it comes from the environment
     or a file."""
 
@@ -304,6 +320,9 @@ def rule_file_model() -> type[BaseModel]:
 
         groups: list[RuleGroup] = Field(min_length=1)
         receivers: list[Receiver] = Field(default_factory=list)
+        # For the receivers costflow notifies itself (not Alertmanager's, which keeps
+        # its own): see pipeline.alerts.silences.
+        silences: list[Silence] = Field(default_factory=list)
 
         @model_validator(mode="after")
         def _unique(self) -> Any:
@@ -364,6 +383,7 @@ def load_rule_files(paths: list[Path]) -> Any:
     merged = files[0].model_copy(update={
         "groups": [g for f in files for g in f.groups],
         "receivers": [r for f in files for r in f.receivers],
+        "silences": [s for f in files for s in f.silences],
     })  # fmt: skip
     names = [r.alert for g in merged.groups for r in g.rules]
     repeated = sorted({n for n in names if names.count(n) > 1})

@@ -7,7 +7,11 @@ condition clears goes back to inactive without a notification. Every transition 
 an :class:`AlertEvent` and the events are the history (``alert_events``) the current
 state is rebuilt from, pending instances included: an evaluator restarted between
 cycles (``alerts run --once`` from cron) still fires a rule with a ``for`` once it
-has held that long. Only firings and resolutions are notified (:data:`NOTIFIED`).
+has held that long. A firing alert whose condition clears records ``cleared`` (its
+``keep_firing_for`` counts from there, across restarts) and ``recurred`` if the
+condition comes back before it resolved. Only firings and resolutions are notified
+(:data:`NOTIFIED`); a resolution's figures are those of the last evaluation that
+found the condition (``details.figures_as_of``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Literal
 
 from pipeline.alert_identity import fingerprint
 
-State = Literal["pending", "inactive", "firing", "resolved"]
+State = Literal["pending", "inactive", "firing", "cleared", "recurred", "resolved"]
+# The states of an instance that has fired and not resolved.
+FIRING_STATES: frozenset[str] = frozenset({"firing", "cleared", "recurred"})
 # The transitions receivers are told of; pending and inactive are bookkeeping.
 NOTIFIED: frozenset[str] = frozenset({"firing", "resolved"})
 
@@ -94,28 +100,33 @@ class RuleState:
         for event in sorted(events, key=lambda e: e.at):
             latest[event.fingerprint] = event
         for fp, event in latest.items():
-            if event.state not in ("pending", "firing"):
+            if event.state != "pending" and event.state not in FIRING_STATES:
                 continue
             obs = Observation(event.labels, event.value, event.expected, event.impact,
                               event.details)  # fmt: skip
-            fired = event.starts_at if event.state == "firing" else None
+            fired = event.starts_at if event.state in FIRING_STATES else None
             self.instances[fp] = Instance(
-                self.alert, self.kind, event.labels, event.state, event.starts_at,
+                self.alert, self.kind, event.labels,
+                "pending" if fired is None else "firing", event.starts_at,
                 event.at, obs, event.severity, fired_at=fired,
+                cleared_at=event.at if event.state == "cleared" else None,
             )  # fmt: skip
 
     def _event(self, inst: Instance, state: State, at: datetime) -> AlertEvent:
         """``state``'s event for ``inst``: a pending or inactive instance starts when
         it became active, a firing or resolved one when it fired."""
         obs = inst.observation
-        starts = inst.fired_at if state in NOTIFIED else inst.active_since
+        starts = inst.active_since if state in ("pending", "inactive") else inst.fired_at
         assert starts is not None
+        details = dict(obs.details)
+        if state == "resolved":
+            details["figures_as_of"] = inst.last_active.isoformat()
         return AlertEvent(
             alert=self.alert, kind=self.kind, fingerprint=fingerprint(self.alert, inst.labels),
             labels=dict(inst.labels), state=state, starts_at=starts,
             ends_at=at if state in ("resolved", "inactive") else None, at=at, value=obs.value,
             expected=obs.expected, impact=obs.impact, severity=inst.severity,
-            details=dict(obs.details),
+            details=details,
         )  # fmt: skip
 
     def step(self, at: datetime, observations: Iterable[Observation]) -> list[AlertEvent]:
@@ -135,6 +146,8 @@ class RuleState:
                 inst = Instance(self.alert, self.kind, dict(obs.labels), "pending", at, at, obs,
                                 self.severity)  # fmt: skip
                 self.instances[fp] = inst
+            if inst.cleared_at is not None:
+                events.append(self._event(inst, "recurred", at))
             inst.last_active, inst.observation, inst.cleared_at = at, obs, None
             if inst.state == "pending" and at - inst.active_since >= self.hold:
                 inst.state, inst.fired_at = "firing", at
@@ -148,11 +161,14 @@ class RuleState:
                 events.append(self._event(inst, "inactive", at))
                 del self.instances[fp]
                 continue
+            newly = inst.cleared_at is None
             if inst.cleared_at is None:
                 inst.cleared_at = at
             if at - inst.cleared_at >= self.keep_firing:
                 events.append(self._event(inst, "resolved", at))
                 del self.instances[fp]
+            elif newly:
+                events.append(self._event(inst, "cleared", at))
         return events
 
     def firing(self, at: datetime) -> list[AlertEvent]:

@@ -18,14 +18,16 @@ _PLACEHOLDER = re.compile(r"\{\{\s*\$(labels|details)\.([A-Za-z_][A-Za-z0-9_]*)\
 
 
 def show(value: Decimal | float | None) -> str:
-    """A figure as text: exact decimals as they are (no exponent), floats to 4
-    significant digits, nothing as the empty string."""
+    """A figure as text, never in exponent form: exact decimals as they are, floats
+    (ratios, z, seconds) to 4 significant digits and below 1e-12 as 0 (rounding
+    noise of a sum of ratios), nothing as the empty string."""
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
-    return f"{value:.4g}"
+        return format(value.normalize(), "f")
+    if abs(value) < 1e-12:
+        return "0"
+    return format(Decimal(f"{value:.4g}").normalize(), "f")
 
 
 def render(

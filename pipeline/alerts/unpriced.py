@@ -26,15 +26,23 @@ from pipeline.query.alert_inputs import AlertInputs
 
 class UnpricedRule(RuleBase):
     kind: Literal["unpriced"] = "unpriced"
-    new_models: bool = True
+    # Default: checked unless the rule sets only max_share.
+    new_models: bool | None = Field(
+        default=None, description="Alert on models first seen unpriced (default: true "
+        "unless max_share is set)",
+    )  # fmt: skip
     max_share: Annotated[Decimal, Field(ge=0, le=1)] | None = None
     window: Duration = Field(default="1h", validate_default=True)
 
     @model_validator(mode="after")
     def _something(self) -> UnpricedRule:
-        if not self.new_models and self.max_share is None:
+        if self.new_models is False and self.max_share is None:
             raise ValueError("set new_models: true, max_share, or both")
         return self
+
+    @property
+    def checks_new_models(self) -> bool:
+        return self.new_models if self.new_models is not None else self.max_share is None
 
 
 def evaluate(rule: UnpricedRule, inputs: AlertInputs, at: datetime) -> list[Observation]:
@@ -42,7 +50,7 @@ def evaluate(rule: UnpricedRule, inputs: AlertInputs, at: datetime) -> list[Obse
     out: list[Observation] = []
     start = at - rule.window
     match = {d.value: v for d, v in rule.match.items()}
-    if rule.new_models:
+    if rule.checks_new_models:
         first = inputs.first_unpriced(start, at)
         if first:
             counts = inputs.sums(["provider", "model"], match, start, at)

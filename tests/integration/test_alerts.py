@@ -556,3 +556,65 @@ def test_alerts_test_stops_where_the_stored_calls_stop(
     assert [(e["alert"], e["state"], e["at"]) for e in fired][:1] == [
         ("SpendDrop", "firing", "2026-11-28T23:00:00+00:00")
     ]
+
+
+def test_a_webhook_without_alertmanager_groups_repeats_and_honours_silences(
+    engine_dir: Path, tmp_path: Path
+) -> None:
+    client = _database(engine_dir)
+    hour = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    store(client, [
+        Call(hour + timedelta(minutes=m), Decimal(0),
+             {"provider": "acme", "model": model, "scenario_id": "chat"}, unpriced=True)
+        for m, model in ((5, "m-a"), (10, "m-b"), (15, "m-muted"))
+    ])  # fmt: skip
+    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
+    _Webhook.secret, _Webhook.received, _Webhook.fail = b"", [], False
+    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    clock = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n"
+        "  - name: g\n"
+        "    rules:\n"
+        "      - {alert: ModelWithoutPrice, kind: unpriced, window: 1h}\n"
+        "receivers:\n"
+        f"  - {{name: hook, type: webhook, url: 'http://127.0.0.1:{webhook.server_port}/',"
+        " group_by: [alertname], repeat_interval: 1h}\n"
+        "silences:\n"
+        "  - matchers: ['alertname=\"ModelWithoutPrice\"', 'model=~\"m-mu.*\"']\n"
+        f"    starts_at: {(clock - HOUR).isoformat()}\n"
+        f"    ends_at: {(clock + timedelta(minutes=30)).isoformat()}\n"
+        "    created_by: oncall\n"
+        "    comment: the muted model is priced tomorrow\n",
+        encoding="utf-8",
+    )
+    rules, history = load_rules(path), AlertHistory(client)
+    at = hour + timedelta(minutes=20)  # the data's time stays; the clock moves
+
+    def cycle(minutes: int) -> list[list[str]]:
+        """A new process each cycle (state from history); the models of each post."""
+        engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+        engine.restore(history)
+        before = len(_Webhook.received)
+        engine.cycle(at, history, engine.deliveries(), force=True,
+                     now=clock + timedelta(minutes=minutes))  # fmt: skip
+        posts = _Webhook.received[before:]
+        for post in posts:
+            assert post["groupLabels"] == {"alertname": "ModelWithoutPrice"}
+            assert post["groupKey"] == '{}:{alertname="ModelWithoutPrice"}'
+        return [sorted(a["labels"]["model"] for a in p["alerts"]) for p in posts]
+
+    # Three firings, one post for the group; the silenced one is held back.
+    assert cycle(0) == [["m-a", "m-b"]]
+    outcomes = client.query(
+        "SELECT outcome, count() FROM alert_deliveries WHERE receiver = 'hook' GROUP BY outcome "
+        "ORDER BY outcome"
+    ).result_rows
+    assert outcomes == [("sent", 2), ("silenced", 1)]
+    assert cycle(20) == []  # still silenced, nothing new
+    assert cycle(30) == [["m-muted"]]  # the silence ended (its end is exclusive)
+    assert cycle(59) == []
+    assert cycle(60) == [["m-a", "m-b"]]  # repeated after 1h; m-muted's hour is not up
+    assert cycle(90) == [["m-muted"]]
+    webhook.shutdown()

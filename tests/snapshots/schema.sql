@@ -4,7 +4,8 @@ CREATE TABLE alert_deliveries
     `fingerprint` String,
     `at` DateTime64(3, 'UTC') COMMENT 'The alert event\'s time (alert_events.at)',
     `state` LowCardinality(String),
-    `delivered_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+    `delivered_at` DateTime64(3, 'UTC') DEFAULT now64(3),
+    `outcome` LowCardinality(String) DEFAULT 'sent' COMMENT 'sent | silenced | skipped'
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (receiver, fingerprint, at, state)
@@ -18,7 +19,7 @@ CREATE TABLE alert_events
     `kind` LowCardinality(String) COMMENT 'budget | anomaly | unpriced | ...',
     `fingerprint` String COMMENT 'Hash of the alert name and labels: one alert instance',
     `labels` Map(String, String),
-    `state` LowCardinality(String) COMMENT 'pending | inactive | firing | resolved (only firing and resolved are notified)',
+    `state` LowCardinality(String) COMMENT 'pending | inactive | firing | cleared | recurred | resolved (only firing and resolved are notified)',
     `starts_at` DateTime64(3, 'UTC') COMMENT 'When the instance started firing (pending, inactive: when it became active)',
     `ends_at` Nullable(DateTime64(3, 'UTC')) COMMENT 'When it resolved (resolved), or when a pending instance went inactive',
     `value` String COMMENT 'The observed value, as exact decimal text (money in the book currency)',

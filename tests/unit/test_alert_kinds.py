@@ -24,7 +24,7 @@ from pipeline.alerts.pipeline_health import DeadLettersRule, PipelineLagRule
 from pipeline.alerts.state import NOTIFIED, AlertEvent, Observation, RuleState
 from pipeline.alerts.tail_shift import TailShiftRule
 from pipeline.alerts.task_budget import TaskBudgetRule
-from pipeline.alerts.templates import render
+from pipeline.alerts.templates import render, show
 from pipeline.alerts.unpriced import UnpricedRule
 from tests.unit.alert_reference import Call, MemoryInputs, Task
 
@@ -213,6 +213,13 @@ def test_the_unpriced_share_of_calls() -> None:
                         group_by=["scenario_id"])  # fmt: skip
     [found] = unpriced.evaluate(rule, MemoryInputs(calls), t(30, 11))
     assert found.value == Decimal("0.3")
+    # A rule that sets only max_share does not also alert on new models (the A model
+    # is new within the window: with new_models it would add a second alert).
+    share_only = UnpricedRule(alert="U", max_share=Decimal("0.2"), group_by=["scenario_id"])
+    assert unpriced.evaluate(share_only, MemoryInputs(calls), t(30, 11)) == [found]
+    both = UnpricedRule(alert="U", new_models=True, max_share=Decimal("0.2"),
+                        group_by=["scenario_id"])  # fmt: skip
+    assert len(unpriced.evaluate(both, MemoryInputs(calls), t(30, 11))) == 2
 
 
 # --- states ----------------------------------------------------------------
@@ -230,24 +237,42 @@ def test_pending_then_firing_then_resolved_after_keep_firing_for() -> None:
     assert rule.step(t0 + timedelta(minutes=5), _obs()) == []  # 5 m < for
     [fired] = rule.step(t0 + timedelta(minutes=10), _obs(2))
     assert (fired.state, fired.starts_at, fired.value) == ("firing", t0 + timedelta(minutes=10), 2)
-    # Cleared at 10:15: kept firing for 10 minutes from that evaluation.
-    assert rule.step(t0 + timedelta(minutes=15), []) == []
+    # Cleared at 10:15 (recorded, not notified): kept firing 10 minutes from then.
+    [cleared] = rule.step(t0 + timedelta(minutes=15), [])
+    assert (cleared.state, cleared.starts_at) == ("cleared", t0 + timedelta(minutes=10))
     assert rule.step(t0 + timedelta(minutes=20), []) == []  # 5 m < keep_firing_for
     [resolved] = rule.step(t0 + timedelta(minutes=25), [])
     assert resolved.state == "resolved" and resolved.ends_at == t0 + timedelta(minutes=25)
     assert resolved.fingerprint == fired.fingerprint
+    # Its figures are the last evaluation's that found the condition (10:10, value 2).
+    assert resolved.value == 2
+    assert resolved.details["figures_as_of"] == (t0 + timedelta(minutes=10)).isoformat()
 
 
 def test_a_condition_back_within_keep_firing_for_restarts_the_count() -> None:
     rule = RuleState("Spend", "budget", "warning", timedelta(0), timedelta(minutes=10))
     t0 = t(30, 10)
     [_fired] = rule.step(t0, _obs())
-    assert rule.step(t0 + timedelta(minutes=5), []) == []  # cleared at 10:05
-    assert rule.step(t0 + timedelta(minutes=10), _obs()) == []  # back: still the same alert
-    assert rule.step(t0 + timedelta(minutes=15), []) == []  # cleared again at 10:15
-    assert rule.step(t0 + timedelta(minutes=20), []) == []
-    [resolved] = rule.step(t0 + timedelta(minutes=25), [])
-    assert resolved.starts_at == t0
+    states = [[e.state for e in rule.step(t0 + timedelta(minutes=m), _obs() if m == 10 else [])]
+              for m in (5, 10, 15, 20, 25)]  # fmt: skip
+    # Cleared at 10:05, back at 10:10 (still the same alert), cleared again at 10:15,
+    # resolved 10 minutes after that.
+    assert states == [["cleared"], ["recurred"], ["cleared"], [], ["resolved"]]
+    assert not any(s in NOTIFIED for step in states[:-1] for s in step)
+
+
+def test_keep_firing_for_counts_across_a_restart() -> None:
+    # A new process each cycle: the 10 minutes count from the first clear (10:05), not
+    # from the first cycle of the new process.
+    history: list[AlertEvent] = []
+    resolved_at = []
+    for minute, found in ((0, _obs()), (5, []), (10, []), (15, []), (20, [])):
+        rule = RuleState("Spend", "budget", "warning", timedelta(0), timedelta(minutes=10))
+        rule.restore(history)
+        events = rule.step(t(30, 10, minute), found)
+        history.extend(events)
+        resolved_at += [minute for e in events if e.state == "resolved"]
+    assert resolved_at == [15]
 
 
 def test_a_pending_alert_that_clears_sends_nothing() -> None:
@@ -422,3 +447,18 @@ def test_dead_letters_per_reason_over_a_window() -> None:
     rule = DeadLettersRule(alert="Dlq", max_count=1, window="1h")
     [found] = kinds.evaluate(rule, _DeadLetters(), t(30, 11), now=t(30, 11))
     assert dict(found.labels) == {"reason": "not_json"} and found.value == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("1234.50000"), "1234.5"),
+        (Decimal("1E+3"), "1000"),
+        (6.9e-18, "0"),  # a baseline of zero rates summed in floats
+        (120000.0, "120000"),  # seconds of lag, not 1.2e+05
+        (0.012345, "0.01235"),
+        (None, ""),
+    ],
+)
+def test_figures_never_in_exponent_form(value: Decimal | float | None, text: str) -> None:
+    assert show(value) == text

@@ -3,8 +3,10 @@ refused by `alerts validate` with the reason."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,39 @@ def test_validate_notes_secrets_missing_here(
     monkeypatch.setenv("COSTFLOW_TEST_HOOK_SECRET", "s")
     assert main(["alerts", "validate", str(tmp_path / "rules.yaml")]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_validate_says_which_silences_are_active(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    silences = (
+        "receivers:\n  - {name: am, type: alertmanager, url: 'http://am:9093'}\n"
+        "silences:\n"
+        "  - {matchers: ['alertname=\"B\"'], starts_at: '2020-01-01T00:00:00Z',"
+        " ends_at: '2020-01-02T00:00:00Z', created_by: me, comment: old}\n"
+        "  - {matchers: ['alertname=\"B\"'], starts_at: '2020-01-01T00:00:00Z',"
+        " ends_at: '2999-01-01T00:00:00Z', created_by: me, comment: long}\n"
+    )
+    _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", silences)
+    assert main(["alerts", "validate", str(tmp_path / "rules.yaml")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert 'silence alertname="B": ended 2020-01-02T00:00:00+00:00 (me: old)' in out
+    assert 'silence alertname="B": active until 2999-01-01T00:00:00+00:00 (me: long)' in out
+    assert out[-1].startswith("note: silences apply to webhook, slack and kafka receivers")
+
+
+def test_grouping_and_repeats_of_a_webhook(tmp_path: Path) -> None:
+    receivers = (
+        "receivers:\n"
+        "  - {name: a, type: webhook, url: 'http://x/'}\n"
+        "  - {name: b, type: webhook, url: 'http://x/', group_by: ['...'], repeat_interval: 30m}\n"
+    )
+    rules: Any = _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", receivers)
+    a, b = rules.receivers
+    assert (a.group_by, a.repeat_interval) == (["alertname"], timedelta(hours=4))
+    assert (b.group_by, b.repeat_interval) == (["..."], timedelta(minutes=30))
+    bad = "receivers:\n  - {name: a, type: webhook, url: 'http://x/', group_by: ['a-b']}\n"
+    with pytest.raises(AlertRulesInvalid, match="group_by"):
+        _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", bad)

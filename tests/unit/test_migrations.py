@@ -155,6 +155,12 @@ SHIPPED = {
     "0013_alert_pending_states.sql": (
         "793622f59d1156b8a90f74aa387474d1b5bee90e1d90202fb6758449c876c689"
     ),
+    "0014_alert_delivery_outcomes.sql": (
+        "c71f238c5d1e879ace182b08fea788e1ead5e83d8a43c0565885dcf8335904a3"
+    ),
+    "0015_alert_cleared_states.sql": (
+        "1eedb8b8169358323697335e338f71f0ce7089d0ca59a7e691c5df8824c3ecda"
+    ),
 }
 
 
