@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.alert_identity import fingerprint
-from pipeline.alerts import kinds
+from pipeline.alerts import kinds, restatements
 from pipeline.alerts.dispatch import notify
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.receivers import (
@@ -32,9 +32,10 @@ from pipeline.alerts.receivers import (
     SlackDelivery,
     WebhookDelivery,
 )
+from pipeline.alerts.restatements import Judgement
 from pipeline.alerts.state import FIRING_STATES, NOTIFIED, AlertEvent, Observation, RuleState
 from pipeline.config import KafkaSettings
-from pipeline.query.alert_inputs import AlertInputs, CycleCache, floor_hour
+from pipeline.query.alert_inputs import HOUR, AlertInputs, CycleCache, floor_hour
 
 log = logging.getLogger("costflow.alerts")
 # Undelivered events older than this are not retried (a receiver down for a week
@@ -75,6 +76,8 @@ class AlertEngine:
         self.stage1_raises = False
         self._unraised: dict[str, dict[str, datetime]] = {}  # rule → fingerprint → first
         self._adopted_at: datetime | None = None
+        # Live (cycle): hours judged this cycle, kept to notice later restatements.
+        self._judged: list[Judgement] = []
 
     def annotations(self) -> dict[str, dict[str, str]]:
         return {name: dict(rule.annotations) for name, rule in self.rules.items()}
@@ -157,9 +160,51 @@ class AlertEngine:
         hour = floor_hour(at)
         cached = self._hourly.get(rule.alert)
         if cached is None or cached[0] != hour:
+            # The digest is read first: a call stored while judging shows as a change.
+            judged = hour - HOUR
+            digest = restatements.hour_digests(inputs, judged, hour).get(judged)
             cached = (hour, kinds.evaluate(rule, inputs, at))
             self._hourly[rule.alert] = cached
+            if self.stage1_raises:
+                self._judged.append(restatements.judgement(
+                    rule.alert, judged, digest or restatements.EMPTY, cached[1], at))  # fmt: skip
         return cached[1]
+
+    def restate(self, at: datetime, history: AlertHistory) -> list[AlertEvent]:
+        """Judge again the hours judged in the last :data:`restatements.LOOKBACK` whose
+        stored calls changed since; the ``restated`` events and the firings of label
+        sets found anomalous only now. Updates the judgements of this cycle."""
+        rules = {name: r for name, r in self.rules.items() if r.kind == "anomaly"}
+        fresh = {(j.alert, j.window_start) for j in self._judged}
+        if not rules:
+            return []
+        since = floor_hour(at) - restatements.LOOKBACK
+        stored = [j for j in history.judgements(rules, since)
+                  if (j.alert, j.window_start) not in fresh]  # fmt: skip
+        if not stored:
+            return []
+        current = restatements.hour_digests(self.inputs, since, floor_hour(at))
+        events: list[AlertEvent] = []
+        for old in stored:
+            digest = current.get(old.window_start, restatements.EMPTY)
+            if digest == old.digest:
+                continue
+            rule = rules[old.alert]
+            found = kinds.evaluate(rule, self.inputs, old.window_end)
+            changes, raised = restatements.restate(rule, old, found, at)
+            events.extend(changes)
+            for obs in raised:
+                fired = self.states[rule.alert].fire_now(at, obs)
+                if fired is not None:
+                    events.append(fired)
+            log.warning(
+                "%s: the hour %s changed since it was judged (%s -> %s): %d figures restated, "
+                "%d label sets newly anomalous", rule.alert, old.window_start.isoformat(),
+                old.digest, digest, len(changes), len(raised),
+            )  # fmt: skip
+            self._judged.append(restatements.judgement(
+                rule.alert, old.window_start, digest, found, at))  # fmt: skip
+        return events
 
     def evaluate(
         self, at: datetime, force: bool = False, now: datetime | None = None
@@ -195,7 +240,12 @@ class AlertEngine:
         self.stage1_raises = True
         self.adopt(history)
         events = self.evaluate(at, force, now)
+        events += self.restate(at, history)
+        # Events first: a crash before the judgements are kept judges again (the
+        # firings are not repeated: the restored instance is firing already).
         history.record(events)
+        history.judged(self._judged)
+        self._judged = []
         clock = now if now is not None else datetime.now(UTC)
         firing = self.firing(at)
         for delivery in deliveries:

@@ -1,4 +1,5 @@
-"""Alert history in ClickHouse (``alert_events``, ``alert_deliveries``; migration 0012).
+"""Alert history in ClickHouse (``alert_events``, ``alert_deliveries``; migration 0012;
+``alert_judgements``, migration 0016).
 
 The evaluator writes each transition (pending and inactive too, so that pending
 instances survive a restart) before delivering the firings and resolutions, and
@@ -15,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.alerts.notify import Told
+from pipeline.alerts.restatements import Judgement
 from pipeline.alerts.state import NOTIFIED, AlertEvent
 from pipeline.alerts.templates import show
 
@@ -75,7 +77,9 @@ class AlertHistory:
         """Each instance's latest event, for restoring state (any age: a firing
         alert stays firing until its resolution is recorded); with ``recorded_since``
         (the clock), only instances with an event recorded since then."""
-        where, params = "alert IN %(alerts)s", dict[str, Any](alerts=list(alerts))
+        # A restated window is a record, never an instance's state.
+        where = "alert IN %(alerts)s AND state != 'restated'"
+        params = dict[str, Any](alerts=list(alerts))
         if recorded_since is not None:
             where += (" AND fingerprint IN (SELECT fingerprint FROM alert_events "
                       "WHERE alert IN %(alerts)s AND recorded_at >= %(since)s)")  # fmt: skip
@@ -86,6 +90,39 @@ class AlertHistory:
             parameters=params,
         )
         return [self._event(row) for row in result.result_rows]
+
+    def judged(self, judgements: Iterable[Judgement]) -> None:
+        """Keep what rules judged of closed windows (the latest per rule and window
+        wins, see :mod:`pipeline.alerts.restatements`)."""
+        rows = [
+            (j.alert, j.window_start, j.window_end, j.digest, j.findings_json(), j.judged_at)
+            for j in judgements
+        ]
+        if rows:
+            self.client.insert(
+                "alert_judgements", rows,
+                column_names=["alert", "window_start", "window_end", "digest", "findings",
+                              "judged_at"],
+            )  # fmt: skip
+
+    def judgements(self, alerts: Iterable[str], since: datetime) -> list[Judgement]:
+        """The latest judgement of each window of ``alerts`` starting at or after
+        ``since``."""
+        rows = self.client.query(
+            "SELECT alert, window_start, digest, findings, judged_at FROM alert_judgements "
+            "FINAL WHERE alert IN %(alerts)s AND window_start >= %(since)s",
+            parameters={"alerts": list(alerts), "since": since},
+        ).result_rows
+        return [
+            Judgement(
+                alert,
+                _utc(start) or start,
+                digest,
+                Judgement.parse_findings(found),
+                _utc(judged) or judged,
+            )
+            for alert, start, digest, found, judged in rows
+        ]
 
     @staticmethod
     def _event(row: tuple[Any, ...]) -> AlertEvent:

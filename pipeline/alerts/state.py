@@ -11,7 +11,8 @@ has held that long. A firing alert whose condition clears records ``cleared`` (i
 ``keep_firing_for`` counts from there, across restarts) and ``recurred`` if the
 condition comes back before it resolved. Only firings and resolutions are notified
 (:data:`NOTIFIED`); a resolution's figures are those of the last evaluation that
-found the condition (``details.figures_as_of``).
+found the condition (``details.figures_as_of``). ``restated`` records a change of a closed window's
+figures (:mod:`pipeline.alerts.restatements`); it is never an instance's state.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Literal
 
 from pipeline.alert_identity import fingerprint
 
-State = Literal["pending", "inactive", "firing", "cleared", "recurred", "resolved"]
+State = Literal["pending", "inactive", "firing", "cleared", "recurred", "resolved", "restated"]
 # The states of an instance that has fired and not resolved.
 FIRING_STATES: frozenset[str] = frozenset({"firing", "cleared", "recurred"})
 # The transitions receivers are told of; pending and inactive are bookkeeping.
@@ -170,6 +171,18 @@ class RuleState:
             elif newly:
                 events.append(self._event(inst, "cleared", at))
         return events
+
+    def fire_now(self, at: datetime, obs: Observation) -> AlertEvent | None:
+        """Fire ``obs`` at ``at`` without ``for`` (a restated window: its condition held
+        for the whole closed window); None when that instance is firing already. It
+        resolves like any other once evaluations stop finding it."""
+        fp = fingerprint(self.alert, obs.labels)
+        if fp in self.instances:
+            return None
+        inst = Instance(self.alert, self.kind, dict(obs.labels), "firing", at, at, obs,
+                        self.severity, fired_at=at)  # fmt: skip
+        self.instances[fp] = inst
+        return self._event(inst, "firing", at)
 
     def firing(self, at: datetime) -> list[AlertEvent]:
         """Every firing instance as of ``at`` (what a receiver re-sends)."""

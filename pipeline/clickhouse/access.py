@@ -49,13 +49,13 @@ TEAM_VIEWS = (
 ALL_TEAMS_ONLY = (
     "fixed_costs", "v_fixed_costs", "v_fixed_cost_allocation_daily", "v_fixed_cost_items",
     "v_scenario_full_cost_daily", "v_reprice_comparison", "call_repricings",
-    "alert_events", "alert_deliveries",
+    "alert_events", "alert_deliveries", "alert_judgements",
 )  # fmt: skip
 # `costflow alerts run`: reads the call tables every owner's rows, writes only its
 # history (the rules evaluate on aggregates; nothing else changes).
 ALERTS_SELECTS = ("calls", "call_cancellations", "call_costs_hourly", "alert_events",
-                  "alert_deliveries", "schema_migrations")  # fmt: skip
-ALERTS_INSERTS = ("alert_events", "alert_deliveries")
+                  "alert_deliveries", "alert_judgements", "schema_migrations")  # fmt: skip
+ALERTS_INSERTS = ("alert_events", "alert_deliveries", "alert_judgements")
 # What the sink writes, and reads back to stay idempotent.
 # (alert_events: stage 1's task_budget firings, recorded once per task and rule.)
 SINK_INSERTS = ("calls", "task_changes", "task_states", "call_repricings",

@@ -80,14 +80,15 @@ def traffic(start: datetime, weeks: int, spike_at: datetime | None,
     return calls
 
 
-def store(client: Any, calls: list[Call]) -> None:
+def store(client: Any, calls: list[Call], batch: str = "") -> None:
+    """Insert ``calls`` (``batch`` keeps the event ids of later inserts distinct)."""
     rows = []
     for n, c in enumerate(calls):
         cost = None if c.unpriced else c.cost
         rows.append((
-            f"e{n}", f"t{n}", c.ts, c.label("provider"), c.label("model"), c.label("scenario_id"),
-            c.label("environment"), c.label("owner"), "ok", "standard", 1, "", c.tokens, 0,
-            cost, cost, "USD", "test@1", "no price" if c.unpriced else "",
+            f"{batch}e{n}", f"{batch}t{n}", c.ts, c.label("provider"), c.label("model"),
+            c.label("scenario_id"), c.label("environment"), c.label("owner"), "ok", "standard",
+            1, "", c.tokens, 0, cost, cost, "USD", "test@1", "no price" if c.unpriced else "",
         ))  # fmt: skip
     for i in range(0, len(rows), 20_000):
         client.insert("calls", rows[i : i + 20_000], column_names=_COLUMNS)
@@ -236,6 +237,14 @@ class _Webhook(BaseHTTPRequestHandler):
         pass
 
 
+def _serve_webhook(secret: bytes = b"") -> HTTPServer:
+    """A webhook receiver on a free loopback port, its record of posts emptied."""
+    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
+    _Webhook.secret, _Webhook.received, _Webhook.fail = secret, [], False
+    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    return webhook
+
+
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -280,9 +289,7 @@ def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
     new_model = {"provider": "acme", "model": "m-new", "scenario_id": "chat"}
     store(chdb_client, [Call(hour + timedelta(minutes=m), Decimal(0), new_model, unpriced=True)
                         for m in (5, 50)])  # fmt: skip
-    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
-    _Webhook.secret, _Webhook.received, _Webhook.fail = b"s3cret", [], False
-    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    webhook = _serve_webhook(b"s3cret")
     monkeypatch.setenv("COSTFLOW_TEST_WEBHOOK_SECRET", "s3cret")
     receivers = (
         "receivers:\n"
@@ -428,9 +435,7 @@ def test_the_sinks_alert_loop_evaluates_records_and_delivers(
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     new_model = {"provider": "acme", "model": "m-loop", "scenario_id": "chat"}
     store(client, [Call(hour + timedelta(seconds=1), Decimal(0), new_model, unpriced=True)])
-    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
-    _Webhook.secret, _Webhook.received, _Webhook.fail = b"", [], False
-    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    webhook = _serve_webhook()
     path = tmp_path / "rules.yaml"
     path.write_text(
         "groups:\n  - name: g\n    interval: 1s\n    rules:\n"
@@ -568,9 +573,7 @@ def test_a_webhook_without_alertmanager_groups_repeats_and_honours_silences(
              {"provider": "acme", "model": model, "scenario_id": "chat"}, unpriced=True)
         for m, model in ((5, "m-a"), (10, "m-b"), (15, "m-muted"))
     ])  # fmt: skip
-    webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
-    _Webhook.secret, _Webhook.received, _Webhook.fail = b"", [], False
-    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    webhook = _serve_webhook()
     clock = datetime(2026, 11, 30, 12, tzinfo=UTC)
     path = tmp_path / "rules.yaml"
     path.write_text(
@@ -617,4 +620,62 @@ def test_a_webhook_without_alertmanager_groups_repeats_and_honours_silences(
     assert cycle(59) == []
     assert cycle(60) == [["m-a", "m-b"]]  # repeated after 1h; m-muted's hour is not up
     assert cycle(90) == [["m-muted"]]
+    webhook.shutdown()
+
+
+def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
+    engine_dir: Path, tmp_path: Path
+) -> None:
+    """Spend of scenario chat: 1.00 an hour, the same hour of the three weeks before
+    (expected 1.00, MAD 0). The hour is judged at 11:05 and is normal; then nine late
+    calls of 1.00 land in it (spend 10.00: ten times the baseline, impact 9.00). The
+    cycle of 12:05 judges 11:00 fresh and notices 10:00 changed: it fires once with
+    ``restated_hour``, the webhook is told; 12:10 resolves it (it is not the current
+    hour's finding). A tenth late call then changes the value (11.00): recorded as
+    ``restated``, not notified. Every cycle is a new process."""
+    client = _database(engine_dir)
+    hour = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    chat = {"provider": "openai", "model": "gpt-4o-mini", "scenario_id": "chat"}
+    store(client, [Call(hour - timedelta(weeks=k) + timedelta(minutes=5), Decimal(1), chat)
+                   for k in range(4)])  # fmt: skip
+    webhook = _serve_webhook()
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n  - name: g\n    interval: 5m\n    rules:\n"
+        "      - {alert: SpendSpike, kind: anomaly, metric: spend, group_by: [scenario_id],"
+        " weeks: 3, min_history: 3, z: 4, min_ratio: 2, min_impact: '0.50'}\n"
+        "receivers:\n"
+        f"  - {{name: hook, type: webhook, url: 'http://127.0.0.1:{webhook.server_port}/'}}\n",
+        encoding="utf-8",
+    )
+    rules, history = load_rules(path), AlertHistory(client)
+
+    def cycle(at: datetime) -> list[tuple[str, dict[str, str]]]:
+        engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+        engine.restore(history)
+        before = len(_Webhook.received)
+        engine.cycle(at, history, engine.deliveries(), force=True, now=at)
+        return [(a["status"], a["labels"]) for p in _Webhook.received[before:]
+                for a in p["alerts"]]  # fmt: skip
+
+    def restated() -> list[tuple[str, str, dict[str, str]]]:
+        return [(e.details["restated"], str(e.value), e.details["was"])
+                for e in history.events_since(hour) if e.state == "restated"]  # fmt: skip
+
+    assert cycle(hour + timedelta(hours=1, minutes=5)) == []  # 10:00 judged: normal
+    late = [Call(hour + timedelta(minutes=30 + m), Decimal(1), chat) for m in range(9)]
+    store(client, late, batch="late")
+    want = {"alertname": "SpendSpike", "severity": "warning", "costflow_kind": "anomaly",
+            "scenario_id": "chat", "restated_hour": hour.isoformat()}  # fmt: skip
+    assert cycle(hour + timedelta(hours=2, minutes=5)) == [("firing", want)]
+    [fired] = [e for e in history.events_since(hour) if e.state == "firing"]
+    assert (fired.value, fired.expected, fired.impact) == (Decimal(10), Decimal(1), Decimal(9))
+    assert fired.details["was"] == "not anomalous"
+    assert cycle(hour + timedelta(hours=2, minutes=10)) == [("resolved", want)]
+    assert cycle(hour + timedelta(hours=2, minutes=15)) == []  # nothing changed since
+    store(client, [Call(hour + timedelta(minutes=50), Decimal(1), chat)], batch="later")
+    assert cycle(hour + timedelta(hours=2, minutes=20)) == []  # recorded, not notified
+    assert restated() == [("value", "11", "10")]
+    assert cycle(hour + timedelta(hours=2, minutes=25)) == []
+    assert len(restated()) == 1
     webhook.shutdown()

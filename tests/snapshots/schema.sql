@@ -19,7 +19,7 @@ CREATE TABLE alert_events
     `kind` LowCardinality(String) COMMENT 'budget | anomaly | unpriced | ...',
     `fingerprint` String COMMENT 'Hash of the alert name and labels: one alert instance',
     `labels` Map(String, String),
-    `state` LowCardinality(String) COMMENT 'pending | inactive | firing | cleared | recurred | resolved (only firing and resolved are notified)',
+    `state` LowCardinality(String) COMMENT 'pending | inactive | firing | cleared | recurred | resolved | restated (only firing and resolved are notified)',
     `starts_at` DateTime64(3, 'UTC') COMMENT 'When the instance started firing (pending, inactive: when it became active)',
     `ends_at` Nullable(DateTime64(3, 'UTC')) COMMENT 'When it resolved (resolved), or when a pending instance went inactive',
     `value` String COMMENT 'The observed value, as exact decimal text (money in the book currency)',
@@ -34,6 +34,23 @@ PARTITION BY toYYYYMM(at)
 ORDER BY (alert, fingerprint, at, state)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
 COMMENT 'Alert state transitions (pending, inactive, firing, resolved); the evaluator\'s state is rebuilt from it';
+
+CREATE TABLE alert_judgements
+(
+    `alert` LowCardinality(String) COMMENT 'Rule name (Prometheus alertname)',
+    `window_start` DateTime64(3, 'UTC') COMMENT 'Start of the judged window (a whole UTC hour)',
+    `window_end` DateTime64(3, 'UTC') COMMENT 'End of the judged window (exclusive)',
+    `digest` String COMMENT 'calls:unpriced:retried:tokens:known cost of every stored call in the window, read before judging',
+    `findings` String COMMENT 'JSON: fingerprint -> {labels, value} of each label set found anomalous',
+    `judged_at` DateTime64(3, 'UTC') COMMENT 'Evaluation time (the data\'s time) of this judgement',
+    `recorded_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(recorded_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (alert, window_start)
+TTL toDateTime(window_start) + toIntervalDay(35)
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 8192
+COMMENT 'What each alert rule judged of each closed window, to notice restatements';
 
 CREATE TABLE call_cancellations
 (

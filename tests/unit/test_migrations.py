@@ -161,6 +161,9 @@ SHIPPED = {
     "0015_alert_cleared_states.sql": (
         "1eedb8b8169358323697335e338f71f0ce7089d0ca59a7e691c5df8824c3ecda"
     ),
+    "0016_alert_judgements.sql": (
+        "8220104889b09fe99254fb297cc69335b093eff4ac908bed5de69792a43f1a51"
+    ),
 }
 
 
