@@ -9,6 +9,11 @@ of a ratio of sums). It fires when the recent cost per accepted outcome is highe
 beyond the 95% interval, by at least ``min_ratio``, with at least ``min_accepted``
 accepted outcomes on each side. The money at stake: what the recent accepted outcomes
 cost above the baseline rate.
+
+A task with a call the price book could not price counts that call as 0: the recent
+figure is then a lower bound (``details.value_bound``, ``details.incomplete``), and
+a baseline with such tasks is low too (``details.baseline_incomplete``: the rise may
+be overstated).
 """
 
 from __future__ import annotations
@@ -23,9 +28,28 @@ from pipeline.alerts.rules import Duration, RuleBase
 from pipeline.alerts.state import Observation
 from pipeline.alerts.task_labels import check_task_labels
 from pipeline.query.alert_inputs import AlertInputs
-from pipeline.query.noise import A_MORE, compare_arms
+from pipeline.query.noise import A_MORE, ArmSums, compare_arms
 
 _MICRO = Decimal("0.000001")
+
+
+def _bounds(now: ArmSums, before: ArmSums) -> dict[str, str]:
+    """Which figures count unpriced calls as 0 (see the module docstring)."""
+    out: dict[str, str] = {}
+    if now.unpriced_tasks:
+        out["value_bound"] = "lower"
+        out["incomplete"] = (
+            f"{now.unpriced_tasks} of {now.tasks} recent tasks have a call without a price "
+            "(counted as 0), so the cost per accepted outcome is a lower bound; add their "
+            "prices to the book and run `costflow reprice`"
+        )
+    if before.unpriced_tasks:
+        out["baseline_incomplete"] = (
+            f"{before.unpriced_tasks} of {before.tasks} baseline tasks have a call without a "
+            "price (counted as 0): the baseline cost per accepted outcome is low by their "
+            "cost, so the rise may be overstated; price them and run `costflow reprice`"
+        )
+    return out
 
 
 class OutcomeRegressionRule(RuleBase):
@@ -70,6 +94,7 @@ def evaluate(rule: OutcomeRegressionRule, inputs: AlertInputs, at: datetime) -> 
                     "baseline_accepted": str(before.accepted),
                     "interval_low": f"{diff.low:.6f}",
                     "interval_high": f"{diff.high:.6f}",
+                    **_bounds(now, before),
                 },
             )
         )

@@ -203,8 +203,9 @@ class SlackDelivery:
             summary = notes.get("summary") or ", ".join(f"{k}={v}" for k, v in e.labels.items())
             mark = ":red_circle:" if e.state == "firing" else ":white_check_mark:"
             lines.append(f"{mark} *{e.alert}* ({e.severity}, {e.state}): {summary}")
-            if e.details.get("incomplete"):
-                lines.append(f"    incomplete: {e.details['incomplete']}")
+            for mark in ("incomplete", "baseline_incomplete"):
+                if e.details.get(mark):
+                    lines.append(f"    {mark}: {e.details[mark]}")
         return "\n".join(lines)
 
     def send(self, events: Sequence[AlertEvent], at: datetime, group: GroupKey = ()) -> None:

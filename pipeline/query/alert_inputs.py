@@ -241,15 +241,18 @@ class ClickHouseAlertInputs:
         sql = (
             f"SELECT {keys}, count(), countIf(outcome = 'accepted'), sum(total_cost), "
             "sumIf(total_cost, outcome = 'accepted'), "
-            "sum(toFloat64(total_cost) * toFloat64(total_cost)) FROM tasks FINAL "
+            "sum(toFloat64(total_cost) * toFloat64(total_cost)), countIf(unpriced_calls > 0) "
+            "FROM tasks FINAL "
             f"WHERE first_event_at >= %(s)s AND first_event_at < %(e)s AND {where} "
             f"AND (outcome != '' OR outcome_deadline <= %(d)s) GROUP BY {names}"
         )
         out: dict[Key, ArmSums] = {}
         for row in self.client.query(sql, parameters=params).result_rows:
             key = tuple(str(v) for v in row[: len(group_by)])
-            n, accepted, cost, accepted_cost, squares = row[-5:]
-            out[key] = ArmSums(int(n), int(accepted), cost, accepted_cost, float(squares))
+            n, accepted, cost, accepted_cost, squares, unpriced = row[-6:]
+            out[key] = ArmSums(
+                int(n), int(accepted), cost, accepted_cost, float(squares), int(unpriced)
+            )
         return out
 
     def cost_histogram(

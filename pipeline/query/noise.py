@@ -39,6 +39,9 @@ class ArmSums:
     cost: Decimal
     accepted_cost: Decimal  # sum of cost over accepted tasks = sum(c * a)
     cost_squared: float  # sum of cost^2
+    # Tasks with a call the price book could not price: their cost counts that call
+    # as 0, so every cost figure of the arm is a lower bound when this is not 0.
+    unpriced_tasks: int = 0
 
     @classmethod
     def none(cls) -> ArmSums:
@@ -51,6 +54,7 @@ class ArmSums:
             MONEY.add(self.cost, other.cost),
             MONEY.add(self.accepted_cost, other.accepted_cost),
             self.cost_squared + other.cost_squared,
+            self.unpriced_tasks + other.unpriced_tasks,
         )
 
     @property

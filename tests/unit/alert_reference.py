@@ -39,6 +39,7 @@ class Task:
     task_id: str = ""
     calls: int = 1
     last_event_at: datetime | None = None  # None: first_event_at
+    unpriced_calls: int = 0
 
     def label(self, name: str) -> str:
         return self.labels.get(name, "")
@@ -101,7 +102,7 @@ class MemoryInputs:
                 key = tuple(t.label(g) for g in group_by)
                 accepted = t.outcome == "accepted"
                 one = ArmSums(1, int(accepted), t.cost, t.cost if accepted else Decimal(0),
-                              float(t.cost) ** 2)  # fmt: skip
+                              float(t.cost) ** 2, int(t.unpriced_calls > 0))  # fmt: skip
                 out[key] = out.get(key, ArmSums.none()) + one
         return out
 

@@ -3,6 +3,7 @@ alert state machine; every figure worked by hand in the comments."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -342,6 +343,27 @@ def test_a_rise_within_the_noise_does_not_fire() -> None:
     tasks = _tasks(25, ["0.50", "1.50"] * 20) + _tasks(30, ["0.50", "2.50"] * 20)
     [found] = outcome_regression.evaluate(rule, MemoryInputs(tasks=tasks), t(1, month=12))
     assert found.details["interval_low"] == "0.149110"
+
+
+def test_tasks_with_unpriced_calls_mark_the_figures_they_lower() -> None:
+    # As the doubling above, but 3 recent tasks and 2 baseline tasks have a call
+    # without a price: the recent R is a lower bound, the baseline's too (the rise may
+    # be overstated); both say how many tasks of how many. Priced only: no marks.
+    def unpriced(task: Task) -> Task:
+        return replace(task, unpriced_calls=1)
+
+    base, recent = _tasks(25, ["1.00"] * 40), _tasks(30, ["2.00"] * 40)
+    rule = OutcomeRegressionRule(alert="Cpao")
+    [clean] = outcome_regression.evaluate(rule, MemoryInputs(tasks=base + recent), t(1, month=12))
+    assert "value_bound" not in clean.details and "baseline_incomplete" not in clean.details
+    marked = [unpriced(x) for x in base[:2]] + base[2:] + [unpriced(x) for x in recent[:3]]
+    [found] = outcome_regression.evaluate(
+        rule, MemoryInputs(tasks=marked + recent[3:]), t(1, month=12)
+    )
+    assert found.value == clean.value  # the figures are what is stored; the marks say so
+    assert found.details["value_bound"] == "lower"
+    assert found.details["incomplete"].startswith("3 of 40 recent tasks have a call without")
+    assert found.details["baseline_incomplete"].startswith("2 of 40 baseline tasks")
 
 
 def test_undecided_tasks_are_left_out_and_model_labels_refused() -> None:

@@ -141,3 +141,27 @@ def test_silences_refused_with_the_reason(fields: dict[str, object], reason: str
     }  # fmt: skip
     with pytest.raises(ValidationError, match=reason):
         Silence.model_validate(data)
+
+
+def test_the_slack_text_counts_firings_and_says_what_is_incomplete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    from pipeline.alerts.receivers import SlackDelivery
+    from pipeline.alerts.rules import SlackReceiver
+
+    monkeypatch.setenv("TEST_SLACK_URL", "https://hooks.slack.invalid/T0/B0/x")
+    summary = {"summary": "{{ $labels.scenario_id }} at {{ $value }}"}
+    slack = SlackDelivery(SlackReceiver(name="s", url_env="TEST_SLACK_URL"), {"Cpao": summary})
+    lowered = replace(event("Cpao", "chat"), details={
+        "value_bound": "lower", "incomplete": "3 of 40 recent tasks ...",
+        "baseline_incomplete": "2 of 40 baseline tasks ..."})  # fmt: skip
+    text = slack.text([lowered, event("Cpao", "search", "resolved", NOW)], (("alertname", "Cpao"),))
+    assert text.splitlines() == [
+        "*[FIRING:1]* alertname=Cpao",
+        ":red_circle: *Cpao* (warning, firing): chat at ≥ 12.5",
+        "    incomplete: 3 of 40 recent tasks ...",
+        "    baseline_incomplete: 2 of 40 baseline tasks ...",
+        ":white_check_mark: *Cpao* (warning, resolved): search at 12.5",
+    ]
