@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.alert_identity import fingerprint
 from pipeline.alerts import kinds, restatements
+from pipeline.alerts.budget import period_bounds
 from pipeline.alerts.dispatch import notify
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.receivers import (
@@ -47,6 +48,8 @@ STAGE1_GRACE = timedelta(minutes=2)
 # Stage-1 firings recorded up to this long before the last adoption are looked at
 # again (the sink's clock and insert visibility may lag the evaluator's).
 ADOPT_MARGIN = timedelta(minutes=10)
+# The last instant of a closed window (calls are stored to the millisecond).
+_TICK = timedelta(microseconds=1)
 
 
 def stage1_rule(rule: Any) -> bool:
@@ -167,30 +170,55 @@ class AlertEngine:
             self._hourly[rule.alert] = cached
             if self.stage1_raises:
                 self._judged.append(restatements.judgement(
-                    rule.alert, judged, digest or restatements.EMPTY, cached[1], at))  # fmt: skip
+                    rule.alert, (judged, hour), digest or restatements.EMPTY, cached[1], at,
+                ))  # fmt: skip
         return cached[1]
 
+    def _judge(
+        self, rule: Any, window: tuple[datetime, datetime], inputs: AlertInputs
+    ) -> list[Observation]:
+        """What ``rule`` finds of a closed window: an anomaly rule of its hour, a budget
+        the thresholds its period reached by its end."""
+        if rule.kind == "anomaly":
+            return kinds.evaluate(rule, inputs, window[1])
+        found = kinds.evaluate(rule, inputs, window[1] - _TICK)
+        return [o for o in found if "threshold" in o.labels]
+
     def restate(self, at: datetime, history: AlertHistory) -> list[AlertEvent]:
-        """Judge again the hours judged in the last :data:`restatements.LOOKBACK` whose
-        stored calls changed since; the ``restated`` events and the firings of label
-        sets found anomalous only now. Updates the judgements of this cycle."""
-        rules = {name: r for name, r in self.rules.items() if r.kind == "anomaly"}
-        fresh = {(j.alert, j.window_start) for j in self._judged}
+        """Judge each budget's last closed period once, then judge again the windows
+        judged in the last :data:`restatements.LOOKBACK` whose stored calls changed
+        since; the ``restated`` events and the firings of label sets found only now.
+        The judgements to keep are added to this cycle's."""
+        rules = {n: r for n, r in self.rules.items() if r.kind in ("anomaly", "budget")}
         if not rules:
             return []
         since = floor_hour(at) - restatements.LOOKBACK
+        inputs = CycleCache(self.inputs)
+        fresh = {(j.alert, j.window_start) for j in self._judged}
         stored = [j for j in history.judgements(rules, since)
                   if (j.alert, j.window_start) not in fresh]  # fmt: skip
-        if not stored:
-            return []
-        current = restatements.hour_digests(self.inputs, since, floor_hour(at))
+        held = fresh | {(j.alert, j.window_start) for j in stored}
+        for rule in rules.values():
+            if rule.kind != "budget":
+                continue
+            current, _, _ = period_bounds(at, rule.period, rule.timezone)
+            closed = period_bounds(current - _TICK, rule.period, rule.timezone)[:2]
+            if closed[1] > since and (rule.alert, closed[0]) not in held:
+                digest = restatements.window_digest(inputs, *closed)  # before judging
+                found = self._judge(rule, closed, inputs)
+                self._judged.append(restatements.judgement(rule.alert, closed, digest, found, at))
+        hourly = any(rules[j.alert].kind == "anomaly" for j in stored)
+        hours = restatements.hour_digests(inputs, since, floor_hour(at)) if hourly else {}
         events: list[AlertEvent] = []
         for old in stored:
-            digest = current.get(old.window_start, restatements.EMPTY)
+            rule, window = rules[old.alert], (old.window_start, old.window_end)
+            if rule.kind == "anomaly":
+                digest = hours.get(old.window_start, restatements.EMPTY)
+            else:
+                digest = restatements.window_digest(inputs, *window)
             if digest == old.digest:
                 continue
-            rule = rules[old.alert]
-            found = kinds.evaluate(rule, self.inputs, old.window_end)
+            found = self._judge(rule, window, inputs)
             changes, raised = restatements.restate(rule, old, found, at)
             events.extend(changes)
             for obs in raised:
@@ -198,12 +226,12 @@ class AlertEngine:
                 if fired is not None:
                     events.append(fired)
             log.warning(
-                "%s: the hour %s changed since it was judged (%s -> %s): %d figures restated, "
-                "%d label sets newly anomalous", rule.alert, old.window_start.isoformat(),
-                old.digest, digest, len(changes), len(raised),
+                "%s: the window from %s changed since it was judged (calls:unpriced:retried:"
+                "tokens:cost %s -> %s): %d figures restated, %d label sets found only now",
+                rule.alert, old.window_start.isoformat(), old.digest, digest, len(changes),
+                len(raised),
             )  # fmt: skip
-            self._judged.append(restatements.judgement(
-                rule.alert, old.window_start, digest, found, at))  # fmt: skip
+            self._judged.append(restatements.judgement(rule.alert, window, digest, found, at))
         return events
 
     def evaluate(

@@ -109,7 +109,8 @@ class AlertHistory:
         """The latest judgement of each window of ``alerts`` starting at or after
         ``since``."""
         rows = self.client.query(
-            "SELECT alert, window_start, digest, findings, judged_at FROM alert_judgements "
+            "SELECT alert, window_start, window_end, digest, findings, judged_at "
+            "FROM alert_judgements "
             "FINAL WHERE alert IN %(alerts)s AND window_start >= %(since)s",
             parameters={"alerts": list(alerts), "since": since},
         ).result_rows
@@ -117,11 +118,12 @@ class AlertHistory:
             Judgement(
                 alert,
                 _utc(start) or start,
+                _utc(end) or end,
                 digest,
                 Judgement.parse_findings(found),
                 _utc(judged) or judged,
             )
-            for alert, start, digest, found, judged in rows
+            for alert, start, end, digest, found, judged in rows
         ]
 
     @staticmethod

@@ -1,16 +1,18 @@
-"""Restatements of closed windows: an hour judged again when its calls changed.
+"""Restatements of closed windows: a window judged again when its calls changed.
 
-An anomaly rule judges each whole hour once (the first evaluation after it closed).
-Calls can still change that hour afterwards: a reprice changes their cost, and a call
-produced late within its partition is stored after the hour was judged (the
+An anomaly rule judges each whole hour once (the first evaluation after it closed);
+a budget's thresholds are judged for the last time when its period closes. Calls can
+still change a closed window afterwards: a reprice changes their cost, and a call
+produced late within its partition is stored after the window was judged (the
 watermark bounds lateness across partitions, not within one). So each judgement is
-kept (:class:`Judgement`, table ``alert_judgements``) with a digest of the hour's
-stored calls read *before* judging; when the store's digest of a judged hour differs,
-the hour is judged again and :func:`restate` says what changed:
+kept (:class:`Judgement`, table ``alert_judgements``) with a digest of the window's
+stored calls read *before* judging; when the store's digest of a judged window
+differs, the window is judged again and :func:`restate` says what changed:
 
-- a label set found anomalous now and not before raises the alert's severity for that
-  hour: it fires (its labels plus ``restated_hour``) and is notified like any firing;
-- a changed value, or a label set no longer anomalous, is recorded (``alert_events``,
+- a label set found now and not before (anomalous, or over a threshold) raises the
+  alert's severity for that window: it fires (its labels plus ``restated_window``, the
+  window's start) and is notified like any firing;
+- a changed value, or a label set no longer found, is recorded (``alert_events``,
   state ``restated``) and not notified.
 
 Pure: the engine reads digests and judgements and records what this returns.
@@ -28,13 +30,13 @@ from typing import Any
 from pipeline.alert_identity import fingerprint
 from pipeline.alerts.state import AlertEvent, Observation
 from pipeline.alerts.templates import show
-from pipeline.query.alert_inputs import HOUR, AlertInputs, Sums
+from pipeline.query.alert_inputs import AlertInputs, Sums
 
 # Judged windows compared with the store each cycle (a reprice of an older hour is
 # not noticed by alerts; its figures are restated in the views all the same).
 LOOKBACK = timedelta(days=7)
-# The label naming the judged hour of a restated alert: one instance per hour.
-RESTATED_LABEL = "restated_hour"
+# The label naming the judged window of a restated alert: one instance per window.
+RESTATED_LABEL = "restated_window"
 
 
 def digest(sums: Sums) -> str:
@@ -45,6 +47,11 @@ def digest(sums: Sums) -> str:
 
 
 EMPTY = digest(Sums())
+
+
+def window_digest(inputs: AlertInputs, start: datetime, end: datetime) -> str:
+    """The digest of every stored call with ``start <= ts < end``."""
+    return digest(inputs.sums([], {}, start, end).get((), Sums()))
 
 
 def hour_digests(inputs: AlertInputs, start: datetime, end: datetime) -> dict[datetime, str]:
@@ -62,13 +69,10 @@ class Judgement:
 
     alert: str
     window_start: datetime
+    window_end: datetime
     digest: str
     findings: Mapping[str, tuple[Mapping[str, str], str]]
     judged_at: datetime
-
-    @property
-    def window_end(self) -> datetime:
-        return self.window_start + HOUR
 
     def findings_json(self) -> str:
         return json.dumps(
@@ -85,12 +89,12 @@ class Judgement:
 
 
 def judgement(
-    alert: str, window_start: datetime, digest_text: str, found: Iterable[Observation],
-    at: datetime,
+    alert: str, window: tuple[datetime, datetime], digest_text: str,
+    found: Iterable[Observation], at: datetime,
 ) -> Judgement:  # fmt: skip
-    """The judgement of ``window_start``'s hour from the observations found there."""
+    """The judgement of ``window`` (start, end) from the observations found there."""
     findings = {fingerprint(alert, o.labels): (dict(o.labels), show(o.value)) for o in found}
-    return Judgement(alert, window_start, digest_text, findings, at)
+    return Judgement(alert, window[0], window[1], digest_text, findings, at)
 
 
 def _restated_labels(labels: Mapping[str, str], window_start: datetime) -> dict[str, str]:
@@ -108,7 +112,7 @@ def restate(
     events: list[AlertEvent] = []
     raised: list[Observation] = []
     now = {fingerprint(alert, o.labels): o for o in found}
-    hour = old.window_start.isoformat()
+    window = old.window_start.isoformat()
 
     def event(labels: Mapping[str, str], value: Decimal | float, obs: Observation | None,
               details: dict[str, str]) -> AlertEvent:  # fmt: skip
@@ -118,14 +122,14 @@ def restate(
             state="restated", starts_at=old.window_start, ends_at=old.window_end, at=at,
             value=value, expected=obs.expected if obs else None,
             impact=obs.impact if obs else None, severity=severity,
-            details={**(dict(obs.details) if obs else {}), "hour": hour,
+            details={**(dict(obs.details) if obs else {}), "window": window,
                      "judged_at": old.judged_at.isoformat(), **details},
         )  # fmt: skip
 
     for fp, obs in now.items():
         if fp not in old.findings:
-            details = {"restated": "anomalous since the hour was judged", "was": "not anomalous",
-                       "hour": hour, "judged_at": old.judged_at.isoformat()}  # fmt: skip
+            details = {"restated": "found", "was": "not found",
+                       "window": window, "judged_at": old.judged_at.isoformat()}  # fmt: skip
             raised.append(
                 Observation(
                     _restated_labels(obs.labels, old.window_start),
@@ -141,6 +145,6 @@ def restate(
     for fp, (labels, was) in old.findings.items():
         if fp not in now:
             events.append(
-                event(labels, Decimal(was), None, {"restated": "no longer anomalous", "was": was})
+                event(labels, Decimal(was), None, {"restated": "no longer found", "was": was})
             )
     return events, raised

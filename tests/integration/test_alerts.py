@@ -33,6 +33,7 @@ from pipeline.alerts.engine import AlertEngine, backtest, data_time
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.rules import load_rules
 from pipeline.alerts.state import Observation
+from pipeline.alerts.templates import show
 from pipeline.clickhouse.migrate import migrate
 from pipeline.query.alert_inputs import ClickHouseAlertInputs
 from tests.unit.alert_reference import Call, MemoryInputs
@@ -238,6 +239,17 @@ class _Webhook(BaseHTTPRequestHandler):
         pass
 
 
+def _one_rule(directory: Path, rule: str, receiver: str = "") -> Any:
+    """A rule file of one group (``interval: 5m``) holding ``rule`` (YAML flow
+    mapping) and, if given, ``receiver``."""
+    path = directory / "rules.yaml"
+    text = f"groups:\n  - name: g\n    interval: 5m\n    rules:\n      - {rule}\n"
+    if receiver:
+        text += f"receivers:\n  - {receiver}\n"
+    path.write_text(text, encoding="utf-8")
+    return load_rules(path)
+
+
 def _serve_webhook(secret: bytes = b"") -> HTTPServer:
     """A webhook receiver on a free loopback port, its record of posts emptied."""
     webhook = HTTPServer(("127.0.0.1", 0), _Webhook)
@@ -347,14 +359,9 @@ def test_a_rule_with_for_fires_when_each_cycle_is_a_new_process(
     client = _database(engine_dir)
     scenario = {"provider": "p", "model": "m", "scenario_id": "search"}
     store(client, [Call(datetime(2026, 11, 30, 11, 30, tzinfo=UTC), Decimal(60), scenario)])
-    path = tmp_path / "rules.yaml"
-    path.write_text(
-        "groups:\n  - name: g\n    interval: 5m\n    rules:\n"
-        "      - {alert: Budget, kind: budget, amount: '100', thresholds: ['0.5'],"
-        " burn_windows: [], for: 10m}\n",
-        encoding="utf-8",
-    )
-    rules, history = load_rules(path), AlertHistory(client)
+    rules = _one_rule(tmp_path, "{alert: Budget, kind: budget, amount: '100', "
+                      "thresholds: ['0.5'], burn_windows: [], for: 10m}")  # fmt: skip
+    history = AlertHistory(client)
     transitions = []
     for minute in (0, 5, 10, 15):
         engine = AlertEngine(rules, ClickHouseAlertInputs(client))
@@ -632,7 +639,7 @@ def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
     (expected 1.00, MAD 0). The hour is judged at 11:05 and is normal; then nine late
     calls of 1.00 land in it (spend 10.00: ten times the baseline, impact 9.00). The
     cycle of 12:05 judges 11:00 fresh and notices 10:00 changed: it fires once with
-    ``restated_hour``, the webhook is told; 12:10 resolves it (it is not the current
+    ``restated_window``, the webhook is told; 12:10 resolves it (it is not the current
     hour's finding). A tenth late call then changes the value (11.00): recorded as
     ``restated``, not notified. Every cycle is a new process."""
     client = _database(engine_dir)
@@ -641,16 +648,12 @@ def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
     store(client, [Call(hour - timedelta(weeks=k) + timedelta(minutes=5), Decimal(1), chat)
                    for k in range(4)])  # fmt: skip
     webhook = _serve_webhook()
-    path = tmp_path / "rules.yaml"
-    path.write_text(
-        "groups:\n  - name: g\n    interval: 5m\n    rules:\n"
-        "      - {alert: SpendSpike, kind: anomaly, metric: spend, group_by: [scenario_id],"
-        " weeks: 3, min_history: 3, z: 4, min_ratio: 2, min_impact: '0.50'}\n"
-        "receivers:\n"
-        f"  - {{name: hook, type: webhook, url: 'http://127.0.0.1:{webhook.server_port}/'}}\n",
-        encoding="utf-8",
+    rules = _one_rule(
+        tmp_path, "{alert: SpendSpike, kind: anomaly, metric: spend, group_by: [scenario_id],"
+        " weeks: 3, min_history: 3, z: 4, min_ratio: 2, min_impact: '0.50'}",
+        f"{{name: hook, type: webhook, url: 'http://127.0.0.1:{webhook.server_port}/'}}",
     )
-    rules, history = load_rules(path), AlertHistory(client)
+    history = AlertHistory(client)
 
     def cycle(at: datetime) -> list[tuple[str, dict[str, str]]]:
         engine = AlertEngine(rules, ClickHouseAlertInputs(client))
@@ -668,11 +671,11 @@ def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
     late = [Call(hour + timedelta(minutes=30 + m), Decimal(1), chat) for m in range(9)]
     store(client, late, batch="late")
     want = {"alertname": "SpendSpike", "severity": "warning", "costflow_kind": "anomaly",
-            "scenario_id": "chat", "restated_hour": hour.isoformat()}  # fmt: skip
+            "scenario_id": "chat", "restated_window": hour.isoformat()}  # fmt: skip
     assert cycle(hour + timedelta(hours=2, minutes=5)) == [("firing", want)]
     [fired] = [e for e in history.events_since(hour) if e.state == "firing"]
     assert (fired.value, fired.expected, fired.impact) == (Decimal(10), Decimal(1), Decimal(9))
-    assert fired.details["was"] == "not anomalous"
+    assert (fired.details["restated"], fired.details["was"]) == ("found", "not found")
     assert cycle(hour + timedelta(hours=2, minutes=10)) == [("resolved", want)]
     assert cycle(hour + timedelta(hours=2, minutes=15)) == []  # nothing changed since
     store(client, [Call(hour + timedelta(minutes=50), Decimal(1), chat)], batch="later")
@@ -681,3 +684,41 @@ def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
     assert cycle(hour + timedelta(hours=2, minutes=25)) == []
     assert len(restated()) == 1
     webhook.shutdown()
+
+
+def test_a_closed_budget_period_is_judged_once_and_restated_when_its_calls_change(
+    engine_dir: Path, tmp_path: Path
+) -> None:
+    """A daily budget of 10.00 (thresholds 0.5 and 1.0). 29 November spent 6.00: the
+    first cycle of the 30th judges the closed day (0.5 reached, 6.00). A late call of
+    5.00 dated the 29th (spend 11.00) then crosses 1.0 there: it fires once with
+    ``restated_window``, and 0.5's value change is recorded as restated (6 -> 11)."""
+    client = _database(engine_dir)
+    day = datetime(2026, 11, 29, tzinfo=UTC)
+    chat = {"provider": "openai", "model": "gpt-4o-mini", "scenario_id": "chat"}
+    store(client, [Call(day + timedelta(hours=h), Decimal(2), chat) for h in (3, 9, 23)])
+    rules = _one_rule(tmp_path, "{alert: DailyBudget, kind: budget, amount: '10', period: day,"
+                      " thresholds: ['0.5', '1'], burn_windows: []}")  # fmt: skip
+    history = AlertHistory(client)
+
+    def cycle(at: datetime) -> list[tuple[str, str, str]]:
+        engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+        engine.restore(history)
+        return [(e.state, e.labels["threshold"], show(e.value))
+                for e in engine.cycle(at, history, [], force=True, now=at)]  # fmt: skip
+
+    morning = day + timedelta(days=1, hours=1)
+    assert cycle(morning) == []
+    assert cycle(morning + timedelta(minutes=5)) == []  # judged once, nothing changed
+    (judged,) = client.query(
+        "SELECT count() FROM alert_judgements FINAL WHERE alert = 'DailyBudget'"
+    ).result_rows[0]
+    assert judged == 1
+    store(client, [Call(day + timedelta(hours=23, minutes=59), Decimal(5), chat)], batch="late")
+    events = cycle(morning + timedelta(minutes=10))
+    assert sorted(events) == [("firing", "1", "11"), ("restated", "0.5", "11")]
+    [fired] = [e for e in history.events_since(day) if e.state == "firing"]
+    assert fired.labels["restated_window"] == day.isoformat()
+    assert fired.labels["period"] == "2026-11-29"
+    assert cycle(morning + timedelta(minutes=15)) == [("resolved", "1", "11")]
+    assert cycle(morning + timedelta(minutes=20)) == []

@@ -38,10 +38,10 @@ COMMENT 'Alert state transitions (pending, inactive, firing, resolved); the eval
 CREATE TABLE alert_judgements
 (
     `alert` LowCardinality(String) COMMENT 'Rule name (Prometheus alertname)',
-    `window_start` DateTime64(3, 'UTC') COMMENT 'Start of the judged window (a whole UTC hour)',
+    `window_start` DateTime64(3, 'UTC') COMMENT 'Start of the judged window (an anomaly rule\'s hour, a budget\'s period)',
     `window_end` DateTime64(3, 'UTC') COMMENT 'End of the judged window (exclusive)',
     `digest` String COMMENT 'calls:unpriced:retried:tokens:known cost of every stored call in the window, read before judging',
-    `findings` String COMMENT 'JSON: fingerprint -> {labels, value} of each label set found anomalous',
+    `findings` String COMMENT 'JSON: fingerprint -> {labels, value} of each label set found (anomalous, over a threshold)',
     `judged_at` DateTime64(3, 'UTC') COMMENT 'Evaluation time (the data\'s time) of this judgement',
     `recorded_at` DateTime64(3, 'UTC') DEFAULT now64(3)
 )

@@ -15,6 +15,7 @@ from pipeline.query.alert_inputs import Sums
 from tests.unit.alert_reference import Call, MemoryInputs
 
 HOUR = datetime(2026, 11, 30, 10, tzinfo=UTC)
+WINDOW = (HOUR, HOUR + timedelta(hours=1))
 AT = HOUR + timedelta(hours=3)
 RULE = AnomalyRule(alert="Spike", group_by=["scenario_id"])
 A, B, C = {"scenario_id": "a"}, {"scenario_id": "b"}, {"scenario_id": "c"}
@@ -40,7 +41,7 @@ def test_hour_digests_sum_every_label_set_of_an_hour() -> None:
 
 def test_findings_survive_their_json() -> None:
     found = [Observation(A, Decimal("10.50")), Observation(B, 0.25)]
-    j = judgement("Spike", HOUR, "1:0:0:0:1", found, AT)
+    j = judgement("Spike", (HOUR, HOUR + timedelta(hours=1)), "1:0:0:0:1", found, AT)
     assert Judgement.parse_findings(j.findings_json()) == j.findings
     assert j.findings[fingerprint("Spike", A)] == (A, "10.5")
     assert j.window_end == HOUR + timedelta(hours=1)
@@ -49,7 +50,7 @@ def test_findings_survive_their_json() -> None:
 def test_restate_records_changes_and_raises_only_what_is_new() -> None:
     """Judged before: a at 10.5 and c at 4. Judged again: a at 12 (a value change,
     recorded), b at 7 (new: raised, fires), c gone (no longer anomalous, recorded)."""
-    old = judgement("Spike", HOUR, "d1", [Observation(A, Decimal("10.5")),
+    old = judgement("Spike", WINDOW, "d1", [Observation(A, Decimal("10.5")),
                                           Observation(C, Decimal(4))], HOUR)  # fmt: skip
     found = [Observation(A, Decimal(12), Decimal(1), Decimal(11)), Observation(B, Decimal(7))]
     events, raised = restate(RULE, old, found, AT)
@@ -61,24 +62,24 @@ def test_restate_records_changes_and_raises_only_what_is_new() -> None:
                                                         Decimal(11))  # fmt: skip
     assert (a.details["restated"], a.details["was"]) == ("value", "10.5")
     assert (c.value, c.details["restated"], c.details["was"]) == (
-        Decimal(4), "no longer anomalous", "4")
+        Decimal(4), "no longer found", "4")
     for e in events:
-        assert e.labels["restated_hour"] == hour
+        assert e.labels["restated_window"] == hour == e.details["window"]
         assert (e.starts_at, e.ends_at, e.at) == (HOUR, HOUR + timedelta(hours=1), AT)
         assert e.fingerprint == fingerprint("Spike", e.labels)
     [b] = raised
-    assert b.labels == {**B, "restated_hour": hour}
-    assert (b.value, b.details["was"]) == (Decimal(7), "not anomalous")
+    assert b.labels == {**B, "restated_window": hour}
+    assert (b.value, b.details["restated"], b.details["was"]) == (Decimal(7), "found", "not found")
 
 
 def test_an_unchanged_judgement_restates_nothing() -> None:
-    old = judgement("Spike", HOUR, "d1", [Observation(A, Decimal("10.5"))], HOUR)
+    old = judgement("Spike", WINDOW, "d1", [Observation(A, Decimal("10.5"))], HOUR)
     assert restate(RULE, old, [Observation(A, Decimal("10.50"))], AT) == ([], [])
 
 
 def test_a_raised_window_fires_once_then_resolves_when_no_longer_found() -> None:
     state = RuleState("Spike", "anomaly", "warning", timedelta(minutes=30), timedelta(0))
-    obs = Observation({**A, "restated_hour": HOUR.isoformat()}, Decimal(7))
+    obs = Observation({**A, "restated_window": HOUR.isoformat()}, Decimal(7))
     fired = state.fire_now(AT, obs)  # `for: 30m` does not hold it: the hour is over
     assert fired is not None and (fired.state, fired.starts_at) == ("firing", AT)
     assert state.fire_now(AT, obs) is None  # already firing: not twice

@@ -162,7 +162,7 @@ SHIPPED = {
         "1eedb8b8169358323697335e338f71f0ce7089d0ca59a7e691c5df8824c3ecda"
     ),
     "0016_alert_judgements.sql": (
-        "8220104889b09fe99254fb297cc69335b093eff4ac908bed5de69792a43f1a51"
+        "72a2742d41b1af3a888d6acbf7e6c67dee631aa6a19e418b2b561c2903868385"
     ),
 }
 
