@@ -425,7 +425,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, KafkaError) and settings is not None and settings.kafka.embedded:
             print(
                 "costflow: the embedded broker runs only while `costflow up` (or replay) runs: "
-                "start `costflow up` in another shell, or set COSTFLOW_KAFKA_BOOTSTRAP",
+                "start `costflow up` in another shell, or set COSTFLOW_KAFKA_BOOTSTRAP"
+                + (
+                    "; or judge the stored calls alone: `costflow alerts run --data-time stored`"
+                    if args.command == "alerts"
+                    else ""
+                ),
                 file=sys.stderr,
             )
         return 2

@@ -114,7 +114,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
-    from pipeline.alerts.engine import AlertEngine
+    from pipeline.alerts.engine import AlertEngine, EvaluationBeforeHistory
     from pipeline.alerts.history import AlertHistory
     from pipeline.errors import KafkaError
     from pipeline.query.alert_inputs import ClickHouseAlertInputs
@@ -149,7 +149,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             started = time.monotonic()
             # The clock, for the pipeline-health kinds; --at replays a time, clock and all.
-            events = engine.cycle(at, history, deliveries, force=args.once, now=clock_now)
+            try:
+                events = engine.cycle(at, history, deliveries, force=args.once, now=clock_now)
+            except EvaluationBeforeHistory:
+                if args.at:
+                    raise
+                # The data's time went back (a partition fell behind): wait for it.
+                log.info("alerts: the data's time %s is behind the last evaluation; waiting",
+                         at.isoformat())  # fmt: skip
+                events = []
             for event in events:
                 print(event_json(event), flush=True)
             log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)

@@ -34,6 +34,7 @@ from pipeline.alerts.receivers import (
     WebhookDelivery,
 )
 from pipeline.alerts.restatements import Judgement
+from pipeline.alerts.rules import AlertRulesInvalid
 from pipeline.alerts.state import FIRING_STATES, NOTIFIED, AlertEvent, Observation, RuleState
 from pipeline.config import KafkaSettings
 from pipeline.query.alert_inputs import HOUR, AlertInputs, CycleCache, floor_hour
@@ -42,14 +43,20 @@ log = logging.getLogger("costflow.alerts")
 # Undelivered events older than this are not retried (a receiver down for a week
 # gets the current state, not a week of history).
 REDELIVER_WITHIN = timedelta(days=1)
-# How long (data time) a task may be over a stage-1 cap without stage 1's firing in
-# the history before the evaluator raises it itself: the sink's flush and a cycle.
+# How long (data time) after a task reached a stage-1 cap stage 1's firing may be
+# missing from the history before the evaluator raises it itself. The data time is
+# bounded by both stages' committed offsets, so by then the sink has stored it.
 STAGE1_GRACE = timedelta(minutes=2)
 # Stage-1 firings recorded up to this long before the last adoption are looked at
 # again (the sink's clock and insert visibility may lag the evaluator's).
 ADOPT_MARGIN = timedelta(minutes=10)
 # The last instant of a closed window (calls are stored to the millisecond).
 _TICK = timedelta(microseconds=1)
+
+
+class EvaluationBeforeHistory(AlertRulesInvalid):
+    """An evaluation time before the latest one the alert history holds: judging it
+    would record transitions out of order (a firing after its resolution)."""
 
 
 def stage1_rule(rule: Any) -> bool:
@@ -75,9 +82,11 @@ class AlertEngine:
         # Anomaly rules judge whole hours: evaluated once per hour, reused in between.
         self._hourly: dict[str, tuple[datetime, list[Observation]]] = {}
         # Live (cycle): stage 1 raises the task caps; here they are adopted, kept and
-        # resolved, and raised only as a fallback (first seen over the cap, by task).
+        # resolved, and raised only as a fallback.
         self.stage1_raises = False
-        self._unraised: dict[str, dict[str, datetime]] = {}  # rule → fingerprint → first
+        # The latest evaluation time in the history (restore) or of this engine.
+        self.evaluated_until: datetime | None = None
+        self._history: AlertHistory | None = None
         self._adopted_at: datetime | None = None
         # Live (cycle): hours judged this cycle, kept to notice later restatements.
         self._judged: list[Judgement] = []
@@ -85,26 +94,39 @@ class AlertEngine:
     def annotations(self) -> dict[str, dict[str, str]]:
         return {name: dict(rule.annotations) for name, rule in self.rules.items()}
 
-    def deliveries(self, kafka: KafkaSettings | None = None) -> list[Delivery]:
+    def deliveries(
+        self, kafka: KafkaSettings | None = None, unconfigured: list[str] | None = None
+    ) -> list[Delivery]:
         """The configured receivers (reads their secrets now); ``kafka``: the cluster
-        of ``kafka`` receivers (default: the ``COSTFLOW_KAFKA_*`` settings)."""
+        of ``kafka`` receivers (default: the ``COSTFLOW_KAFKA_*`` settings).
+
+        Raises AlertRulesInvalid for a receiver whose secret is missing, unless
+        ``unconfigured`` is given: then the receiver is left out and what to do is
+        appended there (its events stay in the outbox, see :meth:`cycle`).
+        """
         notes = self.annotations()
         resend = 4 * min((g.interval for g in self.groups), default=timedelta(minutes=1))
         out: list[Delivery] = []
         for r in self.receivers_config:
-            if r.type == "alertmanager":
-                out.append(AlertmanagerDelivery(r, notes, max(resend, timedelta(minutes=5))))
-            elif r.type == "webhook":
-                out.append(WebhookDelivery(r, notes))
-            elif r.type == "kafka":
-                out.append(KafkaDelivery(r, kafka or KafkaSettings()))
-            else:
-                out.append(SlackDelivery(r, notes))
+            try:
+                if r.type == "alertmanager":
+                    out.append(AlertmanagerDelivery(r, notes, max(resend, timedelta(minutes=5))))
+                elif r.type == "webhook":
+                    out.append(WebhookDelivery(r, notes))
+                elif r.type == "kafka":
+                    out.append(KafkaDelivery(r, kafka or KafkaSettings()))
+                else:
+                    out.append(SlackDelivery(r, notes))
+            except AlertRulesInvalid as exc:
+                if unconfigured is None:
+                    raise
+                unconfigured.append(str(exc))
         return out
 
     def restore(self, history: AlertHistory) -> int:
         """Rebuild firing instances from history; how many are firing."""
         latest = history.latest(self.rules)
+        self.evaluated_until = history.last_evaluated(self.rules)
         for name, state in self.states.items():
             state.restore(e for e in latest if e.alert == name)
         return sum(len(s.instances) for s in self.states.values())
@@ -130,27 +152,31 @@ class AlertEngine:
 
     def _stage1(self, rule: Any, at: datetime, found: list[Observation]) -> list[Observation]:
         """Over-cap tasks of a stage-1 rule: those whose alert is held (kept firing
-        while active), and, past the grace, those stage 1 never raised."""
+        while active), and those that reached the cap :data:`STAGE1_GRACE` of data
+        time before ``at`` and that stage 1 has not raised (it was not given the rule).
+        The grace counts in the data, so a fresh process per cycle (cron) raises too."""
         held = self.states[rule.alert].instances
-        unraised = self._unraised.setdefault(rule.alert, {})
-        out, seen = [], set()
+        out, late = [], {}
         for obs in found:
             fp = fingerprint(rule.alert, obs.labels)
-            seen.add(fp)
             if fp in held:
                 out.append(obs)
-                continue
-            first = unraised.setdefault(fp, at)
-            if at - first >= STAGE1_GRACE:
+            elif at - datetime.fromisoformat(obs.details["crossed_at"]) >= STAGE1_GRACE:
+                late[fp] = obs
+        # Once per task and rule: a task that fired and resolved (it went quiet) and is
+        # active again is not raised again.
+        fired = self._history.fired(rule.alert, list(late)) if self._history and late else set()
+        for fp, obs in late.items():
+            crossed = datetime.fromisoformat(obs.details["crossed_at"])
+            if fp not in fired:
                 log.error(
-                    "%s: task %s is over its cap and stage 1 has not raised it in %s; is the "
-                    "worker given the rule files (COSTFLOW_WORKER_ALERT_RULES, or the sink's "
-                    "COSTFLOW_SINK_ALERT_RULES under `costflow up`)? Raised here instead.",
-                    rule.alert, obs.labels.get("task_id"), STAGE1_GRACE,
+                    "%s: task %s reached its cap at %s and stage 1 has not raised it %s "
+                    "later; is the worker given the rule files (COSTFLOW_WORKER_ALERT_RULES, "
+                    "or the sink's COSTFLOW_SINK_ALERT_RULES under `costflow up`)? Raised "
+                    "here instead.", rule.alert, obs.labels.get("task_id"),
+                    crossed.isoformat(), STAGE1_GRACE,
                 )  # fmt: skip
                 out.append(replace(obs, details={**obs.details, "evaluated_in": "evaluator"}))
-        for fp in [fp for fp in unraised if fp not in seen]:
-            del unraised[fp]
         return out
 
     def _observe(
@@ -264,8 +290,20 @@ class AlertEngine:
     ) -> list[AlertEvent]:
         """One cycle: evaluate, record every transition, deliver the firings and
         resolutions; the transitions. Raises nothing for a receiver that fails
-        (logged; its events stay undelivered and are retried next cycle)."""
-        self.stage1_raises = True
+        (logged; its events stay undelivered and are retried next cycle).
+
+        Raises EvaluationBeforeHistory when ``at`` is before the latest evaluation
+        (:meth:`restore` reads it from the history): nothing is evaluated then.
+        """
+        if self.evaluated_until is not None and at < self.evaluated_until:
+            raise EvaluationBeforeHistory(
+                f"{at.isoformat()} is before these rules' latest evaluation "
+                f"({self.evaluated_until.isoformat()}) in alert_events; judging it would record "
+                "transitions out of order. Replay the past with `costflow alerts test FILES "
+                "--since T1 --until T2` (it records nothing), or use another --database"
+            )
+        self.evaluated_until = at
+        self.stage1_raises, self._history = True, history
         self.adopt(history)
         events = self.evaluate(at, force, now)
         events += self.restate(at, history)

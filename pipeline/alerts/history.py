@@ -91,6 +91,23 @@ class AlertHistory:
         )
         return [self._event(row) for row in result.result_rows]
 
+    def last_evaluated(self, alerts: Iterable[str]) -> datetime | None:
+        """The latest evaluation time of ``alerts`` in the history, if any."""
+        (latest,) = self.client.query(
+            "SELECT max(at) FROM alert_events WHERE alert IN %(a)s",
+            parameters={"a": list(alerts)},
+        ).result_rows[0]
+        return _utc(latest) if latest is not None and latest.year >= 2000 else None
+
+    def fired(self, alert: str, fingerprints: list[str]) -> set[str]:
+        """Those of ``fingerprints`` of ``alert`` that have ever fired."""
+        rows = self.client.query(
+            "SELECT DISTINCT fingerprint FROM alert_events WHERE alert = %(a)s "
+            "AND fingerprint IN %(fps)s AND state = 'firing'",
+            parameters={"a": alert, "fps": fingerprints},
+        ).result_rows
+        return {fp for (fp,) in rows}
+
     def judged(self, judgements: Iterable[Judgement]) -> None:
         """Keep what rules judged of closed windows (the latest per rule and window
         wins, see :mod:`pipeline.alerts.restatements`)."""

@@ -7,13 +7,17 @@ active (an event within ``active_for``). It fires once per task and rule: the
 instance's state lives in ``alert_events``, so a restart of ``alerts run`` does not
 fire it again, and it resolves when the task goes quiet.
 
-Evaluated by ``alerts run`` over the task table the sink keeps current, within a
-cycle of the sink's write (the group's ``interval`` plus the sink's flush): a
-loop of calls is caught while it runs, not in the next day's report.
+Stage 1 checks the absolute caps as calls arrive (:mod:`pipeline.join.task_caps`);
+``alerts run`` checks ``p99_multiple`` and adopts, keeps and resolves the rest. Every
+figure is the task's *as of the evaluation time*: the task table names the tasks over
+a cap now, and their call rows before that time give the running cost and calls then
+and the time each cap was reached (``details.crossed_at``), so a backtest or
+``--at`` run never reports what happened after it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -25,7 +29,7 @@ from pipeline.alerts.rules import Duration, Money, RuleBase
 from pipeline.alerts.state import Observation
 from pipeline.alerts.tail_shift import BIN_BASE, quantile_bin
 from pipeline.alerts.task_labels import check_task_labels
-from pipeline.query.alert_inputs import AlertInputs, TaskLine
+from pipeline.query.alert_inputs import AlertInputs, CallPoint
 
 _MICRO = Decimal("0.000001")
 
@@ -67,47 +71,83 @@ def scenario_caps(rule: TaskBudgetRule, inputs: AlertInputs, at: datetime) -> di
     return caps
 
 
+@dataclass(frozen=True)
+class AsOf:
+    """A task's running totals up to a time, and when each cap was first reached."""
+
+    calls: int
+    unpriced_calls: int
+    cost: Decimal
+    last_call_at: datetime | None
+    crossed: dict[str, datetime]
+
+
+def running(points: list[CallPoint], caps: dict[str, Decimal]) -> AsOf:
+    """Sum a task's call rows (``ts`` order) and find the time each cap of ``caps``
+    (``max_cost``, ``p99_multiple``: money; ``max_calls``: calls) was first reached:
+    the rows of one ``ts`` together (a reprice's two rows share it)."""
+    calls = unpriced = 0
+    cost = Decimal(0)
+    last: datetime | None = None
+    crossed: dict[str, datetime] = {}
+    for i, point in enumerate(points):
+        calls, unpriced, cost = (
+            calls + point.calls,
+            unpriced + point.unpriced_calls,
+            cost + point.cost,
+        )
+        if point.calls > 0:
+            last = point.ts
+        if i + 1 < len(points) and points[i + 1].ts == point.ts:
+            continue
+        for reason, limit in caps.items():
+            value = Decimal(calls) if reason == "max_calls" else cost
+            if reason not in crossed and value >= limit:
+                crossed[reason] = point.ts
+    return AsOf(calls, unpriced, cost, last, crossed)
+
+
 def evaluate(rule: TaskBudgetRule, inputs: AlertInputs, at: datetime) -> list[Observation]:
-    """Active tasks over a cap, one observation each."""
+    """Tasks over a cap at ``at`` and active then, one observation each: the cap
+    reached first, the figures as of ``at``."""
     match = {d.value: v for d, v in rule.match.items()}
-    caps = scenario_caps(rule, inputs, at)
-    costs = [c for c in [rule.max_cost, *caps.values()] if c is not None]
+    p99 = scenario_caps(rule, inputs, at)
+    costs = [c for c in [rule.max_cost, *p99.values()] if c is not None]
     lines = inputs.costly_tasks(match, at - rule.active_for, at,
                                 min(costs) if costs else None, rule.max_calls)  # fmt: skip
+    points = inputs.task_calls([task.task_id for task in lines], at)
     out = []
     for task in lines:
-        reason, limit = _over(rule, task, caps.get(task.scenario_id))
-        if reason is None:
+        caps = {reason: limit for reason, limit in (
+            ("max_cost", rule.max_cost), ("p99_multiple", p99.get(task.scenario_id)),
+            ("max_calls", Decimal(rule.max_calls) if rule.max_calls is not None else None),
+        ) if limit is not None}  # fmt: skip
+        now = running(points.get(task.task_id, []), caps)
+        # Active: any event within active_for. The task row's last event when it is
+        # before ``at``; else (a replay of the past) the last call before ``at``.
+        seen = task.last_event_at if task.last_event_at < at else now.last_call_at
+        if not now.crossed or seen is None or seen < at - rule.active_for:
             continue
-        cost_cap = reason != "max_calls"
+        reason = min(now.crossed, key=lambda r: now.crossed[r])  # first reached (stable)
+        by_calls = reason == "max_calls"
+        limit = caps[reason]
         out.append(
             Observation(
                 task_alert_labels(task.task_id),
-                value=task.cost if reason != "max_calls" else Decimal(task.calls),
+                value=Decimal(now.calls) if by_calls else now.cost,
                 expected=limit,
-                impact=max(task.cost - limit, Decimal(0)) if reason != "max_calls" else None,
+                impact=None if by_calls else max(now.cost - limit, Decimal(0)),
                 details={
                     "cap": reason,
+                    "crossed_at": now.crossed[reason].isoformat(),
                     "scenario_id": task.scenario_id,
                     "owner": task.owner,
-                    "calls": str(task.calls),
-                    "cost": str(task.cost),
-                    "unpriced_calls": str(task.unpriced_calls),
-                    "last_event_at": task.last_event_at.isoformat(),
-                    **(lower_bound(task.unpriced_calls, task.calls) if cost_cap else {}),
+                    "calls": str(now.calls),
+                    "cost": str(now.cost),
+                    "unpriced_calls": str(now.unpriced_calls),
+                    "last_event_at": seen.isoformat(),
+                    **({} if by_calls else lower_bound(now.unpriced_calls, now.calls)),
                 },
             )
         )
     return out
-
-
-def _over(
-    rule: TaskBudgetRule, task: TaskLine, p99_cap: Decimal | None
-) -> tuple[str | None, Decimal]:
-    if rule.max_cost is not None and task.cost >= rule.max_cost:
-        return "max_cost", rule.max_cost
-    if p99_cap is not None and task.cost >= p99_cap:
-        return "p99_multiple", p99_cap
-    if rule.max_calls is not None and task.calls >= rule.max_calls:
-        return "max_calls", Decimal(rule.max_calls)
-    return None, Decimal(0)

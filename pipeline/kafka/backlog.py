@@ -122,6 +122,18 @@ def read_backlog(kafka: KafkaSettings, stages: Sequence[Stage], timeout_s: float
     Raises :class:`~pipeline.errors.KafkaError` when the broker does not answer within
     ``timeout_s`` (the caller must then not judge windows as complete).
     """
+    if kafka.embedded:
+        # Nothing listening: say so now, not after librdkafka's 10 s of retries.
+        import socket
+
+        try:
+            socket.create_connection(("127.0.0.1", kafka.embedded_port), timeout=2).close()
+        except OSError:
+            raise KafkaError(
+                "read committed offsets", None, "BrokerNotRunning",
+                f"the embedded broker is not running (nothing listens on "
+                f"127.0.0.1:{kafka.embedded_port}), so the pipeline's progress cannot be read",
+            ) from None  # fmt: skip
     behind: dict[tuple[str, str, int], datetime | None] = {}
     for stage in stages:
         behind.update(_stage_backlog(kafka, stage, timeout_s))

@@ -62,6 +62,19 @@ class TaskLine:
     last_event_at: datetime
 
 
+@dataclass(frozen=True)
+class CallPoint:
+    """A task's call row as stored: ``calls`` +1 (a call) or -1 (a row a reprice
+    replaced), ``unpriced_calls`` likewise for a call without a price, ``cost`` its
+    known cost with the same sign; summed in ``ts`` order they give the task's running
+    totals at any time."""
+
+    ts: datetime
+    calls: int
+    unpriced_calls: int
+    cost: Decimal
+
+
 class AlertInputs(Protocol):
     """The read model alert rules evaluate over."""
 
@@ -107,6 +120,11 @@ class AlertInputs(Protocol):
     ) -> list[TaskLine]:  # fmt: skip
         """Tasks with an event in ``[active_since, before)`` whose running cost reaches
         ``min_cost`` or whose calls reach ``min_calls`` (either, when both given)."""
+        ...
+
+    def task_calls(self, task_ids: Sequence[str], until: datetime) -> dict[str, list[CallPoint]]:
+        """The call rows of ``task_ids`` with ``ts <= until``, per task in ``ts`` order
+        (a task's running totals at the instant ``until``, its calls then included)."""
         ...
 
     def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
@@ -305,6 +323,23 @@ class ClickHouseAlertInputs:
             for r in self.client.query(sql, parameters=params).result_rows
         ]
 
+    def task_calls(self, task_ids: Sequence[str], until: datetime) -> dict[str, list[CallPoint]]:
+        if not task_ids:
+            return {}
+        parts = [
+            f"SELECT task_id, ts, {sign} AS n, {sign} * (cost_total IS NULL) AS u, "
+            f"{sign} * toDecimal128(ifNull(cost_known, 0), 18) AS c FROM {table} "
+            "WHERE task_id IN %(ids)s AND ts <= %(u)s"
+            for table, sign in (("calls", 1), ("call_cancellations", -1))
+        ]
+        sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY task_id, ts, n DESC"
+        out: dict[str, list[CallPoint]] = {}
+        rows = self.client.query(sql, parameters={"ids": list(task_ids), "u": until})
+        for task_id, ts, n, u, c in rows.result_rows:
+            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+            out.setdefault(str(task_id), []).append(CallPoint(ts, int(n), int(u), c))
+        return out
+
     def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
         rows = self.client.query(
             "SELECT reason, count() FROM dead_letters FINAL "
@@ -363,6 +398,9 @@ class CycleCache:
         min_cost: Decimal | None, min_calls: int | None,
     ) -> list[TaskLine]:  # fmt: skip
         return self.inputs.costly_tasks(match, active_since, before, min_cost, min_calls)
+
+    def task_calls(self, task_ids: Sequence[str], until: datetime) -> dict[str, list[CallPoint]]:
+        return self.inputs.task_calls(task_ids, until)
 
     def dead_letter_counts(self, start: datetime, end: datetime) -> dict[str, int]:
         return self.inputs.dead_letter_counts(start, end)

@@ -35,7 +35,11 @@ class AlertLoop(threading.Thread):
         self.client = client
         self.engine = AlertEngine(merged, ClickHouseAlertInputs(client))
         self.history = AlertHistory(client)
-        self.deliveries = self.engine.deliveries(settings.kafka if settings else None)
+        # A receiver without its secret must not stop the sink (ingestion is the money
+        # path): it is left out, said every cycle, and told once configured (outbox).
+        self.unconfigured: list[str] = []
+        kafka = settings.kafka if settings else None
+        self.deliveries = self.engine.deliveries(kafka, self.unconfigured)
         self.clock = DataClock(client, settings)
         self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
         self.cycles = 0
@@ -48,10 +52,14 @@ class AlertLoop(threading.Thread):
         except Exception as exc:  # no history table yet, ClickHouse down: next cycle
             log.error("alerts: could not restore state (%s); starting empty", exc)
         while not self._stopping.is_set():
+            for problem in self.unconfigured:
+                log.error("alerts: %s; that receiver is not notified until the sink is "
+                          "restarted with it (its alerts are kept and sent then, up to a "
+                          "day back)", problem)  # fmt: skip
             try:
                 now = datetime.now(UTC)
                 at = self.clock.at(now)  # a KafkaError: not judged this cycle
-                if at is not None:
+                if at is not None and self._ahead(at):
                     for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip
@@ -59,6 +67,16 @@ class AlertLoop(threading.Thread):
             except Exception as exc:
                 log.error("alerts: cycle failed (%s); retrying in %.0fs", exc, self.interval_s)
             self._stopping.wait(self.interval_s)
+
+    def _ahead(self, at: datetime) -> bool:
+        """False (and waits) while the data's time is behind the last evaluation (a
+        partition fell behind after the others were judged)."""
+        until = self.engine.evaluated_until
+        if until is not None and at < until:
+            log.info("alerts: the data's time %s is behind the last evaluation; waiting",
+                     at.isoformat())  # fmt: skip
+            return False
+        return True
 
     def stop(self) -> None:
         self._stopping.set()

@@ -6,7 +6,7 @@ was not given it."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -81,18 +81,44 @@ def test_caps_fire_once_per_task_across_kills(isolated_settings: Settings, tmp_p
     history = AlertHistory(client)
     at = data_time(client)
     assert at is not None
+    # The cap stage 1 was never given: within STAGE1_GRACE of data time after the
+    # 30th call (a cron-style fresh engine each time) it is not raised; past it, it is.
+    runaway = sorted({e["event_id"]: parse_ts(e["ts"]) for e in events
+                      if e["task_id"] == "task-31-runaway" and e["type"] == "call"}.values())
+    crossed = runaway[29]  # fmt: skip
+    assert crossed < at < crossed + STAGE1_GRACE  # the stored data ends within the grace
+    cron_rules = tmp_path / "cron.yaml"
+    cron_rules.write_text(RULES.split("      - ")[0] + UNSEEN.replace("NotGivenToStage1", "Cron"),
+                          encoding="utf-8")  # fmt: skip
+
+    def cron(when: datetime) -> set[str]:
+        fresh = AlertEngine(load_rules(cron_rules), ClickHouseAlertInputs(client))
+        fresh.restore(history)
+        return {e.labels["task_id"] for e in fresh.cycle(when, history, [], force=True)
+                if e.state == "firing"}  # fmt: skip
+
+    assert "task-31-runaway" not in cron(crossed + STAGE1_GRACE - timedelta(seconds=1))
+    assert "task-31-runaway" in cron(crossed + STAGE1_GRACE)
+    assert "task-31-runaway" not in cron(crossed + 2 * STAGE1_GRACE)  # once per task
     first = engine.cycle(at, history, [], force=True)
     assert not [e for e in first if e.state == "firing"]
     resolved = {(e.alert, e.labels["task_id"]) for e in first if e.state == "resolved"}
-    last_event = {}
+    # Active at `at`: the task's last event if it is before `at`; for a task with events
+    # after `at` (an outcome the data's time has not reached), its last call up to `at`.
+    last_event: dict[str, datetime] = {}
+    last_call: dict[str, datetime] = {}
     for event in events:
-        ts = parse_ts(event["ts"])
-        last_event[event["task_id"]] = max(ts, last_event.get(event["task_id"], ts))
-    active = {(a, t) for a, t in want if last_event[t] >= at - timedelta(hours=1)}
+        ts, task = parse_ts(event["ts"]), event["task_id"]
+        last_event[task] = max(ts, last_event.get(task, ts))
+        if event["type"] == "call" and ts <= at:
+            last_call[task] = max(ts, last_call.get(task, ts))
+    seen = {t: last_event[t] if last_event[t] < at else last_call[t] for _, t in want}
+    active = {(a, t) for a, t in want if seen[t] >= at - timedelta(hours=1)}
     assert ("RunawayCalls", "task-31-runaway") in active and active != want
     assert resolved == want - active
     # Past the grace, the cap stage 1 was never given is raised here, and said so.
-    later = engine.cycle(at + STAGE1_GRACE, history, [], force=True)
+    later = engine.cycle(crossed + STAGE1_GRACE, history, [], force=True)
     [fallback] = [e for e in later if e.state == "firing"]
     assert (fallback.alert, fallback.labels["task_id"]) == ("NotGivenToStage1", "task-31-runaway")
     assert fallback.details["evaluated_in"] == "evaluator"
+    assert fallback.details["crossed_at"] == crossed.isoformat()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from pipeline.query.alert_inputs import Key, Sums, TaskLine, ceil_hour, floor_hour
+from pipeline.query.alert_inputs import CallPoint, Key, Sums, TaskLine, ceil_hour, floor_hour
 from pipeline.query.noise import ArmSums
 
 
@@ -133,3 +133,11 @@ class MemoryInputs:
                 out.append(TaskLine(t.task_id, t.label("scenario_id"), t.label("owner"),
                                     t.label("environment"), t.cost, t.calls, 0, last))  # fmt: skip
         return sorted(out, key=lambda line: line.task_id)
+
+    def task_calls(self, task_ids: Sequence[str], until: datetime) -> dict[str, list[CallPoint]]:
+        out: dict[str, list[CallPoint]] = {}
+        for call in sorted(self.calls, key=lambda c: c.ts):
+            if call.label("task_id") in task_ids and call.ts <= until:
+                point = CallPoint(call.ts, 1, int(call.unpriced), call.cost)
+                out.setdefault(call.label("task_id"), []).append(point)
+        return out

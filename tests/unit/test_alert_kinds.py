@@ -399,29 +399,59 @@ def test_the_p95_of_cost_per_task_moved_up() -> None:
 # --- task budget -----------------------------------------------------------
 
 
+HOUR_ = timedelta(hours=1)
+
+
+def _calls_of(task_id: str, first: datetime, n: int, each: str, every: timedelta) -> list[Call]:
+    return [Call(first + k * every, Decimal(each), {**A, "task_id": task_id}) for k in range(n)]
+
+
+# "run": 80 calls of $0.075 every 37.5 s from 11:00 ($6.00, the last at 11:49:22.5);
+# "quiet": $6.00 but nothing after 9:00; "cheap": $4.00. Caps: $5 is reached by call
+# 67 (67 x 0.075 = 5.025; 66 x 0.075 = 4.95) at 11:00 + 66 x 37.5 s = 11:41:15; 50
+# calls by call 50 at 11:00 + 49 x 37.5 s = 11:30:37.5.
+RUN_CALLS = (
+    _calls_of("run", t(30, 11), 80, "0.075", timedelta(seconds=37.5))
+    + _calls_of("quiet", t(30, 8), 6, "1.00", timedelta(minutes=12))
+    + _calls_of("cheap", t(30, 11), 4, "1.00", timedelta(minutes=18))
+)
+RUN_TASKS = [
+    Task(t(30, 11), Decimal(6), "", labels=A, task_id="run", calls=80,
+         last_event_at=t(30, 11, 49)),
+    Task(t(30, 8), Decimal(6), "", labels=A, task_id="quiet", calls=6, last_event_at=t(30, 9)),
+    Task(t(30, 11), Decimal(4), "", labels=A, task_id="cheap", calls=4,
+         last_event_at=t(30, 11, 54)),
+]  # fmt: skip
+
+
 def test_a_runaway_task_over_an_absolute_cap() -> None:
-    at = t(30, 12)
-    tasks = [
-        Task(
-            t(30, 11),
-            Decimal(6),
-            "",
-            labels=A,
-            task_id="run",
-            calls=80,
-            last_event_at=t(30, 11, 50),
-        ),
-        Task(t(30, 8), Decimal(6), "", labels=A, task_id="quiet", last_event_at=t(30, 9)),
-        Task(t(30, 11), Decimal(4), "", labels=A, task_id="cheap", last_event_at=t(30, 11, 55)),
-    ]
+    inputs = MemoryInputs(calls=RUN_CALLS, tasks=RUN_TASKS)
     rule = TaskBudgetRule(alert="Runaway", max_cost=Decimal(5))
-    [found] = task_budget.evaluate(rule, MemoryInputs(tasks=tasks), at)
+    [found] = task_budget.evaluate(rule, inputs, t(30, 12))
     assert found.labels["task_id"] == "run"
     assert (found.value, found.expected, found.impact) == (Decimal(6), Decimal(5), Decimal(1))
+    assert found.details["crossed_at"] == "2026-11-30T11:41:15+00:00"
     # By calls: 80 >= 50 (the quiet task is out of the hour).
-    [by_calls] = task_budget.evaluate(TaskBudgetRule(alert="R", max_calls=50),
-                                      MemoryInputs(tasks=tasks), at)  # fmt: skip
+    [by_calls] = task_budget.evaluate(TaskBudgetRule(alert="R", max_calls=50), inputs, t(30, 12))
     assert by_calls.details["cap"] == "max_calls" and by_calls.value == 80
+    assert by_calls.details["crossed_at"] == "2026-11-30T11:30:37.500000+00:00"
+
+
+def test_a_task_budget_says_what_the_task_was_at_the_evaluation_time() -> None:
+    # At 11:30 "run" had 49 calls (the 49th is at 11:30:00: at the instant, included):
+    # $3.675, under both caps. At 11:45, 73 calls (k x 37.5 s <= 45 min: k <= 72):
+    # $5.475, over $5 and over 50 calls; 50 calls came first (11:30:37.5), so that is
+    # the cap it names.
+    inputs = MemoryInputs(calls=RUN_CALLS, tasks=RUN_TASKS)
+    both = TaskBudgetRule(alert="R", max_cost=Decimal(5), max_calls=50)
+    assert task_budget.evaluate(both, inputs, t(30, 11, 30)) == []
+    [found] = task_budget.evaluate(both, inputs, t(30, 11, 45))
+    assert (found.details["cap"], found.value, found.details["cost"]) == (
+        "max_calls", Decimal(73), "5.475")  # fmt: skip
+    assert found.details["last_event_at"] == "2026-11-30T11:45:00+00:00"
+    [by_cost] = task_budget.evaluate(TaskBudgetRule(alert="R", max_cost=Decimal(5)), inputs,
+                                     t(30, 11, 45))  # fmt: skip
+    assert (by_cost.value, by_cost.impact) == (Decimal("5.475"), Decimal("0.475"))
 
 
 def test_a_task_over_k_times_its_scenarios_p99() -> None:
@@ -432,8 +462,10 @@ def test_a_task_over_k_times_its_scenarios_p99() -> None:
         Task(t(30, 11), Decimal("3.10"), "", labels=A, task_id="hot"),
         Task(t(30, 11), Decimal("3.00"), "", labels=A, task_id="warm"),
     ]
+    calls = [*_calls_of("hot", t(30, 11), 1, "3.10", HOUR_),
+             *_calls_of("warm", t(30, 11), 1, "3.00", HOUR_)]  # fmt: skip
     rule = TaskBudgetRule(alert="Runaway", p99_multiple=Decimal(3))
-    [found] = task_budget.evaluate(rule, MemoryInputs(tasks=base + live), t(30, 11, 30))
+    [found] = task_budget.evaluate(rule, MemoryInputs(calls, base + live), t(30, 11, 30))
     assert found.labels["task_id"] == "hot" and found.expected == Decimal("3.030000")
     # Without enough history there is no cap at all.
     assert task_budget.evaluate(rule, MemoryInputs(tasks=live), t(30, 11, 30)) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -165,3 +166,28 @@ def test_the_slack_text_counts_firings_and_says_what_is_incomplete(
         "    baseline_incomplete: 2 of 40 baseline tasks ...",
         ":white_check_mark: *Cpao* (warning, resolved): search at 12.5",
     ]
+
+
+def test_a_receiver_without_its_secret_is_refused_or_left_out_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.alerts.engine import AlertEngine
+    from pipeline.alerts.rules import AlertRulesInvalid, load_rules
+    from tests.unit.alert_reference import MemoryInputs
+
+    monkeypatch.delenv("TEST_HOOK_SECRET", raising=False)
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n  - name: g\n    rules:\n      - {alert: U, kind: unpriced}\n"
+        "receivers:\n"
+        "  - {name: signed, type: webhook, url: 'http://127.0.0.1:9/',"
+        " secret_env: TEST_HOOK_SECRET}\n"
+        "  - {name: open, type: webhook, url: 'http://127.0.0.1:9/'}\n",
+        encoding="utf-8",
+    )
+    engine = AlertEngine(load_rules(path), MemoryInputs())
+    with pytest.raises(AlertRulesInvalid, match="set the environment variable TEST_HOOK_SECRET"):
+        engine.deliveries()
+    unconfigured: list[str] = []
+    assert [d.name for d in engine.deliveries(None, unconfigured)] == ["open"]
+    assert unconfigured == ["webhook signed: set the environment variable TEST_HOOK_SECRET"]
