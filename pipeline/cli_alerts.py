@@ -48,7 +48,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"note: {problem} (here; `alerts run` needs it where it runs)")
     for line in silence_notes(rules.silences, rules.receivers, datetime.now(UTC)):
         print(line)
+    for line in label_notes(rules):
+        print(line)
     return 0
+
+
+def label_notes(rules: Any) -> list[str]:
+    """Annotations reading a label the rule's alerts never carry (it would show as
+    written, ``{{ $labels.x }}``, in every notification)."""
+    from pipeline.alerts.kinds import KIND_LABELS
+    from pipeline.alerts.rules import RESERVED_LABELS
+    from pipeline.alerts.templates import label_names
+
+    out = []
+    for group in rules.groups:
+        for rule in group.rules:
+            carried = {getattr(d, "value", d) for d in rule.group_by} | set(rule.labels)
+            carried |= RESERVED_LABELS | KIND_LABELS.get(rule.kind, frozenset())
+            carried.add("restated_window")
+            for name, text in rule.annotations.items():
+                for label in sorted(set(label_names(text)) - carried):
+                    out.append(
+                        f"note: {rule.alert}: annotation {name} reads $labels.{label}, which "
+                        f"its alerts do not carry ({', '.join(sorted(carried))}); the alert's "
+                        "figures are in {{ $details.<name> }}"
+                    )
+    return out
 
 
 def silence_notes(silences: Any, receivers: Any, now: datetime) -> list[str]:
@@ -162,6 +187,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(event_json(event), flush=True)
             log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)
         if args.once:
+            if engine.failed_receivers:
+                # For cron: a non-zero exit is what gets noticed. Nothing is lost.
+                print(f"alerts: could not notify {', '.join(engine.failed_receivers)}; their "
+                      "alerts are kept and sent by the next run", file=sys.stderr)  # fmt: skip
+                return 1
             return 0
         time.sleep(max(1.0, min(tick, 60.0)))
 

@@ -27,3 +27,8 @@ COMMENT 'What each alert rule judged of each closed window, to notice restatemen
 
 ALTER TABLE alert_events
     COMMENT COLUMN state 'pending | inactive | firing | cleared | recurred | resolved | restated (only firing and resolved are notified)';
+
+-- A repeat of a firing alert (repeat_interval) is a delivery row at the cycle's time,
+-- not at its alert_events row's: join repeats on fingerprint and state.
+ALTER TABLE alert_deliveries
+    COMMENT COLUMN at 'The alert event''s time (alert_events.at); for a repeat of a firing alert, the evaluation time of the cycle that repeated it';

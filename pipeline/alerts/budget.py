@@ -30,6 +30,7 @@ from pipeline.alerts.stats import burn_rate, overrun_at
 from pipeline.query.alert_inputs import AlertInputs
 
 _MONEY = Annotated[Money, Field(gt=0)]
+_NANO, _MICRO = Decimal("0.000000001"), Decimal("0.000001")
 _SHARE = Annotated[Decimal, Field(gt=0, le=10)]
 
 
@@ -158,20 +159,21 @@ def evaluate(rule: BudgetRule, inputs: AlertInputs, at: datetime) -> list[Observ
             short_rate = burn_rate(fast.cost, rule.amount, window.short, length)
             if long_rate >= window.factor and short_rate >= window.factor:
                 labels = dict(zip(group_by, key, strict=True))
+                # To the nano-unit, as prices are given: not 28 digits of a division.
                 pace = (
                     rule.amount
                     * Decimal(window.long.total_seconds())
                     / Decimal(length.total_seconds())
-                )
+                ).quantize(_NANO)
                 tag = f"{format_duration(window.long)}/{format_duration(window.short)}"
                 out.append(
                     Observation(
                         {**labels, "burn_window": tag},
-                        value=long_rate,
+                        value=long_rate.quantize(_MICRO),
                         expected=window.factor,
                         impact=sums.cost - pace,
                         details={
-                            "short_window_burn_rate": str(short_rate),
+                            "short_window_burn_rate": str(short_rate.quantize(_MICRO)),
                             "window_spend": str(sums.cost),
                             "period": name,
                             # A burn rate of known cost only: a lower bound too.

@@ -31,10 +31,10 @@ def notify(
     silences: Sequence[Silence],
     at: datetime,
     now: datetime,
-) -> None:
+) -> bool:
     """Tell ``delivery`` this cycle's news: ``pending`` (its unacknowledged firing
     and resolved events), ``firing`` (every alert firing at ``at``), on the clock
-    ``now``. Raises nothing when the receiver fails: logged, retried next cycle."""
+    ``now``; False when the receiver failed (logged; retried next cycle)."""
     if delivery.policy is None:
         changed = {(e.fingerprint, e.state) for e in pending}
         batch = [*pending, *(e for e in firing if (e.fingerprint, "firing") not in changed)]
@@ -42,9 +42,9 @@ def notify(
             delivery.send(batch, at)
         except AlertDeliveryFailed as exc:
             log.error("receiver %s: %s; retrying next cycle", delivery.name, exc)
-            return
+            return False
         history.delivered(delivery.name, pending, now=now)
-        return
+        return True
     work = plan(delivery.policy, silences, pending, firing, history.told(delivery.name), now)
     history.delivered(delivery.name, work.silenced, "silenced", now)
     history.delivered(delivery.name, work.skipped, "skipped", now)
@@ -53,5 +53,6 @@ def notify(
             delivery.send(events, at, group)
         except AlertDeliveryFailed as exc:
             log.error("receiver %s: %s; retrying next cycle", delivery.name, exc)
-            return
+            return False
         history.delivered(delivery.name, events, now=now)
+    return True

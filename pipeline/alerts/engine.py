@@ -86,6 +86,8 @@ class AlertEngine:
         self.stage1_raises = False
         # The latest evaluation time in the history (restore) or of this engine.
         self.evaluated_until: datetime | None = None
+        # Receivers the last cycle could not notify (their events stay in the outbox).
+        self.failed_receivers: list[str] = []
         self._history: AlertHistory | None = None
         self._adopted_at: datetime | None = None
         # Live (cycle): hours judged this cycle, kept to notice later restatements.
@@ -314,10 +316,12 @@ class AlertEngine:
         self._judged = []
         clock = now if now is not None else datetime.now(UTC)
         firing = self.firing(at)
+        self.failed_receivers = []
         for delivery in deliveries:
             pending = history.undelivered(delivery.name, at - REDELIVER_WITHIN)
             pending = [e for e in pending if e.alert in self.rules]
-            notify(delivery, history, pending, firing, self.silences, at, clock)
+            if not notify(delivery, history, pending, firing, self.silences, at, clock):
+                self.failed_receivers.append(delivery.name)
         return events
 
 

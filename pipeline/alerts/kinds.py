@@ -53,3 +53,13 @@ def evaluate(
     if rule.kind == "dead_letters":
         return pipeline_health.evaluate_dead_letters(rule, inputs, clock)
     return EVALUATORS[rule.kind](rule, inputs, at)
+
+
+# The labels a kind adds to an alert's own (group_by values, the rule's labels and
+# costflow's alertname, severity, costflow_kind); restated windows add restated_window.
+KIND_LABELS: dict[str, frozenset[str]] = {
+    "budget": frozenset({"threshold", "period", "burn_window"}),
+    "task_budget": frozenset({"task_id"}),
+    "unpriced": frozenset({"provider", "model", "condition"}),
+    "dead_letters": frozenset({"reason"}),
+}

@@ -185,6 +185,17 @@ class WebhookDelivery:
         _post(self.http, self.url, body, headers, f"webhook {self.name}")
 
 
+def _figures(event: AlertEvent) -> str:
+    """A summary for a rule without one: its labels and figures."""
+    labels = ", ".join(f"{k}={v}" for k, v in event.labels.items())
+    figures = render("{{ $value }}", {}, event.value, None, None, event.details)
+    if event.expected is not None:
+        figures += f" (expected {show(event.expected)})"
+    if event.impact is not None:
+        figures += f", at stake {show(event.impact)}"
+    return f"{labels}: {figures}"
+
+
 class SlackDelivery:
     """Posts one message per group to a Slack incoming webhook."""
 
@@ -200,8 +211,9 @@ class SlackDelivery:
         lines = [f"*[{status}]* " + ", ".join(f"{k}={v}" for k, v in group)] if group else []
         for e in events:
             notes = annotations_of(e, self.annotations.get(e.alert, {}))
-            summary = notes.get("summary") or ", ".join(f"{k}={v}" for k, v in e.labels.items())
-            mark = ":red_circle:" if e.state == "firing" else ":white_check_mark:"
+            summary = notes.get("summary") or _figures(e)
+            mark = (":white_check_mark:" if e.state != "firing" else
+                    ":red_circle:" if e.severity == "critical" else ":warning:")  # fmt: skip
             lines.append(f"{mark} *{e.alert}* ({e.severity}, {e.state}): {summary}")
             for mark in ("incomplete", "baseline_incomplete"):
                 if e.details.get(mark):

@@ -31,6 +31,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -110,9 +111,17 @@ def _no_float(value: Any) -> Any:
             f"write money as a quoted decimal string ('{value}'), not a YAML float: "
             "floats cannot hold most cents exactly"
         )
+    # What Decimal() also takes ('1e1', '1_5', ' 15', other scripts' digits) is not
+    # what a person reading the file sees as an amount: the schema's pattern, exactly.
+    if isinstance(value, str) and not _MONEY_TEXT.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an amount: write digits with an optional point and up to "
+            "9 decimals, like '250.00'"
+        )
     return value
 
 
+_MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,9})?")
 # Money in a rule file: a Decimal from a string or an integer, never a YAML float.
 Money = Annotated[
     Decimal,
@@ -184,6 +193,21 @@ class RuleBase(BaseModel):
         default_factory=dict,
         description="Templates: {{ $labels.<name> }}, {{ $value }}, {{ $expected }}, {{ $impact }}",
     )
+
+    @field_validator("annotations")
+    @classmethod
+    def _known_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        from pipeline.alerts.templates import unknown_placeholders
+
+        for name, text in value.items():
+            unknown = unknown_placeholders(text)
+            if unknown:
+                raise ValueError(
+                    f"annotation {name}: {', '.join(unknown)} is not a placeholder; use "
+                    "{{ $labels.<name> }}, {{ $details.<name> }}, {{ $value }}, "
+                    "{{ $expected }} or {{ $impact }}"
+                )
+        return value
 
     @model_validator(mode="after")
     def _own_labels(self) -> RuleBase:
@@ -333,6 +357,10 @@ def rule_file_model() -> type[BaseModel]:
             rnames = [r.name for r in self.receivers]
             if len(set(rnames)) != len(rnames):
                 raise ValueError("receiver names must be unique")
+            gnames = [g.name for g in self.groups]
+            if len(set(gnames)) != len(gnames):
+                # Each group keeps its own schedule by name.
+                raise ValueError("group names must be unique")
             return self
 
     return RuleFile
@@ -359,6 +387,11 @@ def load_rules(path: Path) -> Any:
         raise AlertRulesInvalid(f"cannot read alert rules {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise AlertRulesInvalid(f"{path} is not YAML: {exc}") from None
+    if data is None:
+        raise AlertRulesInvalid(
+            f"{path} is empty: an alert rule file holds `groups:` of rules (see "
+            "deploy/alerts/rules.yaml, or `costflow alerts validate` with no file)"
+        )
     try:
         return _model().model_validate(data)
     except ValidationError as exc:
@@ -385,8 +418,12 @@ def load_rule_files(paths: list[Path]) -> Any:
         "receivers": [r for f in files for r in f.receivers],
         "silences": [s for f in files for s in f.silences],
     })  # fmt: skip
-    names = [r.alert for g in merged.groups for r in g.rules]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise AlertRulesInvalid(f"alert names repeat across the rule files: {repeated}")
+    for what, names in (
+        ("alert names", [r.alert for g in merged.groups for r in g.rules]),
+        ("group names", [g.name for g in merged.groups]),
+        ("receiver names", [r.name for r in merged.receivers]),
+    ):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise AlertRulesInvalid(f"{what} repeat across the rule files: {repeated}")
     return merged

@@ -41,6 +41,11 @@ def parse_matcher(text: str) -> tuple[str, str, str]:
             f"{text!r} is not a matcher like 'alertname=\"SpendSpike\"' (operators =, !=, =~, !~)"
         )
     name, op, raw = match.groups()
+    if raw[:1] in ("=", "~"):
+        raise ValueError(
+            f"{text!r}: the value starts with {raw[0]!r}; did you mean "
+            f"'{name}{op}\"{raw[1:]}\"'? (operators =, !=, =~, !~)"
+        )
     value = json.loads(raw) if raw.startswith('"') else raw
     if op in ("=~", "!~"):
         try:

@@ -17,6 +17,20 @@ _PLACEHOLDER = re.compile(r"\{\{\s*\$(labels|details)\.([A-Za-z_][A-Za-z0-9_]*)\
                           r"\{\{\s*\$(value|expected|impact)\s*\}\}")  # fmt: skip
 
 
+_BRACES = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    """The ``{{ ... }}`` of ``text`` that are not placeholders this module fills (a
+    typo like ``{{ $valeu }}``, or Go template syntax like ``{{ .Value }}``)."""
+    return [m.group(0) for m in _BRACES.finditer(text) if not _PLACEHOLDER.fullmatch(m.group(0))]
+
+
+def label_names(text: str) -> list[str]:
+    """The label names ``text`` reads (``{{ $labels.<name> }}``)."""
+    return [m.group(2) for m in _PLACEHOLDER.finditer(text) if m.group(1) == "labels"]
+
+
 def show(value: Decimal | float | None) -> str:
     """A figure as text, never in exponent form: exact decimals as they are, floats
     (ratios, z, seconds) to 4 significant digits and below 1e-12 as 0 (rounding

@@ -23,6 +23,8 @@ from pipeline.alerts.rules import Duration, RuleBase
 from pipeline.alerts.state import Observation
 from pipeline.query.alert_inputs import AlertInputs
 
+_NANO = Decimal("0.000000001")
+
 
 class UnpricedRule(RuleBase):
     kind: Literal["unpriced"] = "unpriced"
@@ -76,7 +78,8 @@ def evaluate(rule: UnpricedRule, inputs: AlertInputs, at: datetime) -> list[Obse
                 out.append(
                     Observation(
                         {**dict(zip(group_by, key, strict=True)), "condition": "share"},
-                        value=share,
+                        # Shown to 9 places; the counts beside it are exact.
+                        value=share.quantize(_NANO),
                         expected=rule.max_share,
                         impact=None,
                         details={

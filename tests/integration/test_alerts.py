@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import urllib3
 
-from pipeline.alerts.engine import AlertEngine, backtest, data_time
+from pipeline.alerts.engine import AlertEngine, EvaluationBeforeHistory, backtest, data_time
 from pipeline.alerts.history import AlertHistory
 from pipeline.alerts.rules import load_rules
 from pipeline.alerts.state import Observation
@@ -321,6 +321,7 @@ def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
     [fired] = engine.cycle(at + timedelta(minutes=10), history, engine.deliveries())
     assert fired.alert == "ModelWithoutPrice" and fired.state == "firing"
     assert _Webhook.received == []
+    assert engine.failed_receivers == ["hook"]  # `alerts run --once` exits 1 for it
     [active] = _active(alertmanager)
     assert active["labels"] == {"alertname": "ModelWithoutPrice", "severity": "warning",
                                 "costflow_kind": "unpriced", "provider": "acme",
@@ -334,6 +335,7 @@ def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
     assert again.restore(history) == 1
     assert again.cycle(at + timedelta(minutes=15), history, again.deliveries(), force=True) == []
     assert [a["status"] for p in _Webhook.received for a in p["alerts"]] == ["firing"]
+    assert again.failed_receivers == []
     assert again.cycle(at + timedelta(minutes=20), history, again.deliveries(), force=True) == []
     assert len(_Webhook.received) == 1  # nothing re-sent
 
@@ -372,6 +374,13 @@ def test_a_rule_with_for_fires_when_each_cycle_is_a_new_process(
     [fired] = [e for e in history.events_since(datetime(2026, 11, 30, tzinfo=UTC))
                if e.state == "firing"]  # fmt: skip
     assert fired.starts_at == datetime(2026, 11, 30, 12, 10, tzinfo=UTC)
+    # `alerts run --at` an earlier time would record transitions out of order: refused,
+    # and nothing recorded.
+    engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+    engine.restore(history)
+    with pytest.raises(EvaluationBeforeHistory, match="alerts test"):
+        engine.cycle(datetime(2026, 11, 30, 12, 2, tzinfo=UTC), history, [], force=True)
+    assert len(history.events_since(datetime(2026, 11, 30, tzinfo=UTC))) == 2
 
 
 def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:

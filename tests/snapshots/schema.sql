@@ -2,7 +2,7 @@ CREATE TABLE alert_deliveries
 (
     `receiver` LowCardinality(String),
     `fingerprint` String,
-    `at` DateTime64(3, 'UTC') COMMENT 'The alert event\'s time (alert_events.at)',
+    `at` DateTime64(3, 'UTC') COMMENT 'The alert event\'s time (alert_events.at); for a repeat of a firing alert, the evaluation time of the cycle that repeated it',
     `state` LowCardinality(String),
     `delivered_at` DateTime64(3, 'UTC') DEFAULT now64(3),
     `outcome` LowCardinality(String) DEFAULT 'sent' COMMENT 'sent | silenced | skipped'

@@ -161,11 +161,18 @@ def test_the_slack_text_counts_firings_and_says_what_is_incomplete(
     text = slack.text([lowered, event("Cpao", "search", "resolved", NOW)], (("alertname", "Cpao"),))
     assert text.splitlines() == [
         "*[FIRING:1]* alertname=Cpao",
-        ":red_circle: *Cpao* (warning, firing): chat at ≥ 12.5",
+        ":warning: *Cpao* (warning, firing): chat at ≥ 12.5",
         "    incomplete: 3 of 40 recent tasks ...",
         "    baseline_incomplete: 2 of 40 baseline tasks ...",
         ":white_check_mark: *Cpao* (warning, resolved): search at 12.5",
     ]
+    # Without a summary: the labels and the figures; critical alerts in red.
+    bare = SlackDelivery(SlackReceiver(name="s", url_env="TEST_SLACK_URL"), {})
+    critical = replace(event("Budget", "chat"), severity="critical")
+    assert bare.text([critical]) == (
+        ":red_circle: *Budget* (critical, firing): scenario_id=chat: 12.5 (expected 10), "
+        "at stake 2.5"
+    )
 
 
 def test_a_receiver_without_its_secret_is_refused_or_left_out_and_named(

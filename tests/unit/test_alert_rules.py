@@ -35,6 +35,17 @@ def _load(tmp_path: Path, rule: str, receivers: str = "") -> object:
         ("{alert: B, kind: budget, amount: '100', labels: {severity: page}}",
          "set by costflow"),
         ("{alert: B, kind: budget, amount: '100', labels: {alertname: X}}", "set by costflow"),
+        # Decimal() takes each of these; none is what a reader sees as an amount.
+        ("{alert: B, kind: budget, amount: '1e1'}", "is not an amount"),
+        ("{alert: B, kind: budget, amount: '1_5'}", "is not an amount"),
+        ("{alert: B, kind: budget, amount: ' 15'}", "is not an amount"),
+        ("{alert: B, kind: budget, amount: '\u0661\u0665'}", "is not an amount"),
+        ("{alert: B, kind: budget, amount: '100', annotations: {summary: '{{ $valeu }}'}}",
+         "is not a placeholder"),
+        ("{alert: B, kind: budget, amount: '100', annotations: {summary: 'at {{ .Value }}'}}",
+         "is not a placeholder"),
+        ("{alert: B, kind: budget, amount: '100'}\n  - name: g\n    rules:\n"
+         "      - {alert: C, kind: budget, amount: '100'}", "group names must be unique"),
     ],
 )  # fmt: skip
 def test_refused_with_the_reason(tmp_path: Path, rule: str, reason: str) -> None:
@@ -118,3 +129,29 @@ def test_grouping_and_repeats_of_a_webhook(tmp_path: Path) -> None:
     bad = "receivers:\n  - {name: a, type: webhook, url: 'http://x/', group_by: ['a-b']}\n"
     with pytest.raises(AlertRulesInvalid, match="group_by"):
         _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", bad)
+
+
+def test_an_empty_file_and_a_doubled_operator_say_what_to_write(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    with pytest.raises(AlertRulesInvalid, match="is empty: an alert rule file holds `groups:`"):
+        load_rules(empty)
+    silence = (
+        "silences:\n  - {matchers: ['alertname==B'], starts_at: '2020-01-01T00:00:00Z',"
+        " ends_at: '2999-01-01T00:00:00Z', created_by: me, comment: typo}\n"
+    )
+    with pytest.raises(AlertRulesInvalid, match="did you mean 'alertname=\"B\"'"):
+        _load(tmp_path, "{alert: B, kind: budget, amount: '100'}", silence)
+
+
+def test_validate_notes_labels_an_alert_never_carries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    _load(tmp_path, "{alert: R, kind: task_budget, max_cost: '5', annotations: {summary: "
+                    "'{{ $labels.task_id }} of {{ $labels.scenario_id }}'}}")  # fmt: skip
+    assert main(["alerts", "validate", str(tmp_path / "rules.yaml")]) == 0
+    [note] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note")]
+    assert note.startswith("note: R: annotation summary reads $labels.scenario_id, which its "
+                           "alerts do not carry (alertname, costflow_kind")  # fmt: skip

@@ -162,7 +162,7 @@ SHIPPED = {
         "1eedb8b8169358323697335e338f71f0ce7089d0ca59a7e691c5df8824c3ecda"
     ),
     "0016_alert_judgements.sql": (
-        "72a2742d41b1af3a888d6acbf7e6c67dee631aa6a19e418b2b561c2903868385"
+        "26594ceac25a5c27ed9fc869f763b9a77636ef94c354e366a4811c263c2026c5"
     ),
 }
 
