@@ -40,5 +40,6 @@ def _figures(e: Any) -> str:
         return (f"running cost {floor}{usd(cost)} over {e.details.get('calls')} calls "
                 f"(cap {e.details.get('cap')} {e.expected})")  # fmt: skip
     if e.kind == "unpriced":
-        return f"{e.value} calls without a price since {e.details.get('first_unpriced_hour', '')}"
+        noun = "call" if str(e.value) == "1" else "calls"
+        return f"{e.value} {noun} without a price since {e.details.get('first_unpriced_hour', '')}"
     return f"value {e.value}"
