@@ -36,11 +36,12 @@ def known_variables() -> set[str]:
 
 def test_services_and_their_wiring() -> None:
     services = compose()["services"]
-    assert set(services) == {"kafka", "clickhouse", "worker", "sink"}
+    assert set(services) == {"kafka", "clickhouse", "worker", "sink", "alerts", "alertmanager"}
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["worker"]["command"] == ["worker"]
     assert services["sink"]["command"] == ["sink"]
-    for name in ("worker", "sink"):
+    assert services["alerts"]["command"][:2] == ["alerts", "run"]
+    for name in ("worker", "sink", "alerts"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert (ROOT / services[name]["build"]["dockerfile"]).exists()
         for dependency in services[name]["depends_on"]:
@@ -51,7 +52,7 @@ def test_every_costflow_variable_is_a_real_setting() -> None:
     known = known_variables()
     for name, service in compose()["services"].items():
         for variable in service.get("environment", {}):
-            if variable.startswith("COSTFLOW_") and name in {"worker", "sink"}:
+            if variable.startswith("COSTFLOW_") and name in {"worker", "sink", "alerts"}:
                 assert variable in known, f"{name}: {variable} is not a costflow setting"
 
 
@@ -69,3 +70,21 @@ def test_dockerfile_copies_what_the_package_needs_at_run_time() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     for needed in ("pipeline", "sql", "pricing"):
         assert f"COPY {needed}" in dockerfile
+
+
+def test_the_alert_services_read_the_shipped_rules_with_their_own_role() -> None:
+    from pipeline.alerts.rules import load_rules
+    from pipeline.clickhouse.access import ALERTS_INSERTS
+
+    services = compose()["services"]
+    mounted = {v.split(":")[1]: ROOT / v.split(":")[0] for v in services["alerts"]["volumes"]}
+    rules = services["alerts"]["command"][2]
+    host = mounted["/etc/costflow/alerts"] / Path(rules).name
+    urls = {r.url for r in load_rules(host).receivers if r.type == "alertmanager"}
+    assert urls == {"http://alertmanager:9093"}  # the compose service's name and port
+    assert services["worker"]["environment"]["COSTFLOW_WORKER_ALERT_RULES"] == rules
+    assert services["alerts"]["environment"]["COSTFLOW_CLICKHOUSE_USERNAME"] == "costflow_alerts"
+    users = (ROOT / "deploy" / "clickhouse-users.xml").read_text()
+    granted = set(re.findall(r"GRANT INSERT ON costflow\.(\w+)", users))
+    assert granted == set(ALERTS_INSERTS) == {"alert_events", "alert_deliveries",
+                                              "alert_judgements"}  # fmt: skip
