@@ -52,6 +52,7 @@ def task_caps(settings: Settings) -> list[TaskCap]:
             {d.value: v for d, v in r.match.items()},
             r.max_cost,
             r.max_calls,
+            dict(r.labels),
         )
         for r in rules
         if r.kind == "task_budget" and r.p99_multiple is None

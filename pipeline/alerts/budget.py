@@ -74,6 +74,12 @@ class BudgetRule(RuleBase):
     )
     burn_windows: list[BurnWindow] = Field(default_factory=lambda: list(SRE_WORKBOOK_BURN_WINDOWS))
 
+    @model_validator(mode="after")
+    def _can_fire(self) -> BudgetRule:
+        if not self.thresholds and not self.burn_windows:
+            raise ValueError("give thresholds, burn_windows or both: with neither it never fires")
+        return self
+
     @field_validator("thresholds")
     @classmethod
     def _distinct(cls, value: list[Decimal]) -> list[Decimal]:

@@ -48,6 +48,10 @@ def notify(
     work = plan(delivery.policy, silences, pending, firing, history.told(delivery.name), now)
     history.delivered(delivery.name, work.silenced, "silenced", now)
     history.delivered(delivery.name, work.skipped, "skipped", now)
+    if work.skipped:
+        log.warning("receiver %s: %d alerts fired and resolved before it could be told; "
+                    "not sent (alert_deliveries: outcome skipped)", delivery.name,
+                    len(work.skipped))  # fmt: skip
     for group, events in work.notifications:
         try:
             delivery.send(events, at, group)

@@ -75,10 +75,13 @@ class AlertEngine:
         self.silences = list(rule_file.silences)
         self.rules = {r.alert: r for g in self.groups for r in g.rules}
         self.states = {
-            r.alert: RuleState(r.alert, r.kind, r.severity.value, r.for_, r.keep_firing_for)
+            r.alert: RuleState(
+                r.alert, r.kind, r.severity.value, r.for_, r.keep_firing_for, r.labels
+            )
             for r in self.rules.values()
         }
         self.last_run: dict[str, datetime] = {}
+        self.last_clock: dict[str, datetime] = {}
         # Anomaly rules judge whole hours: evaluated once per hour, reused in between.
         self._hourly: dict[str, tuple[datetime, list[Observation]]] = {}
         # Live (cycle): stage 1 raises the task caps; here they are adopted, kept and
@@ -212,14 +215,33 @@ class AlertEngine:
         found = kinds.evaluate(rule, inputs, window[1] - _TICK)
         return [o for o in found if "threshold" in o.labels]
 
+    def _fire_unfired(
+        self, rule: Any, found: list[Observation], at: datetime, history: AlertHistory
+    ) -> list[AlertEvent]:
+        """Fire the thresholds a closed period reached that never fired while it was
+        open (reached after its last evaluation): once, at its closing judgement."""
+        state = self.states[rule.alert]
+        ids = {fingerprint(rule.alert, o.labels): o for o in found}
+        fired = history.fired(rule.alert, list(ids)) if ids else set()
+        out = []
+        for fp, obs in ids.items():
+            if fp in fired or fp in state.instances:
+                continue
+            note = {**obs.details, "judged_at_close": "reached after the period's last evaluation"}
+            event = state.fire_now(at, replace(obs, details=note))
+            if event is not None:
+                out.append(event)
+        return out
+
     def restate(self, at: datetime, history: AlertHistory) -> list[AlertEvent]:
         """Judge each budget's last closed period once, then judge again the windows
         judged in the last :data:`restatements.LOOKBACK` whose stored calls changed
         since; the ``restated`` events and the firings of label sets found only now.
         The judgements to keep are added to this cycle's."""
         rules = {n: r for n, r in self.rules.items() if r.kind in ("anomaly", "budget")}
+        events: list[AlertEvent] = []
         if not rules:
-            return []
+            return events
         since = floor_hour(at) - restatements.LOOKBACK
         inputs = CycleCache(self.inputs)
         fresh = {(j.alert, j.window_start) for j in self._judged}
@@ -235,9 +257,9 @@ class AlertEngine:
                 digest = restatements.window_digest(inputs, *closed)  # before judging
                 found = self._judge(rule, closed, inputs)
                 self._judged.append(restatements.judgement(rule.alert, closed, digest, found, at))
+                events += self._fire_unfired(rule, found, at, history)
         hourly = any(rules[j.alert].kind == "anomaly" for j in stored)
         hours = restatements.hour_digests(inputs, since, floor_hour(at)) if hourly else {}
-        events: list[AlertEvent] = []
         for old in stored:
             rule, window = rules[old.alert], (old.window_start, old.window_end)
             if rule.kind == "anomaly":
@@ -269,11 +291,16 @@ class AlertEngine:
         ``force``; ``now``: the clock, default ``at``); the firings and resolutions."""
         events: list[AlertEvent] = []
         inputs = CycleCache(self.inputs)  # rules of one evaluation share their windows
+        clock = now or at
         for group in self.groups:
             last = self.last_run.get(group.name)
-            if not force and last is not None and at - last < group.interval:
+            # Due when the data's time or the clock moved on by the interval: calls stored
+            # late (the data's time standing still) are judged all the same.
+            last_clock = self.last_clock.get(group.name, clock)
+            moved = last is None or at - last >= group.interval
+            if not force and not moved and clock - last_clock < group.interval:
                 continue
-            self.last_run[group.name] = at
+            self.last_run[group.name], self.last_clock[group.name] = at, clock
             for rule in group.rules:
                 observations = self._observe(rule, at, inputs, now)
                 events.extend(self.states[rule.alert].step(at, observations))

@@ -92,9 +92,11 @@ class AlertHistory:
         return [self._event(row) for row in result.result_rows]
 
     def last_evaluated(self, alerts: Iterable[str]) -> datetime | None:
-        """The latest evaluation time of ``alerts`` in the history, if any."""
+        """The latest evaluation time of ``alerts`` in the history (their events and
+        their judgements of closed windows), if any."""
         (latest,) = self.client.query(
-            "SELECT max(at) FROM alert_events WHERE alert IN %(a)s",
+            "SELECT greatest((SELECT max(at) FROM alert_events WHERE alert IN %(a)s), "
+            "(SELECT max(judged_at) FROM alert_judgements WHERE alert IN %(a)s))",
             parameters={"a": list(alerts)},
         ).result_rows[0]
         return _utc(latest) if latest is not None and latest.year >= 2000 else None

@@ -118,7 +118,8 @@ def restate(
               details: dict[str, str]) -> AlertEvent:  # fmt: skip
         restated = _restated_labels(labels, old.window_start)
         return AlertEvent(
-            alert=alert, kind=kind, fingerprint=fingerprint(alert, restated), labels=restated,
+            alert=alert, kind=kind, fingerprint=fingerprint(alert, restated),
+            labels={**rule.labels, **restated},
             state="restated", starts_at=old.window_start, ends_at=old.window_end, at=at,
             value=value, expected=obs.expected if obs else None,
             impact=obs.impact if obs else None, severity=severity,

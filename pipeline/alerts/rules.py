@@ -132,6 +132,12 @@ Money = Annotated[
 ]  # fmt: skip
 # Labels costflow sets on every alert: a rule's own labels may not replace them.
 RESERVED_LABELS = frozenset({"alertname", "severity", "costflow_kind"})
+# Labels kinds give their alerts (pipeline.alerts.kinds.KIND_LABELS), and a restated
+# window's: an instance's identity, which a rule's own labels may not replace either.
+ALERT_LABELS = frozenset({
+    "threshold", "period", "burn_window", "task_id", "provider", "model", "condition",
+    "reason", "restated_window",
+})  # fmt: skip
 
 
 def _http_url(value: str) -> str:
@@ -140,10 +146,26 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an http(s) URL like http://alertmanager:9093")
+    if parts.username or parts.password:
+        # Rule files are read by people and kept in repositories; secrets are not.
+        raise ValueError(
+            "the URL holds credentials: a rule file is no place for secrets (sign webhooks "
+            "with secret_env or secret_file instead)"
+        )
     return value
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _at_least_a_second(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError("must be at least 1s")
+    return value
+
+
+# An interval or a window that must not be 0 (a loop would spin; a cap never held).
+PositiveDuration = Annotated[Duration, AfterValidator(_at_least_a_second)]
 _LABEL_NAME = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=100)]
 
 
@@ -217,6 +239,14 @@ class RuleBase(BaseModel):
                 f"labels {taken} are set by costflow (alertname is the rule's `alert`, "
                 "severity its `severity`); use another label name"
             )
+        grouped = {getattr(d, "value", d) for d in self.group_by}
+        clash = sorted((ALERT_LABELS | grouped).intersection(self.labels))
+        if clash:
+            raise ValueError(
+                f"labels {clash} name what each alert is about (group_by values, a budget's "
+                "threshold and period, a task_id, ...): a rule's own label may not replace "
+                "them; use another label name"
+            )
         return self
 
 
@@ -239,7 +269,7 @@ class _Notified(BaseModel):
         min_length=1,
         description="Labels one notification groups alerts by; ['...']: one per alert",
     )
-    repeat_interval: Duration = Field(
+    repeat_interval: PositiveDuration = Field(
         default="4h", validate_default=True,
         description="How often an alert still firing is told again",
     )  # fmt: skip
@@ -332,7 +362,7 @@ def rule_file_model() -> type[BaseModel]:
         model_config = ConfigDict(extra="forbid", frozen=True)
 
         name: str = Field(min_length=1, max_length=200)
-        interval: Duration = Field(
+        interval: PositiveDuration = Field(
             default="1m", validate_default=True, description="How often the group is evaluated"
         )
         rules: list[rule] = Field(min_length=1)  # type: ignore[valid-type]
@@ -376,13 +406,33 @@ def _model() -> type[BaseModel]:
     return _MODEL
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader refusing a key given twice in one mapping (plain YAML keeps
+    the last one silently: ``amount`` written twice would mean the second)."""
+
+
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key!r} is given twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def load_rules(path: Path) -> Any:
     """Read and validate one rule file.
 
     Raises AlertRulesInvalid with the file, the place and the reason.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)  # a SafeLoader
     except OSError as exc:
         raise AlertRulesInvalid(f"cannot read alert rules {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

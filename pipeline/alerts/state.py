@@ -82,16 +82,22 @@ class Instance:
     # The first evaluation that found the condition cleared, while firing: the
     # alert keeps firing ``keep_firing_for`` from then (as Prometheus counts it).
     cleared_at: datetime | None = None
+    # The instance's identity, fixed when it is created or restored.
+    fp: str = ""
 
 
 class RuleState:
     """The instances of one rule; :meth:`step` applies one evaluation."""
 
     def __init__(
-        self, alert: str, kind: str, severity: str, hold: timedelta, keep_firing: timedelta
-    ) -> None:
+        self, alert: str, kind: str, severity: str, hold: timedelta, keep_firing: timedelta,
+        static: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """``static``: the rule's own ``labels``, on every event (for routing) but not
+        part of an instance's identity (its fingerprint)."""
         self.alert, self.kind, self.severity = alert, kind, severity
         self.hold, self.keep_firing = hold, keep_firing
+        self.static = dict(static or {})
         self.instances: dict[str, Instance] = {}
 
     def restore(self, events: Iterable[AlertEvent]) -> None:
@@ -103,14 +109,15 @@ class RuleState:
         for fp, event in latest.items():
             if event.state != "pending" and event.state not in FIRING_STATES:
                 continue
-            obs = Observation(event.labels, event.value, event.expected, event.impact,
+            labels = {k: v for k, v in event.labels.items() if k not in self.static}
+            obs = Observation(labels, event.value, event.expected, event.impact,
                               event.details)  # fmt: skip
             fired = event.starts_at if event.state in FIRING_STATES else None
             self.instances[fp] = Instance(
-                self.alert, self.kind, event.labels,
+                self.alert, self.kind, labels,
                 "pending" if fired is None else "firing", event.starts_at,
                 event.at, obs, event.severity, fired_at=fired,
-                cleared_at=event.at if event.state == "cleared" else None,
+                cleared_at=event.at if event.state == "cleared" else None, fp=fp,
             )  # fmt: skip
 
     def _event(self, inst: Instance, state: State, at: datetime) -> AlertEvent:
@@ -123,8 +130,9 @@ class RuleState:
         if state == "resolved":
             details["figures_as_of"] = inst.last_active.isoformat()
         return AlertEvent(
-            alert=self.alert, kind=self.kind, fingerprint=fingerprint(self.alert, inst.labels),
-            labels=dict(inst.labels), state=state, starts_at=starts,
+            alert=self.alert, kind=self.kind,
+            fingerprint=inst.fp or fingerprint(self.alert, inst.labels),
+            labels={**self.static, **inst.labels}, state=state, starts_at=starts,
             ends_at=at if state in ("resolved", "inactive") else None, at=at, value=obs.value,
             expected=obs.expected, impact=obs.impact, severity=inst.severity,
             details=details,
@@ -145,7 +153,7 @@ class RuleState:
             inst = self.instances.get(fp)
             if inst is None:
                 inst = Instance(self.alert, self.kind, dict(obs.labels), "pending", at, at, obs,
-                                self.severity)  # fmt: skip
+                                self.severity, fp=fp)  # fmt: skip
                 self.instances[fp] = inst
             if inst.cleared_at is not None:
                 events.append(self._event(inst, "recurred", at))
@@ -180,7 +188,7 @@ class RuleState:
         if fp in self.instances:
             return None
         inst = Instance(self.alert, self.kind, dict(obs.labels), "firing", at, at, obs,
-                        self.severity, fired_at=at)  # fmt: skip
+                        self.severity, fired_at=at, fp=fp)  # fmt: skip
         self.instances[fp] = inst
         return self._event(inst, "firing", at)
 

@@ -91,9 +91,11 @@ def overrun_at(
     elapsed = (now - period_start).total_seconds()
     if spent <= 0 or elapsed <= 0:
         return None
-    seconds_to_budget = float(budget / spent) * elapsed
-    when = period_start + timedelta(seconds=seconds_to_budget)
-    return when if when < period_end else None
+    # Compared before it becomes a date: a large budget's forecast is past any date.
+    seconds_to_budget = budget / spent * Decimal(elapsed)
+    if seconds_to_budget >= Decimal((period_end - period_start).total_seconds()):
+        return None
+    return period_start + timedelta(seconds=int(seconds_to_budget))  # to the second
 
 
 def binomial_upper_tail(k: int, n: int, p: float) -> float:

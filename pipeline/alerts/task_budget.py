@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from pipeline.alert_identity import lower_bound, task_alert_labels
-from pipeline.alerts.rules import Duration, Money, RuleBase
+from pipeline.alerts.rules import Money, PositiveDuration, RuleBase
 from pipeline.alerts.state import Observation
 from pipeline.alerts.tail_shift import BIN_BASE, quantile_bin
 from pipeline.alerts.task_labels import check_task_labels
@@ -42,7 +42,7 @@ class TaskBudgetRule(RuleBase):
     p99_multiple: Annotated[Decimal, Field(gt=1)] | None = None
     baseline_days: Annotated[int, Field(ge=1, le=90)] = 7
     min_baseline_tasks: Annotated[int, Field(ge=1)] = 100
-    active_for: Duration = Field(default="1h", validate_default=True)
+    active_for: PositiveDuration = Field(default="1h", validate_default=True)
 
     @model_validator(mode="after")
     def _a_cap(self) -> TaskBudgetRule:

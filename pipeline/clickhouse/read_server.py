@@ -73,7 +73,9 @@ class ReadServer:
             return _error(
                 _READONLY,
                 "costflow's embedded read endpoint is read-only: stop `costflow up` to write "
-                "to the embedded ClickHouse, or use a ClickHouse server (READONLY)",
+                "to the embedded ClickHouse, or use a ClickHouse server; to run alert rules "
+                "under `costflow up`, give them to the sink (COSTFLOW_SINK_ALERT_RULES=FILES) "
+                "(READONLY)",
             )
         found = _FORMAT.search(query)
         fmt = found.group(1) if found else request.query.get("default_format", "TabSeparated")

@@ -17,7 +17,7 @@ rule, across crashes of either stage.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pipeline.join.state import TaskState
@@ -40,6 +40,8 @@ class TaskCap:
     match: Mapping[str, str]
     max_cost: Decimal | None = None
     max_calls: int | None = None
+    # The rule's own labels (for routing), carried as ``label.<name>`` entries.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.match) - set(TASK_LABELS)
@@ -59,7 +61,9 @@ class TaskCap:
         return None
 
     def _entry(self, cap: str, limit: str) -> dict[str, str]:
-        return {"alert": self.alert, "severity": self.severity, "cap": cap, "limit": limit}
+        entry = {"alert": self.alert, "severity": self.severity, "cap": cap, "limit": limit}
+        entry.update({f"label.{k}": v for k, v in self.labels.items()})
+        return entry
 
 
 def crossed_caps(caps: Sequence[TaskCap], state: TaskState) -> list[dict[str, str]]:

@@ -698,10 +698,11 @@ def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
 def test_a_closed_budget_period_is_judged_once_and_restated_when_its_calls_change(
     engine_dir: Path, tmp_path: Path
 ) -> None:
-    """A daily budget of 10.00 (thresholds 0.5 and 1.0). 29 November spent 6.00: the
-    first cycle of the 30th judges the closed day (0.5 reached, 6.00). A late call of
-    5.00 dated the 29th (spend 11.00) then crosses 1.0 there: it fires once with
-    ``restated_window``, and 0.5's value change is recorded as restated (6 -> 11)."""
+    """A daily budget of 10.00 (thresholds 0.5 and 1.0). 29 November spent 6.00 and
+    was never evaluated while open: the first cycle of the 30th judges the closed day
+    and fires 0.5 there (reached after the day's last evaluation), resolved the next
+    cycle. A late call of 5.00 dated the 29th (spend 11.00) then crosses 1.0: it fires
+    once with ``restated_window``, and 0.5's value change is recorded (6 -> 11)."""
     client = _database(engine_dir)
     day = datetime(2026, 11, 29, tzinfo=UTC)
     chat = {"provider": "openai", "model": "gpt-4o-mini", "scenario_id": "chat"}
@@ -717,8 +718,10 @@ def test_a_closed_budget_period_is_judged_once_and_restated_when_its_calls_chang
                 for e in engine.cycle(at, history, [], force=True, now=at)]  # fmt: skip
 
     morning = day + timedelta(days=1, hours=1)
-    assert cycle(morning) == []
-    assert cycle(morning + timedelta(minutes=5)) == []  # judged once, nothing changed
+    assert cycle(morning) == [("firing", "0.5", "6")]
+    [closing] = [e for e in history.events_since(day) if e.state == "firing"]
+    assert "judged_at_close" in closing.details and closing.labels["period"] == "2026-11-29"
+    assert cycle(morning + timedelta(minutes=5)) == [("resolved", "0.5", "6")]
     (judged,) = client.query(
         "SELECT count() FROM alert_judgements FINAL WHERE alert = 'DailyBudget'"
     ).result_rows[0]
@@ -726,7 +729,8 @@ def test_a_closed_budget_period_is_judged_once_and_restated_when_its_calls_chang
     store(client, [Call(day + timedelta(hours=23, minutes=59), Decimal(5), chat)], batch="late")
     events = cycle(morning + timedelta(minutes=10))
     assert sorted(events) == [("firing", "1", "11"), ("restated", "0.5", "11")]
-    [fired] = [e for e in history.events_since(day) if e.state == "firing"]
+    [fired] = [e for e in history.events_since(day)
+               if e.state == "firing" and "restated_window" in e.labels]  # fmt: skip
     assert fired.labels["restated_window"] == day.isoformat()
     assert fired.labels["period"] == "2026-11-29"
     assert cycle(morning + timedelta(minutes=15)) == [("resolved", "1", "11")]

@@ -516,3 +516,22 @@ def test_dead_letters_per_reason_over_a_window() -> None:
 )
 def test_figures_never_in_exponent_form(value: Decimal | float | None, text: str) -> None:
     assert show(value) == text
+
+
+def test_a_group_is_due_when_the_clock_moves_even_if_the_data_time_stands_still() -> None:
+    # Budget $10, threshold 0.5, interval 5m. At data time 12:00 the day spent $4: no
+    # alert. Calls of $2 stored late (dated 11:00) do not move the data's time: the
+    # group is judged again once the clock is 5 minutes on, and fires ($6 >= $5).
+    from pipeline.alerts.engine import AlertEngine
+    from pipeline.alerts.rules import rule_file_model
+
+    rules = rule_file_model().model_validate({"groups": [{"name": "g", "interval": "5m", "rules": [
+        {"alert": "B", "kind": "budget", "amount": "10", "period": "day",
+         "thresholds": ["0.5"], "burn_windows": []}]}]})  # fmt: skip
+    inputs = MemoryInputs([Call(t(30, 9), Decimal(4), A)])
+    engine, at, clock = AlertEngine(rules, inputs), t(30, 12), t(30, 12, 1)
+    assert engine.evaluate(at, now=clock) == []
+    inputs.calls.append(Call(t(30, 11), Decimal(2), A))
+    assert engine.evaluate(at, now=clock + timedelta(minutes=4)) == []  # not due yet
+    [fired] = engine.evaluate(at, now=clock + timedelta(minutes=5))
+    assert (fired.state, fired.value) == ("firing", Decimal(6))

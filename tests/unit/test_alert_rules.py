@@ -3,7 +3,7 @@ refused by `alerts validate` with the reason."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,14 @@ def _load(tmp_path: Path, rule: str, receivers: str = "") -> object:
          "is not a placeholder"),
         ("{alert: B, kind: budget, amount: '100'}\n  - name: g\n    rules:\n"
          "      - {alert: C, kind: budget, amount: '100'}", "group names must be unique"),
+        ("{alert: B, kind: budget, amount: '100', amount: '1'}", "given twice"),
+        ("{alert: B, kind: budget, amount: '100', thresholds: [], burn_windows: []}",
+         "never fires"),
+        ("{alert: B, kind: budget, amount: '100', labels: {threshold: x}}",
+         "may not replace them"),
+        ("{alert: B, kind: budget, amount: '100', group_by: [owner], labels: {owner: x}}",
+         "may not replace them"),
+        ("{alert: T, kind: task_budget, max_calls: 5, active_for: 0s}", "at least 1s"),
     ],
 )  # fmt: skip
 def test_refused_with_the_reason(tmp_path: Path, rule: str, reason: str) -> None:
@@ -155,3 +163,44 @@ def test_validate_notes_labels_an_alert_never_carries(
     [note] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note")]
     assert note.startswith("note: R: annotation summary reads $labels.scenario_id, which its "
                            "alerts do not carry (alertname, costflow_kind")  # fmt: skip
+
+
+def test_intervals_of_nothing_and_urls_with_secrets_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    for text, reason in [
+        ("groups:\n  - name: g\n    interval: 0s\n    rules:\n"
+         "      - {alert: U, kind: unpriced}\n", "at least 1s"),
+        ("groups:\n  - name: g\n    interval: 1ms\n    rules:\n"
+         "      - {alert: U, kind: unpriced}\n", "at least 1s"),
+        (GROUP.format(rule="{alert: U, kind: unpriced}")
+         + "receivers:\n  - {name: h, type: webhook, url: 'http://h/', repeat_interval: 0s}\n",
+         "at least 1s"),
+        (GROUP.format(rule="{alert: U, kind: unpriced}")
+         + "receivers:\n  - {name: h, type: webhook, url: 'https://u:p@hooks.example/x'}\n",
+         "no place for secrets"),
+    ]:  # fmt: skip
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(AlertRulesInvalid, match=reason):
+            load_rules(path)
+
+
+def test_a_rules_own_labels_are_on_its_events_but_not_in_their_identity() -> None:
+    from pipeline.alert_identity import fingerprint
+    from pipeline.alerts.state import Observation, RuleState
+
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    state = RuleState("B", "budget", "warning", timedelta(0), timedelta(0), {"team": "finops"})
+    [fired] = state.step(at, [Observation({"scenario_id": "chat"}, Decimal(5))])
+    assert fired.labels == {"team": "finops", "scenario_id": "chat"}
+    assert fired.fingerprint == fingerprint("B", {"scenario_id": "chat"})
+    again = RuleState("B", "budget", "warning", timedelta(0), timedelta(0), {"team": "finops"})
+    again.restore([fired])  # from alert_events, where the event carries the rule's labels
+    [resolved] = again.step(at + timedelta(minutes=1), [])
+    assert resolved.fingerprint == fired.fingerprint and resolved.labels == fired.labels
+
+
+def test_every_label_a_kind_adds_is_one_a_rule_may_not_set() -> None:
+    from pipeline.alerts.kinds import KIND_LABELS
+    from pipeline.alerts.rules import ALERT_LABELS
+
+    assert set().union(*KIND_LABELS.values()) | {"restated_window"} == ALERT_LABELS

@@ -73,6 +73,14 @@ def test_overrun_forecast_at_the_period_pace() -> None:
     assert overrun_at(Decimal(50), Decimal(300), start, now, end) is None
     assert overrun_at(Decimal(300), Decimal(300), start, now, end) == now
     assert overrun_at(Decimal(0), Decimal(300), start, now, end) is None
+    # A budget far beyond the pace (a company-wide one, a month's first minutes): no
+    # date at all, not an overflow. 1 cent in 1 s against 5 x 10^30: never this month.
+    early = start + timedelta(seconds=1)
+    assert overrun_at(Decimal("0.01"), Decimal("5E30"), start, early, end) is None
+    # To the second: $7 in 7 s of a $10 budget -> 10 s after the start (not 10.000001).
+    assert overrun_at(Decimal(7), Decimal(10), start, start + timedelta(seconds=7), end) == (
+        start + timedelta(seconds=10)
+    )
 
 
 def test_binomial_upper_tail() -> None:

@@ -17,7 +17,7 @@ from pipeline.sink.clickhouse.task_alerts import ALERT_EVENT_COLUMNS, task_alert
 from tests.unit.test_agents import BOOK, CALL, RecordingTopic, stage1
 
 COST_CAP = TaskCap("CostlyTask", "critical", {"scenario_id": "agent"}, max_cost=Decimal("2.00"))
-CALL_CAP = TaskCap("ManyCalls", "warning", {}, max_calls=2)
+CALL_CAP = TaskCap("ManyCalls", "warning", {}, max_calls=2, labels={"team": "platform"})
 
 
 def _stage(table: dict[str, Any]) -> Any:
@@ -54,6 +54,9 @@ def test_snapshots_name_the_caps_their_task_is_over() -> None:
         "task_alerts"] if a["alert"] == "CostlyTask"]  # fmt: skip
     assert entry == {"alert": "CostlyTask", "severity": "critical", "cap": "max_cost",
                      "limit": "2.00"}  # fmt: skip
+    [many] = [a for a in json.loads(stage1(restarted, _calls("t1", "agent", 5)[4:])[-1][2])[
+        "task_alerts"] if a["alert"] == "ManyCalls"]  # fmt: skip
+    assert many["label.team"] == "platform"  # the rule's own labels ride along
 
 
 def test_the_sink_records_each_task_and_rule_once(chdb_client: Any) -> None:
@@ -74,6 +77,9 @@ def test_the_sink_records_each_task_and_rule_once(chdb_client: Any) -> None:
     assert costly["details"]["evaluated_in"] == "stage1"
     many = by_alert["ManyCalls"]
     assert (many["value"], many["at"].isoformat()) == ("2", "2026-11-02T10:02:00+00:00")
+    # The rule's labels are on the event (for routing), not in its identity.
+    assert many["labels"] == {"team": "platform", **task_alert_labels("t1")}
+    assert many["fingerprint"] == fingerprint("ManyCalls", task_alert_labels("t1"))
     chdb_client.insert("alert_events", rows, column_names=list(ALERT_EVENT_COLUMNS))
     # Later snapshots, re-emitted ones, a re-consumed batch: nothing more.
     later = stage1(stage, _calls("t1", "agent", 4)[3:])

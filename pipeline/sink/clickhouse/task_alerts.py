@@ -46,8 +46,10 @@ def _firing(record: TaskRecord, crossed: dict[str, str]) -> tuple[str, tuple[Any
         **(lower_bound(unpriced, calls) if on_cost else {}),
     }
     fp = fingerprint(crossed["alert"], labels)
+    # The rule's own labels (``label.<name>``): on the event, not in its identity.
+    static = {k[len("label.") :]: v for k, v in crossed.items() if k.startswith("label.")}
     row = (
-        at, crossed["alert"], "task_budget", fp, labels, "firing", at, None,
+        at, crossed["alert"], "task_budget", fp, {**static, **labels}, "firing", at, None,
         str(cost if on_cost else calls), crossed["limit"],
         max(cost - limit, Decimal(0)) if on_cost else None,
         crossed.get("severity", "warning"), details,
