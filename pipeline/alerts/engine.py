@@ -132,6 +132,14 @@ class AlertEngine:
         """Rebuild firing instances from history; how many are firing."""
         latest = history.latest(self.rules)
         self.evaluated_until = history.last_evaluated(self.rules)
+        others = history.firing_elsewhere(self.rules)
+        if others:
+            log.warning(
+                "alert_events holds firing alerts of rules not in these files: %s. A rule "
+                "removed from the files leaves its alerts firing there (nothing resolves "
+                "them); another evaluator's rules are its own.",
+                ", ".join(f"{name} ({n})" for name, n in others.items()),
+            )  # fmt: skip
         for name, state in self.states.items():
             state.restore(e for e in latest if e.alert == name)
         return sum(len(s.instances) for s in self.states.values())

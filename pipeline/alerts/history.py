@@ -91,6 +91,19 @@ class AlertHistory:
         )
         return [self._event(row) for row in result.result_rows]
 
+    def firing_elsewhere(self, alerts: Iterable[str]) -> dict[str, int]:
+        """Alerts other than ``alerts`` with instances whose latest event is a firing
+        one, and how many: rules removed from the files, or another evaluator's."""
+        rows = self.client.query(
+            "SELECT alert, count() FROM (SELECT alert, fingerprint, "
+            "argMax(state, (at, state)) AS s FROM alert_events FINAL "
+            "WHERE alert NOT IN %(a)s AND state != 'restated' "
+            "GROUP BY alert, fingerprint) WHERE s IN ('firing', 'cleared', 'recurred') "
+            "GROUP BY alert ORDER BY alert",
+            parameters={"a": list(alerts) or [""]},
+        ).result_rows
+        return {str(alert): int(n) for alert, n in rows}
+
     def last_evaluated(self, alerts: Iterable[str]) -> datetime | None:
         """The latest evaluation time of ``alerts`` in the history (their events and
         their judgements of closed windows), if any."""

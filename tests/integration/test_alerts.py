@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -353,7 +354,7 @@ def test_delivery_to_alertmanager_and_a_signed_webhook_across_a_restart(
 
 
 def test_a_rule_with_for_fires_when_each_cycle_is_a_new_process(
-    engine_dir: Path, tmp_path: Path
+    engine_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`alerts run --once` from cron: a fresh engine per cycle, state only from
     alert_events. A budget over its 50% mark with `for: 10m` is pending at 12:00,
@@ -381,6 +382,11 @@ def test_a_rule_with_for_fires_when_each_cycle_is_a_new_process(
     with pytest.raises(EvaluationBeforeHistory, match="alerts test"):
         engine.cycle(datetime(2026, 11, 30, 12, 2, tzinfo=UTC), history, [], force=True)
     assert len(history.events_since(datetime(2026, 11, 30, tzinfo=UTC))) == 2
+    # The rule removed from the file: its alert stays firing, and a restart says so.
+    other = _one_rule(tmp_path, "{alert: Other, kind: unpriced}")
+    with caplog.at_level(logging.WARNING, logger="costflow.alerts"):
+        AlertEngine(other, ClickHouseAlertInputs(client)).restore(history)
+    assert "rules not in these files: Budget (1)" in caplog.text
 
 
 def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
