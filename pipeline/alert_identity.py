@@ -19,17 +19,21 @@ def fingerprint(alert: str, labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def lower_bound(unpriced_calls: int, calls: int) -> dict[str, str]:
-    """Details marking a cost summed over calls of which ``unpriced_calls`` have no
-    price (they count as 0): the figure is a lower bound, and the alert says so and
-    why, instead of passing it off as the spend. Empty when every call is priced."""
-    if not unpriced_calls:
+def lower_bound(
+    unpriced: int, total: int, items: str = "calls have no price and count as 0",
+    figure: str = "the cost",
+) -> dict[str, str]:  # fmt: skip
+    """Details marking a figure summed over ``total`` items of which ``unpriced`` have
+    no price (counted as 0): a lower bound, and the alert says so and why, instead of
+    passing it off as the spend. Empty when every item is priced. ``items``, ``figure``:
+    what was counted and what is low (calls and the cost by default)."""
+    if not unpriced:
         return {}
     return {
         "value_bound": "lower",
         "incomplete": (
-            f"{unpriced_calls} of {calls} calls have no price and count as 0, so the cost "
-            "is a lower bound; add their prices to the book and run `costflow reprice`"
+            f"{unpriced} of {total} {items}, so {figure} is a lower bound; add their "
+            "prices to the book and run `costflow reprice`"
         ),
     }
 

@@ -84,17 +84,19 @@ class AlertEngine:
         self.last_clock: dict[str, datetime] = {}
         # Anomaly rules judge whole hours: evaluated once per hour, reused in between.
         self._hourly: dict[str, tuple[datetime, list[Observation]]] = {}
-        # Live (cycle): stage 1 raises the task caps; here they are adopted, kept and
-        # resolved, and raised only as a fallback.
-        self.stage1_raises = False
+        # Live (cycle, not a backtest): stage 1 raises the task caps (adopted, kept and
+        # resolved here, raised only as a fallback) and closed windows are kept.
+        self.live = False
         # The latest evaluation time in the history (restore) or of this engine.
         self.evaluated_until: datetime | None = None
         # Receivers the last cycle could not notify (their events stay in the outbox).
         self.failed_receivers: list[str] = []
         self._history: AlertHistory | None = None
         self._adopted_at: datetime | None = None
-        # Live (cycle): hours judged this cycle, kept to notice later restatements.
+        # Live (cycle): windows judged this cycle, kept to notice later restatements,
+        # and every kept judgement of the lookback (read from the history once).
         self._judged: list[Judgement] = []
+        self._windows: dict[tuple[str, datetime], Judgement] | None = None
 
     def annotations(self) -> dict[str, dict[str, str]]:
         return {name: dict(rule.annotations) for name, rule in self.rules.items()}
@@ -195,7 +197,7 @@ class AlertEngine:
     def _observe(
         self, rule: Any, at: datetime, inputs: AlertInputs, now: datetime | None
     ) -> list[Observation]:
-        if self.stage1_raises and stage1_rule(rule):
+        if self.live and stage1_rule(rule):
             return self._stage1(rule, at, kinds.evaluate(rule, inputs, at, now))
         if rule.kind != "anomaly":
             return kinds.evaluate(rule, inputs, at, now)
@@ -207,7 +209,7 @@ class AlertEngine:
             digest = restatements.hour_digests(inputs, judged, hour).get(judged)
             cached = (hour, kinds.evaluate(rule, inputs, at))
             self._hourly[rule.alert] = cached
-            if self.stage1_raises:
+            if self.live:
                 self._judged.append(restatements.judgement(
                     rule.alert, (judged, hour), digest or restatements.EMPTY, cached[1], at,
                 ))  # fmt: skip
@@ -253,8 +255,11 @@ class AlertEngine:
         since = floor_hour(at) - restatements.LOOKBACK
         inputs = CycleCache(self.inputs)
         fresh = {(j.alert, j.window_start) for j in self._judged}
-        stored = [j for j in history.judgements(rules, since)
-                  if (j.alert, j.window_start) not in fresh]  # fmt: skip
+        if self._windows is None:
+            self._windows = {(j.alert, j.window_start): j for j in history.judgements(rules, since)}
+        for key in [k for k, j in self._windows.items() if j.window_start < since]:
+            del self._windows[key]
+        stored = [j for key, j in self._windows.items() if key not in fresh and j.alert in rules]
         held = fresh | {(j.alert, j.window_start) for j in stored}
         for rule in rules.values():
             if rule.kind != "budget":
@@ -340,7 +345,7 @@ class AlertEngine:
                 "--since T1 --until T2` (it records nothing), or use another --database"
             )
         self.evaluated_until = at
-        self.stage1_raises, self._history = True, history
+        self.live, self._history = True, history
         self.adopt(history)
         events = self.evaluate(at, force, now)
         events += self.restate(at, history)
@@ -348,6 +353,8 @@ class AlertEngine:
         # firings are not repeated: the restored instance is firing already).
         history.record(events)
         history.judged(self._judged)
+        if self._windows is not None:
+            self._windows.update({(j.alert, j.window_start): j for j in self._judged})
         self._judged = []
         clock = now if now is not None else datetime.now(UTC)
         firing = self.firing(at)

@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from pipeline.alert_identity import lower_bound
 from pipeline.alerts.rules import Duration, RuleBase
 from pipeline.alerts.state import Observation
 from pipeline.alerts.task_labels import check_task_labels
@@ -35,14 +36,9 @@ _MICRO = Decimal("0.000001")
 
 def _bounds(now: ArmSums, before: ArmSums) -> dict[str, str]:
     """Which figures count unpriced calls as 0 (see the module docstring)."""
-    out: dict[str, str] = {}
-    if now.unpriced_tasks:
-        out["value_bound"] = "lower"
-        out["incomplete"] = (
-            f"{now.unpriced_tasks} of {now.tasks} recent tasks have a call without a price "
-            "(counted as 0), so the cost per accepted outcome is a lower bound; add their "
-            "prices to the book and run `costflow reprice`"
-        )
+    out = lower_bound(now.unpriced_tasks, now.tasks,
+                      "recent tasks have a call without a price (counted as 0)",
+                      "the cost per accepted outcome")  # fmt: skip
     if before.unpriced_tasks:
         out["baseline_incomplete"] = (
             f"{before.unpriced_tasks} of {before.tasks} baseline tasks have a call without a "

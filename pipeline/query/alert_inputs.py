@@ -326,15 +326,17 @@ class ClickHouseAlertInputs:
     def task_calls(self, task_ids: Sequence[str], until: datetime) -> dict[str, list[CallPoint]]:
         if not task_ids:
             return {}
-        parts = [
-            f"SELECT task_id, ts, {sign} AS n, {sign} * (cost_total IS NULL) AS u, "
-            f"{sign} * toDecimal128(ifNull(cost_known, 0), 18) AS c FROM {table} "
-            "WHERE task_id IN %(ids)s AND ts <= %(u)s"
-            for table, sign in (("calls", 1), ("call_cancellations", -1))
-        ]
-        sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY task_id, ts, n DESC"
+        # The rows `sums` adds up, per task in time order: calls up to the instant
+        # `until` (stored to the millisecond), less the rows reprices replaced.
+        params: dict[str, Any] = {"ids": list(task_ids), "s": datetime(1970, 1, 1, tzinfo=UTC),
+                                  "e": until + timedelta(milliseconds=1)}  # fmt: skip
+        raw = self._raw("task_id, ts", "task_id IN %(ids)s", params)
+        sql = (
+            f"SELECT task_id, ts, calls, unpriced_calls, cost FROM ({raw}) "
+            "ORDER BY task_id, ts, calls DESC"
+        )
         out: dict[str, list[CallPoint]] = {}
-        rows = self.client.query(sql, parameters={"ids": list(task_ids), "u": until})
+        rows = self.client.query(sql, parameters=params)
         for task_id, ts, n, u, c in rows.result_rows:
             ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
             out.setdefault(str(task_id), []).append(CallPoint(ts, int(n), int(u), c))

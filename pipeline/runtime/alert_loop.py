@@ -46,6 +46,8 @@ class AlertLoop(threading.Thread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
+        from pipeline.alerts.engine import EvaluationBeforeHistory
+
         try:
             firing = self.engine.restore(self.history)
             log.warning("alerts: %d rules, %d firing from before", len(self.engine.rules), firing)
@@ -59,24 +61,18 @@ class AlertLoop(threading.Thread):
             try:
                 now = datetime.now(UTC)
                 at = self.clock.at(now)  # a KafkaError: not judged this cycle
-                if at is not None and self._ahead(at):
+                if at is not None:
                     for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip
                 self.cycles += 1
+            except EvaluationBeforeHistory:
+                # The data's time went back (a partition fell behind): wait for it.
+                log.info("alerts: the data's time is behind the last evaluation; waiting")
+                self.cycles += 1
             except Exception as exc:
                 log.error("alerts: cycle failed (%s); retrying in %.0fs", exc, self.interval_s)
             self._stopping.wait(self.interval_s)
-
-    def _ahead(self, at: datetime) -> bool:
-        """False (and waits) while the data's time is behind the last evaluation (a
-        partition fell behind after the others were judged)."""
-        until = self.engine.evaluated_until
-        if until is not None and at < until:
-            log.info("alerts: the data's time %s is behind the last evaluation; waiting",
-                     at.isoformat())  # fmt: skip
-            return False
-        return True
 
     def stop(self) -> None:
         self._stopping.set()
