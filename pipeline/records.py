@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import orjson
 
-from pipeline.events.models import CallEvent
+from pipeline.events.lean import AnyCall
 from pipeline.join.state import OutcomeWindow, TaskState, epoch_ms
 from pipeline.json_codec import loads
 from pipeline.pricing.engine import CallCost
@@ -58,7 +58,7 @@ def _dumps(record: dict[str, Any]) -> bytes:
 
 
 def priced_call(
-    call: CallEvent,
+    call: AnyCall,
     cost: CallCost | None,
     pricing_error: str | None,
     price_book_version: str,

@@ -17,9 +17,10 @@ from typing import Any
 
 from pipeline.agents.commit_safety import fail_stop
 from pipeline.agents.outputs import Outputs, RecordTopic
-from pipeline.agents.task_store import AnyEvent, TaskStore
+from pipeline.agents.task_store import TaskStore
 from pipeline.errors import KeyMismatch
 from pipeline.events.decode import decode_event
+from pipeline.events.lean import AnyEvent, lean_event
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState
 from pipeline.join.task_caps import TaskCap
@@ -96,8 +97,13 @@ Apply = Callable[["Stage", Any, TaskState], bool]
 
 
 def decode_keyed(message: Any, expected_type: str) -> AnyEvent:
-    """Decode and check the record is keyed by its task_id (the join depends on it)."""
-    event = decode_event(message.value, expected_type)
+    """Decode and check the record is keyed by its task_id (the join depends on it).
+
+    A record in the common shape is decoded lean (:mod:`pipeline.events.lean`);
+    anything else through the models, which give the reason for refusing it."""
+    value = message.value
+    lean = lean_event(value, expected_type) if value is not None else None
+    event: AnyEvent = lean if lean is not None else decode_event(value, expected_type)
     key = message.key
     if key is None:
         raise KeyMismatch(

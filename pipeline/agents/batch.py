@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pipeline.agents.base import Apply, Stage, decode_keyed
 from pipeline.agents.calls import apply_call
 from pipeline.agents.outcomes import apply_outcome
-from pipeline.agents.task_store import AnyEvent
 from pipeline.agents.tasks import apply_task
 from pipeline.errors import InvalidEvent
+from pipeline.events.lean import AnyEvent
 from pipeline.join.state import TaskState, epoch_ms
 from pipeline.join.task_caps import crossed_caps
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pipeline.agents.base import Stage
 from pipeline.errors import PricingError, UnitNotPriced
-from pipeline.events.models import CallEvent
+from pipeline.events.lean import AnyCall
 from pipeline.join.state import TaskState
 from pipeline.pricing.engine import CallCost, price_call
 
 
-def apply_call(stage: Stage, call: CallEvent, state: TaskState) -> bool:
+def apply_call(stage: Stage, call: AnyCall, state: TaskState) -> bool:
     """Price the call, emit its priced record and add it to ``state``; False if the
     state already held it.
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pipeline.agents.base import Stage
-from pipeline.events.models import OutcomeEvent
+from pipeline.events.lean import AnyOutcome
 from pipeline.join.state import TaskState
 
 
-def apply_outcome(_stage: Stage, outcome: OutcomeEvent, state: TaskState) -> bool:
+def apply_outcome(_stage: Stage, outcome: AnyOutcome, state: TaskState) -> bool:
     """Add the outcome to ``state``; False if the state already held it."""
     return state.apply_outcome(outcome)

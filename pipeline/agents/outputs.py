@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.errors import InvalidEvent
-from pipeline.events.models import CallEvent
+from pipeline.events.lean import AnyCall
 from pipeline.join.state import OutcomeWindow, TaskState
 from pipeline.pricing.engine import CallCost
 from pipeline.records import DeadLetterHeaders, priced_call, task_evicted, task_snapshot
@@ -56,7 +56,7 @@ class Outputs:
 
     def priced_call(
         self,
-        call: CallEvent,
+        call: AnyCall,
         cost: CallCost | None,
         error: str | None,
         book_label: str,

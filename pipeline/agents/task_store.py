@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import FutureTimestamp, TooLate
-from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+from pipeline.events.lean import AnyEvent
 from pipeline.join.retention import RetentionIndex
 from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState, epoch_ms
-
-AnyEvent = CallEvent | TaskEvent | OutcomeEvent
 
 # Table keys that hold a partition's watermark as of its last eviction, not a task.
 _WATERMARK_PREFIX = "\x00costflow.watermark/"

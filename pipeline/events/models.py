@@ -102,6 +102,12 @@ class _EventBase(BaseModel):
 
     _ts = field_validator("ts", mode="before")(_parse_ts)
 
+    @property
+    def ts_ms(self) -> int:
+        """``ts`` in epoch milliseconds (integer arithmetic: exact)."""
+        delta = self.ts - _EPOCH
+        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
     @field_validator("ts")
     @classmethod
     def _plausible_ts(cls, value: datetime) -> datetime:
@@ -177,15 +183,21 @@ class Usage(BaseModel):
     def prompt_tokens(self) -> int:
         """Every prompt-side token (text, cached, written, audio, image): what
         long-context thresholds are measured against."""
-        return (
-            self.input_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-            + self.cache_write_1h_tokens
-            + self.input_audio_tokens
-            + self.cache_audio_read_tokens
-            + self.input_image_tokens
-        )
+        return prompt_tokens(self)
+
+
+def prompt_tokens(usage: Any) -> int:
+    """:attr:`Usage.prompt_tokens` of a Usage or anything with its token fields."""
+    total: int = (
+        usage.input_tokens
+        + usage.cache_read_tokens
+        + usage.cache_write_tokens
+        + usage.cache_write_1h_tokens
+        + usage.input_audio_tokens
+        + usage.cache_audio_read_tokens
+        + usage.input_image_tokens
+    )
+    return total
 
 
 class CallEvent(_EventBase):

@@ -22,24 +22,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from pipeline.events.models import CallEvent, CallStatus, OutcomeEvent, TaskEvent, TaskPhase
+from pipeline.events.lean import (
+    AnyCall,
+    AnyEvent,
+    AnyOutcome,
+    AnyTask,
+)
+from pipeline.events.models import CallStatus, TaskPhase
 from pipeline.pricing.engine import MONEY
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TASK_FIELDS = ("scenario_id", "owner", "environment")
 # The fields above, then labels from an event's attributes, picked by the same rules.
 _LABELS = (*_TASK_FIELDS, "experiment")
 
 
-def epoch_ms(event: CallEvent | TaskEvent | OutcomeEvent) -> int:
-    delta = event.ts - _EPOCH
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+def epoch_ms(event: AnyEvent) -> int:
+    """The event's ts in epoch milliseconds (a lean event carries it from decoding)."""
+    return event.ts_ms
 
 
 HOUR_MS = 3_600_000
@@ -120,7 +124,7 @@ class TaskState:
         return True
 
     def apply_call(
-        self, call: CallEvent, cost_total: Decimal | None, known_cost: Decimal | None = None
+        self, call: AnyCall, cost_total: Decimal | None, known_cost: Decimal | None = None
     ) -> bool:
         """Add a call: priced (``cost_total``), or not completely (``cost_total=None``;
         ``known_cost``: the part that could be priced, if any). False if already applied.
@@ -159,7 +163,7 @@ class TaskState:
                     self.from_call[name] = pick
         return True
 
-    def apply_task(self, task: TaskEvent) -> bool:
+    def apply_task(self, task: AnyTask) -> bool:
         ts = epoch_ms(task)
         if not self._admit(task.event_id, ts):
             return False
@@ -176,7 +180,7 @@ class TaskState:
                     self.from_task[name] = pick
         return True
 
-    def apply_outcome(self, outcome: OutcomeEvent) -> bool:
+    def apply_outcome(self, outcome: AnyOutcome) -> bool:
         ts = epoch_ms(outcome)
         if not self._admit(outcome.event_id, ts):
             return False
@@ -370,7 +374,7 @@ def _pick_max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _labels(event: CallEvent | TaskEvent) -> tuple[str | None, ...]:
+def _labels(event: AnyCall | AnyTask) -> tuple[str | None, ...]:
     """The event's values of _LABELS, None where unset (per event: no loop, no list)."""
     experiment = event.attributes.get("experiment") if event.attributes else None
     return (event.scenario_id, event.owner, event.environment, experiment or None)

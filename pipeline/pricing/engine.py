@@ -25,7 +25,7 @@ from pipeline.errors import (
     ServiceTierNotPriced,
     UnitNotPriced,
 )
-from pipeline.events.models import CallEvent
+from pipeline.events.lean import AnyCall
 from pipeline.pricing.book import (
     PriceBook,
     PriceEntry,
@@ -376,7 +376,7 @@ class CompiledBook:
         target = self._resolve(provider, model)
         return [c.entry for c in self._timelines[target].entries] if target else []
 
-    def priced_entry(self, call: CallEvent) -> CompiledEntry:
+    def priced_entry(self, call: AnyCall) -> CompiledEntry:
         """The entry in force for the call, with the overlay that applies to it, if any."""
         compiled = self.entry_for(call.provider, call.model, call.ts)
         if not self._overlays:
@@ -394,7 +394,7 @@ class CompiledBook:
                 return found
         return compiled
 
-    def _candidates(self, call: CallEvent, entry_model: str) -> tuple[PriceOverlay, ...]:
+    def _candidates(self, call: AnyCall, entry_model: str) -> tuple[PriceOverlay, ...]:
         key = (call.owner or "", call.environment or "", call.provider, call.model)
         found = self._overlay_candidates.get(key)
         if found is None:
@@ -411,7 +411,7 @@ class CompiledBook:
         return timeline[1][i]
 
 
-def _matches(overlay: PriceOverlay, call: CallEvent, entry_model: str) -> bool:
+def _matches(overlay: PriceOverlay, call: AnyCall, entry_model: str) -> bool:
     match = overlay.match
     if match.owner is not None and match.owner != call.owner:
         return False
@@ -430,7 +430,7 @@ def _matches(overlay: PriceOverlay, call: CallEvent, entry_model: str) -> bool:
 def _per_mtok(
     tokens: int,
     rate: Decimal | None,
-    call: CallEvent,
+    call: AnyCall,
     token_class: str,
     missing: list[str] | None = None,
 ) -> Decimal:
@@ -454,7 +454,7 @@ def _round(value: Decimal) -> Decimal:
     return value
 
 
-def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
+def price_call(call: AnyCall, book: CompiledBook) -> CallCost:
     """Price one call with the prices in force at its event time.
 
     Raises :class:`PriceNotFound` when no entry covers the model at that time,
@@ -481,7 +481,7 @@ def price_call(call: CallEvent, book: CompiledBook) -> CallCost:
 
 
 def _media_cost(
-    call: CallEvent, rates: RateSet, missing: list[str] | None
+    call: AnyCall, rates: RateSet, missing: list[str] | None
 ) -> tuple[Decimal, Decimal]:
     """(audio, image) cost of a call's audio and image tokens."""
     usage = call.usage
@@ -503,7 +503,7 @@ def _media_cost(
     return audio, image
 
 
-def _within(compiled: CompiledEntry, call: CallEvent) -> str:
+def _within(compiled: CompiledEntry, call: AnyCall) -> str:
     """Which rates were missing the class: the service tier and the context tier."""
     parts = []
     if call.service_tier.value != "standard":
@@ -515,7 +515,7 @@ def _within(compiled: CompiledEntry, call: CallEvent) -> str:
 
 
 def _priced(
-    call: CallEvent,
+    call: AnyCall,
     book: CompiledBook,
     compiled: CompiledEntry,
     rates: RateSet,
