@@ -50,9 +50,12 @@ from pipeline.join.task_caps import crossed_caps
 APPLY: dict[str, Apply] = {"call": apply_call, "task": apply_task, "outcome": apply_outcome}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InputRecord:
-    """One record of an input topic, as fetched (``event_type``: the topic's type)."""
+    """One record of an input topic, as fetched (``event_type``: the topic's type).
+
+    Treat it as immutable; not declared frozen because one is built per record
+    fetched, and a frozen dataclass builds itself with a setattr call per field."""
 
     event_type: str
     topic: str

@@ -67,33 +67,43 @@ class FetchHandler:
     # filled by the TaskStore's changelog hook (the latest value per key wins)
     changes: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     _partitions: dict[str, int] = field(default_factory=dict)
-    _partition_of_key: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    # key -> murmur2 hash, shared by the output topics (a task's key is hashed once)
+    _key_hashes: dict[bytes, int] = field(default_factory=dict)
 
     async def handle(self, records: Sequence[InputRecord]) -> Awaitable[Any]:
         self.changes.clear()
         apply_batch(self.stage, records)
         producer = self.producer()
-        by_partition: dict[tuple[str, int], list[_Sent]] = {}
+        futures = []
         for topic in self.outputs:
             if not topic.sent:
                 continue
             count = await self._partition_count(producer, topic.name)
+            by_partition: list[list[_Sent]] = [[] for _ in range(count)]
+            hashes = self._key_hashes
+            if len(hashes) > 200_000:  # bounded: tasks come and go
+                hashes.clear()
             for sent in topic.sent:
                 key = sent[0]
-                partition = (
-                    self._keyed(topic.name, key, count) if key is not None
-                    else random.randrange(count)
-                )  # fmt: skip
-                by_partition.setdefault((topic.name, partition), []).append(sent)
+                if key is None:
+                    by_partition[random.randrange(count)].append(sent)
+                    continue
+                # Kafka's default partition for the key (murmur2, as the Java client).
+                hashed = hashes.get(key)
+                if hashed is None:
+                    hashed = hashes[key] = murmur2(key) & 0x7FFFFFFF
+                by_partition[hashed % count].append(sent)
             topic.sent.clear()
+            for partition, sent_list in enumerate(by_partition):
+                if sent_list:
+                    futures.extend(await _send(producer, topic.name, partition, sent_list))
+        changelog: dict[int, list[_Sent]] = {}
         for table_key, (partition, value) in self.changes.items():
             encoded_key, encoded_value = self.encode_change(table_key, value)
-            records_of = by_partition.setdefault((self.changelog_topic, partition), [])
-            records_of.append((encoded_key, encoded_value, None))
+            changelog.setdefault(partition, []).append((encoded_key, encoded_value, None))
         self.changes.clear()
-        futures = []
-        for (topic_name, partition), sent_list in by_partition.items():
-            futures.extend(await _send(producer, topic_name, partition, sent_list))
+        for partition, sent_list in changelog.items():
+            futures.extend(await _send(producer, self.changelog_topic, partition, sent_list))
         return asyncio.gather(*futures)
 
     async def _partition_count(self, producer: Any, topic: str) -> int:
@@ -101,16 +111,6 @@ class FetchHandler:
         if count is None:
             count = self._partitions[topic] = len(await producer.partitions_for(topic))
         return count
-
-    def _keyed(self, topic: str, key: bytes, count: int) -> int:
-        """Kafka's default partition for ``key`` (murmur2, as the Java client)."""
-        found = self._partition_of_key.get((topic, key))
-        if found is None:
-            if len(self._partition_of_key) > 200_000:  # bounded: tasks come and go
-                self._partition_of_key.clear()
-            found = (murmur2(key) & 0x7FFFFFFF) % count
-            self._partition_of_key[(topic, key)] = found
-        return found
 
 
 async def _send(producer: Any, topic: str, partition: int, records: list[_Sent]) -> list[Any]:
