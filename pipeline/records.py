@@ -138,24 +138,30 @@ def priced_call(
     return _dumps(record)
 
 
-def _state(state: TaskState, window_ms: int) -> dict[str, Any]:
-    return {**state.to_json(), "window_ms": window_ms}
+def _state(
+    state: TaskState, window_ms: int, state_json: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {**(state_json or state.to_json()), "window_ms": window_ms}
 
 
 def task_snapshot(
-    state: TaskState, window: OutcomeWindow, task_alerts: Sequence[Mapping[str, str]] = ()
+    state: TaskState,
+    window: OutcomeWindow,
+    task_alerts: Sequence[Mapping[str, str]] = (),
+    state_json: dict[str, Any] | None = None,
 ) -> bytes:
     """The task row (:meth:`TaskState.row`), and the state it comes from under
     ``state`` (the event ids and every field, with ``window_ms`` of its resolved
     scenario), so the sink can tell which events a row reflects and merge states.
 
     ``task_alerts``: the caps the task is at or over
-    (:func:`pipeline.join.task_caps.crossed_caps`), under ``task_alerts`` when any."""
+    (:func:`pipeline.join.task_caps.crossed_caps`), under ``task_alerts`` when any.
+    ``state_json``: ``state.to_json()`` when the caller has it already."""
     window_ms = state.window_ms(window)
     record = state.row(window_ms)
     record["v"] = RECORD_VERSION
     record["kind"] = "snapshot"
-    record["state"] = _state(state, window_ms)
+    record["state"] = _state(state, window_ms, state_json)
     if task_alerts:
         record["task_alerts"] = [dict(a) for a in task_alerts]
     return _dumps(record)

@@ -107,10 +107,9 @@ def apply_batch(stage: Stage, records: Sequence[InputRecord]) -> None:
                 latest[partition] = ts
         if state is None:
             continue  # every event of the task was refused
-        if changed:
-            store.store(state, partition)
+        stored = store.store(state, partition) if changed else None
         alerts = crossed_caps(stage.caps, state) if stage.caps else ()
-        stage.outputs.snapshot(state, store.window, alerts)
+        stage.outputs.snapshot(state, store.window, alerts, stored)
 
     for partition, ts in latest.items():
         for evicted in store.observe(partition, ts):

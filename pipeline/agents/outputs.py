@@ -73,12 +73,12 @@ class Outputs:
         state: TaskState,
         window: OutcomeWindow,
         task_alerts: Sequence[Mapping[str, str]] = (),
+        state_json: dict[str, Any] | None = None,
     ) -> None:
         """The task's whole state at its version (the sink keeps the highest), with
-        the caps it is at or over."""
-        self.task_snapshots.send_soon(
-            key=state.task_id.encode(), value=task_snapshot(state, window, task_alerts)
-        )
+        the caps it is at or over (``state_json``: ``state.to_json()``, if known)."""
+        value = task_snapshot(state, window, task_alerts, state_json)
+        self.task_snapshots.send_soon(key=state.task_id.encode(), value=value)
 
     def evicted(self, state: TaskState, window: OutcomeWindow) -> None:
         """The task left stage 1; the sink keeps its state as the base of a later start."""

@@ -21,6 +21,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from pipeline.errors import FutureTimestamp, TooLate
 from pipeline.events.lean import AnyEvent
 from pipeline.join.retention import RetentionIndex
@@ -118,14 +120,17 @@ class TaskStore:
         """A task's first state, born at the partition's watermark."""
         return TaskState(task_id=task_id, born_ms=self.retention.watermark[partition])
 
-    def store(self, state: TaskState, partition: int) -> None:
-        """Write the state and (re)track its deadline for eviction."""
+    def store(self, state: TaskState, partition: int) -> dict[str, Any]:
+        """Write the state and (re)track its deadline for eviction; the state as
+        written (``TaskState.to_json``), for the snapshot of the same batch."""
         state.partition = partition
-        stored = state.to_stored()
+        data = state.to_json()
+        stored = orjson.dumps(data).decode()
         self.table[state.task_id] = stored
         if self.changelog is not None:
             self.changelog(partition, state.task_id, stored)
         self.retention.track(partition, state.task_id, state.deadline_ms(self.window))
+        return data
 
     def observe(self, partition: int, ts_ms: int) -> list[TaskState]:
         """Advance the partition's watermark; evict and return the tasks it passed.

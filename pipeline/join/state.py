@@ -272,7 +272,7 @@ class TaskState:
     def to_stored(self) -> str:
         """The table value: compact JSON text. A str takes a quarter of the memory of
         the same state as nested dicts and lists in Faust's in-memory store."""
-        return orjson.dumps(self.to_json()).decode()
+        return orjson.dumps(self.to_json()).decode()  # as TaskStore.store writes it
 
     @classmethod
     def from_stored(cls, value: str | dict[str, Any]) -> TaskState:
