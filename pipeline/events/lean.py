@@ -210,30 +210,101 @@ for _lean, _model in (*_MODELS.items(), (LeanUsage, Usage)):
         raise TypeError(f"{_lean.__name__} does not mirror {_model.__name__}'s fields")
 
 
-class _Open:
-    """Decoders for records with top-level fields the contract does not name."""
+_UNKNOWN_FIELD = "Object contains unknown field"
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, Raw])
+# Sets of unknown field names learned per event type (one per producer shape, say);
+# records with yet another set are left to the models.
+MAX_SHAPES_PER_TYPE = 16
+# (struct attribute, field name as sent) of a learned shape's unknown fields
+_Extras = tuple[tuple[str, str], ...]
+
+
+class _Decoders:
+    """One event type's decoders: the contract's fields only, and the same struct
+    extended by each set of unknown field names seen (learned at run time), so a
+    producer that adds the same fields to every record costs one decode a record.
+
+    Unknown fields are folded into ``attributes`` as the models fold them (null means
+    absent; any other value as JSON text; a name or text the models would strip, or a
+    prompt/completion field, leaves the record to the models)."""
 
     def __init__(self, lean: type[LeanEvent]) -> None:
-        # The same struct without forbid_unknown_fields: its own subclass.
-        opened = type(f"_Open{lean.__name__}", (lean,), {}, forbid_unknown_fields=False)
-        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(opened)
+        self.lean = lean
+        self.strict: msgspec.json.Decoder[Any] = msgspec.json.Decoder(lean)
         self.known = frozenset(info.encode_name for info in msgspec.structs.fields(lean))
+        self.shapes: dict[frozenset[str], tuple[msgspec.json.Decoder[Any], _Extras]] = {}
+        # The shape of the latest record with unknown fields: tried first.
+        self.latest: tuple[msgspec.json.Decoder[Any], _Extras] | None = None
+
+    def decode(self, raw: bytes) -> LeanEvent | None:
+        latest = self.latest
+        try:
+            if latest is None:
+                event: LeanEvent = self.strict.decode(raw)
+                return event
+            event = latest[0].decode(raw)
+            return _fold(event, latest[1])
+        except msgspec.ValidationError as exc:
+            if not str(exc).startswith(_UNKNOWN_FIELD):
+                return None
+        except Exception:
+            return None
+        return self._learn(raw)
+
+    def _learn(self, raw: bytes) -> LeanEvent | None:
+        """Decode a record whose unknown fields the latest shape does not name."""
+        try:
+            top = _TOP_LEVEL.decode(raw)
+        except Exception:
+            return None
+        names = tuple(name for name in top if name not in self.known)
+        if not names or not _FORBIDDEN_CONTENT_FIELDS.isdisjoint(names):
+            return None
+        key = frozenset(names)
+        shape = self.shapes.get(key)
+        if shape is None:
+            if len(self.shapes) >= MAX_SHAPES_PER_TYPE:
+                return None
+            shape = self.shapes[key] = self._extended(names)
+        self.latest = shape
+        try:
+            event: LeanEvent = shape[0].decode(raw)
+        except Exception:
+            return None
+        return _fold(event, shape[1])
+
+    def _extended(self, names: tuple[str, ...]) -> tuple[msgspec.json.Decoder[Any], _Extras]:
+        extras = tuple((f"extra{i}", name) for i, name in enumerate(names))
+        struct = msgspec.defstruct(
+            f"{self.lean.__name__}With{len(self.shapes)}",
+            [(attr, Any, msgspec.field(default=msgspec.UNSET, name=name)) for attr, name in extras],
+            bases=(self.lean,),
+            kw_only=True,
+            forbid_unknown_fields=True,
+            dict=True,
+        )
+        return msgspec.json.Decoder(struct), extras
 
 
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    "call": msgspec.json.Decoder(LeanCall),
-    "task": msgspec.json.Decoder(LeanTask),
-    "outcome": msgspec.json.Decoder(LeanOutcome),
-}
-_OPEN = {"call": _Open(LeanCall), "task": _Open(LeanTask), "outcome": _Open(LeanOutcome)}
-_TOP_LEVEL = msgspec.json.Decoder(dict[str, Raw])
-_UNKNOWN_FIELD = "Object contains unknown field"
+def _fold(event: LeanEvent, extras: _Extras) -> LeanEvent | None:
+    folded: dict[str, str] | None = None
+    for attribute, name in extras:
+        value = getattr(event, attribute)
+        if value is msgspec.UNSET or value is None:  # null means absent, as for known fields
+            continue
+        text = value if type(value) is str else _compact(value)
+        if not (_plain(name) and _plain(text)):
+            return None
+        if folded is None:
+            folded = dict(event.attributes)
+        folded.setdefault(name, text)
+    if folded is not None:
+        event.attributes = folded
+    return event
 
 
-# Per event type: did its latest record have unknown fields? A producer that adds
-# fields adds them to every record; going straight to the open decoder then saves a
-# failed decode per record. Either path gives the same event: this only picks the order.
-_UNKNOWN_LATELY = dict.fromkeys(_DECODERS, False)
+_DECODERS = {"call": _Decoders(LeanCall), "task": _Decoders(LeanTask),
+             "outcome": _Decoders(LeanOutcome)}  # fmt: skip
 
 
 def lean_event(raw: bytes, event_type: str) -> LeanEvent | None:
@@ -241,48 +312,4 @@ def lean_event(raw: bytes, event_type: str) -> LeanEvent | None:
     models would build from ``raw``, as a lean struct; None when ``raw`` is not in
     the common shape (then :func:`pipeline.events.decode.decode_event` validates it
     with the models)."""
-    if _UNKNOWN_LATELY[event_type]:
-        return _with_unknown_fields(raw, event_type)
-    try:
-        event: LeanEvent = _DECODERS[event_type].decode(raw)
-        return event
-    except msgspec.ValidationError as exc:
-        if not str(exc).startswith(_UNKNOWN_FIELD):
-            return None
-    except Exception:
-        return None
-    return _with_unknown_fields(raw, event_type)
-
-
-def _with_unknown_fields(raw: bytes, event_type: str) -> LeanEvent | None:
-    """Unknown top-level fields folded into attributes, as the models fold them
-    (None: a field the models refuse, or a value they would change)."""
-    opened = _OPEN[event_type]
-    try:
-        event: LeanEvent = opened.decoder.decode(raw)
-        top = _TOP_LEVEL.decode(raw)
-    except Exception:
-        return None
-    known = opened.known
-    if top.keys() <= known:
-        _UNKNOWN_LATELY[event_type] = False
-        return event
-    _UNKNOWN_LATELY[event_type] = True
-    folded = dict(event.attributes)
-    for key, raw_value in top.items():
-        if key in known:
-            continue
-        if key in _FORBIDDEN_CONTENT_FIELDS:
-            return None
-        try:
-            value = msgspec.json.decode(raw_value)
-        except Exception:
-            return None
-        if value is None:  # null means absent, as for the known fields
-            continue
-        text = value if isinstance(value, str) else _compact(value)
-        if not (_plain(key) and _plain(text)):
-            return None
-        folded.setdefault(key, text)
-    event.attributes = folded
-    return event
+    return _DECODERS[event_type].decode(raw)

@@ -18,12 +18,20 @@ from hypothesis import strategies as st
 
 from pipeline.demo.workload import generate
 from pipeline.errors import InvalidEvent
+from pipeline.events import lean
 from pipeline.events.decode import decode_event
-from pipeline.events.lean import LeanCall, LeanOutcome, LeanTask, lean_event
+from pipeline.events.lean import MAX_SHAPES_PER_TYPE, LeanCall, LeanOutcome, LeanTask, lean_event
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent, Usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEAN_OF = {"call": LeanCall, "task": LeanTask, "outcome": LeanOutcome}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test learns unknown-field shapes from nothing."""
+    fresh = {name: lean._Decoders(d.lean) for name, d in lean._DECODERS.items()}
+    monkeypatch.setattr(lean, "_DECODERS", fresh)
 
 
 def _same(lean: Any, model: Any) -> None:
@@ -64,6 +72,26 @@ def test_every_demo_event_takes_the_lean_path_with_the_models_values() -> None:
         raw = json.dumps(event).encode()
         lean = _check(raw, event["type"])
         assert lean is not None, event
+
+
+def test_unknown_field_shapes_are_learned_and_bounded() -> None:
+    """Records switch between sets of unknown fields, with and without them; every one
+    decodes lean with the models' values until more sets than the bound were seen."""
+    base = {"type": "task", "event_id": "t", "task_id": "k", "ts": "2026-11-01T04:09:08Z",
+            "phase": "started", "attributes": {"a": "1"}}  # fmt: skip
+    variants = [
+        {}, {"gateway": "edge-1"}, {"gateway": "edge-2", "region": 3}, {}, {"region": None},
+        {"gateway": "edge-1"}, {"a": "attributes' a wins"},
+    ]  # fmt: skip
+    for extra in variants * 2:
+        assert _check(json.dumps({**base, **extra}).encode(), "task") is not None, extra
+    learned = len(lean._DECODERS["task"].shapes)
+    for n in range(MAX_SHAPES_PER_TYPE - learned):
+        assert _check(json.dumps({**base, f"field{n}": n}).encode(), "task") is not None
+    one_too_many = json.dumps({**base, "field_beyond": 1}).encode()
+    assert lean_event(one_too_many, "task") is None
+    assert _models(one_too_many, "task") is not None  # the models still take it
+    assert _check(json.dumps({**base, "gateway": "edge-9"}).encode(), "task") is not None
 
 
 @pytest.mark.parametrize(
@@ -126,8 +154,10 @@ _numbers = st.one_of(
                      2**63, -(2**63) - 1, 2**70, 1_790_000_000_000, 10**20, 1.0, 2.5, 1e400]),
     st.booleans(),
 )  # fmt: skip
-_values = st.one_of(_strings, _numbers, st.none(), st.lists(st.integers(0, 3), max_size=2),
-                    st.dictionaries(st.text("ab", max_size=2), st.integers(0, 2), max_size=2))  # fmt: skip
+_values = st.one_of(
+    _strings, _numbers, st.none(), st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text("ab", max_size=2), st.integers(0, 2), max_size=2),
+)  # fmt: skip
 _ts = st.one_of(
     st.sampled_from(["2026-11-01T04:09:08.192Z", "2026-11-01T04:09:08+05:30", "2026-11-01",
                      " 2026-11-01T04:09:08Z", "2026-11-01T04:09:08", "1999-12-31T23:59:59Z",
