@@ -291,6 +291,7 @@ class CompiledBook:
 
     def __init__(self, book: PriceBook) -> None:
         self.book = book
+        self._label = book.label
         # Entries and rules are keyed by costflow's provider names (names.py), so an
         # entry written as ``gemini`` prices calls sent as ``google`` and vice versa.
         grouped: dict[tuple[str, str], list[PriceEntry]] = {}
@@ -337,7 +338,8 @@ class CompiledBook:
 
     @property
     def label(self) -> str:
-        return self.book.label
+        """The book's ``name@version`` (computed once: every priced call records it)."""
+        return self._label
 
     def _resolve(self, provider: str, model: str) -> tuple[str, str] | None:
         """The book's (provider, model) for a call's: as sent, then as normalised
