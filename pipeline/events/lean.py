@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Raw, Struct
@@ -54,6 +54,10 @@ from pipeline.events.models import (
 _Name = Annotated[str, Meta(min_length=1, max_length=256)]
 _Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS_PER_CLASS)]
 _YEARS = range(2000, 2201)  # the models' plausible event years
+
+
+_NOT_SET_TS = datetime(1, 1, 1, tzinfo=UTC)  # a default no decoded ts is identical to
+_COMPUTED = ("ts", "ts_ms")  # lean fields the models do not have (set after decoding)
 
 
 class _NotCommon(ValueError):
@@ -96,20 +100,22 @@ class LeanUsage(Struct, forbid_unknown_fields=True, frozen=True):
         return prompt_tokens(self)
 
 
-class _LeanBase(Struct, kw_only=True, dict=True, forbid_unknown_fields=True):
+class _LeanBase(Struct, kw_only=True, forbid_unknown_fields=True):
     event_id: _Name
     task_id: _Name
     # The record's ts as sent; ``ts`` (an aware UTC datetime, as the models give it)
-    # and ``ts_ms`` (epoch milliseconds) are set from it after decoding.
+    # and ``ts_ms`` (epoch milliseconds) are set from it after decoding. They are
+    # fields (slots: read several times per event) under names no producer sends; a
+    # record that sends one anyway is left to the models.
     ts_sent: int | str = msgspec.field(name="ts")
     schema_version: Literal[1] = 1
     attributes: dict[str, str] = {}
-
-    if TYPE_CHECKING:
-        ts: datetime
-        ts_ms: int
+    ts: datetime = msgspec.field(default=_NOT_SET_TS, name="costflow:ts (computed)")
+    ts_ms: int = msgspec.field(default=-1, name="costflow:ts_ms (computed)")
 
     def _set_ts(self) -> None:
+        if self.ts is not _NOT_SET_TS or self.ts_ms != -1:
+            raise _NotCommon("a computed field was sent")
         sent = self.ts_sent
         try:
             # Python 3.11 reads RFC 3339's Z itself; the models' parser (for every
@@ -129,7 +135,7 @@ class _LeanBase(Struct, kw_only=True, dict=True, forbid_unknown_fields=True):
         self.ts_ms = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
-class LeanCall(_LeanBase, kw_only=True, dict=True, forbid_unknown_fields=True):
+class LeanCall(_LeanBase, kw_only=True, forbid_unknown_fields=True):
     """A :class:`~pipeline.events.models.CallEvent` in the common shape."""
 
     type: Literal["call"] = "call"
@@ -162,7 +168,7 @@ class LeanCall(_LeanBase, kw_only=True, dict=True, forbid_unknown_fields=True):
         self._set_ts()
 
 
-class LeanTask(_LeanBase, kw_only=True, dict=True, forbid_unknown_fields=True):
+class LeanTask(_LeanBase, kw_only=True, forbid_unknown_fields=True):
     """A :class:`~pipeline.events.models.TaskEvent` in the common shape."""
 
     type: Literal["task"] = "task"
@@ -179,7 +185,7 @@ class LeanTask(_LeanBase, kw_only=True, dict=True, forbid_unknown_fields=True):
         self._set_ts()
 
 
-class LeanOutcome(_LeanBase, kw_only=True, dict=True, forbid_unknown_fields=True):
+class LeanOutcome(_LeanBase, kw_only=True, forbid_unknown_fields=True):
     """An :class:`~pipeline.events.models.OutcomeEvent` in the common shape."""
 
     type: Literal["outcome"] = "outcome"
@@ -206,7 +212,9 @@ _MODELS: dict[type[LeanEvent], type[CallEvent | TaskEvent | OutcomeEvent]] = {
     LeanOutcome: OutcomeEvent,
 }
 for _lean, _model in (*_MODELS.items(), (LeanUsage, Usage)):
-    _fields = tuple("ts" if f == "ts_sent" else f for f in _lean.__struct_fields__)
+    _fields = tuple(
+        "ts" if f == "ts_sent" else f for f in _lean.__struct_fields__ if f not in _COMPUTED
+    )
     if _fields != tuple(_model.model_fields):  # a field added to a model and not here
         raise TypeError(f"{_lean.__name__} does not mirror {_model.__name__}'s fields")
 
@@ -282,7 +290,6 @@ class _Decoders:
             bases=(self.lean,),
             kw_only=True,
             forbid_unknown_fields=True,
-            dict=True,
         )
         return msgspec.json.Decoder(struct), extras
 

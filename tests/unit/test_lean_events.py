@@ -131,6 +131,7 @@ def test_the_common_shape_is_lean(record: dict[str, Any]) -> None:
         ({"prompt": "secret"}, "prompt text"),
         ({"gateway": " edge"}, "an unknown field the models would strip"),
         ({"type": "task"}, "another topic's type"),
+        ({"costflow:ts_ms (computed)": 5}, "a name lean uses for what it computes"),
     ],
 )
 def test_anything_else_is_left_to_the_models(record: dict[str, Any], why: str) -> None:
