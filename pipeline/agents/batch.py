@@ -43,7 +43,7 @@ from pipeline.agents.outcomes import apply_outcome
 from pipeline.agents.tasks import apply_task
 from pipeline.errors import InvalidEvent
 from pipeline.events.lean import AnyEvent
-from pipeline.join.state import TaskState, epoch_ms
+from pipeline.join.state import TaskState
 from pipeline.join.task_caps import crossed_caps
 
 # Each input topic's event type, and what applying one of its events means.
@@ -84,13 +84,14 @@ def apply_batch(stage: Stage, records: Sequence[InputRecord]) -> None:
 
     latest: dict[int, int] = {}
     store = stage.store
+    now_ms = store.clock_ms()  # once per batch: a fetch is applied within milliseconds
     for (partition, task_id), events in tasks.items():
         held = store.held(task_id)
         state: TaskState | None = held
         changed = False
         for record, event in events:
             try:
-                store.check_in_time(event, partition, held)
+                store.check_in_time(event, partition, held, now_ms)
             except InvalidEvent as error:
                 counters.dead_lettered[error.code] += 1
                 stage.outputs.dead_letter_of(record, error)
@@ -102,7 +103,7 @@ def apply_batch(stage: Stage, records: Sequence[InputRecord]) -> None:
                 counters.processed[record.event_type] += 1
             else:
                 counters.duplicates[record.event_type] += 1
-            ts = epoch_ms(event)
+            ts = event.ts_ms
             if partition not in latest or ts > latest[partition]:
                 latest[partition] = ts
         if state is None:

@@ -26,7 +26,7 @@ import orjson
 from pipeline.errors import FutureTimestamp, TooLate
 from pipeline.events.lean import AnyEvent
 from pipeline.join.retention import RetentionIndex
-from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState, epoch_ms
+from pipeline.join.state import DEFAULT_WINDOW, OutcomeWindow, TaskState
 
 # Table keys that hold a partition's watermark as of its last eviction, not a task.
 _WATERMARK_PREFIX = "\x00costflow.watermark/"
@@ -73,7 +73,9 @@ class TaskStore:
         raw = self.table.get(task_id)
         return None if raw is None else TaskState.from_stored(raw)
 
-    def check_in_time(self, event: AnyEvent, partition: int, held: TaskState | None) -> None:
+    def check_in_time(
+        self, event: AnyEvent, partition: int, held: TaskState | None, now_ms: int | None = None
+    ) -> None:
         """Refuse an event too old for its task's state, or stamped in the future.
 
         ``held``: the task's state as held now (None if not held). For a task not
@@ -84,10 +86,14 @@ class TaskStore:
         already stored; applying one here would count it twice when the sink merges
         the two.
 
+        ``now_ms``: this worker's clock (read once per batch by the caller); read here
+        when not given.
+
         Raises FutureTimestamp or TooLate (both dead-lettered by the caller).
         """
-        ts = epoch_ms(event)
-        now_ms = self.clock_ms()
+        ts = event.ts_ms
+        if now_ms is None:
+            now_ms = self.clock_ms()
         if ts > now_ms + self.max_future_ms:
             raise FutureTimestamp(
                 f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
@@ -95,7 +101,9 @@ class TaskStore:
                 "producer's clock or timestamps, then re-submit it with "
                 "`costflow dead-letter replay`"
             )
-        deadline = self.window.deadline_ms(getattr(event, "scenario_id", None) or "", ts)
+        # Outcomes name no scenario (and a missing attribute costs an exception).
+        scenario = "" if event.type == "outcome" else event.scenario_id or ""  # type: ignore[union-attr]
+        deadline = self.window.deadline_ms(scenario, ts)
         expiry = self.retention.expiry_ms(deadline)
         if held is None:
             mark = self.retention.watermark[partition]
