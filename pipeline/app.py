@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import faust
+import orjson
 
 from pipeline.agents import batch_consumer, true_ends
 from pipeline.agents.base import Stage, new_stage
@@ -132,19 +133,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Stage]:
     )
     changelog = table.changelog_topic
 
-    def encode_change(key: str, value: str | None) -> tuple[bytes, bytes | None]:
-        encoded_key, _ = changelog.prepare_key(key, table.key_serializer)
-        if value is None:
-            return encoded_key, None
-        encoded_value, _ = changelog.prepare_value(value, table.value_serializer)
-        return encoded_key, encoded_value
-
     handler = FetchHandler(
         topics={topics.calls: "call", topics.tasks: "task", topics.outcomes: "outcome"},
         stage=stage,
         outputs=list(outputs.values()),
         changelog_topic=changelog.get_topic_name(),
-        encode_change=encode_change,
+        encode_change=encode_table_change,
         # Faust's started aiokafka producer (acks=all, credentials): internal, pinned
         # by tests/unit/test_batch_consumer.py.
         producer=app.producer._ensure_producer,  # type: ignore[attr-defined]
@@ -161,6 +155,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Stage]:
     for name in (topics.calls, topics.tasks, topics.outcomes):
         _subscribe(app, app.topic(name, key_serializer="raw", value_serializer="raw"))
     return app, stage
+
+
+def encode_table_change(key: str, value: str | None) -> tuple[bytes, bytes | None]:
+    """The changelog record of ``task_state``'s ``key`` set to ``value`` (None: deleted),
+    as the table's own serializers write it (Faust's ``json`` codec, which is orjson, for
+    keys and values: ``table_key_serializer`` and ``table_value_serializer`` default to
+    it), without Faust's per-record plumbing (one record per changed task per fetch).
+    ``tests/unit/test_batch_consumer.py`` compares it with the table's own."""
+    return orjson.dumps(key), None if value is None else orjson.dumps(value)
 
 
 def _subscribe(app: faust.App, topic: Any) -> None:

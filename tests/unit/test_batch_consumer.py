@@ -170,3 +170,33 @@ def test_a_handler_error_stops_the_worker_before_anything_is_acked(
     consumer = asyncio.run(run())
     assert stops == ["handling a fetch of 3 records"]
     assert consumer._new_offset(TP) is None
+
+
+def test_changelog_records_are_encoded_as_the_table_encodes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fetch handler writes ``task_state``'s changelog itself: byte for byte what
+    the table's own changelog topic would write, for keys and stored states with
+    quotes, escapes and non-ASCII text, and for a deletion."""
+    from pipeline.app import create_app, encode_table_change
+    from pipeline.config import KafkaSettings, Settings, WorkerSettings
+
+    settings = Settings(kafka=KafkaSettings(bootstrap="localhost:1"),
+                        worker=WorkerSettings(app_id="t-changelog-encoding"))  # fmt: skip
+    # create_app patches Faust's consumer for the process: undone after the test.
+    monkeypatch.setattr(faust_aiokafka.Consumer, "highwaters", faust_aiokafka.Consumer.highwaters)
+    app, _stage = create_app(settings)  # the worker's own app: nothing connects yet
+    table = app.tables["task_state"]
+    changelog = table.changelog_topic
+    cases = [
+        ("task-1", '{"task_id":"task-1","seen":["a"]}'),
+        ('t"\\é€', '{"x":"quote \\" and é, \\u2028"}'),
+        ("\x00costflow.watermark/3", "1790000000000"),
+        ("deleted", None),
+    ]
+    for key, value in cases:
+        faust_key, _ = changelog.prepare_key(key, table.key_serializer)
+        faust_value = (
+            None if value is None else changelog.prepare_value(value, table.value_serializer)[0]
+        )
+        assert encode_table_change(key, value) == (faust_key, faust_value), key
