@@ -56,7 +56,14 @@ _Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS_PER_CLASS)]
 _YEARS = range(2000, 2201)  # the models' plausible event years
 
 
-_NOT_SET_TS = datetime(1, 1, 1, tzinfo=UTC)  # a default no decoded ts is identical to
+# Defaults of the computed fields that no decoded value is identical to (checked with
+# ``is``: JSON can send any value, never these objects; ints outside CPython's small-int
+# cache are never shared).
+_NOT_SET_TS = datetime(1, 1, 1, tzinfo=UTC)
+_NOT_SET_MS = -(2**62) - 7
+# Unknown values nested deeper than this are left to the models (whose JSON text of
+# them fails near Python's recursion limit, at a depth that depends on the caller).
+_MAX_UNKNOWN_DEPTH = 64
 _COMPUTED = ("ts", "ts_ms")  # lean fields the models do not have (set after decoding)
 
 
@@ -111,10 +118,10 @@ class _LeanBase(Struct, kw_only=True, forbid_unknown_fields=True):
     schema_version: Literal[1] = 1
     attributes: dict[str, str] = {}
     ts: datetime = msgspec.field(default=_NOT_SET_TS, name="costflow:ts (computed)")
-    ts_ms: int = msgspec.field(default=-1, name="costflow:ts_ms (computed)")
+    ts_ms: int = msgspec.field(default=_NOT_SET_MS, name="costflow:ts_ms (computed)")
 
     def _set_ts(self) -> None:
-        if self.ts is not _NOT_SET_TS or self.ts_ms != -1:
+        if self.ts is not _NOT_SET_TS or self.ts_ms is not _NOT_SET_MS:
             raise _NotCommon("a computed field was sent")
         sent = self.ts_sent
         try:
@@ -271,16 +278,18 @@ class _Decoders:
             return None
         key = frozenset(names)
         shape = self.shapes.get(key)
-        if shape is None:
-            if len(self.shapes) >= MAX_SHAPES_PER_TYPE:
-                return None
-            shape = self.shapes[key] = self._extended(names)
-        self.latest = shape
         try:
+            if shape is None:
+                if len(self.shapes) >= MAX_SHAPES_PER_TYPE:
+                    return None
+                # Refused for names msgspec cannot declare (quotes, backslashes,
+                # control characters): such records are left to the models.
+                shape = self.shapes[key] = self._extended(names)
+            self.latest = shape
             event: LeanEvent = shape[0].decode(raw)
+            return _fold(event, shape[1])
         except Exception:
             return None
-        return _fold(event, shape[1])
 
     def _extended(self, names: tuple[str, ...]) -> tuple[msgspec.json.Decoder[Any], _Extras]:
         extras = tuple((f"extra{i}", name) for i, name in enumerate(names))
@@ -300,7 +309,12 @@ def _fold(event: LeanEvent, extras: _Extras) -> LeanEvent | None:
         value = getattr(event, attribute)
         if value is msgspec.UNSET or value is None:  # null means absent, as for known fields
             continue
-        text = value if type(value) is str else _compact(value)
+        if type(value) is str:
+            text = value
+        elif _nested_at_most(value, _MAX_UNKNOWN_DEPTH):
+            text = _compact(value)
+        else:
+            return None
         if not (_plain(name) and _plain(text)):
             return None
         if folded is None:
@@ -311,6 +325,18 @@ def _fold(event: LeanEvent, extras: _Extras) -> LeanEvent | None:
     return event
 
 
+def _nested_at_most(value: Any, limit: int) -> bool:
+    """True if ``value`` (decoded JSON) nests lists and objects at most ``limit`` deep."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if type(item) is dict else item if type(item) is list else ()
+        if children and depth > limit:
+            return False
+        pending.extend((child, depth + 1) for child in children)
+    return True
+
+
 _DECODERS = {"call": _Decoders(LeanCall), "task": _Decoders(LeanTask),
              "outcome": _Decoders(LeanOutcome)}  # fmt: skip
 
@@ -319,5 +345,6 @@ def lean_event(raw: bytes, event_type: str) -> LeanEvent | None:
     """The event on ``event_type``'s topic (``call``, ``task`` or ``outcome``) the
     models would build from ``raw``, as a lean struct; None when ``raw`` is not in
     the common shape (then :func:`pipeline.events.decode.decode_event` validates it
-    with the models)."""
-    return _DECODERS[event_type].decode(raw)
+    with the models, as for a type not named here)."""
+    decoders = _DECODERS.get(event_type)
+    return None if decoders is None else decoders.decode(raw)

@@ -132,12 +132,38 @@ def test_the_common_shape_is_lean(record: dict[str, Any]) -> None:
         ({"gateway": " edge"}, "an unknown field the models would strip"),
         ({"type": "task"}, "another topic's type"),
         ({"costflow:ts_ms (computed)": 5}, "a name lean uses for what it computes"),
+        ({"costflow:ts_ms (computed)": -(2**62) - 7}, "... with its default's value"),
+        ({"costflow:ts (computed)": "2026-11-01T04:09:08Z"}, "... the other one"),
     ],
 )
 def test_anything_else_is_left_to_the_models(record: dict[str, Any], why: str) -> None:
     base = {"type": "call", "event_id": "c", "task_id": "t", "ts": "2026-11-01T04:09:08Z",
             "provider": "openai", "model": "gpt-4o", "usage": {"input_tokens": 5}}  # fmt: skip
     assert lean_event(json.dumps({**base, **record}).encode(), "call") is None, why
+
+
+@pytest.mark.parametrize("learned_first", [False, True])
+def test_unknown_fields_lean_cannot_declare_or_nest_are_left_to_the_models(
+    learned_first: bool,
+) -> None:
+    """From a new-user review: names msgspec cannot declare as fields, values nested
+    near Python's recursion limit, and a computed field's name sent with its default
+    value. Each goes to the models, on a fresh decoder and after a shape was learned,
+    and lean never raises."""
+    base = (b'{"event_id":"e","task_id":"t","ts":"2026-11-01T04:09:08Z","phase":"started"')
+    if learned_first:
+        assert _check(base + b',"gateway":"edge-1"}', "task") is not None
+    for name in (b'"a\\"b"', b'"a\\\\b"', b'"a\\nb"', b'"u\\u0000"', b'"u\\u001c"'):
+        raw = base + b"," + name + b':"v"}'
+        assert lean_event(raw, "task") is None, raw
+        assert _models(raw, "task") is not None, raw
+    for depth in (64, 65, 990):
+        raw = base + b',"deep":' + b"[" * depth + b"1" + b"]" * depth + b"}"
+        assert lean_event(raw, "task") is None if depth > 64 else _check(raw, "task"), depth
+    raw = base + b',"costflow:ts_m\\u0073 (computed)":-1}'
+    assert lean_event(raw, "task") is None
+    assert _models(raw, "task").attributes == {"costflow:ts_ms (computed)": "-1"}  # type: ignore[union-attr]
+    assert lean_event(base + b"}", "no such topic") is None
 
 
 # --- the property -------------------------------------------------------------
