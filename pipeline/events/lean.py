@@ -1,8 +1,9 @@
 """Stage 1's events in the common shape, decoded by msgspec, checked against the models.
 
-Stage 1 decodes every record it reads. Through the pydantic models that costs
-11 to 15 µs an event on this machine, most of it pydantic calling the models' Python
-validators; msgspec decodes the same bytes into typed structs in about 1 µs. A record
+Stage 1 decodes every record it reads. Through the pydantic models that costs about
+7 µs an event on this machine (more for a call), most of it pydantic calling the
+models' Python validators; here it costs about 2 µs, ``ts`` parsed included
+(``benchmarks/stage1_path_bench.py``, the demo workload). A record
 in the common shape (every field plainly valid: strings without edge whitespace,
 integers in range, known enum values, string attributes, no unit quantities) becomes
 a lean event here: a struct with the model's field names, values and value types
