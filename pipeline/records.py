@@ -33,6 +33,7 @@ from typing import Any, Literal
 import orjson
 
 from pipeline.events.lean import AnyCall
+from pipeline.events.models import Usage
 from pipeline.join.state import OutcomeWindow, TaskState
 from pipeline.json_codec import loads
 from pipeline.pricing.engine import CallCost
@@ -49,13 +50,10 @@ BILLED_PARTS: tuple[str, ...] = tuple(
     p for p in COST_PARTS if p not in ("total", "cache_read_uncached", "cache_write_uncached")
 )
 TaskRecordKind = Literal["snapshot", "evicted", "reprice"]
-# A priced call's token counts, by class: the record's and the calls table's columns.
-TOKEN_FIELDS: tuple[str, ...] = (
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "input_audio_tokens", "cache_audio_read_tokens",
-    "output_audio_tokens", "input_image_tokens", "output_image_tokens",
-)  # fmt: skip
-_tokens_of = attrgetter(*TOKEN_FIELDS)
+# A priced call's token counts, by class (the contract's Usage): the record's and the
+# calls table's columns.
+_TOKEN_FIELDS: tuple[str, ...] = tuple(Usage.model_fields)
+_tokens_of = attrgetter(*_TOKEN_FIELDS)
 _COST_KEYS = tuple(f"cost_{part}" for part in COST_PARTS)
 _cost_parts_of = attrgetter(*COST_PARTS)
 _billed_parts_of = attrgetter(*BILLED_PARTS)
@@ -109,7 +107,7 @@ def priced_call(
     }
     # One C call per group of fields instead of a Python step per field (stage 1
     # builds one of these per call).
-    record.update(zip(TOKEN_FIELDS, _tokens_of(call.usage), strict=True))
+    record.update(zip(_TOKEN_FIELDS, _tokens_of(call.usage), strict=True))
     record["units"] = (
         {unit: str(quantity) for unit, quantity in call.units.items()} if call.units else {}
     )

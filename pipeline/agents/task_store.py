@@ -21,8 +21,6 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from pipeline.errors import FutureTimestamp, TooLate
 from pipeline.events.lean import AnyEvent
 from pipeline.join.retention import RetentionIndex
@@ -74,7 +72,7 @@ class TaskStore:
         return None if raw is None else TaskState.from_stored(raw)
 
     def check_in_time(
-        self, event: AnyEvent, partition: int, held: TaskState | None, now_ms: int | None = None
+        self, event: AnyEvent, partition: int, held: TaskState | None, now_ms: int
     ) -> None:
         """Refuse an event too old for its task's state, or stamped in the future.
 
@@ -86,14 +84,11 @@ class TaskStore:
         already stored; applying one here would count it twice when the sink merges
         the two.
 
-        ``now_ms``: this worker's clock (read once per batch by the caller); read here
-        when not given.
+        ``now_ms``: this worker's clock (``clock_ms``, read once per batch by the caller).
 
         Raises FutureTimestamp or TooLate (both dead-lettered by the caller).
         """
         ts = event.ts_ms
-        if now_ms is None:
-            now_ms = self.clock_ms()
         if ts > now_ms + self.max_future_ms:
             raise FutureTimestamp(
                 f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
@@ -133,7 +128,7 @@ class TaskStore:
         written (``TaskState.to_json``), for the snapshot of the same batch."""
         state.partition = partition
         data = state.to_json()
-        stored = orjson.dumps(data).decode()
+        stored = state.to_stored(data)
         self.table[state.task_id] = stored
         if self.changelog is not None:
             self.changelog(partition, state.task_id, stored)

@@ -31,9 +31,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Raw, Struct
+from pydantic import BaseModel
 
 from pipeline.events.models import (
-    _EPOCH,
     _FORBIDDEN_CONTENT_FIELDS,
     MAX_TOKENS_PER_CLASS,
     CallEvent,
@@ -47,6 +47,7 @@ from pipeline.events.models import (
     Usage,
     _compact,
     _parse_ts,
+    epoch_ms,
     prompt_tokens,
 )
 
@@ -79,6 +80,7 @@ def _plain(text: str) -> bool:
 
 
 def _check_strings(values: tuple[Any, ...], attributes: dict[str, str]) -> None:
+    # _plain's test written out: this runs for every string of every event.
     for value in values:
         if value is not None and value.strip() is not value:
             raise _NotCommon("edge whitespace")
@@ -139,8 +141,7 @@ class _LeanBase(Struct, kw_only=True, forbid_unknown_fields=True):
         if ts.year not in _YEARS:
             raise _NotCommon("ts")
         self.ts = ts
-        delta = ts - _EPOCH
-        self.ts_ms = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+        self.ts_ms = epoch_ms(ts)
 
 
 class LeanCall(_LeanBase, kw_only=True, forbid_unknown_fields=True):
@@ -214,12 +215,10 @@ AnyCall = CallEvent | LeanCall
 AnyTask = TaskEvent | LeanTask
 AnyOutcome = OutcomeEvent | LeanOutcome
 AnyEvent = AnyCall | AnyTask | AnyOutcome
-_MODELS: dict[type[LeanEvent], type[CallEvent | TaskEvent | OutcomeEvent]] = {
-    LeanCall: CallEvent,
-    LeanTask: TaskEvent,
-    LeanOutcome: OutcomeEvent,
-}
-for _lean, _model in (*_MODELS.items(), (LeanUsage, Usage)):
+_MIRRORS: tuple[tuple[type[Struct], type[BaseModel]], ...] = (
+    (LeanCall, CallEvent), (LeanTask, TaskEvent), (LeanOutcome, OutcomeEvent), (LeanUsage, Usage),
+)  # fmt: skip
+for _lean, _model in _MIRRORS:
     _fields = tuple(
         "ts" if f == "ts_sent" else f for f in _lean.__struct_fields__ if f not in _COMPUTED
     )
@@ -275,7 +274,10 @@ class _Decoders:
         except Exception:
             return None
         names = tuple(name for name in top if name not in self.known)
+        # A name the models would strip, or prompt/completion text: theirs to decide.
         if not names or not _FORBIDDEN_CONTENT_FIELDS.isdisjoint(names):
+            return None
+        if not all(_plain(name) for name in names):
             return None
         key = frozenset(names)
         shape = self.shapes.get(key)
@@ -316,7 +318,7 @@ def _fold(event: LeanEvent, extras: _Extras) -> LeanEvent | None:
             text = _compact(value)
         else:
             return None
-        if not (_plain(name) and _plain(text)):
+        if not _plain(text):  # names were checked when their shape was learned
             return None
         if folded is None:
             folded = dict(event.attributes)

@@ -63,6 +63,13 @@ class OutcomeSource(StrEnum):
     system = "system"
 
 
+def epoch_ms(ts: datetime) -> int:
+    """An aware datetime in epoch milliseconds (integer arithmetic: exact; below the
+    millisecond truncated)."""
+    delta = ts - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
 def _parse_ts(value: Any) -> Any:
     """RFC 3339 strings or epoch milliseconds; always an aware UTC datetime."""
     if isinstance(value, bool):
@@ -104,9 +111,8 @@ class _EventBase(BaseModel):
 
     @property
     def ts_ms(self) -> int:
-        """``ts`` in epoch milliseconds (integer arithmetic: exact)."""
-        delta = self.ts - _EPOCH
-        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+        """``ts`` in epoch milliseconds."""
+        return epoch_ms(self.ts)
 
     @field_validator("ts")
     @classmethod

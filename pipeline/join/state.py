@@ -27,23 +27,13 @@ from typing import Any
 
 import orjson
 
-from pipeline.events.lean import (
-    AnyCall,
-    AnyEvent,
-    AnyOutcome,
-    AnyTask,
-)
+from pipeline.events.lean import AnyCall, AnyOutcome, AnyTask
 from pipeline.events.models import CallStatus, TaskPhase
 from pipeline.pricing.engine import MONEY
 
 _TASK_FIELDS = ("scenario_id", "owner", "environment")
 # The fields above, then labels from an event's attributes, picked by the same rules.
 _LABELS = (*_TASK_FIELDS, "experiment")
-
-
-def epoch_ms(event: AnyEvent) -> int:
-    """The event's ts in epoch milliseconds (a lean event carries it from decoding)."""
-    return event.ts_ms
 
 
 HOUR_MS = 3_600_000
@@ -131,7 +121,7 @@ class TaskState:
 
         ``total_cost`` is the sum of what is known: exact while ``unpriced_calls`` is
         0, a lower bound otherwise."""
-        ts = epoch_ms(call)
+        ts = call.ts_ms
         if not self._admit(call.event_id, ts):
             return False
         self.calls += 1
@@ -164,7 +154,7 @@ class TaskState:
         return True
 
     def apply_task(self, task: AnyTask) -> bool:
-        ts = epoch_ms(task)
+        ts = task.ts_ms
         if not self._admit(task.event_id, ts):
             return False
         if task.phase is TaskPhase.started:
@@ -181,7 +171,7 @@ class TaskState:
         return True
 
     def apply_outcome(self, outcome: AnyOutcome) -> bool:
-        ts = epoch_ms(outcome)
+        ts = outcome.ts_ms
         if not self._admit(outcome.event_id, ts):
             return False
         candidate = (ts, outcome.event_id, outcome.outcome.value, outcome.source.value)
@@ -269,10 +259,11 @@ class TaskState:
             "born": self.born_ms,
         }
 
-    def to_stored(self) -> str:
-        """The table value: compact JSON text. A str takes a quarter of the memory of
-        the same state as nested dicts and lists in Faust's in-memory store."""
-        return orjson.dumps(self.to_json()).decode()  # as TaskStore.store writes it
+    def to_stored(self, data: dict[str, Any] | None = None) -> str:
+        """The table value: compact JSON text (of ``data``, this state's ``to_json()``
+        when the caller has it already). A str takes a quarter of the memory of the
+        same state as nested dicts and lists in Faust's in-memory store."""
+        return orjson.dumps(self.to_json() if data is None else data).decode()
 
     @classmethod
     def from_stored(cls, value: str | dict[str, Any]) -> TaskState:
