@@ -6,6 +6,8 @@ so the ratios are meaningful on a noisy shared machine:
 - the ceiling: a plain aiokafka consumer reading the records and parsing each value
   with ``json.loads`` (and, beside it, the same consumer without the parse);
 - stage 1 alone: one worker and the broker (the sink not running);
+- the sink alone: stage 1's outputs of that run, as a backlog, into ClickHouse, in
+  records per second beside the rate stage 1 produced them at;
 - the whole embedded pipeline: broker, worker and sink on this machine;
 - two workers on one topic set, against one worker on the same records;
 - event-to-queryable latency at a steady produce rate: from producing a call to its
@@ -175,6 +177,36 @@ def stage1_rate(
     return {"events_per_s": rate, "worker_peak_rss_mb": peak}
 
 
+def sink_rate(
+    work: Path, kafka: KafkaSettings, stage1: dict[str, Any], inputs: int
+) -> dict[str, Any]:
+    """Records per second the sink alone stores from stage 1's outputs (the backlog
+    ``stage1_rate(name="stage1")`` left), against the rate stage 1 produced them at:
+    stage 1's events per second times its output records per input event."""
+    settings = _settings(work, kafka, "stage1")
+    settings = settings.replace(stack=StackSettings(data_dir=work / "stage1-sink"))
+    probe = LagProbe(kafka, settings.sink.group_id)
+    targets = probe.end_offsets(settings.topics.sink_inputs())
+    outputs = sum(targets.values())
+    stack = Stack(settings, log_dir=settings.stack.data_dir / "logs", roles=("sink",))
+    try:
+        stack.start()
+        rate = _consumed_rate(probe, targets, stack.check_alive)
+        peak = _peak_rss_mb(stack.children["sink"].pid)
+    finally:
+        stack.stop()
+        probe.close()
+    produced = stage1["events_per_s"] * outputs / inputs
+    return {
+        "records_per_s": rate,
+        "output_records": outputs,
+        "outputs_per_input_event": outputs / inputs,
+        "stage1_outputs_per_s": produced,
+        "sink_over_stage1": rate / produced,
+        "sink_peak_rss_mb": peak,
+    }
+
+
 def pipeline_rate(
     work: Path, kafka: KafkaSettings, warm: Path, main: Path, n: int
 ) -> dict[str, Any]:
@@ -258,6 +290,9 @@ def run(tasks: int, warmup_tasks: int, out: Path, latency_rate: int) -> dict[str
         ceiling = raw_aiokafka_rate(broker.bootstrap, ends, decode=True)
         probe.close()
         one = stage1_rate(work, kafka, "stage1", warm, main, workers=1)
+        # Stage 1 read the warm-up file and then the main one.
+        warm_n = sum(1 for line in warm.read_bytes().splitlines() if line.strip())
+        sink_alone = sink_rate(work, kafka, one, n + warm_n)
         two = stage1_rate(work, kafka, "stage1-x2", warm, main, workers=2)
         whole = pipeline_rate(work, kafka, warm, main, n)
         steady = latency(work, kafka, latency_rate, 30) if latency_rate else None
@@ -269,6 +304,7 @@ def run(tasks: int, warmup_tasks: int, out: Path, latency_rate: int) -> dict[str
         "raw_consume_aiokafka_per_s": consume_only,
         "ceiling_consume_and_decode_per_s": ceiling,
         "stage1_one_worker": {**one, "share_of_ceiling": one["events_per_s"] / ceiling},
+        "sink_alone": sink_alone,
         "stage1_two_workers": {**two, "share_of_ceiling": two["events_per_s"] / ceiling},
         "pipeline": {**whole, "share_of_ceiling": whole["events_per_s"] / ceiling},
         "latency": steady,
@@ -301,6 +337,10 @@ def main() -> None:
         part = r[key]
         print(f"{label:<32}{part['events_per_s']:>10,.0f} events/s "
               f"({part['share_of_ceiling']:.0%} of the ceiling)")  # fmt: skip
+    sink = r["sink_alone"]
+    print(f"sink alone, from a backlog      {sink['records_per_s']:>10,.0f} records/s "
+          f"({sink['sink_over_stage1']:.2f}x the {sink['stage1_outputs_per_s']:,.0f} records/s "
+          f"stage 1 produced them at)")  # fmt: skip
     peak = r["stage1_one_worker"]["worker_peak_rss_mb"]
     print(f"worker peak memory              {peak:>10,.0f} MiB")
     if r["latency"]:
