@@ -41,6 +41,18 @@ class SchemaViolation(InvalidEvent):
     code = "schema_violation"
 
 
+class UsageNotMappable(InvalidEvent):
+    """A source's usage cannot be put into the contract's disjoint token classes.
+
+    An impossible count (cached tokens above the prompt's, a negative or missing
+    count), or a billing mode no price book can express yet (a reserved-capacity
+    tier, a speed premium): refusing it is visible, pricing it at standard rates
+    would be a silently wrong figure.
+    """
+
+    code = "usage_not_mappable"
+
+
 class KeyMismatch(InvalidEvent):
     """The record's Kafka key is not its task_id, so it may sit in the wrong partition."""
 
