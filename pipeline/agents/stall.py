@@ -10,6 +10,9 @@ waiting and neither its committed offset nor the worker's event counters have
 moved for ``COSTFLOW_WORKER_STALL_TIMEOUT_S``, the worker exits with
 :data:`STALL_EXIT`; ``costflow up``/``replay`` start it again (nothing is lost:
 inputs are committed only after their outputs), and so does any orchestrator.
+A table recovery whose changes left stop falling, or a rebalance that does not end,
+counts the same (a CI run once hung in one for good while the watchdog skipped it),
+and the exit's log line carries the consumer's state (``runtime.worker``).
 """
 
 from __future__ import annotations

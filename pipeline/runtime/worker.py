@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import Any
 
 from pipeline.agents.base import Stage
 from pipeline.agents.stall import STALL_EXIT, StallWatch
@@ -60,7 +61,11 @@ def run_worker(settings: Settings) -> None:
     @app.timer(interval=10.0)
     async def watchdog() -> None:
         if app.in_recovery or app.rebalancing:
-            watch.observe(time.monotonic(), {}, 0)  # restoring state is progress of its own
+            # Restoring state is progress of its own; a restore or a rebalance that
+            # stops moving is a stall like any other (seen once in CI, never pinned).
+            waiting = _waiting_on_group(app)
+            if watch.observe(time.monotonic(), waiting, stage.counters.progress()):
+                _exit_stalled(app, inputs, waiting, settings.worker.stall_timeout_s)
             return
         tps = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
         if not tps:
@@ -75,15 +80,7 @@ def run_worker(settings: Settings) -> None:
             if committed[(tp.topic, tp.partition)] < ends[tp]
         }
         if watch.observe(time.monotonic(), lagging, stage.counters.progress()):
-            log.critical(
-                "stage 1 stalled: %s have input waiting (committed, end) and nothing moved "
-                "for %d s; exiting to be restarted (nothing is lost)",
-                lagging,
-                settings.worker.stall_timeout_s,
-            )
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            os._exit(STALL_EXIT)
+            _exit_stalled(app, inputs, lagging, settings.worker.stall_timeout_s)
 
     from faust.worker import Worker
 
@@ -98,6 +95,66 @@ def run_worker(settings: Settings) -> None:
         worker.execute_from_commandline()
     finally:
         _log_counters(stage)
+
+
+def _waiting_on_group(app: Any) -> dict[str, tuple[int, int]]:
+    """What a worker in recovery or a rebalance waits on, shaped as StallWatch's
+    ``lagging``: the changes left to restore (it moves while recovery progresses)."""
+    if not app.in_recovery:
+        return {"rebalance": (0, 1)}
+    try:
+        remaining = int(app.tables.recovery.active_remaining_total())
+    except Exception:  # diagnostics only: never let them kill the watchdog
+        remaining = -1
+    return {"table recovery (changes left)": (remaining, remaining + 1)}
+
+
+def _exit_stalled(
+    app: Any, inputs: set[str], lagging: dict[str, tuple[int, int]], timeout_s: int
+) -> None:
+    log.critical(
+        "stage 1 stalled: %s have input waiting (committed, end) and nothing moved "
+        "for %d s; exiting to be restarted (nothing is lost). Consumer state: %s",
+        lagging,
+        timeout_s,
+        consumer_state(app, inputs),
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(STALL_EXIT)
+
+
+def consumer_state(app: Any, inputs: set[str]) -> dict[str, Any]:
+    """What Faust's consumer believes, for the log line of a stall: the flags that
+    gate fetching and, per assigned input partition, the read and committed offsets
+    and the acked offsets waiting for a commit. Faust internals, read defensively:
+    a missing attribute reads as ``?``."""
+    consumer = app.consumer
+
+    def read(getter: Any) -> Any:
+        try:
+            return getter()
+        except Exception:  # diagnostics only
+            return "?"
+
+    partitions = {
+        f"{tp.topic}[{tp.partition}]": {
+            "read": read(lambda tp=tp: consumer._read_offset[tp]),
+            "committed": read(lambda tp=tp: consumer._committed_offset[tp]),
+            "acked_waiting": read(lambda tp=tp: len(consumer._acked[tp])),
+            "paused": read(lambda tp=tp: tp in consumer._paused_partitions),
+        }
+        for tp in read(consumer.assignment) or ()
+        if getattr(tp, "topic", None) in inputs
+    }
+    return {
+        "in_recovery": read(lambda: app.in_recovery),
+        "rebalancing": read(lambda: app.rebalancing),
+        "flow_active": read(lambda: consumer.flow_active),
+        "unacked_messages": read(lambda: len(consumer._unacked_messages)),
+        "recovery_remaining": read(lambda: app.tables.recovery.active_remaining_total()),
+        "partitions": partitions,
+    }
 
 
 def _log_counters(stage: Stage) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,8 +40,13 @@ def isolated_settings(tmp_path: Path) -> Settings:
         clickhouse=ClickHouseSettings(database=f"it_{uid}"),
         # Workloads span more than a week and arrive shuffled: keep every task's state
         # (retention has its own tests).
+        # A stalled worker restarts after 30 s, not 120: within one test's time budget
+        # (sessions time out after 6 s, so no healthy rebalance or step waits that long).
         worker=WorkerSettings(
-            app_id=f"it-stage1-{uid}", commit_interval_s=0.5, state_retention_s=365 * 86_400
+            app_id=f"it-stage1-{uid}",
+            commit_interval_s=0.5,
+            state_retention_s=365 * 86_400,
+            stall_timeout_s=30,
         ),
         sink=SinkSettings(group_id=f"it-sink-{uid}", flush_interval_s=0.5),
     )
@@ -95,7 +101,19 @@ def live_stack(isolated: Settings, **worker_overrides: Any) -> Iterator[LiveStac
             PipelineProgress(settings) as progress,
             Stack(settings, log_dir=settings.stack.data_dir / "logs") as stack,
         ):
-            yield LiveStack(kafka, settings, stack, progress)
+            try:
+                yield LiveStack(kafka, settings, stack, progress)
+            except BaseException:  # pytest-timeout's Failed included: CI shows only this
+                _print_log_tails(settings.stack.data_dir / "logs")
+                raise
+
+
+def _print_log_tails(logs: Path, lines: int = 40) -> None:
+    """The last lines of the worker's and sink's logs, on the test's stderr."""
+    for path in sorted(logs.glob("*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        sys.stderr.write(f"\n--- last {len(tail)} lines of {path.name} ---\n")
+        sys.stderr.write("\n".join(line[:2000] for line in tail) + "\n")
 
 
 VIEW_COLUMNS = ("tasks", "accepted", "rejected", "failed", "unresolved", "pending",

@@ -93,3 +93,26 @@ def test_the_supervisor_restarts_what_a_restart_fixes_and_nothing_else() -> None
     stack.children["worker"].wait()
     with pytest.raises(EmbeddedStackError, match="restarted 5 times in 10 min"):
         stack.check_alive()
+
+
+def test_a_recovery_or_rebalance_that_stops_moving_is_a_stall() -> None:
+    """The watchdog used to skip workers in recovery or a rebalance; one that never
+    left either hung a CI run for good. Recovery progress is its changes left."""
+    from types import SimpleNamespace
+
+    from pipeline.agents.stall import StallWatch
+    from pipeline.runtime.worker import _waiting_on_group
+
+    left = [500]
+    recovery = SimpleNamespace(active_remaining_total=lambda: left[0])
+    app = SimpleNamespace(in_recovery=True, tables=SimpleNamespace(recovery=recovery))
+    watch = StallWatch(timeout_s=30)
+    assert not watch.observe(0, _waiting_on_group(app), progress=0)
+    left[0] = 200  # restoring: progress
+    assert not watch.observe(29, _waiting_on_group(app), progress=0)
+    assert not watch.observe(58, _waiting_on_group(app), progress=0)
+    assert watch.observe(59, _waiting_on_group(app), progress=0)  # 30 s at 200 left
+    rebalancing = SimpleNamespace(in_recovery=False)
+    watch = StallWatch(timeout_s=30)
+    assert not watch.observe(0, _waiting_on_group(rebalancing), progress=7)
+    assert watch.observe(30, _waiting_on_group(rebalancing), progress=7)
