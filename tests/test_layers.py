@@ -50,6 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     "demo": set(),
     # Source records -> contract events, pure.
     "ingest": {"errors", "events"},
+    # Events from applications and gateways: built by ingest's mappers, sent to Kafka.
+    "emit": {"config", "errors", "events", "ingest", "kafka", "records"},
     # Rule kinds and their evaluation over the read models.
     "alerts": {"alert_identity", "config", "errors", "query"},
 }

@@ -44,10 +44,18 @@ class Sender:
         if err is not None:
             self.failures.append(str(err))
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                self.producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                )
                 break
             except BufferError:  # the local queue is full: let it drain
                 self.producer.poll(0.05)
@@ -66,6 +74,10 @@ class Sender:
                 f"{remaining} undelivered, {len(self.failures)} failed; first: {self.failures[:1]}",
             )
         return self.sent
+
+    def close(self) -> None:
+        """Release the producer's threads and connections (what was not flushed is lost)."""
+        self.producer.close()
 
 
 def produce_lines(

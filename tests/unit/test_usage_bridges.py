@@ -233,3 +233,76 @@ def test_otel_deprecated_names_are_read() -> None:
     mapped = otel_genai.span_usage(old.attributes)
     assert (mapped.usage.input_tokens, mapped.usage.output_tokens) == (12, 3)
     assert (mapped.provider, mapped.model) == ("openai", "gpt-4o")
+
+
+# -- telling responses apart, and building the event -------------------------------
+
+
+def test_usage_of_tells_the_sdk_objects_apart() -> None:
+    from anthropic.types import Message
+    from openai.types.chat import ChatCompletion
+
+    from pipeline.ingest.usage.detect import usage_of
+
+    chat = ChatCompletion.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        }
+    )
+    message = Message.model_validate(
+        {
+            "id": "m",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-haiku-4-5",
+            "content": [],
+            "usage": {"input_tokens": 7, "output_tokens": 3},
+        }
+    )
+    assert usage_of(chat).provider == "openai"
+    assert usage_of(message).provider == "anthropic"
+    with pytest.raises(UsageNotMappable, match="cannot tell which provider"):
+        usage_of({"tokens": 3})
+
+
+def test_litellm_model_response_keeps_litellms_price_beside_the_usage() -> None:
+    from litellm.types.utils import ModelResponse
+
+    from pipeline.ingest.usage.detect import usage_of
+
+    response = ModelResponse(
+        model="gpt-4o-mini",
+        choices=[],
+        usage=LiteLLMUsage(prompt_tokens=7, completion_tokens=3, total_tokens=10),
+    )
+    response._hidden_params = {"custom_llm_provider": "openai", "response_cost": 0.5}
+    mapped = usage_of(response)
+    assert (mapped.provider, mapped.model) == ("openai", "gpt-4o-mini")
+    assert mapped.attributes == {"provider_reported_cost": "0.5"}
+
+
+def test_call_event_overrides_and_refuses_content() -> None:
+    from pydantic import ValidationError
+
+    from pipeline.emit.events import call_event, to_json
+    from pipeline.events.models import CallEvent
+    from pipeline.ingest.usage.mapped import MappedUsage
+    from pipeline.ingest.usage.otel_genai import span_usage
+
+    mapped = span_usage(dict(_CHAT))
+    event = call_event(mapped, task_id="t", event_id="e", provider="anthropic", role="planner")
+    assert (event.provider, event.model, event.role) == (
+        "anthropic",
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "planner",
+    )
+    assert CallEvent.model_validate_json(to_json(event)) == event  # the wire form reads back
+    with pytest.raises(ValidationError, match="prompt or completion text"):
+        call_event(mapped, task_id="t", messages=[{"role": "user", "content": "secret"}])
+    with pytest.raises(ValidationError, match="provider"):
+        call_event(MappedUsage(usage=mapped.usage), task_id="t")  # no provider named

@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.errors import UsageNotMappable
+from pipeline.events.models import ServiceTier
 from pipeline.ingest.usage.mapped import MappedUsage, count, field, part_of, usage
 
 WHERE = "litellm usage"
@@ -81,8 +82,30 @@ def litellm_usage(usage_obj: Any, where: str = WHERE) -> MappedUsage:
             output_image_tokens=out_image,
         ),
         units={"web_search": searches} if searches else {},
-        attributes=_reported_cost(usage_obj, where),
+        attributes=reported_cost(field(usage_obj, "cost"), where),
     )
+
+
+_TIERS = {
+    "default": ServiceTier.standard,
+    "standard": ServiceTier.standard,
+    "priority": ServiceTier.priority,
+    "flex": ServiceTier.flex,
+    "batch": ServiceTier.batch,
+}
+
+
+def service_tier(name: str, where: str = WHERE) -> ServiceTier:
+    """The tier a LiteLLM response reports (OpenAI's ``default`` or Anthropic's
+    ``standard`` spelling). Raises UsageNotMappable for tiers no price book expresses
+    (``scale``, ``fast``, ``auto``)."""
+    tier = _TIERS.get(name)
+    if tier is None:
+        raise UsageNotMappable(
+            f"{where}: service_tier {name!r} is not billed at a tier costflow prices "
+            f"({', '.join(sorted(_TIERS))})"
+        )
+    return tier
 
 
 def _cache_writes(details: Any, where: str) -> int:
@@ -116,8 +139,10 @@ def _write_lifetimes(details: Any, written: int, where: str) -> tuple[int, int]:
     return five, hour
 
 
-def _reported_cost(usage_obj: Any, where: str) -> dict[str, str]:
-    cost = field(usage_obj, "cost")
+def reported_cost(cost: Any, where: str = WHERE) -> dict[str, str]:
+    """A source's own cost figure (USD, a float or a numeric string) as the
+    ``provider_reported_cost`` attribute; empty when there is none. Raises
+    UsageNotMappable for a non-number or a non-finite one."""
     if cost is None:
         return {}
     try:
