@@ -77,6 +77,32 @@ def cmd_sink(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from pipeline.config import IngestSettings
+    from pipeline.kafka.topics import create_missing, ensure_topics
+    from pipeline.runtime.ingest_otlp import OtlpIngest
+
+    settings = args.settings
+    overrides = {
+        key: value
+        for key, value in (("otlp_topic", args.topic), ("otlp_encoding", args.encoding))
+        if value
+    }
+    ingest = IngestSettings(**overrides)
+    ensure_topics(settings.kafka, settings.topics)
+    topics = settings.topics
+    create_missing(
+        settings.kafka, [ingest.otlp_topic], topics.partitions, topics.replication_factor, 30
+    )
+    counts = OtlpIngest(settings.kafka, topics, ingest).run(until_end=args.until_end)
+    print(
+        f"ingest otlp: {counts.records:,} records, {counts.spans:,} spans, {counts.calls:,} call "
+        f"events, {counts.not_model_calls:,} spans not model calls, dead-lettered "
+        f"{dict(counts.dead_lettered) or 0}"
+    )
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from pipeline.runtime.supervisor import Stack
 
@@ -297,6 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sink", help="run stage 2: write enriched records to ClickHouse")
     sub.add_parser("up", help="broker (if embedded), worker and sink as child processes")
     sub.add_parser("migrate", help="apply sql/ migrations")
+    ingest = sub.add_parser("ingest", help="turn other sources into call events")
+    ingest_sub = ingest.add_subparsers(dest="source", required=True)
+    otlp = ingest_sub.add_parser(
+        "otlp", help="the OpenTelemetry Collector's Kafka trace topic -> call events"
+    )
+    otlp.add_argument(
+        "--topic", help="traces topic (default otlp_spans) [COSTFLOW_INGEST_OTLP_TOPIC]"
+    )
+    otlp.add_argument(
+        "--encoding",
+        choices=["otlp_proto", "otlp_json"],
+        help="the exporter's encoding (default otlp_proto) [COSTFLOW_INGEST_OTLP_ENCODING]",
+    )
+    otlp.add_argument(
+        "--until-end", action="store_true", help="stop once the topic is read to its end"
+    )
     produce = sub.add_parser("produce", help="produce a JSON-lines file of events")
     produce.add_argument("file")
     replay = sub.add_parser(
@@ -385,6 +427,7 @@ COMMANDS: dict[str, cli_analytics.Handler] = {
     "sink": cmd_sink,
     "up": cmd_up,
     "migrate": cmd_migrate,
+    "ingest": cmd_ingest,
     "produce": cmd_produce,
     "replay": cmd_replay,
     "sql": cmd_sql,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator
@@ -178,6 +179,21 @@ class WorkerSettings(_Settings):
     def alert_rule_files(self) -> list[Path]:
         """``alert_rules`` as paths."""
         return comma_paths(self.alert_rules)
+
+
+class IngestSettings(_Settings):
+    """``costflow ingest otlp``: OpenTelemetry trace exports in, call events out."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_INGEST_", extra="ignore", frozen=True)
+    # The OpenTelemetry Collector Kafka exporter's traces topic and encoding.
+    otlp_topic: str = "otlp_spans"
+    otlp_encoding: Literal["otlp_proto", "otlp_json"] = "otlp_proto"
+    otlp_group_id: str = "costflow-ingest-otlp"
+    # The span (or resource) attribute holding the task id; without it,
+    # gen_ai.conversation.id, else the trace id (pipeline.ingest.otlp).
+    task_id_attribute: str = "costflow.task_id"
+    # Records per produce-and-commit round.
+    batch_records: int = Field(default=500, ge=1)
 
 
 class SinkSettings(_Settings):

@@ -35,12 +35,23 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float 
     three input topics, so they must have equal partition counts.
     """
     wanted = [*topics.inputs(), topics.dead_letter, topics.priced_calls, topics.task_snapshots]
-    existing = partition_counts(kafka, wanted)
-    missing = [
-        NewTopic(
-            name, num_partitions=topics.partitions, replication_factor=topics.replication_factor
+    create_missing(kafka, wanted, topics.partitions, topics.replication_factor, timeout_s)
+    counts = partition_counts(kafka, topics.inputs())
+    if len(set(counts.values())) > 1:
+        raise ConfigError(
+            f"input topics are not co-partitioned: {counts}; give "
+            f"{', '.join(topics.inputs())} the same number of partitions"
         )
-        for name in wanted
+
+
+def create_missing(
+    kafka: KafkaSettings, names: list[str], partitions: int, replication: int, timeout_s: float
+) -> None:
+    """Create those of ``names`` that do not exist yet (one that appears meanwhile is fine)."""
+    existing = partition_counts(kafka, names)
+    missing = [
+        NewTopic(name, num_partitions=partitions, replication_factor=replication)
+        for name in names
         if name not in existing
     ]
     if missing:
@@ -54,9 +65,3 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float 
                 err = exc.args[0]
                 if getattr(err, "name", lambda: "")() != "TOPIC_ALREADY_EXISTS":
                     raise KafkaError.wrap(f"create_topics({name})", exc) from None
-    counts = partition_counts(kafka, topics.inputs())
-    if len(set(counts.values())) > 1:
-        raise ConfigError(
-            f"input topics are not co-partitioned: {counts}; give "
-            f"{', '.join(topics.inputs())} the same number of partitions"
-        )

@@ -28,6 +28,7 @@ def known_variables() -> set[str]:
         config.ClickHouseSettings,
         config.WorkerSettings,
         config.SinkSettings,
+        config.IngestSettings,
     ):
         prefix = cls.model_config.get("env_prefix", "")
         names |= {f"{prefix}{field}".upper() for field in cls.model_fields}
@@ -36,12 +37,16 @@ def known_variables() -> set[str]:
 
 def test_services_and_their_wiring() -> None:
     services = compose()["services"]
-    assert set(services) == {"kafka", "clickhouse", "worker", "sink", "alerts", "alertmanager"}
+    assert set(services) == {
+        "kafka", "clickhouse", "worker", "sink", "alerts", "alertmanager",
+        "otel-collector", "ingest-otlp",
+    }  # fmt: skip
+    assert services["ingest-otlp"]["command"] == ["ingest", "otlp"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["worker"]["command"] == ["worker"]
     assert services["sink"]["command"] == ["sink"]
     assert services["alerts"]["command"][:2] == ["alerts", "run"]
-    for name in ("worker", "sink", "alerts"):
+    for name in ("worker", "sink", "alerts", "ingest-otlp"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert (ROOT / services[name]["build"]["dockerfile"]).exists()
         for dependency in services[name]["depends_on"]:
@@ -52,7 +57,12 @@ def test_every_costflow_variable_is_a_real_setting() -> None:
     known = known_variables()
     for name, service in compose()["services"].items():
         for variable in service.get("environment", {}):
-            if variable.startswith("COSTFLOW_") and name in {"worker", "sink", "alerts"}:
+            if variable.startswith("COSTFLOW_") and name in {
+                "worker",
+                "sink",
+                "alerts",
+                "ingest-otlp",
+            }:
                 assert variable in known, f"{name}: {variable} is not a costflow setting"
 
 
@@ -88,3 +98,22 @@ def test_the_alert_services_read_the_shipped_rules_with_their_own_role() -> None
     granted = set(re.findall(r"GRANT INSERT ON costflow\.(\w+)", users))
     assert granted == set(ALERTS_INSERTS) == {"alert_events", "alert_deliveries",
                                               "alert_judgements"}  # fmt: skip
+
+
+def test_the_collector_writes_what_ingest_otlp_reads_and_no_content() -> None:
+    collector = yaml.safe_load((ROOT / "deploy" / "otel-collector" / "config.yaml").read_text())
+    traces = collector["exporters"]["kafka"]["traces"]
+    ingest = config.IngestSettings()
+    assert (traces["topic"], traces["encoding"]) == (ingest.otlp_topic, ingest.otlp_encoding)
+    pipeline = collector["service"]["pipelines"]["traces"]
+    assert "attributes/drop_genai_content" in pipeline["processors"]
+    deleted = {
+        a.get("key") for a in collector["processors"]["attributes/drop_genai_content"]["actions"]
+    }
+    assert {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+    } <= deleted
+    for processor in pipeline["processors"]:
+        assert processor in collector["processors"]
