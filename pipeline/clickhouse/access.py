@@ -43,7 +43,7 @@ TEAM_VIEWS = (
     "v_task_cost_tails_daily", "v_costliest_tasks", "v_task_call_chain",
     "v_call_overhead_daily", "v_cost_by_role_daily", "v_cache_economics_daily",
     "v_token_economics_daily", "v_model_calls_daily", "v_focus_costs", "v_arm_outcomes_daily",
-    "v_model_decision_daily",
+    "v_model_decision_daily", "v_cost_reconciliation_calls", "v_cost_reconciliation_daily",
 )  # fmt: skip
 # Fixed costs have no owner: allocated per scenario, read by those who see every team.
 ALL_TEAMS_ONLY = (

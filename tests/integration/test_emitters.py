@@ -97,7 +97,13 @@ def test_litellm_calls_and_sdk_responses_are_priced_end_to_end(
                 }
             )
             for _ in range(2):  # the same call sent twice counts once
-                emitter.call(sdk_response, task_id="t-sdk", event_id="chatcmpl-9")
+                emitter.call(
+                    sdk_response,
+                    task_id="t-sdk",
+                    event_id="chatcmpl-9",
+                    # a gateway's billed amount, 0.0002 above the book's price
+                    attributes={"provider_reported_cost": "0.002"},
+                )
             emitter.outcome("t-ll", "accepted")
             emitter.close()
         finally:
@@ -131,3 +137,22 @@ def test_litellm_calls_and_sdk_responses_are_priced_end_to_end(
     assert Decimal(reported[1][2]) == Decimal("0.011925")
     dead = client.query("SELECT reason, source_topic FROM dead_letters").result_rows
     assert dead == [("usage_not_mappable", "litellm-callback")]
+
+    # Reconciliation: LiteLLM's price agrees with the book's; the gateway's is 11% above.
+    verdicts = client.query(
+        "SELECT task_id, status, verdict, difference FROM v_cost_reconciliation_calls "
+        "ORDER BY task_id, status"
+    ).result_rows
+    assert verdicts == [
+        ("t-ll", "error", "agrees", Decimal(0)),
+        ("t-ll", "ok", "agrees", Decimal(0)),
+        ("t-sdk", "ok", "differs", Decimal("-0.0002")),
+    ]
+    daily = client.query(
+        "SELECT provider, model, calls_reported, calls_differing, reported_cost, computed_cost "
+        "FROM v_cost_reconciliation_daily ORDER BY provider"
+    ).result_rows
+    assert daily == [
+        ("anthropic", "claude-sonnet-4-5", 2, 0, Decimal("0.011925"), Decimal("0.011925")),
+        ("openai", "gpt-4o-mini", 1, 1, Decimal("0.002"), Decimal("0.0018")),
+    ]

@@ -1332,6 +1332,74 @@ FROM
     HAVING n_tasks != 0
 );
 
+CREATE VIEW v_cost_reconciliation_calls
+(
+    `event_id` String,
+    `task_id` String,
+    `ts` DateTime64(3, 'UTC'),
+    `provider` LowCardinality(String),
+    `model` LowCardinality(String),
+    `service_tier` LowCardinality(String),
+    `status` LowCardinality(String),
+    `currency` LowCardinality(String),
+    `price_book_version` LowCardinality(String),
+    `computed_cost` Nullable(Decimal(38, 18)),
+    `reported_cost` Nullable(Decimal(38, 18)),
+    `difference` Nullable(Decimal(38, 18)),
+    `relative_difference` Nullable(Float64),
+    `verdict` String
+)
+COMMENT 'Every call with a cost its source reported, beside the computed cost; verdict agrees | differs | unpriced | not_comparable_currency | unreadable_report'
+AS SELECT
+    event_id,
+    task_id,
+    ts,
+    provider,
+    model,
+    service_tier,
+    status,
+    currency,
+    price_book_version,
+    cost_total AS computed_cost,
+    toDecimal128OrNull(attributes['provider_reported_cost'], 18) AS reported_cost,
+    computed_cost - reported_cost AS difference,
+    if(reported_cost = 0, NULL, toFloat64(difference) / toFloat64(reported_cost)) AS relative_difference,
+    multiIf(reported_cost IS NULL, 'unreadable_report', computed_cost IS NULL, 'unpriced', currency != 'USD', 'not_comparable_currency', abs(difference) > greatest(reported_cost * toDecimal128('0.01', 18), toDecimal128('0.000001', 18)), 'differs', 'agrees') AS verdict
+FROM calls
+FINAL
+WHERE (attributes['provider_reported_cost']) != '';
+
+CREATE VIEW v_cost_reconciliation_daily
+(
+    `day` Date,
+    `provider` LowCardinality(String),
+    `model` LowCardinality(String),
+    `calls_reported` UInt64,
+    `calls_differing` UInt64,
+    `calls_unpriced` UInt64,
+    `calls_not_comparable` UInt64,
+    `reported_cost` Nullable(Decimal(38, 18)),
+    `computed_cost` Nullable(Decimal(38, 18)),
+    `difference` Nullable(Decimal(38, 18))
+)
+COMMENT 'Reported against computed cost (USD) per day, provider and model, over the calls that compare; calls differing beyond tolerance counted, unpriced and other-currency calls counted apart'
+AS SELECT
+    toDate(ts) AS day,
+    provider,
+    model,
+    count() AS calls_reported,
+    countIf(verdict = 'differs') AS calls_differing,
+    countIf(verdict = 'unpriced') AS calls_unpriced,
+    countIf(verdict IN ('not_comparable_currency', 'unreadable_report')) AS calls_not_comparable,
+    sumIf(reported_cost, (verdict IN ('agrees', 'differs'))) AS reported_cost,
+    sumIf(computed_cost, (verdict IN ('agrees', 'differs'))) AS computed_cost,
+    computed_cost - reported_cost AS difference
+FROM v_cost_reconciliation_calls
+GROUP BY
+    day,
+    provider,
+    model;
+
 CREATE VIEW v_costliest_tasks
 (
     `task_id` String,

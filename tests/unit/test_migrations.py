@@ -164,6 +164,9 @@ SHIPPED = {
     "0016_alert_judgements.sql": (
         "26594ceac25a5c27ed9fc869f763b9a77636ef94c354e366a4811c263c2026c5"
     ),
+    "0017_cost_reconciliation.sql": (
+        "b55b5fb575637839fc5eb6943b2e412697488adb0de7e5910ad0ebc8daf6402d"
+    ),
 }
 
 
