@@ -35,34 +35,21 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
 from pipeline.config import KafkaSettings, TopicSettings
-from pipeline.emit.events import call_event, to_json
+from pipeline.emit.events import to_json
 from pipeline.errors import InvalidEvent, UsageNotMappable
-from pipeline.events.models import CallStatus, Usage
+from pipeline.ingest.litellm_payload import call_event_of, call_id_of
 from pipeline.ingest.usage.detect import usage_of
-from pipeline.ingest.usage.litellm import reported_cost
-from pipeline.ingest.usage.mapped import MappedUsage
 from pipeline.kafka.produce import Sender
 from pipeline.records import DeadLetterHeaders
 
 log = logging.getLogger("costflow.litellm")
 
-# metadata key (or tag prefix) -> call event field
-METADATA_FIELDS = {
-    "costflow_task_id": "task_id",
-    "costflow_scenario_id": "scenario_id",
-    "costflow_owner": "owner",
-    "costflow_environment": "environment",
-    "costflow_role": "role",
-}
 SOURCE = "litellm-callback"
-
-_FAILURES = {"RateLimitError": CallStatus.rate_limited, "Timeout": CallStatus.timeout}
 
 
 class CostflowLogger(CustomLogger):  # type: ignore[misc]
@@ -112,20 +99,22 @@ class CostflowLogger(CustomLogger):  # type: ignore[misc]
             self.sender.close()
 
     def _emit(self, kwargs: Any, response_obj: Any, failed: bool) -> None:
-        payload = kwargs.get("standard_logging_object") or {}
-        call_id = str(kwargs.get("litellm_call_id") or payload.get("id") or "")
+        payload = dict(kwargs.get("standard_logging_object") or {})
+        payload.setdefault("litellm_call_id", kwargs.get("litellm_call_id"))
+        payload.setdefault("trace_id", kwargs.get("litellm_trace_id"))
+        if failed:
+            payload["status"] = "failure"
+        call_id = call_id_of(payload)
         try:
-            event = call_event(
-                _usage(payload, response_obj, failed),
-                event_id=call_id or None,
-                ts=_time(payload.get("startTime")),
-                status=_status(payload) if failed else CallStatus.ok,
-                provider=payload.get("custom_llm_provider") or None,
-                model=payload.get("model") or None,
-                latency_ms=_latency_ms(payload),
-                attributes=_attributes(kwargs, payload),
-                **_tagged_fields(kwargs, payload),
-            )
+            usage = None
+            if not failed and not payload.get("cache_hit"):
+                if response_obj is None or getattr(response_obj, "usage", None) is None:
+                    raise UsageNotMappable(
+                        f"LiteLLM call type {payload.get('call_type')!r} returned no usage"
+                    )
+                usage = usage_of(response_obj)
+            metadata = (kwargs.get("litellm_params") or {}).get("metadata")
+            event = call_event_of(payload, usage, metadata)
         except InvalidEvent as error:
             self._dead_letter(call_id, payload, error)
             return
@@ -154,57 +143,3 @@ class CostflowLogger(CustomLogger):  # type: ignore[misc]
         self.sender.send(self.topics.dead_letter, call_id.encode() or None, original, headers)
         self.dead_lettered += 1
         log.warning("costflow: dead-lettered LiteLLM call %s: %s", call_id, error)
-
-
-def _usage(payload: Any, response_obj: Any, failed: bool) -> MappedUsage:
-    if failed or payload.get("cache_hit"):
-        return MappedUsage(usage=Usage())  # nothing billed by the provider
-    if response_obj is None or getattr(response_obj, "usage", None) is None:
-        raise UsageNotMappable(f"LiteLLM call type {payload.get('call_type')!r} returned no usage")
-    return usage_of(response_obj)
-
-
-def _status(payload: Any) -> CallStatus:
-    error_class = str((payload.get("error_information") or {}).get("error_class") or "")
-    return _FAILURES.get(error_class, CallStatus.error)
-
-
-def _attributes(kwargs: Any, payload: Any) -> dict[str, str]:
-    cost = kwargs.get("response_cost", payload.get("response_cost"))
-    attributes = reported_cost(cost, "LiteLLM response_cost")
-    if payload.get("cache_hit"):
-        attributes["litellm_cache_hit"] = "true"
-    error_class = (payload.get("error_information") or {}).get("error_class")
-    if error_class:  # the class only: an error's message may quote the prompt
-        attributes["error_class"] = str(error_class)
-    return attributes
-
-
-def _tagged_fields(kwargs: Any, payload: Any) -> dict[str, str]:
-    """costflow fields from request metadata, then request tags; the task id falls
-    back to LiteLLM's trace id."""
-    metadata = dict((kwargs.get("litellm_params") or {}).get("metadata") or {})
-    requester = (payload.get("metadata") or {}).get("requester_metadata") or {}
-    found: dict[str, str] = {}
-    for source in (requester, metadata):
-        for key, name in METADATA_FIELDS.items():
-            if source.get(key) and name not in found:
-                found[name] = str(source[key])
-    for tag in payload.get("request_tags") or []:
-        key, _, value = str(tag).partition(":")
-        if key in METADATA_FIELDS and value and METADATA_FIELDS[key] not in found:
-            found[METADATA_FIELDS[key]] = value
-    if "task_id" not in found:
-        found["task_id"] = str(kwargs.get("litellm_trace_id") or payload.get("trace_id"))
-    return found
-
-
-def _time(epoch_s: Any) -> datetime | None:
-    return datetime.fromtimestamp(float(epoch_s), UTC) if epoch_s else None
-
-
-def _latency_ms(payload: Any) -> int | None:
-    start, end = payload.get("startTime"), payload.get("endTime")
-    if not start or not end:
-        return None
-    return max(0, round((float(end) - float(start)) * 1000))
