@@ -83,6 +83,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from pipeline.runtime.ingest_otlp import OtlpIngest
 
     settings = args.settings
+    if args.source == "http":
+        from pipeline.runtime.collector import run_collector
+
+        run_collector(settings.kafka, settings.topics, IngestSettings())
+        return 0
     overrides = {
         key: value
         for key, value in (("otlp_topic", args.topic), ("otlp_encoding", args.encoding))
@@ -108,7 +113,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     _stop_on_signals()
     started = time.monotonic()
-    stack = Stack(args.settings)
+    stack = Stack(args.settings, roles=("sink", "worker", "collector"))
     try:
         stack.start()
     except KeyboardInterrupt:  # Ctrl-C while starting: stop what did start
@@ -118,14 +123,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     except BaseException:
         stack.stop()
         raise
+    from pipeline.config import IngestSettings
+
+    ingest = IngestSettings()
     print(
-        f"costflow: broker, worker and sink started in {time.monotonic() - started:.1f}s; "
-        "Ctrl-C drains and stops all",
+        f"costflow: broker, worker, sink and the HTTP collector (http://{ingest.http_host}:"
+        f"{ingest.http_port}: /v1/events, /v1/litellm, /v1/traces) started in "
+        f"{time.monotonic() - started:.1f}s; Ctrl-C drains and stops all",
         file=sys.stderr,
     )
     try:
         code = stack.wait()
-        if code == 0:  # Ctrl-C: finish what was acknowledged, then stop
+        if code == 0:  # Ctrl-C: take no more requests, finish what was acknowledged, stop
+            stack.stop_role("collector")
             stack.drain()
         return code
     except KeyboardInterrupt:
@@ -338,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     otlp.add_argument(
         "--until-end", action="store_true", help="stop once the topic is read to its end"
+    )
+    ingest_sub.add_parser(
+        "http",
+        help="the HTTP collector: contract events, LiteLLM's generic_api logger, OTLP/HTTP "
+        "traces [COSTFLOW_INGEST_HTTP_*]",
     )
     produce = sub.add_parser("produce", help="produce a JSON-lines file of events")
     produce.add_argument("file")

@@ -194,6 +194,32 @@ class IngestSettings(_Settings):
     task_id_attribute: str = "costflow.task_id"
     # Records per produce-and-commit round.
     batch_records: int = Field(default=500, ge=1)
+    # `costflow ingest http` (the HTTP collector; part of `costflow up`). 4318 is
+    # OTLP/HTTP's port, so an OpenTelemetry SDK exporter reaches /v1/traces unchanged.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=4318, ge=1, le=65535)
+    # Bearer token clients must send; required unless the collector listens on loopback.
+    http_token: SecretStr | None = None
+    http_token_file: Path | None = None
+    http_max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    http_max_records: int = Field(default=10_000, ge=1)
+    # Records sent and not yet acknowledged, across requests: above it, 503 + Retry-After.
+    http_max_inflight_records: int = Field(default=100_000, ge=1)
+    # How long a request waits for the broker's acknowledgements before a 503.
+    http_ack_timeout_s: float = Field(default=30.0, gt=0)
+
+    def bearer_token(self) -> str | None:
+        """The token from ``http_token``, else the first line of ``http_token_file``."""
+        if self.http_token is not None:
+            return self.http_token.get_secret_value()
+        if self.http_token_file is not None:
+            try:
+                return self.http_token_file.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise ConfigError(
+                    f"COSTFLOW_INGEST_HTTP_TOKEN_FILE {self.http_token_file}: {exc.strerror}"
+                ) from None
+        return None
 
 
 class SinkSettings(_Settings):

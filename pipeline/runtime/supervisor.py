@@ -1,6 +1,7 @@
 """Runs broker (when embedded), worker and sink as child processes.
 
-Stop order matters: the worker first (its last outputs get flushed and its
+Stop order matters: the HTTP collector first (it stops taking requests and
+delivers what it accepted), the worker (its last outputs get flushed and its
 offsets committed), then the sink (it writes what it holds), then the broker.
 """
 
@@ -28,6 +29,9 @@ log = logging.getLogger("costflow.up")
 # No stage outlives `costflow up`; SIGTERM lets it commit what it finished.
 _stop_with_parent = signal_on_parent_death(signal.SIGTERM)
 
+
+# role -> its costflow command line (a role is its own command unless named here)
+ROLE_COMMANDS = {"collector": ["ingest", "http"]}
 
 # Automatic restarts allowed per role within the window, before `up` gives up.
 RESTARTS_PER_WINDOW = 5
@@ -57,7 +61,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{role}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", role],
+            [sys.executable, "-m", "pipeline.cli", *ROLE_COMMANDS.get(role, [role])],
             env=env,
             stdout=out,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT if out is not None else None,
@@ -88,6 +92,15 @@ class Stack:
         from pipeline.kafka.topics import ensure_topics
 
         ensure_topics(kafka, self.settings.topics)
+        if "collector" in self.roles:
+            from pipeline.config import IngestSettings
+
+            port = IngestSettings().http_port
+            if not port_is_free(port):
+                raise EmbeddedStackError(
+                    f"port {port} is taken (an OpenTelemetry Collector? another costflow up?); "
+                    "set COSTFLOW_INGEST_HTTP_PORT for costflow's HTTP collector"
+                )
         for role in self.roles:
             self._spawn(role)
         return self
@@ -170,15 +183,17 @@ class Stack:
             run_state.mark_drained(self.settings.stack.data_dir)
 
     def stop(self) -> None:
-        for role in ("worker", "sink", "broker"):
+        # The collector first: it stops taking requests, then delivers what it holds.
+        for role in ("collector", "worker", "sink", "broker"):
             self.stop_role(role)
         if self.lock is not None:
             self.lock.release()
             self.lock = None
 
     def stop_role(self, role: str) -> None:
-        """SIGTERM one child and wait for it (SIGKILL after 60 s)."""
-        process = self.children.get(role)
+        """SIGTERM one child and wait for it (SIGKILL after 60 s); it is no longer
+        watched (a role stopped on purpose is not a crash)."""
+        process = self.children.pop(role, None)
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)

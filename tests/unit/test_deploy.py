@@ -39,14 +39,15 @@ def test_services_and_their_wiring() -> None:
     services = compose()["services"]
     assert set(services) == {
         "kafka", "clickhouse", "worker", "sink", "alerts", "alertmanager",
-        "otel-collector", "ingest-otlp",
+        "otel-collector", "ingest-otlp", "collector",
     }  # fmt: skip
+    assert services["collector"]["command"] == ["ingest", "http"]
     assert services["ingest-otlp"]["command"] == ["ingest", "otlp"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["worker"]["command"] == ["worker"]
     assert services["sink"]["command"] == ["sink"]
     assert services["alerts"]["command"][:2] == ["alerts", "run"]
-    for name in ("worker", "sink", "alerts", "ingest-otlp"):
+    for name in ("worker", "sink", "alerts", "ingest-otlp", "collector"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert (ROOT / services[name]["build"]["dockerfile"]).exists()
         for dependency in services[name]["depends_on"]:

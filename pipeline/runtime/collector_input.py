@@ -1,0 +1,69 @@
+"""Reading the HTTP collector's request bodies: JSON lines or a JSON array, each
+record checked by the contract's own decoder. Pure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pipeline.errors import InvalidEvent
+from pipeline.events.decode import decode_event
+from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+
+# Message content a source may send along; never forwarded, never dead-lettered.
+CONTENT_KEYS = frozenset(
+    {
+        "messages", "response", "gen_ai.input.messages", "gen_ai.output.messages",
+        "gen_ai.system_instructions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+        "gen_ai.prompt", "gen_ai.completion",
+    }
+)  # fmt: skip
+
+
+def records_of(body: bytes, max_records: int) -> list[bytes]:
+    """The records of a body: the elements of a JSON array, else its non-blank lines.
+
+    Raises 413 above ``max_records`` and 400 for an array that is not JSON."""
+    text = body.strip()
+    if text.startswith(b"["):
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"the body is not a JSON array: {exc}") from None
+        records = [json.dumps(item).encode() for item in items]
+    else:
+        records = [line for line in text.split(b"\n") if line.strip()]
+    if len(records) > max_records:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=max_records, actual_size=len(records),
+            text=f"{len(records):,} records; send at most {max_records:,} per request",
+        )  # fmt: skip
+    return records
+
+
+def json_entries(body: bytes, max_records: int) -> list[Any]:
+    """The decoded entries of a JSON array, NDJSON or single-object body (400 when one
+    is not JSON: a LiteLLM logger never sends that)."""
+    entries = []
+    for number, record in enumerate(records_of(body, max_records), start=1):
+        try:
+            entries.append(json.loads(record))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"record {number} is not JSON: {exc}") from None
+    return entries
+
+
+def contract_events(
+    body: bytes, max_records: int
+) -> tuple[list[tuple[CallEvent | TaskEvent | OutcomeEvent, bytes]], list[dict[str, Any]]]:
+    """Each record decoded as stage 1 decodes it, with its original bytes; and, for
+    the bad ones, ``{"record": n, "reason": code, "detail": why}`` (1-based)."""
+    events, rejected = [], []
+    for number, raw in enumerate(records_of(body, max_records), start=1):
+        try:
+            events.append((decode_event(raw), raw))
+        except InvalidEvent as error:
+            rejected.append({"record": number, "reason": error.code, "detail": str(error)})
+    return events, rejected
