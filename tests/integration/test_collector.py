@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -45,6 +47,14 @@ def _free_port() -> int:
 
 @contextmanager
 def collector(live: LiveStack, tmp_path: Path) -> Iterator[str]:
+    with collector_process(live, tmp_path) as (url, _process):
+        yield url
+
+
+@contextmanager
+def collector_process(
+    live: LiveStack, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     port = _free_port()
@@ -61,9 +71,10 @@ def collector(live: LiveStack, tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         await_condition(lambda: _status(f"{url}/healthz") == 200, 60, "the collector to listen")
-        yield url
+        yield url, process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(30)
         log.close()
 
@@ -215,3 +226,58 @@ async def _one_litellm_call(logger: Any) -> None:
             break
         await asyncio.sleep(0.05)
     await logger.flush_queue()
+
+
+def test_no_acknowledged_event_is_lost_when_the_collector_is_killed(
+    isolated_settings: Settings, tmp_path: Path
+) -> None:
+    """Clients post batches while the collector is SIGKILLed: every event of every
+    request answered 2xx is in the calls topic afterwards."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    acked: list[list[str]] = []
+    stop = threading.Event()
+
+    def client(number: int, url: str) -> None:
+        for request in range(10_000):
+            if stop.is_set():
+                return
+            ids = [f"k{number}-{request}-{n}" for n in range(20)]
+            body = _lines(
+                *({**CALL, "event_id": i, "task_id": f"t{n % 7}"} for n, i in enumerate(ids))
+            )
+            try:
+                status, _ = _post(f"{url}/v1/events", body)
+            except OSError:  # the collector is gone
+                return
+            if status == 200:
+                acked.append(ids)
+
+    with live_stack(isolated_settings) as live, collector_process(live, tmp_path) as (url, process):
+        clients = [threading.Thread(target=client, args=(n, url)) for n in range(3)]
+        for thread in clients:
+            thread.start()
+        await_condition(lambda: len(acked) >= 30, 120, "30 acknowledged requests")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stop.set()
+        for thread in clients:
+            thread.join(60)
+        topic = live.settings.topics.calls
+        consumer = Consumer({**live.kafka.librdkafka(), "group.id": "it-kill-check",
+                             "enable.partition.eof": True})  # fmt: skip
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        stored: set[str] = set()
+        at_end: set[int] = set()
+        while len(at_end) < len(partitions):
+            for message in consumer.consume(500, timeout=1.0):
+                error = message.error()
+                if error is None:
+                    stored.add(json.loads(message.value())["event_id"])
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(int(message.partition() or 0))
+        consumer.close()
+    acknowledged = {event_id for ids in acked for event_id in ids}
+    assert len(acknowledged) >= 600
+    assert acknowledged <= stored, f"{len(acknowledged - stored)} acknowledged events lost"
