@@ -44,6 +44,7 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
     env = dict(os.environ)
     env.update(settings.env())
     del env["COSTFLOW_KAFKA_BOOTSTRAP"]  # unset = embedded, as a user would run it
+    env["COSTFLOW_INGEST_HTTP_PORT"] = str(free_port())  # the collector's own port
     up = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], env=env)
     try:
         kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
@@ -82,7 +83,7 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
         )  # fmt: skip
         assert int(after.stdout) == len({e["task_id"] for e in events + more})
         children = children_of(up.pid)
-        assert len(children) == 3  # broker, sink, worker
+        assert len(children) == 4  # broker, sink, worker, HTTP collector
         descendants = children + [g for child in children for g in children_of(child)]
         assert len(descendants) >= 4  # and the Tansu process under the broker wrapper
     finally:
@@ -102,6 +103,7 @@ def _start_up(
     env = dict(os.environ)
     env.update(settings.env())
     del env["COSTFLOW_KAFKA_BOOTSTRAP"]  # unset = embedded, as a user would run it
+    env["COSTFLOW_INGEST_HTTP_PORT"] = str(free_port())  # the collector's own port
     with err.open("ab") as log:
         up = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "up"], env=env, stderr=log, stdout=log
@@ -109,7 +111,7 @@ def _start_up(
     kafka = KafkaSettings(bootstrap=f"127.0.0.1:{settings.kafka.embedded_port}")
     wait_until_ready(kafka.resolved_bootstrap(), 60, up)
     await_condition(  # the line a user sees before pressing Ctrl-C
-        lambda: err.read_text(errors="replace").count("sink started in") == run,
+        lambda: err.read_text(errors="replace").count("and the HTTP collector (") == run,
         60,
         "costflow up to say it started",
     )
