@@ -214,6 +214,18 @@ class KafkaError(CostflowError):
         )
 
 
+class CollectorRefused(CostflowError):
+    """The HTTP collector did not accept a request (its status and answer say why:
+    401 token, 400 bad events, 413 too large, 503 busy, try again)."""
+
+    code = "collector_refused"
+
+    def __init__(self, status: int, answer: str) -> None:
+        self.status = status
+        self.retryable = status in (429, 502, 503, 504)
+        super().__init__(f"the collector answered {status}: {answer[:1000]}")
+
+
 class ClickHouseError(CostflowError):
     code = "clickhouse_error"
 

@@ -14,54 +14,65 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.config import KafkaSettings, TopicSettings
-from pipeline.emit.events import call_event, outcome_event, task_event, to_json
+from pipeline.emit.events import call_event, outcome_event, task_event
+from pipeline.emit.transports import HttpTransport, KafkaTransport, Transport
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
-from pipeline.kafka.produce import Sender
 
 
 class Emitter:
     """``task``, ``call`` and ``outcome`` helpers that build contract-v1 events (see
-    :mod:`pipeline.emit.events` for their arguments) and send them, keyed by task id.
+    :mod:`pipeline.emit.events` for their arguments) and send them, keyed by task id:
+    ``Emitter(kafka, topics)`` to Kafka, ``Emitter.over_http(url, token)`` to the HTTP
+    collector.
 
     Raises what the builders raise (UsageNotMappable, ValidationError) before
-    anything is sent, and KafkaError from :meth:`flush`."""
+    anything is sent, and from :meth:`flush` KafkaError or CollectorRefused."""
 
-    def __init__(self, kafka: KafkaSettings, topics: TopicSettings) -> None:
-        self._topics = topics
-        self._sender = Sender(kafka)
+    def __init__(
+        self,
+        kafka: KafkaSettings | None = None,
+        topics: TopicSettings | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self._transport = transport or KafkaTransport(
+            kafka or KafkaSettings(), topics or TopicSettings()
+        )
+
+    @classmethod
+    def over_http(cls, url: str, token: str | None = None) -> Emitter:
+        """An emitter that posts to the HTTP collector at ``url`` (``costflow up``
+        serves one at http://127.0.0.1:4318)."""
+        return cls(transport=HttpTransport(url, token))
 
     def task(self, task_id: str, phase: str = "started", **fields: Any) -> TaskEvent:
         """Send a task event; returns it."""
         event = task_event(task_id, phase, **fields)
-        self._send(self._topics.tasks, event)
+        self._transport.send(event)
         return event
 
     def call(self, response_or_usage: Any, *, task_id: str, **fields: Any) -> CallEvent:
         """Send the call event of one provider response (or MappedUsage); returns it."""
         event = call_event(response_or_usage, task_id=task_id, **fields)
-        self._send(self._topics.calls, event)
+        self._transport.send(event)
         return event
 
     def outcome(self, task_id: str, outcome: str, **fields: Any) -> OutcomeEvent:
         """Send a task's outcome (``accepted``, ``rejected`` or ``failed``); returns it."""
         event = outcome_event(task_id, outcome, **fields)
-        self._send(self._topics.outcomes, event)
+        self._transport.send(event)
         return event
 
     def flush(self, timeout_s: float = 30) -> int:
-        """Wait for the broker to acknowledge every event sent; returns how many were
-        sent in all. Raises KafkaError naming what was not delivered."""
-        return sum(self._sender.flush(timeout_s).values())
+        """Wait until every event sent is confirmed; returns how many were, in all.
+        Raises KafkaError or CollectorRefused naming what was not."""
+        return self._transport.flush(timeout_s)
 
     def close(self) -> None:
-        """Flush, then release the producer. Raises KafkaError as :meth:`flush`."""
+        """Flush, then release the connection. Raises as :meth:`flush`."""
         try:
             self.flush()
         finally:
-            self._sender.close()
-
-    def _send(self, topic: str, event: CallEvent | TaskEvent | OutcomeEvent) -> None:
-        self._sender.send(topic, event.task_id.encode(), to_json(event))
+            self._transport.close()
 
     def __enter__(self) -> Emitter:
         return self

@@ -108,6 +108,19 @@ def live_stack(isolated: Settings, **worker_overrides: Any) -> Iterator[LiveStac
                 raise
 
 
+@contextmanager
+def clickhouse_of(settings: Settings) -> Iterator[Any]:
+    """A client of the test's ClickHouse, closed after: chDB opens one path per process,
+    so a client left open would stop the next test from opening its own."""
+    from pipeline.clickhouse.client import connect
+
+    client = connect(settings.clickhouse, settings.stack, create=False)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _print_log_tails(logs: Path, lines: int = 40) -> None:
     """The last lines of the worker's and sink's logs, on the test's stderr."""
     for path in sorted(logs.glob("*.log")):

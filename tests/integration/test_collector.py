@@ -27,9 +27,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
-from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
-from tests.integration.conftest import LiveStack, await_condition, live_stack
+from pipeline.emit.emitter import Emitter
+from pipeline.errors import CollectorRefused
+from pipeline.events.models import Usage
+from pipeline.ingest.usage.mapped import MappedUsage
+from tests.integration.conftest import LiveStack, await_condition, clickhouse_of, live_stack
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch over the network
 litellm = pytest.importorskip("litellm")
@@ -137,6 +140,16 @@ def test_the_collector_takes_events_litellm_logs_and_otlp(
 
         asyncio.run(_litellm_calls(url))  # LiteLLM's generic_api logger, at the collector
 
+        # The emitter over HTTP: confirmed on flush, refused visibly with a wrong token
+        refused = pytest.raises(CollectorRefused, match="401")
+        with refused, Emitter.over_http(url, token="wrong") as emitter:
+            emitter.outcome("t-nobody", "accepted")
+        with Emitter.over_http(url, token=TOKEN) as emitter:
+            emitter.task("t-emit-http", scenario_id="support")
+            emitter.call(MappedUsage(Usage(input_tokens=1000), provider="openai",
+                                     model="gpt-4o-mini"), task_id="t-emit-http")  # fmt: skip
+            assert emitter.flush() == 2
+
         # The OpenTelemetry SDK's own OTLP/HTTP exporter
         provider = TracerProvider()
         exporter = OTLPSpanExporter(
@@ -158,36 +171,38 @@ def test_the_collector_takes_events_litellm_logs_and_otlp(
 
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
             metrics = response.read().decode()
-        assert 'costflow_collector_requests_total{code="200",endpoint="events"} 2.0' in metrics
-        assert 'costflow_collector_requests_total{code="401",endpoint="events"} 2.0' in metrics
+        assert 'costflow_collector_requests_total{code="200",endpoint="events"} 3.0' in metrics
+        assert 'costflow_collector_requests_total{code="401",endpoint="events"} 3.0' in metrics
         assert 'costflow_collector_records_total{endpoint="traces",outcome="accepted"} 1.0' in (
             metrics
         )
         live.drain(live.stack.check_alive)
 
-    client = connect(live.settings.clickhouse, live.settings.stack, create=False)
-    tasks = {
-        row[0]: row[1:]
-        for row in client.query(
-            "SELECT task_id, calls, total_cost, outcome FROM tasks FINAL"
+    with clickhouse_of(live.settings) as client:
+        tasks = {
+            row[0]: row[1:]
+            for row in client.query(
+                "SELECT task_id, calls, total_cost, outcome FROM tasks FINAL"
+            ).result_rows
+        }
+        # gpt-4o-mini ($0.15 in, $0.075 cached, $0.60 out per MTok):
+        # 6000*0.15 + 4000*0.075 + 1000*0.60 = 900 + 300 + 600 = 1,800 -> $0.0018
+        assert tasks["t-http"] == (1, Decimal("0.0018"), "accepted")
+        # claude-sonnet-4-5 via LiteLLM: 2300 prompt = 1000 fresh + 1000 read + 300 written,
+        # 500 out: 1000*3 + 1000*0.30 + 300*3.75 + 500*15 = 11,925 -> $0.011925
+        assert tasks["t-litellm-http"][:2] == (1, Decimal("0.011925"))
+        # 2000*0.15 + 100*0.60 = 360 -> $0.00036
+        assert tasks["t-otel-http"][:2] == (1, Decimal("0.00036"))
+        assert tasks["t-emit-http"][:2] == (1, Decimal("0.00015"))  # 1000*0.15 = 150
+        assert "t-nobody" not in tasks
+        stored = client.query("SELECT attributes FROM calls FINAL").result_rows
+        assert not any("secret" in str(row[0]) for row in stored)
+        ((reported, verdict),) = client.query(
+            "SELECT reported_cost, verdict FROM v_cost_reconciliation_calls "
+            "WHERE task_id = 't-litellm-http'"
         ).result_rows
-    }
-    # gpt-4o-mini ($0.15 in, $0.075 cached, $0.60 out per MTok):
-    # 6000*0.15 + 4000*0.075 + 1000*0.60 = 900 + 300 + 600 = 1,800 -> $0.0018
-    assert tasks["t-http"] == (1, Decimal("0.0018"), "accepted")
-    # claude-sonnet-4-5 via LiteLLM: 2300 prompt = 1000 fresh + 1000 read + 300 written,
-    # 500 out: 1000*3 + 1000*0.30 + 300*3.75 + 500*15 = 11,925 -> $0.011925
-    assert tasks["t-litellm-http"][:2] == (1, Decimal("0.011925"))
-    # 2000*0.15 + 100*0.60 = 360 -> $0.00036
-    assert tasks["t-otel-http"][:2] == (1, Decimal("0.00036"))
-    stored = client.query("SELECT attributes FROM calls FINAL").result_rows
-    assert not any("secret" in str(row[0]) for row in stored)
-    ((reported, verdict),) = client.query(
-        "SELECT reported_cost, verdict FROM v_cost_reconciliation_calls "
-        "WHERE task_id = 't-litellm-http'"
-    ).result_rows
-    # LiteLLM's float arithmetic, kept as it reported it: 0.011925000000000002
-    assert abs(reported - Decimal("0.011925")) < Decimal("1e-15") and verdict == "agrees"
+        # LiteLLM's float arithmetic, kept as it reported it: 0.011925000000000002
+        assert abs(reported - Decimal("0.011925")) < Decimal("1e-15") and verdict == "agrees"
 
 
 async def _litellm_calls(url: str) -> None:

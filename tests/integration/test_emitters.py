@@ -11,10 +11,9 @@ from decimal import Decimal
 import pytest
 from openai.types.chat import ChatCompletion
 
-from pipeline.clickhouse.client import connect
 from pipeline.config import Settings
 from pipeline.emit.emitter import Emitter
-from tests.integration.conftest import await_condition, live_stack
+from tests.integration.conftest import await_condition, clickhouse_of, live_stack
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch over the network
 litellm = pytest.importorskip("litellm")
@@ -112,47 +111,47 @@ def test_litellm_calls_and_sdk_responses_are_priced_end_to_end(
         live.drain(live.stack.check_alive)
     assert (logger.emitted, logger.dead_lettered, logger.failures) == (2, 1, 0)
 
-    client = connect(live.settings.clickhouse, live.settings.stack, create=False)
-    tasks = {
-        row[0]: row[1:]
-        for row in client.query(
-            "SELECT task_id, calls, total_cost, scenario_id, owner, outcome FROM tasks FINAL"
+    with clickhouse_of(live.settings) as client:
+        tasks = {
+            row[0]: row[1:]
+            for row in client.query(
+                "SELECT task_id, calls, total_cost, scenario_id, owner, outcome FROM tasks FINAL"
+            ).result_rows
+        }
+        # claude-sonnet-4-5 at $3 in / $0.30 cache read / $3.75 5m write / $15 out per MTok:
+        # LiteLLM's 2300 prompt = 1000 fresh + 1000 read + 300 written; 500 out incl. 120
+        # reasoning: 1000*3 + 1000*0.30 + 300*3.75 + 500*15 = 11,925 -> $0.011925.
+        # The failed call is counted, at no cost.
+        assert tasks["t-ll"] == (2, Decimal("0.011925"), "support", "team-a", "accepted")
+        # gpt-4o-mini at $0.15 in / $0.075 cached / $0.60 out per MTok:
+        # 6000*0.15 + 4000*0.075 + 1000*0.60 = 900 + 300 + 600 = 1,800 -> $0.0018
+        assert tasks["t-sdk"][:2] == (1, Decimal("0.0018"))
+        reported = client.query(
+            "SELECT status, role, attributes['provider_reported_cost'] FROM calls FINAL "
+            "WHERE task_id = 't-ll' ORDER BY status"
         ).result_rows
-    }
-    # claude-sonnet-4-5 at $3 in / $0.30 cache read / $3.75 5m write / $15 out per MTok:
-    # LiteLLM's 2300 prompt = 1000 fresh + 1000 read + 300 written; 500 out incl. 120
-    # reasoning: 1000*3 + 1000*0.30 + 300*3.75 + 500*15 = 11,925 -> $0.011925.
-    # The failed call is counted, at no cost.
-    assert tasks["t-ll"] == (2, Decimal("0.011925"), "support", "team-a", "accepted")
-    # gpt-4o-mini at $0.15 in / $0.075 cached / $0.60 out per MTok:
-    # 6000*0.15 + 4000*0.075 + 1000*0.60 = 900 + 300 + 600 = 1,800 -> $0.0018
-    assert tasks["t-sdk"][:2] == (1, Decimal("0.0018"))
-    reported = client.query(
-        "SELECT status, role, attributes['provider_reported_cost'] FROM calls FINAL "
-        "WHERE task_id = 't-ll' ORDER BY status"
-    ).result_rows
-    # LiteLLM's own price sits beside costflow's, for reconciliation
-    assert reported[0][:2] == ("error", "planner")
-    assert reported[1][:2] == ("ok", "planner")
-    assert Decimal(reported[1][2]) == Decimal("0.011925")
-    dead = client.query("SELECT reason, source_topic FROM dead_letters").result_rows
-    assert dead == [("usage_not_mappable", "litellm-callback")]
+        # LiteLLM's own price sits beside costflow's, for reconciliation
+        assert reported[0][:2] == ("error", "planner")
+        assert reported[1][:2] == ("ok", "planner")
+        assert Decimal(reported[1][2]) == Decimal("0.011925")
+        dead = client.query("SELECT reason, source_topic FROM dead_letters").result_rows
+        assert dead == [("usage_not_mappable", "litellm-callback")]
 
-    # Reconciliation: LiteLLM's price agrees with the book's; the gateway's is 11% above.
-    verdicts = client.query(
-        "SELECT task_id, status, verdict, difference FROM v_cost_reconciliation_calls "
-        "ORDER BY task_id, status"
-    ).result_rows
-    assert verdicts == [
-        ("t-ll", "error", "agrees", Decimal(0)),
-        ("t-ll", "ok", "agrees", Decimal(0)),
-        ("t-sdk", "ok", "differs", Decimal("-0.0002")),
-    ]
-    daily = client.query(
-        "SELECT provider, model, calls_reported, calls_differing, reported_cost, computed_cost "
-        "FROM v_cost_reconciliation_daily ORDER BY provider"
-    ).result_rows
-    assert daily == [
-        ("anthropic", "claude-sonnet-4-5", 2, 0, Decimal("0.011925"), Decimal("0.011925")),
-        ("openai", "gpt-4o-mini", 1, 1, Decimal("0.002"), Decimal("0.0018")),
-    ]
+        # Reconciliation: LiteLLM's price agrees with the book's; the gateway's is 11% above.
+        verdicts = client.query(
+            "SELECT task_id, status, verdict, difference FROM v_cost_reconciliation_calls "
+            "ORDER BY task_id, status"
+        ).result_rows
+        assert verdicts == [
+            ("t-ll", "error", "agrees", Decimal(0)),
+            ("t-ll", "ok", "agrees", Decimal(0)),
+            ("t-sdk", "ok", "differs", Decimal("-0.0002")),
+        ]
+        daily = client.query(
+            "SELECT provider, model, calls_reported, calls_differing, reported_cost, computed_cost "
+            "FROM v_cost_reconciliation_daily ORDER BY provider"
+        ).result_rows
+        assert daily == [
+            ("anthropic", "claude-sonnet-4-5", 2, 0, Decimal("0.011925"), Decimal("0.011925")),
+            ("openai", "gpt-4o-mini", 1, 1, Decimal("0.002"), Decimal("0.0018")),
+        ]

@@ -22,12 +22,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Status, StatusCode
 
-from pipeline.clickhouse.client import connect
 from pipeline.config import IngestSettings, Settings
 from pipeline.kafka.produce import Sender
 from pipeline.kafka.topics import create_missing
 from pipeline.runtime.ingest_otlp import OtlpIngest
-from tests.integration.conftest import live_stack
+from tests.integration.conftest import clickhouse_of, live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -126,27 +125,27 @@ def test_collector_exports_become_priced_calls_once(isolated_settings: Settings)
         counts = _ingest(live, as_json, [_otlp_json(spans)])
         assert (counts.calls, counts.dead_lettered) == (3, {"usage_not_mappable": 1})
         live.drain(live.stack.check_alive)
-    client = connect(live.settings.clickhouse, live.settings.stack, create=False)
-    ((calls, cost, scenario, environment),) = client.query(
-        "SELECT calls, total_cost, scenario_id, environment FROM tasks FINAL "
-        "WHERE task_id = 't-otel'"
-    ).result_rows
-    # claude-sonnet-4-5 ($3 in, $0.30 read, $3.75 write, $15 out per MTok): of 1000
-    # input, 600 read and 100 written, 300 fresh; of 200 output, 50 reasoning:
-    # 300*3 + 600*0.30 + 100*3.75 + 150*15 + 50*15 = 900+180+375+2250+750 = 4,455
-    # gpt-4o-mini ($0.15 in, $0.60 out): 2000*0.15 + 100*0.60 = 360
-    # the failed span: a call at no cost. Three calls, each counted once.
-    assert (calls, cost) == (3, Decimal("0.004455") + Decimal("0.00036"))
-    assert (scenario, environment) == ("support", "prod")
-    stored = client.query(
-        "SELECT status, attributes FROM calls FINAL WHERE task_id = 't-otel' ORDER BY status"
-    ).result_rows
-    assert [row[0] for row in stored] == ["error", "ok", "ok"]
-    assert not any("secret" in str(row[1]) for row in stored)  # content never stored
-    dead = client.query(
-        "SELECT DISTINCT reason, source_topic FROM dead_letters ORDER BY source_topic"
-    ).result_rows
-    assert dead == [
-        ("usage_not_mappable", as_json.otlp_topic),
-        ("usage_not_mappable", proto.otlp_topic),
-    ]
+    with clickhouse_of(live.settings) as client:
+        ((calls, cost, scenario, environment),) = client.query(
+            "SELECT calls, total_cost, scenario_id, environment FROM tasks FINAL "
+            "WHERE task_id = 't-otel'"
+        ).result_rows
+        # claude-sonnet-4-5 ($3 in, $0.30 read, $3.75 write, $15 out per MTok): of 1000
+        # input, 600 read and 100 written, 300 fresh; of 200 output, 50 reasoning:
+        # 300*3 + 600*0.30 + 100*3.75 + 150*15 + 50*15 = 900+180+375+2250+750 = 4,455
+        # gpt-4o-mini ($0.15 in, $0.60 out): 2000*0.15 + 100*0.60 = 360
+        # the failed span: a call at no cost. Three calls, each counted once.
+        assert (calls, cost) == (3, Decimal("0.004455") + Decimal("0.00036"))
+        assert (scenario, environment) == ("support", "prod")
+        stored = client.query(
+            "SELECT status, attributes FROM calls FINAL WHERE task_id = 't-otel' ORDER BY status"
+        ).result_rows
+        assert [row[0] for row in stored] == ["error", "ok", "ok"]
+        assert not any("secret" in str(row[1]) for row in stored)  # content never stored
+        dead = client.query(
+            "SELECT DISTINCT reason, source_topic FROM dead_letters ORDER BY source_topic"
+        ).result_rows
+        assert dead == [
+            ("usage_not_mappable", as_json.otlp_topic),
+            ("usage_not_mappable", proto.otlp_topic),
+        ]
