@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from pipeline import cli_alerts, cli_analytics
@@ -300,8 +301,14 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     from pipeline.runtime.dead_letter import replay_dead_letters
 
     settings = args.settings
-    replayed = replay_dead_letters(settings.kafka, settings.topics, reason=args.reason)
+    skipped: Counter[str] = Counter()
+    replayed = replay_dead_letters(settings.kafka, settings.topics, args.reason, skipped)
     print(f"costflow: re-submitted {sum(replayed.values()):,} dead letters: {dict(replayed)}")
+    if skipped:
+        print(
+            f"costflow: {sum(skipped.values()):,} dead letters are not replayable (a source's "
+            f"usage record, not an event; send the call again from its source): {dict(skipped)}"
+        )
     return 0
 
 

@@ -24,7 +24,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.settings.kafka.embedded:
         why = unfinished(args.settings.stack.data_dir)
         if why:
-            print(f"\nINCOMPLETE: {why}.")
+            print(f"\n{why}.")
     reprices = render_reprices(comparison(client))
     if reprices:
         print("\n" + reprices)

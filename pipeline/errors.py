@@ -226,6 +226,14 @@ class CollectorRefused(CostflowError):
         super().__init__(f"the collector answered {status}: {answer[:1000]}")
 
 
+class CallbacksPending(CostflowError):
+    """LiteLLM still had logging callbacks queued when the logger was closed: their
+    calls were not emitted. Close later (after the last call's callbacks ran), or give
+    the close a longer timeout."""
+
+    code = "callbacks_pending"
+
+
 class ClickHouseError(CostflowError):
     code = "clickhouse_error"
 

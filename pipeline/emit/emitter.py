@@ -10,13 +10,17 @@ needs every call counted calls it before it reports success.
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Any
 
 from pipeline.config import KafkaSettings, TopicSettings
 from pipeline.emit.events import call_event, outcome_event, task_event
 from pipeline.emit.transports import HttpTransport, KafkaTransport, Transport
+from pipeline.errors import CollectorRefused, KafkaError
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
+
+log = logging.getLogger("costflow.emit")
 
 
 class Emitter:
@@ -83,4 +87,15 @@ class Emitter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()  # raises when anything was not confirmed
+            return
+        # The block failed: its exception is the one to see. Deliver what it sent
+        # (unless delivery is what failed), and say so if that fails too.
+        try:
+            if not isinstance(exc, KafkaError | CollectorRefused):
+                self.flush()
+        except (KafkaError, CollectorRefused) as also:
+            log.error("costflow: events sent before the error were not confirmed: %s", also)
+        finally:
+            self._transport.close()

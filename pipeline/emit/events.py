@@ -47,12 +47,24 @@ def call_event(
 
     Raises UsageNotMappable for usage no mapper can put into classes, and pydantic's
     ValidationError for a field the contract refuses."""
+    unknown = sorted(set(fields) - _CALL_FIELDS)
+    if unknown:
+        raise TypeError(
+            f"call event has no field {', '.join(unknown)}; its fields are "
+            f"{', '.join(sorted(_CALL_FIELDS))} (anything else goes in attributes={{...}})"
+        )
     mapped: MappedUsage = usage_of(response_or_usage)
     body = mapped.call_fields()
     if provider is not None:
         body["provider"] = provider
     if model is not None:
         body["model"] = model
+    for name in ("provider", "model"):
+        if name not in body:
+            raise ValueError(
+                f"the response names no {name}: pass {name}=... (Bedrock responses name no "
+                "model; a Gemini response without model_version neither)"
+            )
     attributes = {**body.pop("attributes", {}), **fields.pop("attributes", {})}
     return CallEvent.model_validate(
         {
@@ -65,6 +77,13 @@ def call_event(
             "attributes": attributes,
         }
     )
+
+
+# What ``call_event`` takes as keywords beside its own: the contract's call fields.
+_CALL_FIELDS = frozenset(CallEvent.model_fields) - {
+    "event_id", "task_id", "ts", "status", "provider", "model", "usage", "type",
+    "schema_version",
+}  # fmt: skip
 
 
 def task_event(
@@ -82,7 +101,7 @@ def task_event(
         event_id=event_id or f"{task_id}:{phase}",
         task_id=task_id,
         ts=ts or datetime.now(UTC),
-        phase=TaskPhase(phase),
+        phase=_member(TaskPhase, phase, "phase"),
         scenario_id=scenario_id,
         owner=owner,
         environment=environment,
@@ -103,10 +122,18 @@ def outcome_event(
         event_id=event_id or str(uuid.uuid4()),
         task_id=task_id,
         ts=ts or datetime.now(UTC),
-        outcome=OutcomeKind(outcome),
-        source=OutcomeSource(source),
+        outcome=_member(OutcomeKind, outcome, "outcome"),
+        source=_member(OutcomeSource, source, "source"),
         score=score,
     )
+
+
+def _member(kind: Any, value: Any, name: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValueError(f"{name} {value!r} is not one of {allowed}") from None
 
 
 def to_json(event: CallEvent | TaskEvent | OutcomeEvent) -> bytes:

@@ -33,15 +33,17 @@ before the process exits (a LiteLLM proxy flushes on its shutdown hook).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
 from pipeline.config import KafkaSettings, TopicSettings
 from pipeline.emit.events import to_json
-from pipeline.errors import InvalidEvent, UsageNotMappable
+from pipeline.errors import CallbacksPending, InvalidEvent, UsageNotMappable
 from pipeline.ingest.litellm_payload import call_event_of, call_id_of
 from pipeline.ingest.usage.detect import usage_of
 from pipeline.kafka.produce import Sender
@@ -91,12 +93,35 @@ class CostflowLogger(CustomLogger):  # type: ignore[misc]
         """Wait until the broker acknowledged every event; raises KafkaError if not."""
         self.sender.flush(timeout_s)
 
-    def close(self) -> None:
-        """Flush, then release the producer (unregister the logger from LiteLLM first)."""
+    def close(self, timeout_s: float = 30) -> None:
+        """Wait until LiteLLM has run the callbacks of every call made so far (it runs
+        them on its own logging threads, after the call returns), then until the
+        broker acknowledged every event, then release the producer.
+
+        Raises CallbacksPending when LiteLLM's callbacks are still queued after
+        ``timeout_s``, and KafkaError for events not acknowledged."""
         try:
-            self.flush()
+            pending = _wait_for_litellm_logging(timeout_s)
+            self.flush(timeout_s)
+            if pending:
+                raise CallbacksPending(
+                    f"{pending} LiteLLM logging callbacks were still queued after "
+                    f"{timeout_s:.0f} s; their calls were not emitted"
+                )
         finally:
             self.sender.close()
+
+    async def aclose(self, timeout_s: float = 30) -> None:
+        """:meth:`close` for asyncio code: first waits for LiteLLM's async logging
+        worker (``acompletion`` callbacks) to run what it holds."""
+        pending = await _wait_for_async_litellm_logging(timeout_s)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.close, timeout_s)
+        if pending:
+            raise CallbacksPending(
+                f"{pending} LiteLLM async logging callbacks were still queued after "
+                f"{timeout_s:.0f} s; their calls were not emitted"
+            )
 
     def _emit(self, kwargs: Any, response_obj: Any, failed: bool) -> None:
         payload = dict(kwargs.get("standard_logging_object") or {})
@@ -143,3 +168,32 @@ class CostflowLogger(CustomLogger):  # type: ignore[misc]
         self.sender.send(self.topics.dead_letter, call_id.encode() or None, original, headers)
         self.dead_lettered += 1
         log.warning("costflow: dead-lettered LiteLLM call %s: %s", call_id, error)
+
+
+def _wait_for_litellm_logging(timeout_s: float) -> int:
+    """Until LiteLLM's logging thread pool is idle; the tasks left after ``timeout_s``.
+
+    LiteLLM exposes no way to wait for it: its executor's semaphore of pending slots
+    is read (LiteLLM 1.110's ``BoundedLoggingThreadPoolExecutor``); without it, nothing
+    is waited for and a warning says so."""
+    from litellm.litellm_core_utils import thread_pool_executor
+
+    executor = thread_pool_executor.executor
+    slots = getattr(executor, "_pending_slots", None)
+    most = getattr(executor, "_max_pending_tasks", None)
+    if slots is None or most is None:
+        log.warning("costflow: cannot see LiteLLM's logging backlog; not waiting for it")
+        return 0
+    deadline = time.monotonic() + timeout_s
+    while (pending := int(most) - int(slots._value)) > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # LiteLLM offers nothing to wait on: poll its backlog
+    return max(0, pending)
+
+
+async def _wait_for_async_litellm_logging(timeout_s: float) -> int:
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    deadline = time.monotonic() + timeout_s
+    while (pending := int(GLOBAL_LOGGING_WORKER.pending_count)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # nothing to await on: poll the worker's queue
+    return pending

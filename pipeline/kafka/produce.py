@@ -36,6 +36,7 @@ class Sender:
     """A producer that raises, on :meth:`flush`, if anything was not delivered."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
+        self.bootstrap = kafka.resolved_bootstrap()
         self.producer = make_producer(kafka)
         self.failures: list[str] = []
         self.sent: Counter[str] = Counter()
@@ -66,17 +67,30 @@ class Sender:
 
     def flush(self, timeout_s: float = 60) -> Counter[str]:
         remaining = self.producer.flush(timeout_s)
-        if remaining or self.failures:
+        if remaining:
+            raise KafkaError(
+                "produce",
+                None,
+                "NOT_ACKNOWLEDGED",
+                f"{remaining:,} records not acknowledged within {timeout_s:.0f} s by "
+                f"{self.bootstrap}: is the broker reachable? (`costflow up` serves "
+                "127.0.0.1:19092; elsewhere set COSTFLOW_KAFKA_BOOTSTRAP)",
+            )
+        if self.failures:
             raise KafkaError(
                 "produce",
                 None,
                 "DELIVERY_FAILED",
-                f"{remaining} undelivered, {len(self.failures)} failed; first: {self.failures[:1]}",
+                f"{len(self.failures):,} records refused by {self.bootstrap}; first: "
+                f"{self.failures[0]}",
             )
         return self.sent
 
     def close(self) -> None:
-        """Release the producer's threads and connections (what was not flushed is lost)."""
+        """Release the producer's threads and connections at once: what :meth:`flush`
+        did not get acknowledged is dropped (flush raised for it), not retried until
+        librdkafka's message timeout."""
+        self.producer.purge()
         self.producer.close()
 
 

@@ -5,6 +5,11 @@ by its own ``task_id`` when it parses (so ``wrong_topic`` and ``key_mismatch``
 records are repaired by the replay itself), else to its source topic unchanged.
 Records that are still bad are dead-lettered again, with a new offset: nothing is
 dropped, and replaying twice is harmless because the worker dedupes by event_id.
+
+Dead letters that did not come from a topic (``source_partition`` -1: the LiteLLM
+callback's and the HTTP collector's, whose bytes are a source's usage record, not
+an event) cannot be re-submitted: they are counted apart, and the fix is at their
+source (send the call again once the mapper or the book can price it).
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ def _route(value: bytes, source_topic: str, topics: TopicSettings) -> tuple[str,
 
 
 def replay_dead_letters(
-    kafka: KafkaSettings, topics: TopicSettings, reason: str | None = None
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    reason: str | None = None,
+    not_replayable: Counter[str] | None = None,
 ) -> Counter[str]:
     """Re-submit every dead letter (of ``reason``, if given) present now; returns counts
-    per reason."""
+    per reason. Those not from a topic are counted in ``not_replayable`` by
+    ``"<reason> from <source>"`` instead."""
     probe = LagProbe(kafka, "costflow-dead-letter-replay")
     try:
         ends = probe.end_offsets([topics.dead_letter])
@@ -69,6 +78,10 @@ def replay_dead_letters(
                 if reason is not None and why != reason:
                     continue
                 source = headers.source_topic
+                if headers.source_partition < 0:
+                    if not_replayable is not None:
+                        not_replayable[f"{why} from {source}"] += 1
+                    continue
                 topic, task_key = _route(message.value() or b"", source, topics)
                 producer.produce(
                     topic,

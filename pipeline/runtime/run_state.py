@@ -83,8 +83,31 @@ def mark_drained(data_dir: Path) -> None:
     _write(data_dir, {"state": "drained", "at": time.time()})
 
 
+def running_holder(data_dir: Path) -> str | None:
+    """Who holds the data directory's lock now (``costflow pid N``); None when no
+    stack runs on it."""
+    path = data_dir / _LOCK
+    if not path.exists():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 def unfinished(data_dir: Path) -> str | None:
-    """Why the last run's figures may miss acknowledged events; None if it finished."""
+    """Why the figures may miss acknowledged events: a stack still running (what it
+    received in the last moments may not be written yet), or the last run stopped
+    without draining. None when the last run finished."""
+    holder = running_holder(data_dir)
+    if holder is not None:
+        return (
+            f"LIVE: a stack runs on this data directory ({holder}); events it received in "
+            "the last seconds may not be counted yet"
+        )
     path = data_dir / _STATE
     if not path.exists():
         return None
@@ -96,9 +119,10 @@ def unfinished(data_dir: Path) -> str | None:
         return None
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(state.get("since", 0)))
     return (
-        f"the stack started at {since} stopped without draining (a second Ctrl-C, a kill or "
-        "a crash), so the figures may miss events the broker acknowledged; run `costflow up` "
-        "(Ctrl-C drains) or another `costflow replay` to make sure"
+        f"INCOMPLETE: the stack started at {since} stopped without draining (a second "
+        "Ctrl-C, a kill or a crash), so the figures may miss events the broker "
+        "acknowledged; run `costflow up` (Ctrl-C drains) or another `costflow replay` to "
+        "make sure"
     )
 
 

@@ -6,13 +6,16 @@ ClickHouse. Prices are worked by hand from the book's rates."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from openai.types.chat import ChatCompletion
 
 from pipeline.config import Settings
 from pipeline.emit.emitter import Emitter
+from pipeline.runtime.dead_letter import replay_dead_letters
 from tests.integration.conftest import await_condition, clickhouse_of, live_stack
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch over the network
@@ -109,6 +112,10 @@ def test_litellm_calls_and_sdk_responses_are_priced_end_to_end(
             litellm.callbacks = []
             logger.close()
         live.drain(live.stack.check_alive)
+        # The callback's dead letter holds LiteLLM's usage, not an event: not replayable
+        skipped: Counter[str] = Counter()
+        assert replay_dead_letters(live.kafka, live.settings.topics, None, skipped) == {}
+        assert skipped == {"usage_not_mappable from litellm-callback": 1}
     assert (logger.emitted, logger.dead_lettered, logger.failures) == (2, 1, 0)
 
     with clickhouse_of(live.settings) as client:
@@ -155,3 +162,39 @@ def test_litellm_calls_and_sdk_responses_are_priced_end_to_end(
             ("anthropic", "claude-sonnet-4-5", 2, 0, Decimal("0.011925"), Decimal("0.011925")),
             ("openai", "gpt-4o-mini", 1, 1, Decimal("0.002"), Decimal("0.0018")),
         ]
+
+
+def test_closing_right_after_a_call_loses_nothing(tmp_path: Any) -> None:
+    """LiteLLM runs callbacks on its logging threads after the call returns; a close
+    at once must wait for them (a new user lost every event of a one-call script)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from pipeline.config import KafkaSettings, TopicSettings
+    from pipeline.embedded.broker import EmbeddedBroker
+    from pipeline.kafka.topics import ensure_topics
+
+    topics = TopicSettings.with_prefix("it-close.")
+    with EmbeddedBroker() as broker:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap)
+        ensure_topics(kafka, topics)
+        logger = CostflowLogger(kafka, topics)
+        litellm.callbacks = [logger]
+        try:
+            litellm.completion(
+                model="anthropic/claude-sonnet-4-5",
+                messages=[{"role": "user", "content": "hi"}],
+                mock_response="ok",
+                metadata={"costflow_task_id": "t-close"},
+            )
+        finally:
+            litellm.callbacks = []
+            logger.close()
+        assert (logger.emitted, logger.failures) == (1, 0)
+        consumer = Consumer({**kafka.librdkafka(), "group.id": "it-close-check"})
+        partitions = consumer.list_topics(topics.calls, timeout=10).topics[topics.calls]
+        stored = sum(
+            consumer.get_watermark_offsets(TopicPartition(topics.calls, p), timeout=10)[1]
+            for p in partitions.partitions
+        )
+        consumer.close()
+    assert stored == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,19 @@ def test_a_run_that_did_not_drain_says_so(tmp_path: Path) -> None:
     assert unfinished(tmp_path) is None  # never run
     mark_running(tmp_path)
     why = unfinished(tmp_path)
-    assert why is not None and "costflow up" in why
+    assert why is not None and why.startswith("INCOMPLETE") and "costflow up" in why
     mark_drained(tmp_path)
     assert unfinished(tmp_path) is None
+
+
+def test_a_running_stack_is_live_not_incomplete(tmp_path: Path) -> None:
+    """While `up` holds the directory, a report is live, not an alarm about a crash."""
+    with DataDirLock(tmp_path):
+        mark_running(tmp_path)
+        why = unfinished(tmp_path)
+        assert why is not None and why.startswith("LIVE") and f"pid {os.getpid()}" in why
+    why = unfinished(tmp_path)  # released while still marked running: it did not drain
+    assert why is not None and why.startswith("INCOMPLETE")
 
 
 def test_a_stall_is_input_waiting_with_nothing_moving_for_the_timeout() -> None:

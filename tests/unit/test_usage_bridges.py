@@ -286,6 +286,21 @@ def test_litellm_model_response_keeps_litellms_price_beside_the_usage() -> None:
     assert mapped.attributes == {"provider_reported_cost": "0.5"}
 
 
+def _chat_json() -> str:
+    from openai.types.chat import ChatCompletion
+
+    return ChatCompletion.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        }
+    ).model_dump_json()
+
+
 def test_call_event_overrides_and_refuses_content() -> None:
     from pydantic import ValidationError
 
@@ -302,7 +317,13 @@ def test_call_event_overrides_and_refuses_content() -> None:
         "planner",
     )
     assert CallEvent.model_validate_json(to_json(event)) == event  # the wire form reads back
-    with pytest.raises(ValidationError, match="prompt or completion text"):
+    with pytest.raises(TypeError, match="no field messages"):  # not silently an attribute
         call_event(mapped, task_id="t", messages=[{"role": "user", "content": "secret"}])
-    with pytest.raises(ValidationError, match="provider"):
-        call_event(MappedUsage(usage=mapped.usage), task_id="t")  # no provider named
+    with pytest.raises(TypeError, match="no field scenario; .* scenario_id"):
+        call_event(mapped, task_id="t", scenario="typo")
+    with pytest.raises(ValueError, match="names no provider: pass provider="):
+        call_event(MappedUsage(usage=mapped.usage), task_id="t")
+    with pytest.raises(ValidationError, match="task_id"):
+        call_event(mapped, task_id="")
+    as_text = call_event(_chat_json(), task_id="t", event_id="e")  # the response's JSON text
+    assert as_text.usage.input_tokens == 7

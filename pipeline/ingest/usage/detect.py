@@ -9,6 +9,7 @@ never guessed at.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,11 @@ def usage_of(response: Any) -> MappedUsage:
     Raises UsageNotMappable for anything else, and whatever the chosen mapper raises."""
     if isinstance(response, MappedUsage):
         return response
+    if isinstance(response, str | bytes):  # the response's JSON text (model_dump_json)
+        try:
+            response = json.loads(response)
+        except ValueError as exc:
+            raise UsageNotMappable(f"the response text is not JSON: {exc}") from None
     package = type(response).__module__.split(".")[0]
     if package == "litellm":
         return _litellm(response)
@@ -40,8 +46,10 @@ def usage_of(response: Any) -> MappedUsage:
     if text(field(response, "type")) == "message" and package in ("anthropic", "builtins"):
         return anthropic.message(response)
     raise UsageNotMappable(
-        f"cannot tell which provider's response a {type(response).__name__} is; map its "
-        "usage with a mapper of pipeline.ingest.usage and pass the MappedUsage"
+        f"cannot tell which provider's response this {type(response).__name__} is (known: "
+        "OpenAI ChatCompletion and Response, Anthropic Message, Gemini "
+        "GenerateContentResponse, LiteLLM ModelResponse, their JSON); map its usage with a "
+        "mapper of pipeline.ingest.usage (docs/integrations.md) and pass the MappedUsage"
     )
 
 
