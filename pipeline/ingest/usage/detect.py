@@ -49,7 +49,8 @@ def usage_of(response: Any) -> MappedUsage:
         f"cannot tell which provider's response this {type(response).__name__} is (known: "
         "OpenAI ChatCompletion and Response, Anthropic Message, Gemini "
         "GenerateContentResponse, LiteLLM ModelResponse, their JSON); map its usage with a "
-        "mapper of pipeline.ingest.usage (docs/integrations.md) and pass the MappedUsage"
+        "mapper of pipeline.ingest.usage (docs/integrations/usage-mappers.md) and pass the "
+        "MappedUsage"
     )
 
 
