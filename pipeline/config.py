@@ -172,6 +172,9 @@ class WorkerSettings(_Settings):
     # How often the worker logs its counters (processed, duplicates, dead-lettered, unpriced).
     report_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "warning"
+    # /metrics, /healthz, /readyz (pipeline.runtime.health_server); no port: not served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # Alert rule files (comma-separated) whose task_budget caps stage 1 checks on every
     # snapshot; empty: the sink's (COSTFLOW_SINK_ALERT_RULES), so `up` needs one.
     alert_rules: str = ""
@@ -236,6 +239,9 @@ class SinkSettings(_Settings):
     retry_max_s: float = Field(default=30.0, gt=0)
     # Stored task rows kept in memory to skip a ClickHouse lookup per batch.
     task_cache_entries: int = Field(default=200_000, ge=0)
+    # /metrics, /healthz, /readyz (pipeline.runtime.health_server); no port: not served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # Alert rule files (comma-separated) the sink evaluates beside its writes, so
     # `costflow up` raises alerts (docs/alerts.md); empty: none.
     alert_rules: str = ""

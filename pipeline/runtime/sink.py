@@ -6,6 +6,8 @@ from __future__ import annotations
 from pipeline.config import Settings
 from pipeline.kafka.topics import ensure_topics
 from pipeline.runtime.gc_tuning import tune_for_streaming
+from pipeline.runtime.health_server import HealthServer
+from pipeline.runtime.stage_metrics import SinkMetrics, registry, write_timer
 from pipeline.sink.runner import SinkRunner
 from pipeline.sink.stores import open_store
 
@@ -21,9 +23,30 @@ def run_sink(settings: Settings) -> None:
 
         loop = AlertLoop(getattr(store, "client"), files, settings)  # noqa: B009 (ClickHouse stores)
         loop.start()
+    server = _serve_metrics(settings, runner)
     tune_for_streaming()
     try:
         runner.run()
     finally:
         if loop is not None:
             loop.stop()
+        if server is not None:
+            server.close()
+
+
+def _serve_metrics(settings: Settings, runner: SinkRunner) -> HealthServer | None:
+    """Stage 2's /metrics, /healthz and /readyz, when a port is set."""
+    port = settings.sink.metrics_port
+    if port is None:
+        return None
+    from pipeline.pricing.book import load_price_book
+
+    reg = registry(SinkMetrics(runner), load_price_book(settings.worker.price_book_dir).label)
+    runner.observe_write_s = write_timer(runner, reg)
+
+    def ready() -> tuple[bool, str]:
+        if runner.write_failing:
+            return False, "the store refuses writes; the sink retries (see its log)"
+        return True, "ready"
+
+    return HealthServer(settings.sink.metrics_host, port, reg, ready)

@@ -82,6 +82,23 @@ def run_worker(settings: Settings) -> None:
         if watch.observe(time.monotonic(), lagging, stage.counters.progress()):
             _exit_stalled(app, inputs, lagging, settings.worker.stall_timeout_s)
 
+    server = None
+    if settings.worker.metrics_port is not None:
+        from pipeline.runtime.health_server import HealthServer
+        from pipeline.runtime.stage_metrics import WorkerMetrics, registry
+
+        def ready() -> tuple[bool, str]:
+            if app.in_recovery:
+                return False, "restoring task state from the changelog"
+            if app.rebalancing:
+                return False, "the consumer group is rebalancing"
+            return True, "ready"
+
+        reg = registry(WorkerMetrics(stage), stage.book.label)
+        server = HealthServer(
+            settings.worker.metrics_host, settings.worker.metrics_port, reg, ready
+        )
+
     from faust.worker import Worker
 
     worker = Worker(
@@ -95,6 +112,8 @@ def run_worker(settings: Settings) -> None:
         worker.execute_from_commandline()
     finally:
         _log_counters(stage)
+        if server is not None:
+            server.close()
 
 
 def _waiting_on_group(app: Any) -> dict[str, tuple[int, int]]:

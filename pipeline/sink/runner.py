@@ -38,6 +38,11 @@ class SinkRunner:
         # by an operator's logs and by tests).
         self.failed_writes = 0
         self.last_retry_delay_s = 0.0
+        # For metrics and readiness: when the last batch became durable (Unix time),
+        # whether the store is failing now, and a timer of each successful write.
+        self.last_durable_at: float | None = None
+        self.write_failing = False
+        self.observe_write_s: Callable[[float], None] | None = None
         self._flushing = False
         self._revoked_while_flushing = False
         # Called after each batch is durable, before its offsets are committed: the
@@ -138,10 +143,12 @@ class SinkRunner:
     def _write_until_durable(self, batch: Batch, delay: float) -> None:
         paused = False
         while True:
+            started = time.monotonic()
             try:
                 written = self.sink.write(batch)
                 break
             except CostflowError as exc:
+                self.write_failing = True
                 if not paused:
                     self.consumer.pause(self.consumer.assignment())
                     paused = True
@@ -167,6 +174,10 @@ class SinkRunner:
                 if self._revoked_while_flushing:
                     self._give_back(batch)
                     return
+        if self.observe_write_s is not None:
+            self.observe_write_s(time.monotonic() - started)
+        self.write_failing = False
+        self.last_durable_at = time.time()
         self.written.update(written)
         for hook in self.on_durable:
             hook(batch, written)

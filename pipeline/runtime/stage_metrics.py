@@ -1,0 +1,120 @@
+"""The stages' Prometheus metrics, read from their own counters at scrape time.
+
+Nothing is counted twice and nothing is added to the hot path: each stage already
+keeps what it did (:class:`~pipeline.agents.base.WorkerCounters`, the sink runner's
+``written``); a custom collector turns them into metric families when Prometheus
+scrapes. Names follow Prometheus' conventions (``costflow_<stage>_…_total``, base
+units); no task id is ever a label. Money is not exported: it lives in ClickHouse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
+
+import prometheus_client as prom
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pipeline.agents.base import Stage
+from pipeline.sink.runner import SinkRunner
+
+
+def _snapshot(counter: Mapping[str, int]) -> dict[str, int]:
+    """A copy the stage's thread cannot change under us (retry if it did)."""
+    for _ in range(5):
+        try:
+            return dict(counter)
+        except RuntimeError:  # changed size while copied
+            continue
+    return {}
+
+
+def _counter(name: str, doc: str, label: str, values: Mapping[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for key, value in sorted(_snapshot(values).items()):
+        family.add_metric([key], value)
+    return family
+
+
+class WorkerMetrics(Collector):
+    """Stage 1: events by type, duplicates, dead letters by reason, unpriced calls by
+    provider and model, tasks in state, evictions."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self.stage.counters
+        yield _counter("costflow_worker_events", "Input events applied, by type",
+                       "type", counters.processed)  # fmt: skip
+        yield _counter("costflow_worker_duplicate_events", "Events seen before (by event_id)",
+                       "type", counters.duplicates)  # fmt: skip
+        yield _counter("costflow_worker_dead_letters", "Input records set aside, by reason",
+                       "reason", counters.dead_lettered)  # fmt: skip
+        unpriced = CounterMetricFamily(
+            "costflow_worker_unpriced_calls", "Calls the price book could not price",
+            labels=["provider", "model"],
+        )  # fmt: skip
+        for key, value in sorted(_snapshot(counters.unpriced).items()):
+            provider, _, model = key.partition("/")
+            unpriced.add_metric([provider, model], value)
+        yield unpriced
+        yield CounterMetricFamily(
+            "costflow_worker_evicted_tasks",
+            "Tasks dropped from state after retention",
+            value=counters.evicted,
+        )
+        yield GaugeMetricFamily(
+            "costflow_worker_open_tasks", "Tasks held in stage-1 state", value=len(self.stage.store)
+        )
+
+
+class SinkMetrics(Collector):
+    """Stage 2: rows written by table, failed writes, the last durable write."""
+
+    def __init__(self, runner: SinkRunner) -> None:
+        self.runner = runner
+
+    def collect(self) -> Iterator[Metric]:
+        runner = self.runner
+        yield _counter("costflow_sink_rows_written", "Rows made durable, by table",
+                       "table", runner.written)  # fmt: skip
+        yield CounterMetricFamily(
+            "costflow_sink_failed_writes",
+            "Writes that failed and were retried",
+            value=runner.failed_writes,
+        )
+        last = runner.last_durable_at
+        yield GaugeMetricFamily(
+            "costflow_sink_last_durable_write_timestamp_seconds",
+            "Unix time of the last batch made durable (0: none yet)",
+            value=last or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "costflow_sink_batch_records",
+            "Records in the batch being built",
+            value=len(runner.batch),
+        )
+
+
+def registry(stage_collector: Collector, price_book: str) -> prom.CollectorRegistry:
+    """A registry with the stage's collector and ``costflow_build_info``."""
+    reg = prom.CollectorRegistry()
+    reg.register(stage_collector)
+    info = prom.Info("costflow_build", "Version of costflow and of the price book", registry=reg)
+    try:
+        version = metadata.version("costflow")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    info.info({"version": version, "price_book": price_book})
+    return reg
+
+
+def write_timer(runner: SinkRunner, reg: prom.CollectorRegistry) -> Callable[[float], None]:
+    """A histogram of write latency in ``reg``; returns the function that observes."""
+    histogram = prom.Histogram(
+        "costflow_sink_write_duration_seconds", "Time to make one batch durable",
+        registry=reg, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    )  # fmt: skip
+    return histogram.observe

@@ -1,0 +1,88 @@
+"""The worker's and the sink's /metrics, /healthz and /readyz, scraped while they run
+on the embedded stack; every figure worked out from the events sent."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.kafka.produce import produce_lines
+from tests.integration.conftest import await_condition, live_stack
+
+pytestmark = pytest.mark.integration
+
+TS = "2026-12-01T10:00:00Z"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _call(event_id: str, model: str) -> dict[str, object]:
+    return {"type": "call", "event_id": event_id, "task_id": "t1", "ts": TS,
+            "provider": "openai", "model": model, "usage": {"input_tokens": 100}}  # fmt: skip
+
+
+def test_the_stages_metrics_count_what_they_did(isolated_settings: Settings) -> None:
+    worker_port, sink_port = _free_port(), _free_port()
+    settings = isolated_settings.replace(
+        sink=isolated_settings.sink.model_copy(update={"metrics_port": sink_port})
+    )
+    events = [
+        {"type": "task", "event_id": "k1", "task_id": "t1", "ts": TS, "phase": "started"},
+        _call("c1", "gpt-4o-mini"),
+        _call("c2", "no-such-model"),  # unpriced
+        _call("c1", "gpt-4o-mini"),  # a duplicate
+        {
+            "type": "outcome",
+            "event_id": "o1",
+            "task_id": "t1",
+            "ts": TS,
+            "outcome": "accepted",
+            "source": "user",
+        },
+    ]
+    lines = [json.dumps(e).encode() for e in events] + [b"not json at all"]
+    with live_stack(settings, metrics_port=worker_port) as live:
+        worker, sink = f"http://127.0.0.1:{worker_port}", f"http://127.0.0.1:{sink_port}"
+        await_condition(lambda: _get(f"{worker}/healthz")[0] == 200, 60, "worker /healthz")
+        await_condition(lambda: _get(f"{sink}/healthz")[0] == 200, 60, "sink /healthz")
+        produce_lines(live.kafka, live.settings.topics, lines)
+        live.drain(live.stack.check_alive)
+        _, scraped = _get(f"{worker}/metrics")
+        assert 'costflow_worker_events_total{type="call"} 2.0' in scraped
+        assert 'costflow_worker_events_total{type="task"} 1.0' in scraped
+        assert 'costflow_worker_events_total{type="outcome"} 1.0' in scraped
+        assert 'costflow_worker_duplicate_events_total{type="call"} 1.0' in scraped
+        assert 'costflow_worker_dead_letters_total{reason="not_json"} 1.0' in scraped
+        assert (
+            'costflow_worker_unpriced_calls_total{model="no-such-model",provider="openai"} 1.0'
+            in scraped
+        )
+        assert "costflow_worker_open_tasks 1.0" in scraped
+        assert 'costflow_build_info{price_book="default@' in scraped
+        assert _get(f"{worker}/readyz") == (200, "ready\n")
+        _, scraped = _get(f"{sink}/metrics")
+        assert 'costflow_sink_rows_written_total{table="calls"} 2.0' in scraped
+        assert 'costflow_sink_rows_written_total{table="dead_letters"} 1.0' in scraped
+        assert "costflow_sink_failed_writes_total 0.0" in scraped
+        assert "costflow_sink_write_duration_seconds_count" in scraped
+        assert _get(f"{sink}/readyz") == (200, "ready\n")
+        assert _get(f"{sink}/nothing")[0] == 404
