@@ -119,9 +119,8 @@ class Collector:
                     response = _json({"error": "missing or wrong bearer token"}, 401)
                 else:
                     response = await handler(request)
-            except web.HTTPRequestEntityTooLarge:
-                limit = self.ingest.http_max_request_bytes
-                response = _json({"error": f"request above {limit:,} bytes"}, 413)
+            except web.HTTPException as refused:  # 400 unreadable body, 413 too large
+                response = _json({"error": refused.text or refused.reason}, refused.status)
             except Backpressure as busy:
                 response = _json({"error": str(busy)}, 503, {"Retry-After": "1"})
             except KafkaError as failed:  # a delivery failed: nothing is claimed, retry

@@ -66,6 +66,8 @@ def collector_process(
         **live.settings.env(),
         "COSTFLOW_INGEST_HTTP_PORT": str(port),
         "COSTFLOW_INGEST_HTTP_TOKEN_FILE": str(token_file),
+        "COSTFLOW_INGEST_HTTP_MAX_RECORDS": "100",
+        "COSTFLOW_INGEST_HTTP_MAX_REQUEST_BYTES": "65536",
     }
     log = (tmp_path / "collector.log").open("wb")
     process = subprocess.Popen(
@@ -132,6 +134,14 @@ def test_the_collector_takes_events_litellm_logs_and_otlp(
         assert [(r["record"], r["reason"]) for r in body["rejected"]] == [
             (2, "schema_violation"), (3, "not_json")
         ]  # fmt: skip
+        # Limits: records per request, bytes per request; an unreadable array
+        many = _lines(*({**CALL, "event_id": f"m{n}"} for n in range(101)))
+        status, body = _post(f"{url}/v1/events", many)
+        assert status == 413 and "at most 100" in body["error"]
+        status, body = _post(f"{url}/v1/events", b" " * 70_000 + _lines(CALL))
+        assert status == 413
+        status, body = _post(f"{url}/v1/events", b"[not json")
+        assert status == 400 and "not a JSON array" in body["error"]
         # A retry of the same events counts once.
         for _ in range(2):
             assert _post(f"{url}/v1/events", _lines(task, CALL, outcome)) == (
