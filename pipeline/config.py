@@ -197,6 +197,9 @@ class IngestSettings(_Settings):
     task_id_attribute: str = "costflow.task_id"
     # Records per produce-and-commit round.
     batch_records: int = Field(default=500, ge=1)
+    # `ingest otlp`'s /metrics, /healthz, /readyz; no port: not served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # `costflow ingest http` (the HTTP collector; part of `costflow up`). 4318 is
     # OTLP/HTTP's port, so an OpenTelemetry SDK exporter reaches /v1/traces unchanged.
     http_host: str = "127.0.0.1"

@@ -82,6 +82,7 @@ class OtlpIngest:
             self.topics.calls,
         )
         last_report = time.monotonic()
+        server = self._serve_metrics()
         try:
             while not self.stopping.is_set():
                 batch = self.consumer.consume(self.ingest.batch_records, timeout=1.0)
@@ -106,7 +107,20 @@ class OtlpIngest:
         finally:
             self.consumer.close()
             self.sender.close()
+            if server is not None:
+                server.close()
         return self.counts
+
+    def _serve_metrics(self) -> Any:
+        if self.ingest.metrics_port is None:
+            return None
+        from pipeline.runtime.health_server import HealthServer
+        from pipeline.runtime.stage_metrics import IngestMetrics, registry
+
+        reg = registry(IngestMetrics(self.counts), "n/a")
+        return HealthServer(
+            self.ingest.metrics_host, self.ingest.metrics_port, reg, lambda: (True, "ready")
+        )
 
     def _on_assign(self, at_end: set[tuple[str, int]]) -> Any:
         def on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
+from typing import Any
 
 import prometheus_client as prom
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -96,6 +97,26 @@ class SinkMetrics(Collector):
             "Records in the batch being built",
             value=len(runner.batch),
         )
+
+
+class IngestMetrics(Collector):
+    """``ingest otlp``: records, spans, call events sent, spans that were not model
+    calls, dead letters by reason."""
+
+    def __init__(self, counts: Any) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        for name, doc, value in (
+            ("records", "Trace export records read", counts.records),
+            ("spans", "Spans read", counts.spans),
+            ("call_events", "Call events sent", counts.calls),
+            ("skipped_spans", "Spans that were not model calls", counts.not_model_calls),
+        ):
+            yield CounterMetricFamily(f"costflow_ingest_otlp_{name}", doc, value=value)
+        yield _counter("costflow_ingest_otlp_dead_letters", "Records or spans set aside",
+                       "reason", counts.dead_lettered)  # fmt: skip
 
 
 def registry(stage_collector: Collector, price_book: str) -> prom.CollectorRegistry:

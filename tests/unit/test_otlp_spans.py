@@ -71,3 +71,19 @@ def test_bytes_that_are_not_a_trace_export_are_refused(
 ) -> None:
     with pytest.raises(error, match=reason):
         spans_of(payload, encoding)  # type: ignore[arg-type]
+
+
+def test_ingest_metrics_read_the_runs_counts_at_scrape_time() -> None:
+    import prometheus_client as prom
+
+    from pipeline.runtime.ingest_otlp import IngestCounts
+    from pipeline.runtime.stage_metrics import IngestMetrics, registry
+
+    counts = IngestCounts()
+    reg = registry(IngestMetrics(counts), "n/a")
+    counts.records, counts.spans, counts.calls, counts.not_model_calls = 2, 12, 6, 4
+    counts.dead_lettered["usage_not_mappable"] += 2
+    scraped = prom.generate_latest(reg).decode()
+    assert "costflow_ingest_otlp_call_events_total 6.0" in scraped
+    assert "costflow_ingest_otlp_skipped_spans_total 4.0" in scraped
+    assert 'costflow_ingest_otlp_dead_letters_total{reason="usage_not_mappable"} 2.0' in scraped
