@@ -319,7 +319,7 @@ def test_call_event_overrides_and_refuses_content() -> None:
     assert CallEvent.model_validate_json(to_json(event)) == event  # the wire form reads back
     with pytest.raises(TypeError, match="no field messages"):  # not silently an attribute
         call_event(mapped, task_id="t", messages=[{"role": "user", "content": "secret"}])
-    with pytest.raises(TypeError, match="no field scenario; .* scenario_id"):
+    with pytest.raises(TypeError, match=r"no field scenario; .* scenario_id"):
         call_event(mapped, task_id="t", scenario="typo")
     with pytest.raises(ValueError, match="names no provider: pass provider="):
         call_event(MappedUsage(usage=mapped.usage), task_id="t")
