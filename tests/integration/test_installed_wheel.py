@@ -60,6 +60,15 @@ def test_the_installed_wheel_migrates_prices_and_replays(tmp_path: Path) -> None
         cwd=work, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert all(path.startswith(str(site)) for path in where), where
+    # The integrations are in the wheel too: the emitter, the mappers, both ingest stages.
+    modules = ("pipeline.emit.emitter", "pipeline.ingest.usage.detect", "pipeline.ingest.otlp",
+               "pipeline.runtime.collector", "pipeline.runtime.ingest_otlp")  # fmt: skip
+    found = subprocess.run(
+        [sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]: "
+         "print(importlib.import_module(m).__file__)", *modules],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(found) == len(modules) and all(f.startswith(str(site)) for f in found), found
 
     assert "0008_task_states" in run(["migrate"], work, env)
     call = {"type": "call", "event_id": "c1", "task_id": "t1", "ts": "2026-11-02T10:00:00Z",
