@@ -22,6 +22,7 @@ full, acknowledgements slower than ``http_ack_timeout_s``) the answer is 503 wit
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -113,9 +114,10 @@ class Collector:
         async def guarded(request: web.Request) -> web.StreamResponse:
             started = time.monotonic()
             try:
-                authorization = request.headers.get("Authorization")
+                authorization = request.headers.get("Authorization", "").encode()
                 response: web.StreamResponse
-                if self.token is not None and authorization != f"Bearer {self.token}":
+                expected = f"Bearer {self.token}".encode()
+                if self.token is not None and not hmac.compare_digest(authorization, expected):
                     response = _json({"error": "missing or wrong bearer token"}, 401)
                 else:
                     response = await handler(request)
