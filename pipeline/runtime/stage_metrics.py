@@ -40,10 +40,14 @@ def _counter(name: str, doc: str, label: str, values: Mapping[str, int]) -> Coun
 
 class WorkerMetrics(Collector):
     """Stage 1: events by type, duplicates, dead letters by reason, unpriced calls by
-    provider and model, tasks in state, evictions."""
+    provider and model, tasks in state, evictions, and consumer lag per input
+    partition (``lag``: as the stall watchdog last measured it, every 10 s)."""
 
-    def __init__(self, stage: Stage) -> None:
+    def __init__(
+        self, stage: Stage, lag: Callable[[], Mapping[tuple[str, int], int]] = dict
+    ) -> None:
         self.stage = stage
+        self.lag = lag
 
     def collect(self) -> Iterator[Metric]:
         counters = self.stage.counters
@@ -69,6 +73,14 @@ class WorkerMetrics(Collector):
         yield GaugeMetricFamily(
             "costflow_worker_open_tasks", "Tasks held in stage-1 state", value=len(self.stage.store)
         )
+        lag = GaugeMetricFamily(
+            "costflow_worker_consumer_lag_records",
+            "Input records after the committed offset, per assigned partition",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), records in sorted(self.lag().items()):
+            lag.add_metric([topic, str(partition)], records)
+        yield lag
 
 
 class SinkMetrics(Collector):

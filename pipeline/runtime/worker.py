@@ -55,6 +55,8 @@ def run_worker(settings: Settings) -> None:
         )
 
     watch = StallWatch(settings.worker.stall_timeout_s)
+    # (topic, partition) -> records not yet committed, as of the last watchdog round
+    lag: list[dict[tuple[str, int], int]] = [{}]
     probe = LagProbe(settings.kafka, settings.worker.app_id)
     inputs = set(settings.topics.inputs())
 
@@ -79,6 +81,8 @@ def run_worker(settings: Settings) -> None:
             for tp in tps
             if committed[(tp.topic, tp.partition)] < ends[tp]
         }
+        # what /metrics reports as consumer lag: this assignment's, swapped in whole
+        lag[0] = {key: max(0, ends[tp] - committed[key]) for key, tp in zip(keys, tps, strict=True)}
         if watch.observe(time.monotonic(), lagging, stage.counters.progress()):
             _exit_stalled(app, inputs, lagging, settings.worker.stall_timeout_s)
 
@@ -94,7 +98,7 @@ def run_worker(settings: Settings) -> None:
                 return False, "the consumer group is rebalancing"
             return True, "ready"
 
-        reg = registry(WorkerMetrics(stage), stage.book.label)
+        reg = registry(WorkerMetrics(stage, lambda: lag[0]), stage.book.label)
         server = HealthServer(
             settings.worker.metrics_host, settings.worker.metrics_port, reg, ready
         )

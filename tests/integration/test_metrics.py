@@ -79,6 +79,17 @@ def test_the_stages_metrics_count_what_they_did(isolated_settings: Settings) -> 
         assert "costflow_worker_open_tasks 1.0" in scraped
         assert 'costflow_build_info{price_book="default@' in scraped
         assert _get(f"{worker}/readyz") == (200, "ready\n")
+
+        def lag_lines() -> list[str]:
+            text = _get(f"{worker}/metrics")[1]
+            return [x for x in text.splitlines() if x.startswith("costflow_worker_consumer_lag")]
+
+        # measured by the watchdog every 10 s: every input partition, all committed
+        partitions = 3 * live.settings.topics.partitions
+        await_condition(lambda: len(lag_lines()) == partitions, 60, "lag per input partition")
+        await_condition(
+            lambda: all(x.endswith(" 0.0") for x in lag_lines()), 60, "no lag after the drain"
+        )
         _, scraped = _get(f"{sink}/metrics")
         assert 'costflow_sink_rows_written_total{table="calls"} 2.0' in scraped
         assert 'costflow_sink_rows_written_total{table="dead_letters"} 1.0' in scraped
