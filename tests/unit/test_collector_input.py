@@ -1,0 +1,44 @@
+"""The HTTP collector's bodies: JSON lines or an array, each record decoded as stage 1
+decodes it, bad ones named by number and reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiohttp import web
+
+from pipeline.runtime.collector_input import contract_events, json_entries, records_of
+
+CALL = {"type": "call", "event_id": "c1", "task_id": "t1", "ts": "2026-12-01T10:00:00Z",
+        "provider": "openai", "model": "gpt-4o-mini", "usage": {"input_tokens": 3}}  # fmt: skip
+
+
+def test_lines_and_arrays_are_the_same_records() -> None:
+    lines = b"\n".join([json.dumps(CALL).encode(), b"", b"  ", json.dumps(CALL).encode()])
+    array = json.dumps([CALL, CALL]).encode()
+    assert len(records_of(lines, 10)) == len(records_of(array, 10)) == 2
+    events, rejected = contract_events(array, 10)
+    assert rejected == [] and [e.event_id for e, _raw in events] == ["c1", "c1"]
+
+
+def test_bad_records_are_named_by_number_and_reason() -> None:
+    body = b"\n".join([json.dumps(CALL).encode(), b"{oops", json.dumps([1]).encode()])
+    events, rejected = contract_events(body, 10)
+    assert len(events) == 1
+    assert [(r["record"], r["reason"]) for r in rejected] == [
+        (2, "not_json"), (3, "schema_violation")
+    ]  # fmt: skip
+
+
+def test_limits_and_unreadable_bodies_are_refused() -> None:
+    with pytest.raises(web.HTTPRequestEntityTooLarge) as too_many:
+        records_of(json.dumps([CALL, CALL, CALL]).encode(), 2)
+    assert "at most 2" in (too_many.value.text or "")
+    with pytest.raises(web.HTTPBadRequest) as unreadable:
+        records_of(b"[1, 2", 10)
+    assert "not a JSON array" in (unreadable.value.text or "")
+    with pytest.raises(web.HTTPBadRequest) as second:
+        json_entries(b'{"a": 1}\n{nope', 10)
+    assert "record 2 is not JSON" in (second.value.text or "")
+    assert json_entries(b'{"a": 1}', 10) == [{"a": 1}]  # one object: one entry
