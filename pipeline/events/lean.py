@@ -34,7 +34,6 @@ from msgspec import Meta, Raw, Struct
 from pydantic import BaseModel
 
 from pipeline.events.models import (
-    _FORBIDDEN_CONTENT_FIELDS,
     MAX_TOKENS_PER_CLASS,
     CallEvent,
     CallStatus,
@@ -48,6 +47,7 @@ from pipeline.events.models import (
     _compact,
     _parse_ts,
     epoch_ms,
+    is_content_field,
     prompt_tokens,
 )
 
@@ -87,6 +87,8 @@ def _check_strings(values: tuple[Any, ...], attributes: dict[str, str]) -> None:
     for key, text in attributes.items():
         if key.strip() is not key or text.strip() is not text:
             raise _NotCommon("edge whitespace")
+        if is_content_field(key):
+            raise _NotCommon("content attribute: the models refuse it, with their reason")
 
 
 class LeanUsage(Struct, forbid_unknown_fields=True, frozen=True):
@@ -275,7 +277,7 @@ class _Decoders:
             return None
         names = tuple(name for name in top if name not in self.known)
         # A name the models would strip, or prompt/completion text: theirs to decide.
-        if not names or not _FORBIDDEN_CONTENT_FIELDS.isdisjoint(names):
+        if not names or any(is_content_field(name) for name in names):
             return None
         if not all(_plain(name) for name in names):
             return None

@@ -24,8 +24,30 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UnitName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 _QUANTITY = Annotated[Decimal, Field(ge=0, le=10**12, decimal_places=9, allow_inf_nan=False)]
 _FORBIDDEN_CONTENT_FIELDS = frozenset(
-    {"prompt", "completion", "messages", "input_text", "output_text", "content", "response"}
-)
+    {
+        "prompt", "completion", "messages", "input_text", "output_text", "content",
+        "response", "input", "output", "instructions", "system_prompt",
+        # the OpenTelemetry GenAI conventions' content attributes
+        "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "gen_ai.prompt",
+        "gen_ai.completion",
+    }
+)  # fmt: skip
+_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.")
+
+
+def is_content_field(name: str) -> bool:
+    """Whether a field or attribute named ``name`` (any case, top level or inside
+    ``attributes``) would carry prompt or completion text: events must not."""
+    folded = name.strip().lower()
+    return folded in _FORBIDDEN_CONTENT_FIELDS or folded.startswith(_CONTENT_PREFIXES)
+
+
+def content_fields(names: Any) -> list[str]:
+    """The names among ``names`` that :func:`is_content_field` refuses, sorted."""
+    return sorted(str(n) for n in names if isinstance(n, str) and is_content_field(n))
+
+
 # Each event class's field names (and "type"), computed once per class.
 _KNOWN_FIELDS: dict[type, frozenset[str]] = {}
 
@@ -129,9 +151,15 @@ class _EventBase(BaseModel):
         if not isinstance(data, dict):
             return data
         keys = data.keys()
-        if not _FORBIDDEN_CONTENT_FIELDS.isdisjoint(keys):
-            leaked = sorted(_FORBIDDEN_CONTENT_FIELDS.intersection(keys))
-            raise ValueError(f"events must not carry prompt or completion text (fields {leaked})")
+        nested = data.get("attributes")
+        leaked = content_fields(keys) + (
+            content_fields(nested.keys()) if isinstance(nested, dict) else []
+        )
+        if leaked:
+            raise ValueError(
+                f"events must not carry prompt or completion text (fields {leaked}); send "
+                "token counts only"
+            )
         known = _KNOWN_FIELDS.get(cls)
         if known is None:  # once per event class: this runs for every event
             known = _KNOWN_FIELDS[cls] = frozenset(cls.model_fields) | {"type"}

@@ -127,6 +127,15 @@ def test_task_and_outcome_events() -> None:
         (raw(call(ts=1.5e12)), SchemaViolation, "integer"),
         (raw(call(status="exploded")), SchemaViolation, "status"),
         (raw(call(prompt="tell me a secret")), SchemaViolation, "prompt or completion"),
+        # nested in attributes, in any case, or under the GenAI conventions' names
+        (raw(call(attributes={"messages": "[...]"})), SchemaViolation, "prompt or completion"),
+        (raw(call(Prompt="a secret")), SchemaViolation, "prompt or completion"),
+        (raw(call(**{"gen_ai.input.messages": "x"})), SchemaViolation, "prompt or completion"),
+        (
+            raw(call(attributes={"gen_ai.prompt.0.content": "x"})),
+            SchemaViolation,
+            "prompt or completion",
+        ),
         (raw(call(schema_version=2)), SchemaViolation, "schema_version"),
         (raw(call(type="task")), WrongTopic, "'task' event on the 'call' topic"),
     ],
