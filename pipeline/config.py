@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
@@ -213,6 +213,18 @@ class IngestSettings(_Settings):
     http_max_inflight_records: int = Field(default=100_000, ge=1)
     # How long a request waits for the broker's acknowledgements before a 503.
     http_ack_timeout_s: float = Field(default=30.0, gt=0)
+    # The largest record the broker takes (Kafka's message.max.bytes, 1 MB by default).
+    http_max_record_bytes: int = Field(default=1_000_000, ge=1024)
+
+    @model_validator(mode="after")
+    def _room_for_one_request(self) -> IngestSettings:
+        if self.http_max_inflight_records < self.http_max_records:
+            raise ValueError(
+                f"http_max_inflight_records ({self.http_max_inflight_records}) is below "
+                f"http_max_records ({self.http_max_records}): a full request could never be "
+                "taken; raise COSTFLOW_INGEST_HTTP_MAX_INFLIGHT_RECORDS"
+            )
+        return self
 
     def bearer_token(self) -> str | None:
         """The token from ``http_token``, else the first line of ``http_token_file``."""
@@ -220,11 +232,17 @@ class IngestSettings(_Settings):
             return self.http_token.get_secret_value()
         if self.http_token_file is not None:
             try:
-                return self.http_token_file.read_text(encoding="utf-8").strip() or None
+                token = self.http_token_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
                     f"COSTFLOW_INGEST_HTTP_TOKEN_FILE {self.http_token_file}: {exc.strerror}"
                 ) from None
+            if not token:  # an empty file must not turn authentication off
+                raise ConfigError(
+                    f"COSTFLOW_INGEST_HTTP_TOKEN_FILE {self.http_token_file} is empty: write "
+                    "the token in it, or unset the variable to run without one on loopback"
+                )
+            return token
         return None
 
 

@@ -75,15 +75,15 @@ def spans_of(payload: bytes, encoding: Encoding) -> list[Span]:
 def _spans_of_json(payload: bytes) -> list[Span]:
     try:
         request = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NotJson(f"OTLP/JSON record is not JSON: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise NotJson(f"OTLP/JSON record is not JSON: {exc}"[:500]) from None
     if not isinstance(request, dict) or "resourceSpans" not in request:
         raise SchemaViolation("OTLP/JSON record has no resourceSpans: not a trace export")
     try:
         return [
             Span(
-                trace_id=str(span["traceId"]).lower(),
-                span_id=str(span["spanId"]).lower(),
+                trace_id=_hex_id(span["traceId"], 32, "traceId"),
+                span_id=_hex_id(span["spanId"], 16, "spanId"),
                 start_ns=int(span.get("startTimeUnixNano", 0)),
                 end_ns=int(span.get("endTimeUnixNano", 0)),
                 status_code=_json_status(span.get("status") or {}),
@@ -97,8 +97,18 @@ def _spans_of_json(payload: bytes) -> list[Span]:
             for scope_spans in resource_spans.get("scopeSpans") or []
             for span in scope_spans.get("spans") or []
         ]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SchemaViolation(f"OTLP/JSON trace export is malformed: {exc!r}") from None
+    except SchemaViolation:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise SchemaViolation(f"OTLP/JSON trace export is malformed: {exc!r}"[:500]) from None
+
+
+def _hex_id(value: Any, digits: int, name: str) -> str:
+    """An OTLP/JSON id: ``digits`` hex digits (the specification's encoding)."""
+    text = str(value).lower()
+    if len(text) != digits or any(c not in "0123456789abcdef" for c in text):
+        raise SchemaViolation(f"OTLP/JSON {name} {str(value)[:64]!r} is not {digits} hex digits")
+    return text
 
 
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}

@@ -44,6 +44,19 @@ from pipeline.runtime.collector_input import CONTENT_KEYS, contract_events, json
 log = logging.getLogger("costflow.collector")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What /v1/events reads as JSON lines or a JSON array (curl's default form type too).
+EVENT_CONTENT_TYPES = frozenset({
+    "application/x-ndjson", "application/jsonl", "application/json", "text/plain",
+    "application/octet-stream", "application/x-www-form-urlencoded",
+})  # fmt: skip
+# What a dead letter keeps of a LiteLLM log entry: ids, model, usage, cost, timing,
+# the error's class. Everything else (messages, response, model_parameters with a
+# system prompt or tools, error text that may quote the prompt) stays out.
+LITELLM_KEPT = (
+    "id", "litellm_call_id", "trace_id", "call_type", "status", "model", "model_id",
+    "custom_llm_provider", "response_cost", "cache_hit", "startTime", "endTime",
+    "prompt_tokens", "completion_tokens", "total_tokens", "request_tags",
+)  # fmt: skip
 Headers = list[tuple[str, str | bytes | None]]
 # (topic, key, value, headers) of one record to send
 Send = tuple[str, bytes | None, bytes, Headers | None]
@@ -88,6 +101,8 @@ class Collector:
             )
         self.metrics = Metrics()
         self.producer: AckingProducer | None = None
+        # monotonic time the broker last failed to acknowledge in time (readiness)
+        self.last_ack_timeout: float | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.ingest.http_max_request_bytes)
@@ -114,10 +129,8 @@ class Collector:
         async def guarded(request: web.Request) -> web.StreamResponse:
             started = time.monotonic()
             try:
-                authorization = request.headers.get("Authorization", "").encode()
                 response: web.StreamResponse
-                expected = f"Bearer {self.token}".encode()
-                if self.token is not None and not hmac.compare_digest(authorization, expected):
+                if self.token is not None and not self._authorized(request):
                     response = _json({"error": "missing or wrong bearer token"}, 401)
                 else:
                     response = await handler(request)
@@ -128,17 +141,35 @@ class Collector:
             except KafkaError as failed:  # a delivery failed: nothing is claimed, retry
                 log.warning("collector: %s", failed)
                 response = _json({"error": str(failed)}, 503, {"Retry-After": "5"})
+            except Exception:  # a bug: answered, logged and counted, never a bare 500
+                log.exception("collector: %s %s failed", request.method, request.path)
+                response = _json({"error": "internal error; see the collector's log"}, 500)
             self.metrics.requests.labels(endpoint, str(response.status)).inc()
             self.metrics.duration.labels(endpoint).observe(time.monotonic() - started)
             return response
 
         return guarded
 
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        expected = (self.token or "").encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode(), expected
+        )
+
     # -- endpoints ---------------------------------------------------------------
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type not in EVENT_CONTENT_TYPES:
+            return _json(
+                {"error": f"Content-Type {request.content_type} is not JSON lines or JSON; "
+                          "send application/x-ndjson or application/json"},
+                415,
+            )  # fmt: skip
         body = await request.read()
-        events, rejected = contract_events(body, self.ingest.http_max_records)
+        events, rejected = contract_events(
+            body, self.ingest.http_max_records, self.ingest.http_max_record_bytes
+        )
         if rejected:
             self.metrics.records.labels("events", "rejected").inc(len(rejected))
             return _json({"accepted": 0, "rejected": rejected}, 400)
@@ -162,7 +193,7 @@ class Collector:
                     )
                 event = litellm_payload.call_event_of(entry)
             except InvalidEvent as error:
-                sends.append(self._dead_letter("litellm entry", _without_content(entry), error))
+                sends.append(self._dead_letter("litellm entry", _litellm_kept(entry), error))
                 dead += 1
                 continue
             sends.append((self.topics.calls, event.task_id.encode(), to_json(event), None))
@@ -214,8 +245,14 @@ class Collector:
         return _text("ok")
 
     async def ready(self, _request: web.Request) -> web.StreamResponse:
-        ok = self.producer is not None and not self.producer.failed
-        return _text("ready" if ok else "not ready: the producer failed", 200 if ok else 503)
+        if self.producer is None or self.producer.failed:
+            return _text("not ready: the producer failed", 503)
+        timed_out = self.last_ack_timeout
+        if timed_out is not None and time.monotonic() - timed_out < self.ingest.http_ack_timeout_s:
+            return _text("not ready: the broker did not acknowledge in time just now", 503)
+        if self.producer.oldest_wait_s() > self.ingest.http_ack_timeout_s:
+            return _text("not ready: records await the broker's acknowledgement too long", 503)
+        return _text("ready")
 
     # -- sending -----------------------------------------------------------------
 
@@ -239,11 +276,27 @@ class Collector:
         try:
             await asyncio.wait_for(asyncio.gather(*futures), self.ingest.http_ack_timeout_s)
         except TimeoutError:
+            self.last_ack_timeout = time.monotonic()
             raise Backpressure(
                 f"the broker did not acknowledge within {self.ingest.http_ack_timeout_s:.0f} s"
             ) from None
         finally:
             self.metrics.inflight.set(producer.inflight)
+
+
+def _litellm_kept(entry: Any) -> bytes:
+    """The parts of a LiteLLM log entry a dead letter may keep (:data:`LITELLM_KEPT`,
+    the usage object, the error's class)."""
+    if not isinstance(entry, dict):
+        return json.dumps({"entry_type": type(entry).__name__}).encode()
+    kept = {key: entry[key] for key in LITELLM_KEPT if key in entry}
+    metadata = entry.get("metadata")
+    if isinstance(metadata, dict) and "usage_object" in metadata:
+        kept["usage_object"] = metadata["usage_object"]
+    error = entry.get("error_information")
+    if isinstance(error, dict) and "error_class" in error:
+        kept["error_class"] = error["error_class"]
+    return json.dumps(kept, default=str).encode()
 
 
 def _without_content(entry: Any) -> bytes:

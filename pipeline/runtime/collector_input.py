@@ -26,13 +26,15 @@ def records_of(body: bytes, max_records: int) -> list[bytes]:
     """The records of a body: the elements of a JSON array, else its non-blank lines.
 
     Raises 413 above ``max_records`` and 400 for an array that is not JSON."""
-    text = body.strip()
+    text = body.strip().removeprefix(b"\xef\xbb\xbf")
     if text.startswith(b"["):
         try:
             items = json.loads(text)
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=f"the body is not a JSON array: {exc}") from None
-        records = [json.dumps(item).encode() for item in items]
+            records = [json.dumps(item).encode() for item in items]
+        except (ValueError, RecursionError) as exc:
+            raise web.HTTPBadRequest(text=f"the body is not a JSON array: {exc}"[:500]) from None
+    elif text.startswith(b"{") and b"\n" in text and (single := _one_object(text)) is not None:
+        records = [single]  # one pretty-printed object, not lines
     else:
         records = [line for line in text.split(b"\n") if line.strip()]
     if len(records) > max_records:
@@ -43,6 +45,14 @@ def records_of(body: bytes, max_records: int) -> list[bytes]:
     return records
 
 
+def _one_object(text: bytes) -> bytes | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return json.dumps(value).encode() if isinstance(value, dict) else None
+
+
 def json_entries(body: bytes, max_records: int) -> list[Any]:
     """The decoded entries of a JSON array, NDJSON or single-object body (400 when one
     is not JSON: a LiteLLM logger never sends that)."""
@@ -50,18 +60,24 @@ def json_entries(body: bytes, max_records: int) -> list[Any]:
     for number, record in enumerate(records_of(body, max_records), start=1):
         try:
             entries.append(json.loads(record))
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=f"record {number} is not JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise web.HTTPBadRequest(text=f"record {number} is not JSON: {exc}"[:500]) from None
     return entries
 
 
 def contract_events(
-    body: bytes, max_records: int
+    body: bytes, max_records: int, max_record_bytes: int = 1_000_000
 ) -> tuple[list[tuple[CallEvent | TaskEvent | OutcomeEvent, bytes]], list[dict[str, Any]]]:
     """Each record decoded as stage 1 decodes it, with its original bytes; and, for
-    the bad ones, ``{"record": n, "reason": code, "detail": why}`` (1-based)."""
+    the bad ones, ``{"record": n, "reason": code, "detail": why}`` (1-based). A record
+    above ``max_record_bytes`` (the broker's limit) is bad: ``record_too_large``."""
     events, rejected = [], []
     for number, raw in enumerate(records_of(body, max_records), start=1):
+        if len(raw) > max_record_bytes:
+            rejected.append({"record": number, "reason": "record_too_large",
+                             "detail": f"{len(raw):,} bytes; the broker takes at most "
+                                       f"{max_record_bytes:,}"})  # fmt: skip
+            continue
         try:
             events.append((decode_event(raw), raw))
         except InvalidEvent as error:

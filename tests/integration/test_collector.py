@@ -67,7 +67,7 @@ def collector_process(
         "COSTFLOW_INGEST_HTTP_PORT": str(port),
         "COSTFLOW_INGEST_HTTP_TOKEN_FILE": str(token_file),
         "COSTFLOW_INGEST_HTTP_MAX_RECORDS": "100",
-        "COSTFLOW_INGEST_HTTP_MAX_REQUEST_BYTES": "65536",
+        "COSTFLOW_INGEST_HTTP_MAX_REQUEST_BYTES": "2000000",
     }
     log = (tmp_path / "collector.log").open("wb")
     process = subprocess.Popen(
@@ -94,10 +94,12 @@ def _status(url: str) -> int:
         return 0
 
 
-def _post(url: str, body: bytes, token: str | None = TOKEN) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/x-ndjson"}
+def _post(
+    url: str, body: bytes, token: str | None = TOKEN, content_type: str = "application/x-ndjson"
+) -> tuple[int, Any]:
+    headers = {"Content-Type": content_type}
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = f"bearer {token}"  # the scheme is case-insensitive
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -138,10 +140,15 @@ def test_the_collector_takes_events_litellm_logs_and_otlp(
         many = _lines(*({**CALL, "event_id": f"m{n}"} for n in range(101)))
         status, body = _post(f"{url}/v1/events", many)
         assert status == 413 and "at most 100" in body["error"]
-        status, body = _post(f"{url}/v1/events", b" " * 70_000 + _lines(CALL))
+        status, body = _post(f"{url}/v1/events", b" " * 2_100_000 + _lines(CALL))
         assert status == 413
         status, body = _post(f"{url}/v1/events", b"[not json")
         assert status == 400 and "not a JSON array" in body["error"]
+        assert _post(f"{url}/v1/events", _lines(CALL), content_type="application/xml")[0] == 415
+        # A record larger than the broker takes: refused by name, nothing sent
+        huge = {**CALL, "event_id": "huge", "attributes": {"note": "x" * 1_100_000}}
+        status, body = _post(f"{url}/v1/events", _lines(task, huge))
+        assert status == 400 and body["rejected"][0]["reason"] == "record_too_large"
         # A retry of the same events counts once.
         for _ in range(2):
             assert _post(f"{url}/v1/events", _lines(task, CALL, outcome)) == (

@@ -4,6 +4,7 @@ decodes it, bad ones named by number and reason."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -42,3 +43,26 @@ def test_limits_and_unreadable_bodies_are_refused() -> None:
         json_entries(b'{"a": 1}\n{nope', 10)
     assert "record 2 is not JSON" in (second.value.text or "")
     assert json_entries(b'{"a": 1}', 10) == [{"a": 1}]  # one object: one entry
+
+
+def test_records_too_large_for_the_broker_and_odd_bodies() -> None:
+    big = json.dumps({**CALL, "attributes": {"note": "x" * 2_000}}).encode()
+    events, rejected = contract_events(big + b"\n" + json.dumps(CALL).encode(), 10, 1_500)
+    assert len(events) == 1 and rejected[0]["record"] == 1
+    assert rejected[0]["reason"] == "record_too_large"
+    pretty = json.dumps(CALL, indent=2).encode()  # one object over several lines
+    assert [e.event_id for e, _ in contract_events(pretty, 10)[0]] == ["c1"]
+    with pytest.raises(web.HTTPBadRequest):
+        records_of(b"[" * 100_000 + b"]" * 100_000, 10)
+
+
+def test_settings_refuse_an_empty_token_file_and_a_request_that_cannot_fit(tmp_path: Any) -> None:
+    from pipeline.config import IngestSettings
+    from pipeline.errors import ConfigError
+
+    empty = tmp_path / "token"
+    empty.write_text("  \n")
+    with pytest.raises(ConfigError, match="is empty"):
+        IngestSettings(http_token_file=empty).bearer_token()
+    with pytest.raises(ValueError, match="a full request could never be taken"):
+        IngestSettings(http_max_records=150, http_max_inflight_records=100)

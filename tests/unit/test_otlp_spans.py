@@ -87,3 +87,24 @@ def test_ingest_metrics_read_the_runs_counts_at_scrape_time() -> None:
     assert "costflow_ingest_otlp_call_events_total 6.0" in scraped
     assert "costflow_ingest_otlp_skipped_spans_total 4.0" in scraped
     assert 'costflow_ingest_otlp_dead_letters_total{reason="usage_not_mappable"} 2.0' in scraped
+
+
+def test_json_ids_must_be_hex_and_nesting_is_bounded() -> None:
+    span = {"traceId": "ZZZ", "spanId": "eee19b7ec3c1b176", "attributes": []}
+    bad_id = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    with pytest.raises(SchemaViolation, match="traceId 'ZZZ' is not 32 hex digits"):
+        spans_of(json.dumps(bad_id).encode(), "otlp_json")
+    with pytest.raises(NotJson):
+        spans_of(b"[" * 100_000 + b"]" * 100_000, "otlp_json")
+
+
+def test_an_embeddings_span_needs_no_output_count() -> None:
+    embedding = {
+        "gen_ai.operation.name": "embeddings",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "text-embedding-3-small",
+        "gen_ai.usage.input_tokens": 100_000,
+    }
+    event = call_event_of(_span(embedding))
+    assert event is not None
+    assert (event.usage.input_tokens, event.usage.output_tokens) == (100_000, 0)

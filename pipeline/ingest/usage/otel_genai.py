@@ -73,7 +73,9 @@ def span_usage(attributes: Mapping[str, Any]) -> MappedUsage:
         )
     where = WHERE
     prompt = count(attributes, *_INPUT, where=where, required=True)
-    completion = count(attributes, *_OUTPUT, where=where, required=True)
+    # an embedding produces vectors, not tokens: its output count may be absent
+    embeddings = text(attributes.get("gen_ai.operation.name")) == "embeddings"
+    completion = count(attributes, *_OUTPUT, where=where, required=not embeddings)
     cached = count(attributes, "gen_ai.usage.cache_read.input_tokens", where=where)
     written = count(attributes, "gen_ai.usage.cache_creation.input_tokens", where=where)
     reasoning = count(attributes, "gen_ai.usage.reasoning.output_tokens", where=where)
