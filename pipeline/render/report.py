@@ -160,8 +160,17 @@ def render_analytics(
                 f"{' #' + str(attempt) if attempt > 1 else ''} {_step_cost(cost, known)}"
                 for model, role, status, attempt, cost, known in task.chain
             ]
+            if len(steps) > CHAIN_SHOWN:  # the start and the end tell the story
+                head, tail = CHAIN_SHOWN // 2, CHAIN_SHOWN - CHAIN_SHOWN // 2
+                hidden = len(steps) - CHAIN_SHOWN
+                steps = [*steps[:head], f"... {hidden:,} more calls ...", *steps[-tail:]]
             out.append("    " + " -> ".join(steps))
     return "\n".join(out)
+
+
+# Calls of a chain printed in full; longer chains show their first and last ones
+# (v_task_call_chain has every call).
+CHAIN_SHOWN = 12
 
 
 def _step_cost(cost: Decimal | None, known: Decimal | None) -> str:

@@ -68,3 +68,18 @@ def test_waste_tails_and_costliest_tasks_mark_lower_bounds() -> None:
     # A call priced in part shows its known part as a lower bound; one with nothing
     # known says so.
     assert any(row.endswith("x[-] >=$0.1000 -> y[-] unpriced") for row in text)
+
+
+def test_a_long_call_chain_shows_its_ends_and_counts_the_rest() -> None:
+    from datetime import date
+
+    from pipeline.query.analytics import CostlyTask
+    from pipeline.render.report import CHAIN_SHOWN, render_analytics
+
+    chain = [(f"m{n}", "", "ok", 1, Decimal("0.1"), Decimal("0.1")) for n in range(500)]
+    task = CostlyTask("t1", date(2026, 11, 2), "s", "", "accepted", Decimal(50), 500, chain)
+    text = render_analytics([line("s", "50", 1, 0)], [], [task])
+    (row,) = [r for r in text.splitlines() if r.startswith("    m0[")]
+    assert row.count(" -> ") == CHAIN_SHOWN  # CHAIN_SHOWN calls and the gap between them
+    assert f"... {500 - CHAIN_SHOWN:,} more calls ..." in row
+    assert row.startswith("    m0[") and row.endswith("m499[-] $0.1000")
