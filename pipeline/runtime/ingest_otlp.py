@@ -54,6 +54,9 @@ class OtlpIngest:
         conf.update(
             {
                 "group.id": ingest.otlp_group_id,
+                # the stack's short sessions: a join otherwise waits ~20 s on the broker
+                "session.timeout.ms": kafka.session_timeout_ms,
+                "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
