@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,8 @@ from typing import Any
 
 from benchmarks.results_file import write_result
 from pipeline.config import KafkaSettings, TopicSettings
-from pipeline.embedded.broker import EmbeddedBroker
+from pipeline.embedded.broker import EmbeddedBroker, free_port
+from pipeline.kafka.offsets import topic_values
 from pipeline.kafka.topics import ensure_topics
 
 
@@ -104,12 +104,6 @@ def client_main(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(result))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_collector(
     bootstrap: str, topics: TopicSettings, port: int, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -147,26 +141,7 @@ def _client(
 
 def stored_event_ids(kafka: KafkaSettings, topic: str) -> set[str]:
     """Every event id in ``topic``, read from the beginning to its end."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
-    conf = kafka.librdkafka()
-    conf.update({"group.id": "collector-bench-check", "enable.partition.eof": True,
-                 "enable.auto.commit": False})  # fmt: skip
-    consumer = Consumer(conf)
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    at_end: set[int] = set()
-    ids: set[str] = set()
-    while len(at_end) < len(partitions):
-        for message in consumer.consume(1000, timeout=1.0):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(int(message.partition() or 0))
-                continue
-            ids.add(json.loads(message.value())["event_id"])
-    consumer.close()
-    return ids
+    return {json.loads(value)["event_id"] for value in topic_values(kafka, topic, 300)}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -182,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with EmbeddedBroker(storage_dir=work / "broker") as broker:
         kafka = KafkaSettings(bootstrap=broker.bootstrap)
         ensure_topics(kafka, topics)
-        port = _free_port()
+        port = free_port()
         collector = _start_collector(broker.bootstrap, topics, port, work / "collector.log")
         out = work / "load.json"
         _client(f"http://127.0.0.1:{port}", args.requests, args.concurrency, args.batch,

@@ -104,3 +104,32 @@ class LagProbe:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def topic_values(kafka: KafkaSettings, topic: str, timeout_s: float = 60) -> list[bytes]:
+    """Every record value of ``topic``, from the beginning of each partition to its end
+    (read with ``enable.partition.eof``; no group offsets are committed). For checks
+    and tools, not for streaming. Raises KafkaError when the ends are not reached in
+    ``timeout_s``."""
+    conf = kafka.librdkafka()
+    conf.update({"group.id": "costflow-topic-read", "enable.auto.commit": False,
+                 "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(conf)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        values: list[bytes] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_end) < len(partitions):
+            if time.monotonic() > deadline:
+                raise KafkaError("consume", None, "TIMED_OUT", f"{topic} not read to its end")
+            for message in consumer.consume(1000, timeout=1.0):
+                error = message.error()
+                if error is None:
+                    values.append(message.value() or b"")
+                elif error.code() == RdKafkaError._PARTITION_EOF:
+                    at_end.add(int(message.partition() or 0))
+        return values
+    finally:
+        consumer.close()

@@ -4,25 +4,19 @@ on the embedded stack; every figure worked out from the events sent."""
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 
 import pytest
 
 from pipeline.config import Settings
+from pipeline.embedded.broker import free_port
 from pipeline.kafka.produce import produce_lines
 from tests.integration.conftest import await_condition, live_stack
 
 pytestmark = pytest.mark.integration
 
 TS = "2026-12-01T10:00:00Z"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -41,7 +35,7 @@ def _call(event_id: str, model: str) -> dict[str, object]:
 
 
 def test_the_stages_metrics_count_what_they_did(isolated_settings: Settings) -> None:
-    worker_port, sink_port = _free_port(), _free_port()
+    worker_port, sink_port = free_port(), free_port()
     settings = isolated_settings.replace(
         sink=isolated_settings.sink.model_copy(update={"metrics_port": sink_port})
     )
