@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -38,19 +40,40 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _posted(url: str, event: dict[str, object]) -> bool:
+    """One POST of ``event``: True once answered 200 (before that, refused: not up yet)."""
+    request = urllib.request.Request(
+        url, json.dumps(event).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
 def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> None:
     port = free_port()
     settings = isolated_settings.replace(kafka=KafkaSettings(embedded_port=port))
     env = dict(os.environ)
     env.update(settings.env())
     del env["COSTFLOW_KAFKA_BOOTSTRAP"]  # unset = embedded, as a user would run it
-    env["COSTFLOW_INGEST_HTTP_PORT"] = str(free_port())  # the collector's own port
+    collector = free_port()
+    env["COSTFLOW_INGEST_HTTP_PORT"] = str(collector)  # the collector's own port
     up = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], env=env)
     try:
         kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
         wait_until_ready(kafka.resolved_bootstrap(), 60, up)
         events = generate(20, seed=3, duplicate_share=0.0)
         produce_lines(kafka, settings.topics, write_jsonl(events))
+        # The collector `up` runs takes events too (on loopback, without a token)
+        via_http = {**events[0], "event_id": "via-http", "task_id": "t-via-http"}
+        if via_http["type"] != "call":
+            via_http = next({**e, "event_id": "via-http", "task_id": "t-via-http"}
+                            for e in events if e["type"] == "call")  # fmt: skip
+        url = f"http://127.0.0.1:{collector}/v1/events"
+        await_condition(lambda: _posted(url, via_http), 60, "the collector to take an event")
+        events.append(via_http)
 
         def check() -> None:
             assert up.poll() is None, "costflow up exited while serving"
