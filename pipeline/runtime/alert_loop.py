@@ -43,6 +43,9 @@ class AlertLoop(threading.Thread):
         self.clock = DataClock(client, settings)
         self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
         self.cycles = 0
+        self.failed_cycles = 0
+        # alert -> (severity, instances firing), as of the last cycle (for /metrics)
+        self.firing: dict[str, tuple[str, int]] = {}
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -65,14 +68,25 @@ class AlertLoop(threading.Thread):
                     for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip
+                    self.firing = _firing_counts(self.engine.firing(at))  # swapped whole
                 self.cycles += 1
             except EvaluationBeforeHistory:
                 # The data's time went back (a partition fell behind): wait for it.
                 log.info("alerts: the data's time is behind the last evaluation; waiting")
                 self.cycles += 1
             except Exception as exc:
+                self.failed_cycles += 1
                 log.error("alerts: cycle failed (%s); retrying in %.0fs", exc, self.interval_s)
             self._stopping.wait(self.interval_s)
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def _firing_counts(events: list[Any]) -> dict[str, tuple[str, int]]:
+    """Instances firing per alert, with the alert's severity."""
+    counts: dict[str, tuple[str, int]] = {}
+    for event in events:
+        severity, n = counts.get(event.alert, (event.severity, 0))
+        counts[event.alert] = (severity, n + 1)
+    return counts

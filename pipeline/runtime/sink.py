@@ -3,11 +3,13 @@ generic runner."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline.config import Settings
 from pipeline.kafka.topics import ensure_topics
 from pipeline.runtime.gc_tuning import tune_for_streaming
 from pipeline.runtime.health_server import HealthServer
-from pipeline.runtime.stage_metrics import SinkMetrics, registry, write_timer
+from pipeline.runtime.stage_metrics import AlertLoopMetrics, SinkMetrics, registry, write_timer
 from pipeline.sink.runner import SinkRunner
 from pipeline.sink.stores import open_store
 
@@ -23,7 +25,7 @@ def run_sink(settings: Settings) -> None:
 
         loop = AlertLoop(getattr(store, "client"), files, settings)  # noqa: B009 (ClickHouse stores)
         loop.start()
-    server = _serve_metrics(settings, runner)
+    server = _serve_metrics(settings, runner, loop)
     tune_for_streaming()
     try:
         runner.run()
@@ -34,14 +36,19 @@ def run_sink(settings: Settings) -> None:
             server.close()
 
 
-def _serve_metrics(settings: Settings, runner: SinkRunner) -> HealthServer | None:
-    """Stage 2's /metrics, /healthz and /readyz, when a port is set."""
+def _serve_metrics(
+    settings: Settings, runner: SinkRunner, alerts: Any | None
+) -> HealthServer | None:
+    """Stage 2's /metrics, /healthz and /readyz, when a port is set (with the alert
+    loop's metrics when it evaluates rules)."""
     port = settings.sink.metrics_port
     if port is None:
         return None
     from pipeline.pricing.book import load_price_book
 
     reg = registry(SinkMetrics(runner), load_price_book(settings.worker.price_book_dir).label)
+    if alerts is not None:
+        reg.register(AlertLoopMetrics(alerts))
     runner.observe_write_s = write_timer(runner, reg)
 
     def ready() -> tuple[bool, str]:

@@ -131,6 +131,28 @@ class IngestMetrics(Collector):
                        "reason", counts.dead_lettered)  # fmt: skip
 
 
+class AlertLoopMetrics(Collector):
+    """The alert rules evaluated in the sink: cycles, failed cycles, and alert
+    instances firing per alert and severity after the last cycle."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+
+    def collect(self) -> Iterator[Metric]:
+        loop = self.loop
+        yield CounterMetricFamily("costflow_alerts_cycles", "Evaluation cycles run",
+                                  value=loop.cycles)  # fmt: skip
+        yield CounterMetricFamily("costflow_alerts_failed_cycles", "Cycles that failed",
+                                  value=loop.failed_cycles)  # fmt: skip
+        firing = GaugeMetricFamily(
+            "costflow_alerts_firing", "Alert instances firing, by alert and severity",
+            labels=["alert", "severity"],
+        )  # fmt: skip
+        for alert, (severity, instances) in sorted(loop.firing.items()):
+            firing.add_metric([alert, severity], instances)
+        yield firing
+
+
 def registry(stage_collector: Collector, price_book: str) -> prom.CollectorRegistry:
     """A registry with the stage's collector and ``costflow_build_info``."""
     reg = prom.CollectorRegistry()

@@ -127,3 +127,24 @@ def test_a_recovery_or_rebalance_that_stops_moving_is_a_stall() -> None:
     watch = StallWatch(timeout_s=30)
     assert not watch.observe(0, _waiting_on_group(rebalancing), progress=7)
     assert watch.observe(30, _waiting_on_group(rebalancing), progress=7)
+
+
+def test_alert_loop_metrics_count_instances_firing_per_alert() -> None:
+    from types import SimpleNamespace
+
+    import prometheus_client as prom
+
+    from pipeline.runtime.alert_loop import _firing_counts
+    from pipeline.runtime.stage_metrics import AlertLoopMetrics
+
+    events = [SimpleNamespace(alert="SpendSpike", severity="critical")] * 2 + [
+        SimpleNamespace(alert="WeeklyBudget", severity="warning")
+    ]
+    loop = SimpleNamespace(cycles=7, failed_cycles=1, firing=_firing_counts(events))
+    reg = prom.CollectorRegistry()
+    reg.register(AlertLoopMetrics(loop))
+    text = prom.generate_latest(reg).decode()
+    assert 'costflow_alerts_firing{alert="SpendSpike",severity="critical"} 2.0' in text
+    assert 'costflow_alerts_firing{alert="WeeklyBudget",severity="warning"} 1.0' in text
+    assert "costflow_alerts_cycles_total 7.0" in text
+    assert "costflow_alerts_failed_cycles_total 1.0" in text
