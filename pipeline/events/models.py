@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -36,6 +37,7 @@ _FORBIDDEN_CONTENT_FIELDS = frozenset(
 _CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.")
 
 
+@lru_cache(maxsize=4096)  # stage 1 asks for every attribute of every event
 def is_content_field(name: str) -> bool:
     """Whether a field or attribute named ``name`` (any case, top level or inside
     ``attributes``) would carry prompt or completion text: events must not."""
@@ -152,10 +154,9 @@ class _EventBase(BaseModel):
             return data
         keys = data.keys()
         nested = data.get("attributes")
-        leaked = content_fields(keys) + (
-            content_fields(nested.keys()) if isinstance(nested, dict) else []
-        )
-        if leaked:
+        names = [*keys, *(nested.keys() if isinstance(nested, dict) else ())]
+        if any(isinstance(n, str) and is_content_field(n) for n in names):
+            leaked = content_fields(names)
             raise ValueError(
                 f"events must not carry prompt or completion text (fields {leaked}); send "
                 "token counts only"

@@ -11,8 +11,10 @@ module at the end of this file and add it to the dict). The record is the whole
 source object the transport received; what the contract needs and the source lacks
 (a task id from a header, an event time in milliseconds) the transport adds to it. Bad input
 raises an :class:`~pipeline.errors.InvalidEvent` subclass, so it is dead-lettered
-with the same reasons as a malformed contract event. None is registered yet: the
-adapters arrive with the ingest issue.
+with the same reasons as a malformed contract event. None is registered: the sources
+built so far (``usage/`` mappers, ``otlp``, ``litellm_payload``) need more than one
+record in and are called by their own transports (``runtime.ingest_otlp``,
+``runtime.collector``, ``emit``); a plain record-to-events source belongs here.
 """
 
 from __future__ import annotations

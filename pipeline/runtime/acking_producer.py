@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections import deque
 from typing import Any
 
 from confluent_kafka import KafkaError as ConfluentError
@@ -30,7 +28,6 @@ class AckingProducer:
         self._loop = loop
         self.inflight = 0
         self.failed = False
-        self._sent_at: deque[float] = deque()
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="collector-acks", daemon=True)
         self._poller.start()
@@ -58,19 +55,10 @@ class AckingProducer:
         except KafkaException as exc:  # refused locally (too large, unknown topic...)
             raise KafkaError.wrap("produce", exc) from None
         self.inflight += 1
-        self._sent_at.append(time.monotonic())
         return future
-
-    def oldest_wait_s(self) -> float:
-        """How long the oldest unacknowledged record has waited (0 when none)."""
-        if not self.inflight or not self._sent_at:
-            return 0.0
-        return time.monotonic() - self._sent_at[0]
 
     def _settle(self, future: asyncio.Future[None], error: ConfluentError | None) -> None:
         self.inflight -= 1
-        if self._sent_at:  # acknowledgements come roughly in send order: an estimate
-            self._sent_at.popleft()
         if future.done():
             return
         if error is None:

@@ -35,11 +35,11 @@ from aiohttp import web
 from pipeline.config import IngestSettings, KafkaSettings, TopicSettings
 from pipeline.emit.events import to_json
 from pipeline.errors import ConfigError, InvalidEvent, KafkaError, SchemaViolation
-from pipeline.events.models import CallEvent
+from pipeline.events.models import CallEvent, is_content_field
 from pipeline.ingest import litellm_payload, otlp
 from pipeline.records import DeadLetterHeaders
 from pipeline.runtime.acking_producer import AckingProducer, Backpressure
-from pipeline.runtime.collector_input import CONTENT_KEYS, contract_events, json_entries
+from pipeline.runtime.collector_input import contract_events, json_entries
 
 log = logging.getLogger("costflow.collector")
 
@@ -250,8 +250,6 @@ class Collector:
         timed_out = self.last_ack_timeout
         if timed_out is not None and time.monotonic() - timed_out < self.ingest.http_ack_timeout_s:
             return _text("not ready: the broker did not acknowledge in time just now", 503)
-        if self.producer.oldest_wait_s() > self.ingest.http_ack_timeout_s:
-            return _text("not ready: records await the broker's acknowledgement too long", 503)
         return _text("ready")
 
     # -- sending -----------------------------------------------------------------
@@ -302,7 +300,7 @@ def _litellm_kept(entry: Any) -> bytes:
 def _without_content(entry: Any) -> bytes:
     """What a dead letter keeps of an entry: everything but message content."""
     if hasattr(entry, "items"):
-        entry = {k: v for k, v in entry.items() if k not in CONTENT_KEYS}
+        entry = {k: v for k, v in entry.items() if not is_content_field(str(k))}
     return json.dumps(entry, default=str).encode()
 
 

@@ -12,15 +12,6 @@ from pipeline.errors import InvalidEvent
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
 
-# Message content a source may send along; never forwarded, never dead-lettered.
-CONTENT_KEYS = frozenset(
-    {
-        "messages", "response", "gen_ai.input.messages", "gen_ai.output.messages",
-        "gen_ai.system_instructions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
-        "gen_ai.prompt", "gen_ai.completion",
-    }
-)  # fmt: skip
-
 
 def records_of(body: bytes, max_records: int) -> list[bytes]:
     """The records of a body: the elements of a JSON array, else its non-blank lines.

@@ -49,7 +49,7 @@ def _serve_metrics(
     reg = registry(SinkMetrics(runner), load_price_book(settings.worker.price_book_dir).label)
     if alerts is not None:
         reg.register(AlertLoopMetrics(alerts))
-    runner.observe_write_s = write_timer(runner, reg)
+    runner.observe_write_s = write_timer(reg)
 
     def ready() -> tuple[bool, str]:
         if runner.write_failing:

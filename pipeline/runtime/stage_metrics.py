@@ -166,7 +166,7 @@ def registry(stage_collector: Collector, price_book: str) -> prom.CollectorRegis
     return reg
 
 
-def write_timer(runner: SinkRunner, reg: prom.CollectorRegistry) -> Callable[[float], None]:
+def write_timer(reg: prom.CollectorRegistry) -> Callable[[float], None]:
     """A histogram of write latency in ``reg``; returns the function that observes."""
     histogram = prom.Histogram(
         "costflow_sink_write_duration_seconds", "Time to make one batch durable",

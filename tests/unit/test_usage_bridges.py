@@ -244,16 +244,7 @@ def test_usage_of_tells_the_sdk_objects_apart() -> None:
 
     from pipeline.ingest.usage.detect import usage_of
 
-    chat = ChatCompletion.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-4o-mini",
-            "choices": [],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
-        }
-    )
+    chat = ChatCompletion.model_validate_json(_chat_json())
     message = Message.model_validate(
         {
             "id": "m",
