@@ -137,15 +137,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import logging
-
-    from pipeline.alerts.engine import AlertEngine, EvaluationBeforeHistory
+    from pipeline.alerts.engine import AlertEngine
     from pipeline.alerts.history import AlertHistory
-    from pipeline.errors import KafkaError
     from pipeline.query.alert_inputs import ClickHouseAlertInputs
+    from pipeline.runtime.alert_loop import AlertCycles
     from pipeline.runtime.data_time import DataClock
 
-    log = logging.getLogger("costflow.alerts")
     rules = _load(args)
     client = reading_client(args.settings)
     engine = AlertEngine(rules, ClickHouseAlertInputs(client))
@@ -156,6 +153,56 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{firing} alerts firing from before", flush=True)  # fmt: skip
     tick = min(g.interval for g in rules.groups).total_seconds()
     clock = DataClock(client, args.settings if args.data_time == "pipeline" else None)
+    stats = AlertCycles()
+    server = None if args.once else _serve_metrics(args, stats)
+    try:
+        return _run_cycles(args, engine, history, deliveries, clock, stats, tick)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _serve_metrics(args: argparse.Namespace, stats: Any) -> Any:
+    """/metrics, /healthz and /readyz of ``alerts run`` when a port is set (flag, or
+    ``COSTFLOW_ALERTS_METRICS_PORT``); ready once a cycle ran and the last did not fail."""
+    from pipeline.config import AlertsSettings
+    from pipeline.pricing.book import load_price_book
+    from pipeline.runtime.health_server import HealthServer
+    from pipeline.runtime.stage_metrics import AlertLoopMetrics, registry
+
+    settings = AlertsSettings()
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if port is None:
+        return None
+    book = load_price_book(args.settings.worker.price_book_dir).label
+    reg = registry(AlertLoopMetrics(stats), book)
+
+    def ready() -> tuple[bool, str]:
+        if stats.failed_last:
+            return False, "the last evaluation cycle failed (see the log)"
+        if stats.cycles == 0:
+            return False, "no evaluation cycle has finished yet"
+        return True, "ready"
+
+    return HealthServer(settings.metrics_host, port, reg, ready)
+
+
+def _run_cycles(
+    args: argparse.Namespace,
+    engine: Any,
+    history: Any,
+    deliveries: Any,
+    clock: Any,
+    stats: Any,
+    tick: float,
+) -> int:
+    import logging
+
+    from pipeline.alerts.engine import EvaluationBeforeHistory
+    from pipeline.errors import KafkaError
+    from pipeline.runtime.alert_loop import firing_counts
+
+    log = logging.getLogger("costflow.alerts")
     while True:
         # --at sets the clock; the data's time is never after the stored calls nor the
         # first event the pipeline has not finished, as live.
@@ -165,6 +212,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KafkaError as exc:
             if args.once:
                 raise
+            stats.failed_cycles += 1
+            stats.failed_last = True
             log.error("alerts: not evaluated: cannot read the pipeline's progress (%s); "
                       "retrying (or run with --data-time stored)", exc)  # fmt: skip
             time.sleep(max(1.0, min(tick, 60.0)))
@@ -186,6 +235,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             for event in events:
                 print(event_json(event), flush=True)
             log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)
+            stats.firing, stats.data_time = firing_counts(engine.firing(at)), at
+        stats.cycles += 1
+        stats.failed_last = False
         if args.once:
             if engine.failed_receivers:
                 # For cron: a non-zero exit is what gets noticed. Nothing is lost.
@@ -211,6 +263,11 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("files", nargs="*")
     run.add_argument("--once", action="store_true", help="one cycle of every group, then exit")
     run.add_argument("--at", help="evaluate as if the clock were this (RFC 3339)")
+    run.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve /metrics, /healthz and /readyz on this port (default: "
+        "COSTFLOW_ALERTS_METRICS_PORT; unset: not served; never with --once)",
+    )  # fmt: skip
     run.add_argument(
         "--data-time", choices=["pipeline", "stored"], default="pipeline",
         help="where windows end: before the first event the pipeline has not finished "

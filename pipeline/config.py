@@ -246,6 +246,16 @@ class IngestSettings(_Settings):
         return None
 
 
+class AlertsSettings(_Settings):
+    """``costflow alerts run`` as a process of its own (under ``up``, the sink
+    evaluates rules and serves their metrics on its own port)."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTFLOW_ALERTS_", extra="ignore", frozen=True)
+    # /metrics, /healthz, /readyz (pipeline.runtime.health_server); no port: not served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+
+
 class SinkSettings(_Settings):
     """Stage 2: batches enriched records into ClickHouse."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,12 @@ class AlertLoop(threading.Thread):
         self.deliveries = self.engine.deliveries(kafka, self.unconfigured)
         self.clock = DataClock(client, settings)
         self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
+        # For /metrics (stage_metrics.AlertLoopMetrics), as AlertCycles has them.
         self.cycles = 0
         self.failed_cycles = 0
-        # alert -> (severity, instances firing), as of the last cycle (for /metrics)
+        # alert -> (severity, instances firing), as of the last cycle
         self.firing: dict[str, tuple[str, int]] = {}
+        self.data_time: datetime | None = None
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -68,7 +71,8 @@ class AlertLoop(threading.Thread):
                     for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip
-                    self.firing = _firing_counts(self.engine.firing(at))  # swapped whole
+                    self.firing = firing_counts(self.engine.firing(at))  # swapped whole
+                    self.data_time = at
                 self.cycles += 1
             except EvaluationBeforeHistory:
                 # The data's time went back (a partition fell behind): wait for it.
@@ -83,7 +87,21 @@ class AlertLoop(threading.Thread):
         self._stopping.set()
 
 
-def _firing_counts(events: list[Any]) -> dict[str, tuple[str, int]]:
+@dataclass
+class AlertCycles:
+    """What a standalone evaluator (``costflow alerts run``) did, for /metrics: the
+    same attributes :class:`AlertLoop` keeps. ``firing``: alert -> (severity,
+    instances firing) after the last cycle; ``data_time``: where its windows ended
+    (the pipeline's event-time watermark as the evaluator read it)."""
+
+    cycles: int = 0
+    failed_cycles: int = 0
+    failed_last: bool = False
+    firing: dict[str, tuple[str, int]] = field(default_factory=dict)
+    data_time: datetime | None = None
+
+
+def firing_counts(events: list[Any]) -> dict[str, tuple[str, int]]:
     """Instances firing per alert, with the alert's severity."""
     counts: dict[str, tuple[str, int]] = {}
     for event in events:

@@ -50,6 +50,7 @@ def _serve_metrics(
     if alerts is not None:
         reg.register(AlertLoopMetrics(alerts))
     runner.observe_write_s = write_timer(reg)
+    runner.measure_lag = True
 
     def ready() -> tuple[bool, str]:
         if runner.write_failing:

@@ -9,9 +9,10 @@ units); no task id is ever a label. Money is not exported: it lives in ClickHous
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import prometheus_client as prom
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,8 +21,10 @@ from prometheus_client.registry import Collector
 from pipeline.agents.base import Stage
 from pipeline.sink.runner import SinkRunner
 
+K = TypeVar("K")
 
-def _snapshot(counter: Mapping[str, int]) -> dict[str, int]:
+
+def _snapshot(counter: Mapping[K, int]) -> dict[K, int]:
     """A copy the stage's thread cannot change under us (retry if it did)."""
     for _ in range(5):
         try:
@@ -40,8 +43,9 @@ def _counter(name: str, doc: str, label: str, values: Mapping[str, int]) -> Coun
 
 class WorkerMetrics(Collector):
     """Stage 1: events by type, duplicates, dead letters by reason, unpriced calls by
-    provider and model, tasks in state, evictions, and consumer lag per input
-    partition (``lag``: as the stall watchdog last measured it, every 10 s)."""
+    provider and model, tasks in state, evictions, consumer lag per input partition
+    (``lag``: as the stall watchdog last measured it, every 10 s), and each
+    partition's event-time watermark (the latest event time applied) and its age."""
 
     def __init__(
         self, stage: Stage, lag: Callable[[], Mapping[tuple[str, int], int]] = dict
@@ -81,10 +85,41 @@ class WorkerMetrics(Collector):
         for (topic, partition), records in sorted(self.lag().items()):
             lag.add_metric([topic, str(partition)], records)
         yield lag
+        yield from watermark_families(
+            "costflow_worker", _snapshot(self.stage.store.retention.watermark), time.time()
+        )
+
+
+def watermark_families(
+    prefix: str, marks_ms: Mapping[int, int], now_s: float
+) -> Iterator[GaugeMetricFamily]:
+    """The event-time watermark per partition (Unix seconds) and its age against the
+    wall clock ``now_s`` (seconds; an idle partition ages too, which is the point: a
+    watermark that stops moving is what an on-call engineer must see). Partitions
+    without an event yet (watermark 0) are left out rather than reported 56 years old."""
+    mark = GaugeMetricFamily(
+        f"{prefix}_event_time_watermark_timestamp_seconds",
+        "Latest event time applied, per input partition (Unix time)",
+        labels=["partition"],
+    )
+    age = GaugeMetricFamily(
+        f"{prefix}_event_time_watermark_age_seconds",
+        "Wall clock minus the event-time watermark, per input partition",
+        labels=["partition"],
+    )
+    for partition, ms in sorted(marks_ms.items()):
+        if ms <= 0:
+            continue
+        mark.add_metric([str(partition)], ms / 1000)
+        age.add_metric([str(partition)], max(0.0, now_s - ms / 1000))
+    yield mark
+    yield age
 
 
 class SinkMetrics(Collector):
-    """Stage 2: rows written by table, failed writes, the last durable write."""
+    """Stage 2: rows written by table, failed writes, the last durable write and
+    commit, records skipped by reason, task restatements, and consumer lag per
+    partition (measured every ``LAG_EVERY_S`` of :mod:`pipeline.sink.runner`)."""
 
     def __init__(self, runner: SinkRunner) -> None:
         self.runner = runner
@@ -105,10 +140,31 @@ class SinkMetrics(Collector):
             value=last or 0.0,
         )
         yield GaugeMetricFamily(
+            "costflow_sink_last_commit_timestamp_seconds",
+            "Unix time of the last offset commit after a durable write (0: none yet)",
+            value=runner.last_commit_at or 0.0,
+        )
+        yield GaugeMetricFamily(
             "costflow_sink_batch_records",
             "Records in the batch being built",
             value=len(runner.batch),
         )
+        yield _counter("costflow_sink_skipped_records",
+                       "Records that changed nothing stored (replays, stale snapshots), by reason",
+                       "reason", runner.sink.skipped())  # fmt: skip
+        yield CounterMetricFamily(
+            "costflow_sink_task_restatements",
+            "Stored task rows replaced by a newer state (late calls or outcomes, reprices)",
+            value=runner.sink.restatements(),
+        )
+        lag = GaugeMetricFamily(
+            "costflow_sink_consumer_lag_records",
+            "Stage-1 output records after the sink's committed offset, per assigned partition",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), records in sorted(runner.lag.items()):
+            lag.add_metric([topic, str(partition)], records)
+        yield lag
 
 
 class IngestMetrics(Collector):
@@ -132,8 +188,12 @@ class IngestMetrics(Collector):
 
 
 class AlertLoopMetrics(Collector):
-    """The alert rules evaluated in the sink: cycles, failed cycles, and alert
-    instances firing per alert and severity after the last cycle."""
+    """Alert rules evaluated (in the sink, or by ``costflow alerts run``): cycles,
+    failed cycles, alert instances firing per alert and severity after the last
+    cycle, and the data time the last cycle judged up to, with its age.
+
+    ``loop``: anything with ``cycles``, ``failed_cycles``, ``firing`` and (optional)
+    ``data_time`` (:class:`~pipeline.runtime.alert_loop.AlertLoop`, ``AlertCycles``)."""
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
@@ -151,6 +211,20 @@ class AlertLoopMetrics(Collector):
         for alert, (severity, instances) in sorted(loop.firing.items()):
             firing.add_metric([alert, severity], instances)
         yield firing
+        data_time = getattr(loop, "data_time", None)
+        if data_time is not None:  # absent until a cycle judged something
+            at = data_time.timestamp()
+            yield GaugeMetricFamily(
+                "costflow_alerts_data_time_timestamp_seconds",
+                "Where the last cycle's windows ended: the pipeline's event-time "
+                "watermark as the evaluator read it (Unix time)",
+                value=at,
+            )
+            yield GaugeMetricFamily(
+                "costflow_alerts_data_time_age_seconds",
+                "Wall clock minus the data time of the last cycle",
+                value=max(0.0, time.time() - at),
+            )
 
 
 def registry(stage_collector: Collector, price_book: str) -> prom.CollectorRegistry:

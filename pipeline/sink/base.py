@@ -80,6 +80,11 @@ class Sink(ABC):
         """Records that wrote nothing, by reason (replays, stale snapshots, ...)."""
         return {}
 
+    def restatements(self) -> int:
+        """Stored task rows replaced by a newer state so far (a late call or outcome,
+        a reprice): each one changed a figure already visible to readers."""
+        return 0
+
     def partitions_changed(self) -> None:  # noqa: B027 - optional hook
         """The consumer's assignment changed; forget anything cached about other partitions."""
 

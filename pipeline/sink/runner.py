@@ -26,6 +26,9 @@ from pipeline.sink.base import Batch, Record, Sink, SinkBackpressure
 
 log = logging.getLogger("costflow.sink")
 
+# How often the sink measures its consumer lag for /metrics (seconds).
+LAG_EVERY_S = 10.0
+
 
 class SinkRunner:
     def __init__(self, settings: Settings, sink: Sink) -> None:
@@ -43,6 +46,11 @@ class SinkRunner:
         self.last_durable_at: float | None = None
         self.write_failing = False
         self.observe_write_s: Callable[[float], None] | None = None
+        self.last_commit_at: float | None = None
+        # Records after the committed offset per assigned (topic, partition), measured
+        # every LAG_EVERY_S when ``measure_lag`` (the metrics endpoint turns it on).
+        self.measure_lag = False
+        self.lag: dict[tuple[str, int], int] = {}
         self._flushing = False
         self._revoked_while_flushing = False
         # Called after each batch is durable, before its offsets are committed: the
@@ -74,12 +82,15 @@ class SinkRunner:
         topics = self.settings.topics.sink_inputs()
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.warning("sink consuming %s as group %s", topics, self.settings.sink.group_id)
-        last_report = time.monotonic()
+        last_report = last_lag = time.monotonic()
         try:
             while not self.stopping:
                 self._poll()
                 if self._due():
                     self._flush()
+                if self.measure_lag and time.monotonic() - last_lag > LAG_EVERY_S:
+                    last_lag = time.monotonic()
+                    self._measure_lag()
                 if time.monotonic() - last_report > 30:
                     last_report = time.monotonic()
                     log.warning(
@@ -184,9 +195,28 @@ class SinkRunner:
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.last_commit_at = time.time()
         except Exception as exc:
             # The rows are durable and idempotent; the next owner re-writes them harmlessly.
             log.warning("offset commit failed after a durable write (will be replayed): %s", exc)
+
+    def _measure_lag(self) -> None:
+        """Refresh :attr:`lag` (swapped whole, read by the metrics thread). The end
+        offsets come from the last fetch responses when there were any, so this asks
+        the broker only for the committed offsets; a failure leaves the last figures
+        and is not the sink's business to stop for."""
+        try:
+            assigned = self.consumer.assignment()
+            lag: dict[tuple[str, int], int] = {}
+            for tp in self.consumer.committed(assigned, timeout=5) if assigned else []:
+                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:  # not fetched yet
+                    low, high = self.consumer.get_watermark_offsets(tp, timeout=5)
+                start = tp.offset if tp.offset >= 0 else low
+                lag[(tp.topic, tp.partition)] = max(0, high - start)  # type: ignore[index]
+            self.lag = lag
+        except Exception as exc:
+            log.info("consumer lag not measured this time: %s", exc)
 
     def _give_back(self, batch: Batch) -> None:
         """Partitions moved during an outage: one writer per task, so drop the batch.

@@ -91,3 +91,48 @@ def test_the_stages_metrics_count_what_they_did(isolated_settings: Settings) -> 
         assert "costflow_sink_write_duration_seconds_count" in scraped
         assert _get(f"{sink}/readyz") == (200, "ready\n")
         assert _get(f"{sink}/nothing")[0] == 404
+        assert _samples(scraped)["costflow_sink_last_commit_timestamp_seconds"] > 0
+
+        # Every event was at TS, all keyed t1: one partition's watermark, at TS.
+        # 2026-12-01T10:00Z: 56 years from 1970 with 14 leap days, 334 days of 2026, 10 h.
+        ts_s = ((56 * 365 + 14 + 334) * 24 + 10) * 3600
+        marks = _family(
+            _get(f"{worker}/metrics")[1], "costflow_worker_event_time_watermark_timestamp_seconds"
+        )
+        assert list(marks.values()) == [ts_s], marks
+        ages = _family(
+            _get(f"{worker}/metrics")[1], "costflow_worker_event_time_watermark_age_seconds"
+        )
+        assert list(ages) == list(marks) and all(a > 0 for a in ages.values())
+
+        # A late call for a stored task replaces its row: one restatement, counted once
+        # durable; and the sink's lag per partition of stage 1's outputs drains to 0.
+        before = _samples(scraped)["costflow_sink_task_restatements_total"]
+        produce_lines(
+            live.kafka, live.settings.topics, [json.dumps(_call("c3", "gpt-4o-mini")).encode()]
+        )
+        live.drain(live.stack.check_alive)
+        after = _samples(_get(f"{sink}/metrics")[1])
+        assert after["costflow_sink_task_restatements_total"] == before + 1
+        assert after['costflow_sink_rows_written_total{table="calls"}'] == 3
+
+        def sink_lag() -> dict[str, float]:
+            return _family(_get(f"{sink}/metrics")[1], "costflow_sink_consumer_lag_records")
+
+        outputs = len(live.settings.topics.sink_inputs()) * live.settings.topics.partitions
+        await_condition(lambda: len(sink_lag()) == outputs, 60, "sink lag per partition")
+        await_condition(lambda: set(sink_lag().values()) == {0.0}, 60, "no sink lag")
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition: sample name with labels -> value."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def _family(text: str, name: str) -> dict[str, float]:
+    """The samples of one metric family, by their label text."""
+    return {k[len(name) :]: v for k, v in _samples(text).items() if k.startswith(name + "{")}

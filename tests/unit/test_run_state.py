@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -134,16 +135,30 @@ def test_alert_loop_metrics_count_instances_firing_per_alert() -> None:
 
     import prometheus_client as prom
 
-    from pipeline.runtime.alert_loop import _firing_counts
+    from pipeline.runtime.alert_loop import firing_counts
     from pipeline.runtime.stage_metrics import AlertLoopMetrics
 
     events = [SimpleNamespace(alert="SpendSpike", severity="critical")] * 2 + [
         SimpleNamespace(alert="WeeklyBudget", severity="warning")
     ]
-    loop = SimpleNamespace(cycles=7, failed_cycles=1, firing=_firing_counts(events))
+    data_time = datetime(2026, 11, 5, 15, tzinfo=UTC)
+    loop = SimpleNamespace(
+        cycles=7, failed_cycles=1, firing=firing_counts(events), data_time=data_time
+    )
     reg = prom.CollectorRegistry()
     reg.register(AlertLoopMetrics(loop))
     text = prom.generate_latest(reg).decode()
+    # 2026-11-05T15:00Z: 1970..2025 are 56 years with 14 leap days (1972..2024), then
+    # January 1 to November 5, 2026 is 308 days; plus 15 hours.
+    expected_s = ((56 * 365 + 14 + 308) * 24 + 15) * 3600
+    assert expected_s == 1_793_890_800
+    samples = {
+        name: float(value)
+        for name, value in (line.split() for line in text.splitlines() if line[:1] != "#")
+    }
+    assert samples["costflow_alerts_data_time_timestamp_seconds"] == expected_s
+    age = samples["costflow_alerts_data_time_age_seconds"]
+    assert age >= (datetime.now(UTC) - data_time).total_seconds() - 60
     assert 'costflow_alerts_firing{alert="SpendSpike",severity="critical"} 2.0' in text
     assert 'costflow_alerts_firing{alert="WeeklyBudget",severity="warning"} 1.0' in text
     assert "costflow_alerts_cycles_total 7.0" in text

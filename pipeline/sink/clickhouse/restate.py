@@ -91,6 +91,9 @@ class TaskRestater:
         self.superseded = 0
         # Reprices for tasks with no stored row (should not happen: reprices read them).
         self.orphan_adjustments = 0
+        # Stored rows replaced by a newer state, counted once durable (metrics).
+        self.restated = 0
+        self._restating = 0
 
     def forget(self, task_ids: Iterable[str] | None = None) -> None:
         """Drop cached rows (all, on a rebalance; a batch's, after a failed write)."""
@@ -160,6 +163,7 @@ class TaskRestater:
         rows: list[tuple[Any, ...]] = []
         states: list[tuple[Any, ...]] = []
         self._pending: dict[str, Stored] = {}
+        self._restating = 0
         for task_id in task_ids:
             current, lineage = stored.get(task_id, (None, Lineage()))
             new, lineage_now = self._apply(current, lineage, records.get(task_id, []))
@@ -175,6 +179,7 @@ class TaskRestater:
                 row = tuple(new[c] for c in _STORED)
                 if current is not None:
                     rows.append(_with_sign(current, -1))
+                    self._restating += 1
                 rows.append(_with_sign(row, 1))
             if lineage_now is not lineage:
                 states.append(_state_row(task_id, lineage_now))
@@ -225,6 +230,8 @@ class TaskRestater:
 
     def committed(self) -> None:
         """The rows from the last :meth:`changes` are durable: remember them."""
+        self.restated += self._restating
+        self._restating = 0
         for task_id, row in self._pending.items():
             self._stored[task_id] = row
             self._stored.move_to_end(task_id)

@@ -192,6 +192,9 @@ class ClickHouseSink(Sink):
         }
         return {reason: n for reason, n in counts.items() if n}
 
+    def restatements(self) -> int:
+        return self.restater.restated
+
     def partitions_changed(self) -> None:
         # Another process may have written our new partitions' tasks, or died
         # half way through a batch of them.
