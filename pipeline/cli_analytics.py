@@ -21,13 +21,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     where = _slice(args)
     client = reading_client(args.settings)
     print(full_report(client, where, args.top))
-    if args.settings.kafka.embedded:
-        why = unfinished(args.settings.stack.data_dir)
-        if why:
-            print(f"\n{why}.")
+    why = unfinished(args.settings.stack.data_dir) if args.settings.kafka.embedded else None
+    if why:
+        print(f"\n{why}.")
     reprices = render_reprices(comparison(client))
     if reprices:
         print("\n" + reprices)
+    if args.html:
+        from pipeline.runtime.html_report import write_html_report
+
+        written = write_html_report(client, where, Path(args.html), [f"{why}."] if why else [])
+        sys.stderr.write(written.describe() + "\n")
     return 0
 
 
@@ -137,6 +141,7 @@ def add_parsers(sub: Any) -> None:
     report.add_argument("--since", help="first UTC day (YYYY-MM-DD) of the tasks' first event")
     report.add_argument("--until", help="last UTC day (inclusive)")
     report.add_argument("--top", type=int, default=5, help="costliest tasks to list (default 5)")
+    report.add_argument("--html", metavar="FILE", help="also write the report as a page of charts")
     compare = sub.add_parser(
         "compare", help="decision template for a scenario: models or experiment arms, A vs B"
     )

@@ -18,6 +18,7 @@ from pipeline.query.compare import compare
 from pipeline.render.compare import render_comparison
 from pipeline.render.report import full_report
 from pipeline.resources import example_fixed_costs
+from pipeline.runtime.html_report import write_html_report
 from pipeline.runtime.replay import replay
 
 DEMO_SPIKE = START + timedelta(days=4, hours=14)
@@ -84,6 +85,8 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
     experiment = Slice(scenario_id="doc-extract")
     print("\n" + render_comparison("doc-extract", compare(client, "experiment", experiment)))
     print("\n" + demo_alerts(client))
+    # The same figures as charts, one self-contained page beside the demo's data.
+    print("\n" + write_html_report(client, Slice(), stack.data_dir / "report.html").describe())
     sys.stderr.write(
         f"\nExplore the result: ./dev --data-dir {stack.data_dir} --database "
         f"{clickhouse.database} report | compare "
