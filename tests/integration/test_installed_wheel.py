@@ -93,3 +93,7 @@ def test_the_installed_wheel_migrates_prices_and_replays(tmp_path: Path) -> None
     query = "SELECT task_id, calls, total_cost, outcome FROM tasks FINAL"
     rows = run(["sql", query, "--format", "TabSeparated"], work, env)
     assert rows.split() == ["t1", "1", "0.75", "accepted"]
+    # The HTML report from the installed copy (plotly is a runtime dependency).
+    run(["report", "--html", str(work / "report.html")], work, env)
+    page = (work / "report.html").read_text(encoding="utf-8")
+    assert "plotly.js v" in page and "<td>$0.7500</td>" in page
