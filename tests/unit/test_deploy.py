@@ -39,7 +39,7 @@ def test_services_and_their_wiring() -> None:
     services = compose()["services"]
     assert set(services) == {
         "kafka", "clickhouse", "worker", "sink", "alerts", "alertmanager",
-        "otel-collector", "ingest-otlp", "collector",
+        "otel-collector", "ingest-otlp", "collector", "prometheus", "grafana",
     }  # fmt: skip
     assert services["collector"]["command"] == ["ingest", "http"]
     assert services["ingest-otlp"]["command"] == ["ingest", "otlp"]
@@ -118,3 +118,41 @@ def test_the_collector_writes_what_ingest_otlp_reads_and_no_content() -> None:
     } <= deleted
     for processor in pipeline["processors"]:
         assert processor in collector["processors"]
+
+
+def test_prometheus_scrapes_each_stage_on_its_metrics_port() -> None:
+    services = compose()["services"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = set()
+    for job in scrape["scrape_configs"]:
+        targets |= {t for c in job.get("static_configs", []) for t in c["targets"]}
+        targets |= {f"{n}:{c['port']}" for c in job.get("dns_sd_configs", []) for n in c["names"]}
+    ports = {
+        "worker": "COSTFLOW_WORKER_METRICS_PORT", "sink": "COSTFLOW_SINK_METRICS_PORT",
+        "ingest-otlp": "COSTFLOW_INGEST_METRICS_PORT", "collector": "COSTFLOW_INGEST_HTTP_PORT",
+    }  # fmt: skip
+    for name, variable in ports.items():
+        assert f"{name}:{services[name]['environment'][variable]}" in targets
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    assert mounted["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+
+
+def test_grafana_gets_its_provisioning_plugin_and_every_data_source_password() -> None:
+    grafana = compose()["services"]["grafana"]
+    assert grafana["environment"]["GF_PLUGINS_PREINSTALL"] == "grafana-clickhouse-datasource"
+    mounted = {v.split(":")[1]: ROOT / v.split(":")[0] for v in grafana["volumes"] if "/" in v}
+    provisioning = mounted["/etc/grafana/provisioning"]
+    sources = (provisioning / "datasources" / "costflow.yaml").read_text()
+    needed = set(re.findall(r"\$__env\{(\w+)\}", sources))
+    assert needed and needed <= set(grafana["environment"])
+    provider = yaml.safe_load((provisioning / "dashboards" / "costflow.yaml").read_text())
+    assert mounted[provider["providers"][0]["options"]["path"]].glob("*.json")
+    # The all-teams user the compose data source logs in as: SELECT on what access-sql
+    # grants costflow_bi_all_teams, nothing else.
+    from pipeline.clickhouse.access import ALL_TEAMS_ONLY, OWNED_TABLES, TEAM_VIEWS
+
+    users = (ROOT / "deploy" / "clickhouse-users.xml").read_text()
+    block = users.split("<costflow_grafana_bi_all_teams>")[1].split("</costflow_grafana")[0]
+    granted = re.findall(r"<query>GRANT SELECT ON costflow\.(\w+)</query>", block)
+    assert sorted(granted) == sorted({*OWNED_TABLES, *TEAM_VIEWS, *ALL_TEAMS_ONLY})
+    assert 'from_env="COSTFLOW_GRAFANA_BI_ALL_TEAMS_PASSWORD"' in block
