@@ -242,6 +242,14 @@ class MigrationError(ClickHouseError):
     code = "migration_error"
 
 
+class FocusExportError(CostflowError):
+    """A FOCUS export cannot be written as asked: a month that is not YYYY-MM, a month
+    without priced calls, or calls priced by a book version the export was not given.
+    The message says what to do next."""
+
+    code = "focus_export_error"
+
+
 class EmbeddedStackError(CostflowError):
     """The embedded broker or a child process could not be started."""
 

@@ -36,6 +36,7 @@ _IDENT = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 OWNED_TABLES = (
     "calls", "tasks", "task_changes", "task_outcomes_daily", "task_costs_hourly",
     "task_cost_histogram_daily", "call_costs_hourly", "call_latency_daily", "task_arms_daily",
+    "focus_rates",
 )  # fmt: skip
 # Views over those tables only; a team reading one sees its own owners' rows.
 TEAM_VIEWS = (

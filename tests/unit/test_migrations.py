@@ -167,6 +167,7 @@ SHIPPED = {
     "0017_cost_reconciliation.sql": (
         "b55b5fb575637839fc5eb6943b2e412697488adb0de7e5910ad0ebc8daf6402d"
     ),
+    "0018_focus_export.sql": ("5e33f22d598b3fb154f8d650ee0e482533303c408ea3d8dbf758da0460510fc3"),
 }
 
 
