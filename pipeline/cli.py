@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pipeline import cli_alerts, cli_analytics
+from pipeline import cli_alerts, cli_analytics, cli_focus
 from pipeline.cli_support import (
     clickhouse_client,
     compiled_book,
@@ -373,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", default="PrettyCompact", help="any ClickHouse output format")
     cli_analytics.add_parsers(sub)
     cli_alerts.add_parsers(sub)
+    cli_focus.add_parsers(sub)
     demo = sub.add_parser("demo", help="generate a workload, replay it, print the report")
     demo.add_argument("--tasks", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
@@ -462,6 +463,7 @@ COMMANDS: dict[str, cli_analytics.Handler] = {
     "state": cmd_state,
     **cli_analytics.COMMANDS,
     **cli_alerts.COMMANDS,
+    **cli_focus.COMMANDS,
 }
 
 
