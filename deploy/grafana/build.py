@@ -1153,8 +1153,8 @@ def pipeline_health() -> dict[str, Any]:
                 "{{alert}} ({{severity}})": "sum by (alert, severity) (costflow_alerts_firing)",
                 "failed cycles": f"sum(increase(costflow_alerts_failed_cycles_total{r}))",
             },
-            description="Served by the sink when it evaluates the rules "
-            "(COSTFLOW_SINK_ALERT_RULES); `costflow alerts run` serves no metrics.",
+            description="From `costflow alerts run` (COSTFLOW_ALERTS_METRICS_PORT), or the "
+            "sink when it evaluates the rules itself.",
             w=8,
         ),
         prom_panel(

@@ -29,6 +29,7 @@ def known_variables() -> set[str]:
         config.WorkerSettings,
         config.SinkSettings,
         config.IngestSettings,
+        config.AlertsSettings,
     ):
         prefix = cls.model_config.get("env_prefix", "")
         names |= {f"{prefix}{field}".upper() for field in cls.model_fields}
@@ -130,6 +131,7 @@ def test_prometheus_scrapes_each_stage_on_its_metrics_port() -> None:
     ports = {
         "worker": "COSTFLOW_WORKER_METRICS_PORT", "sink": "COSTFLOW_SINK_METRICS_PORT",
         "ingest-otlp": "COSTFLOW_INGEST_METRICS_PORT", "collector": "COSTFLOW_INGEST_HTTP_PORT",
+        "alerts": "COSTFLOW_ALERTS_METRICS_PORT",
     }  # fmt: skip
     for name, variable in ports.items():
         assert f"{name}:{services[name]['environment'][variable]}" in targets

@@ -108,7 +108,10 @@ def test_stages_commands_probes_and_ports_agree_with_their_settings() -> None:
         "costflow-sink": (["sink"], "COSTFLOW_SINK_METRICS_PORT"),
         "costflow-collector": (["ingest", "http"], "COSTFLOW_INGEST_HTTP_PORT"),
         "costflow-ingest-otlp": (["ingest", "otlp"], "COSTFLOW_INGEST_METRICS_PORT"),
-        "costflow-alerts": (["alerts", "run", "/etc/costflow/alerts/rules.yaml"], None),
+        "costflow-alerts": (
+            ["alerts", "run", "/etc/costflow/alerts/rules.yaml"],
+            "COSTFLOW_ALERTS_METRICS_PORT",
+        ),
     }
     assert set(deployments()) == set(commands)
     for name, deployment in deployments().items():
@@ -120,8 +123,6 @@ def test_stages_commands_probes_and_ports_agree_with_their_settings() -> None:
         env = _env(container)
         for variable in env:
             assert variable in known or variable == "COSTFLOW_CLICKHOUSE_PASSWORD", variable
-        if port_setting is None:
-            continue
         port = int(env[port_setting])
         (declared,) = container["ports"]
         assert declared["containerPort"] == port
