@@ -114,7 +114,7 @@ def missing_secrets(receivers: Any) -> list[str]:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from pipeline.alerts.engine import backtest, data_time
+    from pipeline.alerts.engine import DATA_TIME_TICK, backtest, data_time
     from pipeline.query.alert_inputs import ClickHouseAlertInputs
 
     rules = _load(args)
@@ -128,8 +128,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     if latest < until:
         # Hours after the data are not quiet hours: judging them would fire every
         # "down" anomaly and resolve every alert. Stop where the data stops.
-        print(f"alerts test: the stored calls end at {latest.isoformat()}; judging up "
-              f"to there, not {until.isoformat()}", file=sys.stderr, flush=True)  # fmt: skip
+        last_call = latest - DATA_TIME_TICK
+        print(f"alerts test: the stored calls end at {last_call.isoformat()}; judging up "
+              f"to there, that call included, not {until.isoformat()}",
+              file=sys.stderr, flush=True)  # fmt: skip
         until = latest
     for event in backtest(rules, ClickHouseAlertInputs(client), since, until):
         print(event_json(event), flush=True)

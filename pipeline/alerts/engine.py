@@ -367,13 +367,18 @@ class AlertEngine:
         return events
 
 
+# Calls are stored to the millisecond: the data time is this after the latest one.
+DATA_TIME_TICK = timedelta(milliseconds=1)
+
+
 def data_time(
     client: Any, now: datetime | None = None, unfinished: datetime | None = None
 ) -> datetime | None:
-    """The latest call time the store holds, never after ``now`` nor after
-    ``unfinished`` (the first event time the pipeline has not finished, see
-    :mod:`pipeline.kafka.backlog`): the time alert windows end at. None when there
-    are no calls."""
+    """Just after the latest call time the store holds (1 ms: calls are stored to
+    the millisecond, and windows are ``[start, end)``, so the latest call is in
+    them), never after ``now`` nor after ``unfinished`` (the first event time the
+    pipeline has not finished, see :mod:`pipeline.kafka.backlog`, itself left out):
+    the time alert windows end at. None when there are no calls."""
     now = now or datetime.now(UTC)
     if unfinished is not None:
         now = min(now, unfinished)
@@ -384,7 +389,7 @@ def data_time(
         "SELECT max(ts) FROM calls WHERE ts >= %(h)s", parameters={"h": hour}
     ).result_rows[0]
     stored: datetime = latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest
-    return min(stored, now)
+    return min(stored + DATA_TIME_TICK, now)
 
 
 def backtest(

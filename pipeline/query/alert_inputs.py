@@ -132,6 +132,21 @@ class AlertInputs(Protocol):
         ...
 
 
+def bind(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with each datetime that has a fraction of a second as millisecond
+    text in UTC (``2026-11-30 11:30:00.001``). clickhouse-connect's client-side
+    binding writes datetimes to the whole second, so a window ending at 11:30:00.001
+    would read as ending at 11:30:00 and leave out the call stored at 11:30:00.000;
+    calls are stored to the millisecond (``DateTime64(3, 'UTC')``), which parses the
+    text exactly."""
+    out = dict(params)
+    for name, value in params.items():
+        if isinstance(value, datetime) and value.microsecond:
+            utc = value.astimezone(UTC) if value.tzinfo else value
+            out[name] = utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
+    return out
+
+
 def floor_hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 
@@ -207,7 +222,7 @@ class ClickHouseAlertInputs:
             f"GROUP BY {names} HAVING calls != 0"
         )
         out: dict[Key, Sums] = {}
-        for row in self.client.query(sql, parameters=params).result_rows:
+        for row in self.client.query(sql, parameters=bind(params)).result_rows:
             n = len(group_by)
             key = tuple(str(v) for v in row[:n]) if group_by else ()
             out[key] = Sums(int(row[-5]), int(row[-4]), int(row[-3]), int(row[-2]), row[-1])
@@ -226,7 +241,7 @@ class ClickHouseAlertInputs:
             f"GROUP BY {keys} HAVING sum(calls) != 0"
         )
         out: dict[Key, dict[datetime, Sums]] = {}
-        for row in self.client.query(sql, parameters=params).result_rows:
+        for row in self.client.query(sql, parameters=bind(params)).result_rows:
             hour = row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0]
             key = tuple(str(v) for v in row[1 : 1 + len(group_by)])
             out.setdefault(key, {})[hour] = Sums(
@@ -243,6 +258,7 @@ class ClickHouseAlertInputs:
             "FROM call_costs_hourly WHERE hour < %(e)s GROUP BY provider, model, hour "
             "HAVING unpriced > 0) GROUP BY provider, model HAVING first >= %(s)s"
         )
+        # `hour` is a DateTime: whole seconds, so the binding's rounding is exact here.
         rows = self.client.query(sql, parameters={"s": floor_hour(start), "e": end}).result_rows
         return {
             (str(p), str(m)): (f.replace(tzinfo=UTC) if f.tzinfo is None else f) for p, m, f in rows
@@ -265,7 +281,7 @@ class ClickHouseAlertInputs:
             f"AND (outcome != '' OR outcome_deadline <= %(d)s) GROUP BY {names}"
         )
         out: dict[Key, ArmSums] = {}
-        for row in self.client.query(sql, parameters=params).result_rows:
+        for row in self.client.query(sql, parameters=bind(params)).result_rows:
             key = tuple(str(v) for v in row[: len(group_by)])
             n, accepted, cost, accepted_cost, squares, unpriced = row[-6:]
             out[key] = ArmSums(
@@ -285,7 +301,7 @@ class ClickHouseAlertInputs:
             f"WHERE day >= %(f)s AND day < %(e)s AND {where} GROUP BY {keys} HAVING n != 0"
         )
         out: dict[Key, dict[int, tuple[int, Decimal]]] = {}
-        for row in self.client.query(sql, parameters=params).result_rows:
+        for row in self.client.query(sql, parameters=bind(params)).result_rows:
             key = tuple(str(v) for v in row[: len(group_by)])
             out.setdefault(key, {})[int(row[-3])] = (int(row[-2]), row[-1])
         return out
@@ -320,7 +336,7 @@ class ClickHouseAlertInputs:
                 int(r[6]),
                 r[7].replace(tzinfo=UTC) if r[7].tzinfo is None else r[7],
             )
-            for r in self.client.query(sql, parameters=params).result_rows
+            for r in self.client.query(sql, parameters=bind(params)).result_rows
         ]
 
     def task_calls(self, task_ids: Sequence[str], until: datetime) -> dict[str, list[CallPoint]]:
@@ -336,7 +352,7 @@ class ClickHouseAlertInputs:
             "ORDER BY task_id, ts, calls DESC"
         )
         out: dict[str, list[CallPoint]] = {}
-        rows = self.client.query(sql, parameters=params)
+        rows = self.client.query(sql, parameters=bind(params))
         for task_id, ts, n, u, c in rows.result_rows:
             ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
             out.setdefault(str(task_id), []).append(CallPoint(ts, int(n), int(u), c))
@@ -346,7 +362,7 @@ class ClickHouseAlertInputs:
         rows = self.client.query(
             "SELECT reason, count() FROM dead_letters FINAL "
             "WHERE received_at >= %(s)s AND received_at < %(e)s GROUP BY reason",
-            parameters={"s": start, "e": end},
+            parameters=bind({"s": start, "e": end}),
         ).result_rows
         return {str(reason): int(n) for reason, n in rows}
 
