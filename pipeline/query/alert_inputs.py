@@ -13,7 +13,7 @@ call reported them), empty strings where a call had none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -29,7 +29,10 @@ class Sums:
     """Call totals of one label set over a window.
 
     ``cost``: the known cost (a lower bound when ``unpriced_calls`` > 0), in the
-    price book's currency; tokens are every token class together.
+    price book's currency; tokens are every token class together. ``prompt_tokens``:
+    uncached input + cache-read + cache-write (5-minute and 1-hour) tokens, of which
+    ``cache_read_tokens`` were read from the prompt cache (the text classes, as
+    ``v_cache_economics_daily`` counts them for its hit rate).
     """
 
     calls: int = 0
@@ -37,6 +40,8 @@ class Sums:
     retried_calls: int = 0
     tokens: int = 0
     cost: Decimal = Decimal(0)
+    cache_read_tokens: int = 0
+    prompt_tokens: int = 0
 
     def __add__(self, other: Sums) -> Sums:
         return Sums(
@@ -45,7 +50,35 @@ class Sums:
             self.retried_calls + other.retried_calls,
             self.tokens + other.tokens,
             self.cost + other.cost,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.prompt_tokens + other.prompt_tokens,
         )
+
+
+@dataclass(frozen=True)
+class TaskHour:
+    """The tasks first seen in one UTC hour, as ``task_costs_hourly`` holds them now.
+
+    ``decided``: tasks with an outcome, or whose outcome window closed by the time
+    asked for (the rest are pending: inside their window, without an outcome);
+    ``waste_cost``: the cost of decided tasks rejected, failed or unresolved (window
+    closed without an outcome), as ``v_outcomes_hourly`` defines waste. Costs are the
+    known costs: lower bounds when the ``unpriced_calls`` counted with them are > 0.
+    """
+
+    tasks: int = 0
+    calls: int = 0
+    unpriced_calls: int = 0
+    cost: Decimal = Decimal(0)
+    decided: int = 0
+    decided_calls: int = 0
+    decided_unpriced_calls: int = 0
+    decided_cost: Decimal = Decimal(0)
+    accepted: int = 0
+    waste_cost: Decimal = Decimal(0)
+
+    def __add__(self, other: TaskHour) -> TaskHour:
+        return TaskHour(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,16 @@ class AlertInputs(Protocol):
     ) -> dict[Key, dict[datetime, Sums]]:
         """Per label set, totals per UTC hour for whole hours in ``[start, end)``
         (hours without calls are absent)."""
+        ...
+
+    def task_hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, dict[datetime, TaskHour]]:  # fmt: skip
+        """Per label set (task labels: scenario_id, owner, environment), the tasks per
+        UTC hour of their first event, for whole hours in ``[start, end)`` (hours without
+        tasks are absent), decided as of ``decided_by`` (outcome known, or outcome
+        window closed by then: the rule of :meth:`decided_tasks`)."""
         ...
 
     def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
@@ -166,9 +209,22 @@ def _where(match: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
 
 _SUMS = (
     "sum(calls) AS calls, sum(unpriced_calls) AS unpriced, "
-    "sum(retried) AS retried, sum(tokens) AS tokens, sum(cost) AS cost"
+    "sum(retried) AS retried, sum(tokens) AS tokens, sum(cost) AS cost, "
+    "sum(cache_read) AS cache_read, sum(prompt) AS prompt"
 )
-_TOKENS = "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens + reasoning_tokens"
+# call_costs_hourly's cache_write_tokens already holds 5-minute and 1-hour writes; the
+# call rows keep them apart (cache_write_1h_tokens), so their sums add both.
+_PROMPT = "input_tokens + cache_read_tokens + cache_write_tokens"
+_TOKENS = f"{_PROMPT} + output_tokens + reasoning_tokens"
+_RAW_PROMPT = f"{_PROMPT} + cache_write_1h_tokens"
+_RAW_TOKENS = f"{_RAW_PROMPT} + output_tokens + reasoning_tokens"
+
+
+def _sums(row: Sequence[Any]) -> Sums:
+    """The :class:`Sums` of a row ending with the seven columns of :data:`_SUMS`."""
+    calls, unpriced, retried, tokens, cost, cache_read, prompt = row[-7:]
+    return Sums(int(calls), int(unpriced), int(retried), int(tokens), cost, int(cache_read),
+                int(prompt))  # fmt: skip
 
 
 class ClickHouseAlertInputs:
@@ -185,8 +241,10 @@ class ClickHouseAlertInputs:
                 f"SELECT {keys}, {sign} AS calls, "
                 f"{sign} * (cost_total IS NULL) AS unpriced_calls, "
                 f"{sign} * (attempt > 1 OR retry_of != '') AS retried, "
-                f"{sign} * toInt64({_TOKENS}) AS tokens, "
-                f"{sign} * toDecimal128(ifNull(cost_known, 0), 18) AS cost "
+                f"{sign} * toInt64({_RAW_TOKENS}) AS tokens, "
+                f"{sign} * toDecimal128(ifNull(cost_known, 0), 18) AS cost, "
+                f"{sign} * toInt64(cache_read_tokens) AS cache_read, "
+                f"{sign} * toInt64({_RAW_PROMPT}) AS prompt "
                 f"FROM {table} WHERE ts >= %(s)s AND ts < %(e)s AND {where}"
             )
         return " UNION ALL ".join(parts)
@@ -205,7 +263,8 @@ class ClickHouseAlertInputs:
             pieces.append(
                 f"SELECT {keys}, calls, unpriced_calls, "
                 "if(is_retry, calls, 0) AS retried, "
-                f"toInt64({_TOKENS}) AS tokens, cost_known AS cost "
+                f"toInt64({_TOKENS}) AS tokens, cost_known AS cost, "
+                f"cache_read_tokens AS cache_read, toInt64({_PROMPT}) AS prompt "
                 f"FROM call_costs_hourly WHERE hour >= %(hs)s AND hour < %(he)s AND {where}"
             )
             edges = [(start, hs), (he, end)]
@@ -225,7 +284,7 @@ class ClickHouseAlertInputs:
         for row in self.client.query(sql, parameters=bind(params)).result_rows:
             n = len(group_by)
             key = tuple(str(v) for v in row[:n]) if group_by else ()
-            out[key] = Sums(int(row[-5]), int(row[-4]), int(row[-3]), int(row[-2]), row[-1])
+            out[key] = _sums(row)
         return out
 
     def hourly(
@@ -236,7 +295,8 @@ class ClickHouseAlertInputs:
         params.update(hs=ceil_hour(start), he=floor_hour(end))
         sql = (
             f"SELECT {keys}, sum(calls), sum(unpriced_calls), sum(if(is_retry, calls, 0)), "
-            f"sum(toInt64({_TOKENS})), sum(cost_known) FROM call_costs_hourly "
+            f"sum(toInt64({_TOKENS})), sum(cost_known), sum(cache_read_tokens), "
+            f"sum(toInt64({_PROMPT})) FROM call_costs_hourly "
             f"WHERE hour >= %(hs)s AND hour < %(he)s AND {where} "
             f"GROUP BY {keys} HAVING sum(calls) != 0"
         )
@@ -244,9 +304,38 @@ class ClickHouseAlertInputs:
         for row in self.client.query(sql, parameters=bind(params)).result_rows:
             hour = row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0]
             key = tuple(str(v) for v in row[1 : 1 + len(group_by)])
-            out.setdefault(key, {})[hour] = Sums(
-                int(row[-5]), int(row[-4]), int(row[-3]), int(row[-2]), row[-1]
-            )
+            out.setdefault(key, {})[hour] = _sums(row)
+        return out
+
+    def task_hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, dict[datetime, TaskHour]]:  # fmt: skip
+        keys = ", ".join(["hour", *group_by])
+        where, params = _where(match)
+        params.update(hs=ceil_hour(start), he=floor_hour(end), d=decided_by)
+        # Rows are split by outcome and open deadline (1970 for tasks with an outcome),
+        # so "decided" is the condition of `decided_tasks` on the same rows; waste is
+        # v_outcomes_hourly's, judged at `decided_by` instead of now().
+        decided = "(outcome != '' OR open_deadline <= %(d)s)"
+        waste = "(outcome IN ('rejected', 'failed') OR (outcome = '' AND open_deadline <= %(d)s))"
+        sql = (
+            f"SELECT {keys}, sum(tasks) AS n, sum(calls), sum(unpriced_calls), "
+            f"sum(total_cost), sumIf(tasks, {decided}), sumIf(calls, {decided}), "
+            f"sumIf(unpriced_calls, {decided}), sumIf(total_cost, {decided}), "
+            f"sumIf(tasks, outcome = 'accepted'), sumIf(total_cost, {waste}) "
+            f"FROM task_costs_hourly WHERE hour >= %(hs)s AND hour < %(he)s AND {where} "
+            f"GROUP BY {keys} HAVING n != 0"
+        )
+        out: dict[Key, dict[datetime, TaskHour]] = {}
+        for row in self.client.query(sql, parameters=bind(params)).result_rows:
+            hour = row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0]
+            key = tuple(str(v) for v in row[1 : 1 + len(group_by)])
+            n, calls, unpriced, cost, dn, dcalls, dunpriced, dcost, accepted, waste_cost = row[-10:]
+            out.setdefault(key, {})[hour] = TaskHour(
+                int(n), int(calls), int(unpriced), cost, int(dn), int(dcalls), int(dunpriced),
+                dcost, int(accepted), waste_cost,
+            )  # fmt: skip
         return out
 
     def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
@@ -377,6 +466,7 @@ class CycleCache:
         self._sums: dict[Any, dict[Key, Sums]] = {}
         self._hourly: dict[Any, dict[Key, dict[datetime, Sums]]] = {}
         self._first: dict[Any, dict[Key, datetime]] = {}
+        self._task_hourly: dict[Any, dict[Key, dict[datetime, TaskHour]]] = {}
 
     def sums(
         self, group_by: Sequence[str], match: Mapping[str, str], start: datetime, end: datetime
@@ -393,6 +483,17 @@ class CycleCache:
         if key not in self._hourly:
             self._hourly[key] = self.inputs.hourly(group_by, match, start, end)
         return self._hourly[key]
+
+    def task_hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, dict[datetime, TaskHour]]:  # fmt: skip
+        key = (tuple(group_by), tuple(sorted(match.items())), start, end, decided_by)
+        if key not in self._task_hourly:
+            self._task_hourly[key] = self.inputs.task_hourly(
+                group_by, match, start, end, decided_by
+            )
+        return self._task_hourly[key]
 
     def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
         if (start, end) not in self._first:

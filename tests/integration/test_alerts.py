@@ -43,8 +43,9 @@ HOUR = timedelta(hours=1)
 CENT = Decimal("0.01")
 _COLUMNS = [
     "event_id", "task_id", "ts", "provider", "model", "scenario_id", "environment", "owner",
-    "status", "service_tier", "attempt", "retry_of", "input_tokens", "output_tokens",
-    "cost_total", "cost_known", "currency", "price_book_version", "pricing_error",
+    "status", "service_tier", "attempt", "retry_of", "input_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cache_write_1h_tokens", "output_tokens", "cost_total", "cost_known",
+    "currency", "price_book_version", "pricing_error",
 ]  # fmt: skip
 
 
@@ -73,7 +74,10 @@ def traffic(start: datetime, weeks: int, spike_at: datetime | None,
                 ts = hour + timedelta(minutes=(60 * i) // n + 1)
                 labels = {"scenario_id": scenario, "provider": "openai", "model": "gpt-4o-mini",
                           "owner": "team-a", "environment": "prod"}  # fmt: skip
-                calls.append(Call(ts, cost, labels, tokens=1000))
+                # Cache reads vary by hour (the hit rate's numerator); writes are split
+                # into 5-minute and 1-hour ones by `store`.
+                calls.append(Call(ts, cost, labels, tokens=1000, cache_read_tokens=100 * (h % 5),
+                                  cache_write_tokens=150, output_tokens=200))  # fmt: skip
         if unpriced_at is not None and hour == unpriced_at:
             for minute in (10, 40):
                 labels = {"scenario_id": "chat", "provider": "acme", "model": "m-new",
@@ -88,10 +92,15 @@ def store(client: Any, calls: list[Call], batch: str = "") -> None:
     rows = []
     for n, c in enumerate(calls):
         cost = None if c.unpriced else c.cost
+        # The reference's classes as the call columns: the rest of the prompt is
+        # uncached input; half the cache writes (rounded down) are 1-hour ones.
+        write_1h = c.cache_write_tokens // 2
+        uncached = c.prompt_tokens - c.cache_read_tokens - c.cache_write_tokens
         rows.append((
             f"{batch}e{n}", f"{batch}t{n}", c.ts, c.label("provider"), c.label("model"),
             c.label("scenario_id"), c.label("environment"), c.label("owner"), "ok", "standard",
-            1, "", c.tokens, 0, cost, cost, "USD", "test@1", "no price" if c.unpriced else "",
+            1, "", uncached, c.cache_read_tokens, c.cache_write_tokens - write_1h, write_1h,
+            c.output_tokens, cost, cost, "USD", "test@1", "no price" if c.unpriced else "",
         ))  # fmt: skip
     for i in range(0, len(rows), 20_000):
         client.insert("calls", rows[i : i + 20_000], column_names=_COLUMNS)
@@ -169,6 +178,10 @@ def test_clickhouse_inputs_equal_the_reference_over_any_window(history_db: Any) 
         assert stored.sums(["owner"], {"scenario_id": "search"}, start, end) == reference.sums(
             ["owner"], {"scenario_id": "search"}, start, end
         )
+    # Cache figures are compared too, across raw-row edges: reads vary by hour, and the
+    # prompt counts 1-hour cache writes (800 of each call's 1000 tokens; 200 are output).
+    edges = reference.sums(["scenario_id"], {}, *windows[1])[("search",)]
+    assert edges.prompt_tokens == 800 * edges.calls and edges.cache_read_tokens > 0
     week = (SPIKE - timedelta(weeks=1), SPIKE + HOUR)
     assert stored.hourly(["scenario_id"], {}, *week) == reference.hourly(["scenario_id"], {}, *week)
     assert stored.first_unpriced(UNPRICED, UNPRICED + HOUR) == {("acme", "m-new"): UNPRICED}
@@ -400,7 +413,7 @@ def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
     tasks = []
     for n in range(300):
         first = datetime(2026, 11, 1 + n % 10, n % 24, tzinfo=UTC)
-        outcome = ("accepted", "rejected", "")[n % 3]
+        outcome = ("accepted", "rejected", "", "failed")[n % 4]
         labels = {"scenario_id": f"s{n % 2}", "owner": f"o{n % 3}", "environment": "prod"}
         cost = (Decimal("0.01") * (1 + n % 37) * (1 + n % 5)).quantize(CENT)
         tasks.append(Task(first, cost, outcome, first + timedelta(days=2), labels, f"task-{n}",
@@ -429,6 +442,18 @@ def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
             assert sum(v.unpriced_tasks for v in want.values()) > 0
             for k in want:
                 assert got[k].cost_squared == pytest.approx(want[k].cost_squared)
+            # The hourly task figures anomaly rules read (cost per task, per accepted
+            # outcome, waste share), decided as of the same time.
+            hourly = reference.task_hourly(group_by, {}, start, end, decided_by)
+            hours = [h for series in hourly.values() for h in series.values()]
+            assert hours and all(h.tasks for h in hours)
+            for part in ("decided", "accepted", "waste_cost", "decided_unpriced_calls"):
+                assert any(getattr(h, part) for h in hours)
+            assert any(h.decided < h.tasks for h in hours) is (decided_by.day == 5)
+            assert stored.task_hourly(group_by, {}, start, end, decided_by) == hourly
+        assert stored.task_hourly(["owner"], {"scenario_id": "s1"}, start, end, end) == (
+            reference.task_hourly(["owner"], {"scenario_id": "s1"}, start, end, end)
+        )
     costly = (datetime(2026, 11, 4, tzinfo=UTC), end, Decimal("1.00"), None)
     assert len(reference.costly_tasks({"owner": "o1"}, *costly)) > 5
     assert stored.costly_tasks({"owner": "o1"}, *costly) == reference.costly_tasks(

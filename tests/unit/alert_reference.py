@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from pipeline.query.alert_inputs import CallPoint, Key, Sums, TaskLine, ceil_hour, floor_hour
+from pipeline.query.alert_inputs import (
+    CallPoint,
+    Key,
+    Sums,
+    TaskHour,
+    TaskLine,
+    ceil_hour,
+    floor_hour,
+)
 from pipeline.query.noise import ArmSums
 
 
@@ -23,7 +31,16 @@ class Call:
     labels: Mapping[str, str] = field(default_factory=dict)
     unpriced: bool = False
     retried: bool = False
-    tokens: int = 0
+    tokens: int = 0  # every token class together
+    # Of ``tokens``: read from and written to the prompt cache (both prompt tokens),
+    # and the completion (output); the rest is uncached input.
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.tokens - self.output_tokens
 
     def label(self, name: str) -> str:
         return self.labels.get(name, "")
@@ -46,7 +63,8 @@ class Task:
 
 
 def _one(call: Call) -> Sums:
-    return Sums(1, int(call.unpriced), int(call.retried), call.tokens, call.cost)
+    return Sums(1, int(call.unpriced), int(call.retried), call.tokens, call.cost,
+                call.cache_read_tokens, call.prompt_tokens)  # fmt: skip
 
 
 @dataclass
@@ -104,6 +122,27 @@ class MemoryInputs:
                 one = ArmSums(1, int(accepted), t.cost, t.cost if accepted else Decimal(0),
                               float(t.cost) ** 2, int(t.unpriced_calls > 0))  # fmt: skip
                 out[key] = out.get(key, ArmSums.none()) + one
+        return out
+
+    def task_hourly(
+        self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
+        end: datetime, decided_by: datetime,
+    ) -> dict[Key, dict[datetime, TaskHour]]:  # fmt: skip
+        out: dict[Key, dict[datetime, TaskHour]] = {}
+        for t in self._tasks(match):
+            hour = floor_hour(t.first_event_at)
+            if not ceil_hour(start) <= hour < floor_hour(end):
+                continue
+            closed = t.deadline is not None and t.deadline <= decided_by
+            decided = bool(t.outcome) or closed
+            waste = t.outcome in ("rejected", "failed") or (not t.outcome and closed)
+            zero = Decimal(0)
+            one = TaskHour(1, t.calls, t.unpriced_calls, t.cost, int(decided),
+                           t.calls if decided else 0, t.unpriced_calls if decided else 0,
+                           t.cost if decided else zero, int(t.outcome == "accepted"),
+                           t.cost if waste else zero)  # fmt: skip
+            series = out.setdefault(tuple(t.label(g) for g in group_by), {})
+            series[hour] = series.get(hour, TaskHour()) + one
         return out
 
     def cost_histogram(
