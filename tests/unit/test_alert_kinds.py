@@ -190,6 +190,202 @@ def test_a_drop_fires_only_when_asked_for() -> None:
     assert found.details["z"] == "-45.11"
 
 
+# --- anomaly: task and cache metrics ---------------------------------------
+
+JUDGED = t(30, 10)  # the hour judged at 11:00 on Monday 30 November
+CLOSED = t(29)  # an outcome window closed before the evaluation
+
+
+def _hour_tasks(
+    weeks_back: int, specs: list[tuple[str, str]], deadline: datetime = CLOSED, calls: int = 1,
+    unpriced_calls: int = 0,
+) -> list[Task]:  # fmt: skip
+    """Tasks of scenario a first seen in the judged hour ``weeks_back`` weeks before,
+    one per (cost, outcome); an empty outcome is unresolved (window closed 29 Nov)
+    unless ``deadline`` is later."""
+    first = JUDGED - timedelta(weeks=weeks_back) + timedelta(minutes=5)
+    return [Task(first + timedelta(minutes=i), Decimal(cost), outcome, deadline, A,
+                 calls=calls, unpriced_calls=unpriced_calls)
+            for i, (cost, outcome) in enumerate(specs)]  # fmt: skip
+
+
+def test_cost_per_task_rose_and_the_tasks_of_the_hour_are_at_stake() -> None:
+    # Cost per task 3 weeks back $0.48 / 4 = 0.12, 2 weeks 0.20 / 2 = 0.10, last week
+    # 0.40 / 5 = 0.08. ln(x + 0.001): -2.11196, -2.29263, -2.51331 -> median -2.29263;
+    # deviations 0.18067, 0, 0.22068 -> MAD 0.18067, scale 1.4826 x 0.18067 = 0.26786.
+    # Now 4 tasks for $2.00: 0.50; ln 0.501 = -0.69115, z = 1.60148 / 0.26786 = 5.98.
+    # Expected e^-2.29263 - 0.001 = 0.10; at stake (0.50 - 0.10) x 4 tasks = $1.60.
+    tasks = (_hour_tasks(3, [("0.12", "accepted")] * 4) + _hour_tasks(2, [("0.10", "")] * 2)
+             + _hour_tasks(1, [("0.08", "rejected")] * 5)
+             + _hour_tasks(0, [("0.50", "")] * 4, deadline=t(1, month=12)))  # fmt: skip
+    rule = AnomalyRule(alert="Cpt", metric="cost_per_task", group_by=["scenario_id"])
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=tasks), t(30, 11))
+    assert dict(found.labels) == {"scenario_id": "a"}
+    assert (found.value, found.expected, found.impact) == (
+        Decimal("0.500000"), Decimal("0.100000"), Decimal("1.600000"),
+    )  # fmt: skip
+    assert (found.details["z"], found.details["history_hours"]) == ("5.98", "3")
+    assert "value_bound" not in found.details and "impact" not in found.details
+    # min_impact is money for this metric: $1.60 at stake passes $1.50, not $2.
+    for floor_, fires in (("1.50", True), ("2", False)):
+        gated = AnomalyRule(alert="Cpt", metric="cost_per_task", min_impact=Decimal(floor_))
+        assert bool(anomaly.evaluate(gated, MemoryInputs(tasks=tasks), t(30, 11))) is fires
+    # min_tasks counts the hour's tasks: 4.
+    for n, fires in ((4, True), (5, False)):
+        gated = AnomalyRule(alert="Cpt", metric="cost_per_task", min_tasks=n)
+        assert bool(anomaly.evaluate(gated, MemoryInputs(tasks=tasks), t(30, 11))) is fires
+    # A call of the hour without a price: the cost per task is a lower bound.
+    unpriced = [*tasks[:-1], replace(tasks[-1], calls=3, unpriced_calls=1)]
+    [low] = anomaly.evaluate(rule, MemoryInputs(tasks=unpriced), t(30, 11))
+    assert low.details["value_bound"] == "lower"
+    assert low.details["incomplete"].startswith("1 of 6 calls have no price")
+
+
+def test_a_flat_cost_per_task_uses_the_minimum_scale() -> None:
+    # 0.10 three weeks running: MAD 0, scale 0.1. 0.12: z = (ln 0.121 - ln 0.101) / 0.1
+    # = 1.81 < 4, nothing; 0.20: z = (ln 0.201 - ln 0.101) / 0.1 = 6.88, fires.
+    history = [task for k in (1, 2, 3) for task in _hour_tasks(k, [("0.10", "accepted")])]
+    rule = AnomalyRule(alert="Cpt", metric="cost_per_task")
+    now = _hour_tasks(0, [("0.12", "accepted")])
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=history + now), t(30, 11)) == []
+    now = _hour_tasks(0, [("0.20", "accepted")])
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=history + now), t(30, 11))
+    assert found.details["z"] == "6.88" and found.impact == Decimal("0.100000")
+
+
+def _cpao_history() -> list[Task]:
+    # 3 weeks back: $0.30 x 3, 2 accepted: 0.90 / 2 = 0.45. 2 weeks: 0.20 x 4 (accepted,
+    # accepted, failed, unresolved): 0.80 / 2 = 0.40. Last week: 0.25 accepted + 0.25
+    # rejected: 0.50 / 1 = 0.50. 4 weeks back: one rejected task, no accepted outcome.
+    return (_hour_tasks(4, [("0.30", "rejected")])
+            + _hour_tasks(3, [("0.30", "accepted")] * 2 + [("0.30", "rejected")])
+            + _hour_tasks(2, [("0.20", "accepted")] * 2 + [("0.20", "failed"), ("0.20", "")])
+            + _hour_tasks(1, [("0.25", "accepted"), ("0.25", "rejected")]))  # fmt: skip
+
+
+def test_cost_per_accepted_outcome_of_the_hours_decided_tasks() -> None:
+    # ln(x + 0.001) of 0.45, 0.40, 0.50: -0.79629, -0.91379, -0.69115 -> median
+    # -0.79629; deviations 0, 0.11750, 0.10514 -> MAD 0.10514, scale 0.15588.
+    # Now: $1.00 x 2 accepted + $1.00 rejected (a call of it unpriced) = 3.00 / 2 = 1.50,
+    # and a $5.00 task still inside its window, left out. ln 1.501 = 0.40613,
+    # z = 1.20242 / 0.15588 = 7.71. Expected 0.45; at stake (1.50 - 0.45) x 2 = $2.10.
+    now = (_hour_tasks(0, [("1.00", "accepted")] * 2)
+           + _hour_tasks(0, [("1.00", "rejected")], calls=2, unpriced_calls=1)
+           + _hour_tasks(0, [("5.00", "")], deadline=t(1, month=12)))  # fmt: skip
+    rule = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome", group_by=["scenario_id"])
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + now), t(30, 11))
+    assert (found.value, found.expected, found.impact) == (
+        Decimal("1.500000"), Decimal("0.450000"), Decimal("2.100000"),
+    )  # fmt: skip
+    # 4 weekly hours since the first task; 4 weeks back had no accepted outcome.
+    assert (found.details["z"], found.details["history_hours"]) == ("7.71", "3")
+    assert found.details["history_left_out"].startswith("1 baseline hours had no accepted")
+    assert found.details["undecided_tasks"] == "1" and found.details["value_bound"] == "lower"
+    assert found.details["incomplete"] == (
+        "1 of 4 tasks of the hour are still inside their outcome window and are left out; "
+        "the figure may change as their outcomes arrive; 1 of 4 calls of the decided tasks "
+        "have no price and count as 0, so the cost per accepted outcome is a lower bound; "
+        "add their prices to the book and run `costflow reprice`"
+    )
+    assert render("{{ $value }}", {}, found.value, None, None, found.details) == "≥ 1.5"
+    # min_tasks counts decided tasks: 3 of the 4.
+    gated = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome", min_tasks=4)
+    assert anomaly.evaluate(gated, MemoryInputs(tasks=_cpao_history() + now), t(30, 11)) == []
+
+
+def test_an_hour_without_accepted_outcomes_or_undecided_is_not_judged() -> None:
+    rule = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome")
+    # Decided, none accepted: no cost per accepted outcome to compare (no division).
+    rejected = _hour_tasks(0, [("9.00", "rejected")] * 3)
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + rejected), t(30, 11)) == []
+    # Accepted, but the outcome arrives later: at 11:00 the task is still pending...
+    pending = _hour_tasks(0, [("9.00", "")], deadline=t(1, month=12))
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + pending), t(30, 11)) == []
+    # ... while the same hour with the outcome known is judged: 9.00 / 1 fires.
+    known = _hour_tasks(0, [("9.00", "accepted")])
+    assert len(anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + known), t(30, 11))) == 1
+
+
+def test_waste_share_of_the_decided_cost() -> None:
+    # Waste / decided cost: 3 weeks back 0.10 / 1.00, 2 weeks 0.40 / 2.00 (unresolved
+    # counts as waste), last week 0.15 / 1.00: 0.10, 0.20, 0.15. ln(x + 0.01):
+    # -2.20727, -1.56065, -1.83258 -> median -1.83258; deviations 0.37469, 0.27193, 0
+    # -> MAD 0.27193, scale 0.40316. Now 1.80 of 2.00 rejected or failed: 0.90;
+    # ln 0.91 = -0.09431, z = 1.73827 / 0.40316 = 4.31. Expected 0.15; at stake
+    # (0.90 - 0.15) x $2.00 = $1.50. A pending $7 task is left out.
+    tasks = (_hour_tasks(3, [("0.90", "accepted"), ("0.10", "rejected")])
+             + _hour_tasks(2, [("1.60", "accepted"), ("0.40", "")])
+             + _hour_tasks(1, [("0.85", "accepted"), ("0.15", "failed")])
+             + _hour_tasks(0, [("0.20", "accepted"), ("1.00", "rejected"), ("0.80", "failed")])
+             + _hour_tasks(0, [("7.00", "")], deadline=t(1, month=12)))  # fmt: skip
+    rule = AnomalyRule(alert="Waste", metric="waste_share", group_by=["scenario_id"])
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=tasks), t(30, 11))
+    assert found.value == pytest.approx(0.9) and found.expected == pytest.approx(0.15)
+    assert (show(found.value), show(found.expected)) == ("0.9", "0.15")  # no float noise
+    assert found.impact == Decimal("1.500000") and found.details["z"] == "4.31"
+    assert found.details["undecided_tasks"] == "1" and "value_bound" not in found.details
+    # An hour of free tasks has no share: not judged.
+    free = [replace(x, cost=Decimal(0)) for x in tasks[-4:]]
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=tasks[:-4] + free), t(30, 11)) == []
+
+
+def _cache_calls(now_read: int) -> list[Call]:
+    # Each hour one call: 1000 prompt tokens (200 of them cache writes) + 500 output.
+    reads = {3: 600, 2: 500, 1: 550, 0: now_read}
+    return [Call(JUDGED - timedelta(weeks=k, minutes=-5), Decimal(1), A, tokens=1500,
+                 cache_read_tokens=r, cache_write_tokens=200, output_tokens=500)
+            for k, r in reads.items()]  # fmt: skip
+
+
+def test_a_cache_hit_rate_drop_fires_when_asked_for_down() -> None:
+    # Hit rates 600, 500, 550 of 1000 prompt tokens: 0.60, 0.50, 0.55. ln(x + 0.01):
+    # -0.49430, -0.67334, -0.57982 -> median -0.57982; deviations 0.08552, 0.09352, 0
+    # -> MAD 0.08552, scale 0.12679. Now 100 / 1000 = 0.10 (output not in the prompt):
+    # ln 0.11 = -2.20727, z = -1.62745 / 0.12679 = -12.84. Expected 0.55.
+    inputs = MemoryInputs(_cache_calls(100))
+    up = AnomalyRule(alert="Cache", metric="cache_hit_rate")
+    assert anomaly.evaluate(up, inputs, t(30, 11)) == []  # the default watches a rise
+    down = AnomalyRule(alert="Cache", metric="cache_hit_rate", direction="down")
+    [found] = anomaly.evaluate(down, inputs, t(30, 11))
+    assert found.details["z"] == "-12.84"
+    assert (show(found.value), show(found.expected)) == ("0.1", "0.55")
+    assert found.impact is None and "input and cache-read rates" in found.details["impact"]
+
+
+def test_an_hour_without_prompt_tokens_has_no_hit_rate() -> None:
+    # The judged hour's only call has no prompt tokens: not judged (not a rate of 0).
+    calls = [*_cache_calls(0)[:-1], Call(JUDGED + timedelta(minutes=5), Decimal(1), A)]
+    down = AnomalyRule(alert="Cache", metric="cache_hit_rate", direction="down")
+    assert anomaly.evaluate(down, MemoryInputs(calls), t(30, 11)) == []
+    # A baseline hour without prompt tokens is left out of the history, and said so.
+    calls = [*_cache_calls(100)[1:], Call(JUDGED - timedelta(weeks=3), Decimal(1), A)]
+    calls.append(Call(JUDGED - timedelta(weeks=4), Decimal(1), A, tokens=1000,
+                      cache_read_tokens=500))  # fmt: skip
+    [found] = anomaly.evaluate(down, MemoryInputs(calls), t(30, 11))
+    assert found.details["history_hours"] == "3"
+    assert found.details["history_left_out"].startswith("1 baseline hours had no prompt")
+
+
+@pytest.mark.parametrize("metric", ["calls", "tokens", "retry_rate", "unpriced_share"])
+def test_metrics_without_money_say_why_their_impact_is_empty(metric: str) -> None:
+    # One call a week, none retried or unpriced; now 40 retried, unpriced calls of
+    # 1000 tokens: every one of these metrics jumps far past z 4.
+    calls = [Call(JUDGED - timedelta(weeks=k), Decimal(1), A, tokens=100) for k in (1, 2, 3)]
+    calls += [Call(JUDGED + timedelta(seconds=k), Decimal(0), A, unpriced=True, retried=True,
+                   tokens=1000) for k in range(40)]  # fmt: skip
+    [found] = anomaly.evaluate(
+        AnomalyRule(alert="M", metric=metric), MemoryInputs(calls), t(30, 11)
+    )
+    assert found.impact is None and found.details["impact"] == anomaly.NO_IMPACT[metric]
+
+
+def test_task_metrics_take_task_labels_only() -> None:
+    with pytest.raises(ValueError, match="not \\['model'\\]"):
+        AnomalyRule(alert="Cpt", metric="cost_per_task", group_by=["model"])
+    with pytest.raises(ValueError, match="min_tasks applies to task metrics"):
+        AnomalyRule(alert="S", metric="spend", min_tasks=3)
+
+
 # --- unpriced --------------------------------------------------------------
 
 
