@@ -1,10 +1,10 @@
 """``kind: anomaly``: an hourly metric per label set against its seasonal baseline.
 
-The hour judged is the last whole hour before the evaluation time (an hour is
-judged once its data is in). Its baseline is the same hour of the week over the
-previous ``weeks`` weeks; with fewer than ``min_history`` of those, the same hour
-of the previous seven days; with fewer still, no alert (too little history). Hours
-before a label set's first call (first task, for task metrics) are not history;
+The hour judged is, for call metrics, the last whole hour before the evaluation time
+(an hour is judged once its data is in). Its baseline is the same hour of the week
+over the previous ``weeks`` weeks; with fewer than ``min_history`` of those, the same
+hour of the previous seven days; with fewer still, no alert (too little history).
+Hours before a label set's first call (first task, for task metrics) are not history;
 hours after it without calls count as zero for counts, spend and the call rates. A
 ratio whose denominator is empty in an hour (no prompt tokens, no tasks, no accepted
 outcome, no decided task) has no value there: such an hour is neither judged nor
@@ -15,8 +15,23 @@ impact and a minimum ratio, so a quiet series does not page for cents.
 Task metrics (``cost_per_task``, ``cost_per_accepted_outcome``, ``waste_share``)
 read tasks by the hour of their first event (``task_costs_hourly``), with the task's
 labels. The outcome metrics count decided tasks only, as ``outcome_regression`` does:
-an outcome known, or the outcome window closed by the evaluation time; the tasks of
-the hour still pending are left out and the alert says so (``details.incomplete``).
+an outcome known, or the outcome window closed by the evaluation time. A task is
+decided at the latest at its ``outcome_deadline``, the first whole hour after its
+last event + the outcome window, so an hour judged at its close would see mostly
+the few tasks that decided fast. Task metrics therefore judge the last whole hour
+ending at least ``decision_lag`` (default ``1d``, the pipeline's default outcome
+window ``WorkerSettings.outcome_window_s``) before the evaluation time: by then every
+task of that hour whose last event fell in the hour is decided (its deadline is at
+most the hour's end + the window, in whole hours), so the figures are the hour's
+whole set of tasks, exact as of the evaluation, not a fast-deciding subset. Tasks
+still undecided then (running past their first hour, or a scenario with a longer
+window) are counted in ``details.undecided_tasks`` (left out of the outcome metrics,
+at their cost so far in ``cost_per_task``). A fixed lag, rather than "the last hour
+whose tasks are all decided", keeps one judged hour per rule for every label set (one
+judgement per window, see :mod:`pipeline.alerts.restatements`) and cannot be held
+back forever by one task that never ends; what changes later (a late outcome, a late
+call, a reprice) re-judges the hour through its task digest. Baseline hours are the
+same hours before the judged one, decided as of the same evaluation time.
 
 ``impact`` is money: (actual - expected) x the hour's tasks, accepted outcomes or
 decided task cost; for metrics whose money cannot be derived exactly from the stored
@@ -33,7 +48,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from pipeline.alert_identity import lower_bound
-from pipeline.alerts.rules import Money, RuleBase
+from pipeline.alerts.rules import Duration, Money, RuleBase
 from pipeline.alerts.state import Observation
 from pipeline.alerts.stats import robust_log_baseline
 from pipeline.alerts.task_labels import check_task_labels
@@ -127,14 +142,37 @@ class AnomalyRule(RuleBase):
     min_calls: Annotated[int, Field(ge=0)] = 0
     # Task metrics only: the hour's tasks judged (decided ones for outcome metrics).
     min_tasks: Annotated[int, Field(ge=0)] = 0
+    # Task metrics only: the hour judged ends at least this long before the evaluation
+    # time, so that its tasks are decided (see the module docstring). The default is
+    # the pipeline's default outcome window (COSTFLOW_WORKER_OUTCOME_WINDOW_S); set the
+    # longest window of the scenarios the rule watches, rounded up to whole hours.
+    decision_lag: Duration = Field(
+        default="1d", validate_default=True,
+        description=(
+            "Task metrics: judge the last whole hour ending at least this long before the "
+            "evaluation, when its tasks' outcome windows have closed (default: the "
+            "pipeline's default outcome window)"
+        ),
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _task_metric_labels(self) -> AnomalyRule:
         if self.metric in TASK_METRICS:
             check_task_labels([*self.group_by, *self.match], f"{self.kind} {self.metric.value}")
-        elif self.min_tasks:
+            return self
+        if self.min_tasks:
             raise ValueError(f"min_tasks applies to task metrics only, not {self.metric.value}")
+        if "decision_lag" in self.model_fields_set:
+            raise ValueError(f"decision_lag applies to task metrics only, not {self.metric.value}")
         return self
+
+
+def judged_hour(rule: AnomalyRule, at: datetime) -> datetime:
+    """The start of the hour ``rule`` judges at the evaluation time ``at``: the last
+    whole hour before ``at`` for call metrics; for task metrics the last whole hour
+    ending at least ``decision_lag`` before ``at``."""
+    lag = rule.decision_lag if rule.metric in TASK_METRICS else timedelta(0)
+    return floor_hour(at - lag) - HOUR
 
 
 Point = Sums | TaskHour
@@ -184,12 +222,32 @@ def _judged_count(metric: Metric, point: Point) -> tuple[int, int]:
 
 
 def _incomplete(metric: Metric, current: Point, history: list[Point]) -> dict[str, str]:
-    """Which figures count unpriced calls as 0 (lower bounds), and, for the outcome
-    metrics, how many of the hour's tasks are still undecided and left out."""
+    """Which figures count unpriced calls as 0 (lower bounds), and, for the task
+    metrics, how many of the hour's tasks are still undecided (left out of the outcome
+    metrics; at their cost so far in the cost per task)."""
+    if metric is Metric.cost_per_task:
+        assert isinstance(current, TaskHour)
+        out = lower_bound(current.unpriced_calls, current.calls)
+        pending = current.tasks - current.decided
+        if pending:
+            out["undecided_tasks"] = str(pending)
+            note = (
+                f"{pending} of {current.tasks} tasks of the hour are still inside their "
+                "outcome window and count at their cost so far; the figure may change if "
+                "they run on"
+            )
+            out["incomplete"] = "; ".join([note, *filter(None, [out.get("incomplete")])])
+        unpriced = sum(h.unpriced_calls for h in history)
+        if unpriced:
+            out["baseline_incomplete"] = (
+                f"{unpriced} calls of the baseline hours have no price and count as 0: the "
+                "expected cost per task is low by their cost"
+            )
+        return out
     if metric in DECIDED_METRICS:
         assert isinstance(current, TaskHour)
         notes: list[str] = []
-        out: dict[str, str] = {}
+        out = {}
         pending = current.tasks - current.decided
         if pending:
             out["undecided_tasks"] = str(pending)
@@ -218,14 +276,12 @@ def _incomplete(metric: Metric, current: Point, history: list[Point]) -> dict[st
         return out
     if metric not in MONEY_METRICS:
         return {}
-    total = current.calls
-    out = lower_bound(current.unpriced_calls, total)
+    out = lower_bound(current.unpriced_calls, current.calls)
     unpriced = sum(h.unpriced_calls for h in history)
     if unpriced:
-        what = "expected spend" if metric is Metric.spend else "expected cost per task"
         out["baseline_incomplete"] = (
             f"{unpriced} calls of the baseline hours have no price and count as 0: the "
-            f"{what} is low by their cost"
+            "expected spend is low by their cost"
         )
     return out
 
@@ -265,10 +321,14 @@ def _series(
     return {k: dict(s) for k, s in inputs.hourly(group_by, match, start, hour + HOUR).items()}
 
 
-def evaluate(rule: AnomalyRule, inputs: AlertInputs, at: datetime) -> list[Observation]:
-    """The label sets whose last whole hour before ``at`` is anomalous."""
+def evaluate(
+    rule: AnomalyRule, inputs: AlertInputs, at: datetime, hour: datetime | None = None
+) -> list[Observation]:
+    """The label sets whose judged hour at ``at`` (:func:`judged_hour`; ``hour``: that
+    hour's start instead, to judge a closed hour again) is anomalous. Task figures are
+    decided as of ``at``."""
     group_by = [d.value for d in rule.group_by]
-    hour = floor_hour(at) - HOUR
+    hour = judged_hour(rule, at) if hour is None else hour
     floor = rule.floor if rule.floor is not None else DEFAULT_FLOOR[rule.metric]
     empty: Point = TaskHour() if rule.metric in TASK_METRICS else Sums()
     out: list[Observation] = []
@@ -311,6 +371,7 @@ def evaluate(rule: AnomalyRule, inputs: AlertInputs, at: datetime) -> list[Obser
                 impact=impact,
                 details={
                     "hour": hour.isoformat(),
+                    **({"decided_as_of": at.isoformat()} if rule.metric in TASK_METRICS else {}),
                     "z": f"{base.z:.2f}",
                     "history_hours": str(base.points),
                     "metric": rule.metric.value,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.alert_identity import fingerprint
-from pipeline.alerts import kinds, restatements
+from pipeline.alerts import anomaly, kinds, restatements
 from pipeline.alerts.budget import period_bounds
 from pipeline.alerts.dispatch import notify
 from pipeline.alerts.history import AlertHistory
@@ -52,6 +52,13 @@ STAGE1_GRACE = timedelta(minutes=2)
 ADOPT_MARGIN = timedelta(minutes=10)
 # The last instant of a closed window (calls are stored to the millisecond).
 _TICK = timedelta(microseconds=1)
+
+
+def _empty(rule: Any) -> str:
+    """The digest of an hour with nothing stored, for an anomaly rule's judgements."""
+    if rule.metric in anomaly.TASK_METRICS:
+        return restatements.EMPTY_TASKS
+    return restatements.EMPTY
 
 
 class EvaluationBeforeHistory(AlertRulesInvalid):
@@ -201,27 +208,39 @@ class AlertEngine:
             return self._stage1(rule, at, kinds.evaluate(rule, inputs, at, now))
         if rule.kind != "anomaly":
             return kinds.evaluate(rule, inputs, at, now)
-        hour = floor_hour(at)
+        # The hour judged: the last closed one, or for task metrics the last one closed
+        # `decision_lag` ago (anomaly.judged_hour); judged once, reused until it moves.
+        judged = anomaly.judged_hour(rule, at)
         cached = self._hourly.get(rule.alert)
-        if cached is None or cached[0] != hour:
+        if cached is None or cached[0] != judged:
             # The digest is read first: a call stored while judging shows as a change.
-            judged = hour - HOUR
-            digest = restatements.hour_digests(inputs, judged, hour).get(judged)
-            cached = (hour, kinds.evaluate(rule, inputs, at))
+            digest = self._digests(rule, inputs, judged, judged + HOUR, at).get(judged)
+            cached = (judged, anomaly.evaluate(rule, inputs, at, judged))
             self._hourly[rule.alert] = cached
             if self.live:
                 self._judged.append(restatements.judgement(
-                    rule.alert, (judged, hour), digest or restatements.EMPTY, cached[1], at,
+                    rule.alert, (judged, judged + HOUR), digest or _empty(rule), cached[1], at,
                 ))  # fmt: skip
         return cached[1]
 
+    @staticmethod
+    def _digests(
+        rule: Any, inputs: AlertInputs, start: datetime, end: datetime, at: datetime
+    ) -> dict[datetime, str]:
+        """The digests an anomaly rule's judgements keep, per hour in ``[start, end)``:
+        of the hour's tasks as of ``at`` for a task metric, else of its calls."""
+        if rule.metric in anomaly.TASK_METRICS:
+            return restatements.task_hour_digests(inputs, start, end, at)
+        return restatements.hour_digests(inputs, start, end)
+
     def _judge(
-        self, rule: Any, window: tuple[datetime, datetime], inputs: AlertInputs
+        self, rule: Any, window: tuple[datetime, datetime], inputs: AlertInputs, at: datetime
     ) -> list[Observation]:
-        """What ``rule`` finds of a closed window: an anomaly rule of its hour, a budget
-        the thresholds its period reached by its end."""
+        """What ``rule`` finds of a closed window at ``at``: an anomaly rule of its hour
+        (task figures decided as of ``at``), a budget the thresholds its period reached
+        by its end."""
         if rule.kind == "anomaly":
-            return kinds.evaluate(rule, inputs, window[1])
+            return anomaly.evaluate(rule, inputs, at, window[0])
         found = kinds.evaluate(rule, inputs, window[1] - _TICK)
         return [o for o in found if "threshold" in o.labels]
 
@@ -245,9 +264,10 @@ class AlertEngine:
 
     def restate(self, at: datetime, history: AlertHistory) -> list[AlertEvent]:
         """Judge each budget's last closed period once, then judge again the windows
-        judged in the last :data:`restatements.LOOKBACK` whose stored calls changed
-        since; the ``restated`` events and the firings of label sets found only now.
-        The judgements to keep are added to this cycle's."""
+        judged in the last :data:`restatements.LOOKBACK` whose stored calls (for an
+        anomaly rule of a task metric: whose tasks' figures, decided as of ``at``)
+        changed since; the ``restated`` events and the firings of label sets found only
+        now. The judgements to keep are added to this cycle's."""
         rules = {n: r for n, r in self.rules.items() if r.kind in ("anomaly", "budget")}
         events: list[AlertEvent] = []
         if not rules:
@@ -268,20 +288,28 @@ class AlertEngine:
             closed = period_bounds(current - _TICK, rule.period, rule.timezone)[:2]
             if closed[1] > since and (rule.alert, closed[0]) not in held:
                 digest = restatements.window_digest(inputs, *closed)  # before judging
-                found = self._judge(rule, closed, inputs)
+                found = self._judge(rule, closed, inputs, at)
                 self._judged.append(restatements.judgement(rule.alert, closed, digest, found, at))
                 events += self._fire_unfired(rule, found, at, history)
-        hourly = any(rules[j.alert].kind == "anomaly" for j in stored)
-        hours = restatements.hour_digests(inputs, since, floor_hour(at)) if hourly else {}
+        # Hour digests of the lookback, read once per cycle for each kind of judgement
+        # kept (calls; tasks as of `at`). Every rule reads the same ones.
+        hours: dict[bool, dict[datetime, str]] = {}
         for old in stored:
             rule, window = rules[old.alert], (old.window_start, old.window_end)
             if rule.kind == "anomaly":
-                digest = hours.get(old.window_start, restatements.EMPTY)
+                tasks = rule.metric in anomaly.TASK_METRICS
+                if tasks and old.window_start > anomaly.judged_hour(rule, at):
+                    # Not due yet (judged at its close before task metrics waited for
+                    # decisions): judged afresh once its tasks are decided.
+                    continue
+                if tasks not in hours:
+                    hours[tasks] = self._digests(rule, inputs, since, floor_hour(at), at)
+                digest = hours[tasks].get(old.window_start, _empty(rule))
             else:
                 digest = restatements.window_digest(inputs, *window)
             if digest == old.digest:
                 continue
-            found = self._judge(rule, window, inputs)
+            found = self._judge(rule, window, inputs, at)
             changes, raised = restatements.restate(rule, old, found, at)
             events.extend(changes)
             for obs in raised:
@@ -289,8 +317,10 @@ class AlertEngine:
                 if fired is not None:
                     events.append(fired)
             log.warning(
-                "%s: the window from %s changed since it was judged (calls:unpriced:retried:"
-                "tokens:cost %s -> %s): %d figures restated, %d label sets found only now",
+                "%s: the window from %s changed since it was judged (digest %s -> %s: "
+                "calls:unpriced:retried:tokens:cost, or for task metrics tasks:calls:"
+                "unpriced:cost/decided:calls:unpriced:cost/accepted:waste): %d figures "
+                "restated, %d label sets found only now",
                 rule.alert, old.window_start.isoformat(), old.digest, digest, len(changes),
                 len(raised),
             )  # fmt: skip

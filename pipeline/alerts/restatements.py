@@ -1,13 +1,17 @@
-"""Restatements of closed windows: a window judged again when its calls changed.
+"""Restatements of closed windows: a window judged again when its figures changed.
 
-An anomaly rule judges each whole hour once (the first evaluation after it closed);
-a budget's thresholds are judged for the last time when its period closes. Calls can
-still change a closed window afterwards: a reprice changes their cost, and a call
-produced late within its partition is stored after the window was judged (the
-watermark bounds lateness across partitions, not within one). So each judgement is
-kept (:class:`Judgement`, table ``alert_judgements``) with a digest of the window's
-stored calls read *before* judging; when the store's digest of a judged window
-differs, the window is judged again and :func:`restate` says what changed:
+An anomaly rule judges each whole hour once (a call metric at the first evaluation
+after the hour closed, a task metric ``decision_lag`` later); a budget's thresholds
+are judged for the last time when its period closes. Calls can still change a closed
+window afterwards: a reprice changes their cost, and a call produced late within its
+partition is stored after the window was judged (the watermark bounds lateness across
+partitions, not within one). The tasks of an hour change too: an outcome arrives (also
+after its deadline: unresolved becomes accepted), a deadline passes, a task runs on.
+So each judgement is kept (:class:`Judgement`, table ``alert_judgements``) with a
+digest read *before* judging: of the window's stored calls (:func:`digest`), or, for
+an anomaly rule of a task metric, of the hour's task figures as of the evaluation
+(:func:`task_digest`). When the store's digest of a judged window differs, the window
+is judged again and :func:`restate` says what changed:
 
 - a label set found now and not before (anomalous, or over a threshold) raises the
   alert's severity for that window: it fires (its labels plus ``restated_window``, the
@@ -30,7 +34,7 @@ from typing import Any
 from pipeline.alert_identity import fingerprint
 from pipeline.alerts.state import AlertEvent, Observation
 from pipeline.alerts.templates import show
-from pipeline.query.alert_inputs import AlertInputs, Sums
+from pipeline.query.alert_inputs import AlertInputs, Sums, TaskHour
 
 # Judged windows compared with the store each cycle (a reprice of an older hour is
 # not noticed by alerts; its figures are restated in the views all the same).
@@ -49,6 +53,24 @@ def digest(sums: Sums) -> str:
 EMPTY = digest(Sums())
 
 
+def task_digest(hour: TaskHour) -> str:
+    """The figures of an hour's tasks that the task metrics are computed from, as text:
+    ``tasks:calls:unpriced:cost/decided:calls:unpriced:cost/accepted:waste cost``
+    (decided as of the time they were read). The slashes tell it from a call digest."""
+
+    def money(value: Decimal) -> str:
+        return f"{value.normalize() if value else Decimal(0):f}"
+
+    return (
+        f"{hour.tasks}:{hour.calls}:{hour.unpriced_calls}:{money(hour.cost)}/"
+        f"{hour.decided}:{hour.decided_calls}:{hour.decided_unpriced_calls}:"
+        f"{money(hour.decided_cost)}/{hour.accepted}:{money(hour.waste_cost)}"
+    )
+
+
+EMPTY_TASKS = task_digest(TaskHour())
+
+
 def window_digest(inputs: AlertInputs, start: datetime, end: datetime) -> str:
     """The digest of every stored call with ``start <= ts < end``."""
     return digest(inputs.sums([], {}, start, end).get((), Sums()))
@@ -59,6 +81,17 @@ def hour_digests(inputs: AlertInputs, start: datetime, end: datetime) -> dict[da
     without calls are absent: their digest is :data:`EMPTY`)."""
     series = inputs.hourly([], {}, start, end).get((), {})
     return {hour: digest(sums) for hour, sums in series.items()}
+
+
+def task_hour_digests(
+    inputs: AlertInputs, start: datetime, end: datetime, decided_by: datetime
+) -> dict[datetime, str]:
+    """The task digest of every whole UTC hour in ``[start, end)`` with tasks first
+    seen in it, decided as of ``decided_by`` (hours without tasks are absent: their
+    digest is :data:`EMPTY_TASKS`). Every label set together, as :func:`hour_digests`:
+    any change of an hour's tasks judges every task-metric rule of the hour again."""
+    series = inputs.task_hourly([], {}, start, end, decided_by).get((), {})
+    return {hour: task_digest(tasks) for hour, tasks in series.items()}
 
 
 @dataclass(frozen=True)

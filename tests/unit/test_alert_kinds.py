@@ -192,8 +192,12 @@ def test_a_drop_fires_only_when_asked_for() -> None:
 
 # --- anomaly: task and cache metrics ---------------------------------------
 
-JUDGED = t(30, 10)  # the hour judged at 11:00 on Monday 30 November
+JUDGED = t(30, 10)  # the hour 10:00 on Monday 30 November
+# Task metrics judge it once its tasks are decided: at 11:00 a day later (decision_lag
+# 1d, the default outcome window), the first evaluation with 11:00 + 1d behind it.
+DECIDED_AT = t(1, 11, month=12)
 CLOSED = t(29)  # an outcome window closed before the evaluation
+RUNNING = t(2, month=12)  # the window of a task still running then: undecided
 
 
 def _hour_tasks(
@@ -217,28 +221,40 @@ def test_cost_per_task_rose_and_the_tasks_of_the_hour_are_at_stake() -> None:
     # Expected e^-2.29263 - 0.001 = 0.10; at stake (0.50 - 0.10) x 4 tasks = $1.60.
     tasks = (_hour_tasks(3, [("0.12", "accepted")] * 4) + _hour_tasks(2, [("0.10", "")] * 2)
              + _hour_tasks(1, [("0.08", "rejected")] * 5)
-             + _hour_tasks(0, [("0.50", "")] * 4, deadline=t(1, month=12)))  # fmt: skip
+             + _hour_tasks(0, [("0.50", "")] * 4, deadline=RUNNING))  # fmt: skip
     rule = AnomalyRule(alert="Cpt", metric="cost_per_task", group_by=["scenario_id"])
-    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=tasks), t(30, 11))
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=tasks), DECIDED_AT)
     assert dict(found.labels) == {"scenario_id": "a"}
     assert (found.value, found.expected, found.impact) == (
         Decimal("0.500000"), Decimal("0.100000"), Decimal("1.600000"),
     )  # fmt: skip
     assert (found.details["z"], found.details["history_hours"]) == ("5.98", "3")
     assert "value_bound" not in found.details and "impact" not in found.details
+    # The hour's 4 tasks are still running a day on (window open to 2 December): they
+    # count at their cost so far, and the alert says so.
+    assert found.details["undecided_tasks"] == "4"
+    assert found.details["incomplete"] == (
+        "4 of 4 tasks of the hour are still inside their outcome window and count at "
+        "their cost so far; the figure may change if they run on"
+    )
+    assert found.details["hour"] == JUDGED.isoformat()
+    assert found.details["decided_as_of"] == DECIDED_AT.isoformat()
     # min_impact is money for this metric: $1.60 at stake passes $1.50, not $2.
     for floor_, fires in (("1.50", True), ("2", False)):
         gated = AnomalyRule(alert="Cpt", metric="cost_per_task", min_impact=Decimal(floor_))
-        assert bool(anomaly.evaluate(gated, MemoryInputs(tasks=tasks), t(30, 11))) is fires
+        assert bool(anomaly.evaluate(gated, MemoryInputs(tasks=tasks), DECIDED_AT)) is fires
     # min_tasks counts the hour's tasks: 4.
     for n, fires in ((4, True), (5, False)):
         gated = AnomalyRule(alert="Cpt", metric="cost_per_task", min_tasks=n)
-        assert bool(anomaly.evaluate(gated, MemoryInputs(tasks=tasks), t(30, 11))) is fires
+        assert bool(anomaly.evaluate(gated, MemoryInputs(tasks=tasks), DECIDED_AT)) is fires
     # A call of the hour without a price: the cost per task is a lower bound.
     unpriced = [*tasks[:-1], replace(tasks[-1], calls=3, unpriced_calls=1)]
-    [low] = anomaly.evaluate(rule, MemoryInputs(tasks=unpriced), t(30, 11))
+    [low] = anomaly.evaluate(rule, MemoryInputs(tasks=unpriced), DECIDED_AT)
     assert low.details["value_bound"] == "lower"
-    assert low.details["incomplete"].startswith("1 of 6 calls have no price")
+    assert low.details["incomplete"].endswith(
+        "run on; 1 of 6 calls have no price and count as 0, so the cost is a lower bound; "
+        "add their prices to the book and run `costflow reprice`"
+    )
 
 
 def test_a_flat_cost_per_task_uses_the_minimum_scale() -> None:
@@ -247,9 +263,9 @@ def test_a_flat_cost_per_task_uses_the_minimum_scale() -> None:
     history = [task for k in (1, 2, 3) for task in _hour_tasks(k, [("0.10", "accepted")])]
     rule = AnomalyRule(alert="Cpt", metric="cost_per_task")
     now = _hour_tasks(0, [("0.12", "accepted")])
-    assert anomaly.evaluate(rule, MemoryInputs(tasks=history + now), t(30, 11)) == []
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=history + now), DECIDED_AT) == []
     now = _hour_tasks(0, [("0.20", "accepted")])
-    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=history + now), t(30, 11))
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=history + now), DECIDED_AT)
     assert found.details["z"] == "6.88" and found.impact == Decimal("0.100000")
 
 
@@ -271,9 +287,9 @@ def test_cost_per_accepted_outcome_of_the_hours_decided_tasks() -> None:
     # z = 1.20242 / 0.15588 = 7.71. Expected 0.45; at stake (1.50 - 0.45) x 2 = $2.10.
     now = (_hour_tasks(0, [("1.00", "accepted")] * 2)
            + _hour_tasks(0, [("1.00", "rejected")], calls=2, unpriced_calls=1)
-           + _hour_tasks(0, [("5.00", "")], deadline=t(1, month=12)))  # fmt: skip
+           + _hour_tasks(0, [("5.00", "")], deadline=RUNNING))  # fmt: skip
     rule = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome", group_by=["scenario_id"])
-    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + now), t(30, 11))
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + now), DECIDED_AT)
     assert (found.value, found.expected, found.impact) == (
         Decimal("1.500000"), Decimal("0.450000"), Decimal("2.100000"),
     )  # fmt: skip
@@ -290,20 +306,20 @@ def test_cost_per_accepted_outcome_of_the_hours_decided_tasks() -> None:
     assert render("{{ $value }}", {}, found.value, None, None, found.details) == "≥ 1.5"
     # min_tasks counts decided tasks: 3 of the 4.
     gated = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome", min_tasks=4)
-    assert anomaly.evaluate(gated, MemoryInputs(tasks=_cpao_history() + now), t(30, 11)) == []
+    assert anomaly.evaluate(gated, MemoryInputs(tasks=_cpao_history() + now), DECIDED_AT) == []
 
 
 def test_an_hour_without_accepted_outcomes_or_undecided_is_not_judged() -> None:
     rule = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome")
     # Decided, none accepted: no cost per accepted outcome to compare (no division).
     rejected = _hour_tasks(0, [("9.00", "rejected")] * 3)
-    assert anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + rejected), t(30, 11)) == []
-    # Accepted, but the outcome arrives later: at 11:00 the task is still pending...
-    pending = _hour_tasks(0, [("9.00", "")], deadline=t(1, month=12))
-    assert anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + pending), t(30, 11)) == []
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + rejected), DECIDED_AT) == []
+    # Accepted, but the outcome arrives later: a day on the task is still pending...
+    pending = _hour_tasks(0, [("9.00", "")], deadline=RUNNING)
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + pending), DECIDED_AT) == []
     # ... while the same hour with the outcome known is judged: 9.00 / 1 fires.
     known = _hour_tasks(0, [("9.00", "accepted")])
-    assert len(anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + known), t(30, 11))) == 1
+    assert len(anomaly.evaluate(rule, MemoryInputs(tasks=_cpao_history() + known), DECIDED_AT)) == 1
 
 
 def test_waste_share_of_the_decided_cost() -> None:
@@ -317,16 +333,16 @@ def test_waste_share_of_the_decided_cost() -> None:
              + _hour_tasks(2, [("1.60", "accepted"), ("0.40", "")])
              + _hour_tasks(1, [("0.85", "accepted"), ("0.15", "failed")])
              + _hour_tasks(0, [("0.20", "accepted"), ("1.00", "rejected"), ("0.80", "failed")])
-             + _hour_tasks(0, [("7.00", "")], deadline=t(1, month=12)))  # fmt: skip
+             + _hour_tasks(0, [("7.00", "")], deadline=RUNNING))  # fmt: skip
     rule = AnomalyRule(alert="Waste", metric="waste_share", group_by=["scenario_id"])
-    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=tasks), t(30, 11))
+    [found] = anomaly.evaluate(rule, MemoryInputs(tasks=tasks), DECIDED_AT)
     assert found.value == pytest.approx(0.9) and found.expected == pytest.approx(0.15)
     assert (show(found.value), show(found.expected)) == ("0.9", "0.15")  # no float noise
     assert found.impact == Decimal("1.500000") and found.details["z"] == "4.31"
     assert found.details["undecided_tasks"] == "1" and "value_bound" not in found.details
     # An hour of free tasks has no share: not judged.
     free = [replace(x, cost=Decimal(0)) for x in tasks[-4:]]
-    assert anomaly.evaluate(rule, MemoryInputs(tasks=tasks[:-4] + free), t(30, 11)) == []
+    assert anomaly.evaluate(rule, MemoryInputs(tasks=tasks[:-4] + free), DECIDED_AT) == []
 
 
 def _cache_calls(now_read: int) -> list[Call]:
@@ -384,6 +400,92 @@ def test_task_metrics_take_task_labels_only() -> None:
         AnomalyRule(alert="Cpt", metric="cost_per_task", group_by=["model"])
     with pytest.raises(ValueError, match="min_tasks applies to task metrics"):
         AnomalyRule(alert="S", metric="spend", min_tasks=3)
+
+
+def test_task_metrics_judge_the_hour_a_decision_lag_back() -> None:
+    # The last whole hour ending at least decision_lag before the evaluation time; call
+    # metrics keep judging the last whole hour before it.
+    from pipeline.config import WorkerSettings
+
+    cpao = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome")
+    window = WorkerSettings.model_fields["outcome_window_s"].default
+    assert cpao.decision_lag == timedelta(seconds=window) == timedelta(days=1)
+    assert anomaly.judged_hour(cpao, t(30, 11)) == t(29, 10)
+    assert anomaly.judged_hour(cpao, t(1, 10, 59, month=12)) == t(30, 9)
+    assert anomaly.judged_hour(cpao, DECIDED_AT) == JUDGED
+    # 11:20 - 90 minutes = 09:50: the last hour ending by then is 08:00-09:00.
+    odd = AnomalyRule(alert="Cpt", metric="cost_per_task", decision_lag="90m")
+    assert anomaly.judged_hour(odd, t(30, 11, 20)) == t(30, 8)
+    assert anomaly.judged_hour(AnomalyRule(alert="S"), t(30, 11)) == JUDGED
+    with pytest.raises(ValueError, match="decision_lag applies to task metrics only"):
+        AnomalyRule(alert="S", metric="spend", decision_lag="1h")
+
+
+def _fast_and_slow(outcomes: tuple[str, str, str]) -> list[Task]:
+    """The judged hour's tasks: one of $0.45 accepted within minutes, and three of
+    $0.90 whose outcomes (``outcomes``; empty: not yet arrived) take longer. Their
+    windows close at 11:00 on 1 December (last event 10:0x + 1 day, next whole hour)."""
+    slow = _hour_tasks(0, [("0.90", o) for o in outcomes], deadline=DECIDED_AT)
+    return _hour_tasks(0, [("0.45", "accepted")]) + [replace(x, first_event_at=x.first_event_at
+                       + timedelta(minutes=1)) for x in slow]  # fmt: skip
+
+
+def test_an_outcome_metric_waits_until_the_hours_tasks_are_decided() -> None:
+    """Baseline cost per accepted outcome 0.45 (_cpao_history: MAD scale 0.15588).
+
+    Judged at its close (decision_lag 0s, what the rule did before), the hour has one
+    decided task, the fast one: 0.45 / 1 = 0.45, z 0, nothing; the three slow tasks
+    are left out. Their outcomes arrive during the day (accepted, accepted, rejected):
+    judged a day later, the hour's cost per accepted outcome is (0.45 + 3 x 0.90) / 3
+    = 1.05; ln 1.051 = 0.04974, z = (0.04974 + 0.79629) / 0.15588 = 5.43. Expected
+    0.45; at stake (1.05 - 0.45) x 3 accepted = $1.80. Every task decided: no
+    undecided_tasks."""
+    pending = MemoryInputs(tasks=_cpao_history() + _fast_and_slow(("", "", "")))
+    at_close = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome", decision_lag="0s")
+    assert anomaly.evaluate(at_close, pending, t(30, 11)) == []
+    rule = AnomalyRule(alert="Cpao", metric="cost_per_accepted_outcome")
+    # With the default lag the hour is not judged at its close, nor a minute before its
+    # tasks' windows close (09:00 is judged then: no tasks, no value).
+    assert anomaly.evaluate(rule, pending, t(30, 11)) == []
+    decided = MemoryInputs(tasks=_cpao_history() + _fast_and_slow(("accepted", "accepted",
+                                                                    "rejected")))  # fmt: skip
+    assert anomaly.evaluate(rule, decided, t(1, 10, 59, month=12)) == []
+    [found] = anomaly.evaluate(rule, decided, DECIDED_AT)
+    assert found.details["hour"] == JUDGED.isoformat()
+    assert (found.value, found.expected, found.impact) == (
+        Decimal("1.050000"), Decimal("0.450000"), Decimal("1.800000"),
+    )  # fmt: skip
+    assert found.details["z"] == "5.43" and "undecided_tasks" not in found.details
+    # Outcomes that never arrive: the windows close at 11:00, the three are unresolved
+    # (decided, none accepted): 3.15 / 1 = 3.15 fires all the same.
+    [silent] = anomaly.evaluate(rule, pending, DECIDED_AT)
+    assert silent.value == Decimal("3.150000") and "undecided_tasks" not in silent.details
+
+
+def test_a_backtest_judges_task_hours_when_a_live_run_could_have() -> None:
+    """`alerts test` over stored history sees every outcome stored since. The hour of
+    30 Nov 10:00 (outcomes as above, all stored) is judged at 11:00 the next day, as
+    a live run would judge it: the firing's time is then, not 30 Nov 11:00, when a live
+    run knew one outcome of four (and found nothing, see the test above). With
+    decision_lag 0s the backtest would report the future: a firing at 30 Nov 11:00
+    from outcomes that arrived during the day."""
+    from pipeline.alerts.engine import backtest
+    from pipeline.alerts.rules import rule_file_model
+
+    def replay(extra: dict[str, str]) -> list[tuple[str, datetime, str]]:
+        rules = rule_file_model().model_validate({"groups": [{"name": "g", "interval": "1h",
+            "rules": [{"alert": "Cpao", "kind": "anomaly", "metric": "cost_per_accepted_outcome",
+                       **extra}]}]})  # fmt: skip
+        inputs = MemoryInputs(tasks=_cpao_history() + _fast_and_slow(("accepted", "accepted",
+                                                                       "rejected")))  # fmt: skip
+        return [(e.state, e.at, e.details["hour"])
+                for e in backtest(rules, inputs, t(30, 11), t(1, 13, month=12))]  # fmt: skip
+
+    hour = JUDGED.isoformat()
+    # Fired when the hour is judged, resolved when the next hour is.
+    assert replay({}) == [("firing", DECIDED_AT, hour), ("resolved", t(1, 12, month=12), hour)]
+    assert replay({"decision_lag": "0s"}) == [("firing", t(30, 11), hour),
+                                              ("resolved", t(30, 12), hour)]  # fmt: skip
 
 
 # --- unpriced --------------------------------------------------------------
