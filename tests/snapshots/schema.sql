@@ -38,9 +38,9 @@ COMMENT 'Alert state transitions (pending, inactive, firing, resolved); the eval
 CREATE TABLE alert_judgements
 (
     `alert` LowCardinality(String) COMMENT 'Rule name (Prometheus alertname)',
-    `window_start` DateTime64(3, 'UTC') COMMENT 'Start of the judged window (an anomaly rule\'s hour, a budget\'s period)',
+    `window_start` DateTime64(3, 'UTC') COMMENT 'Start of the judged window (an anomaly rule\'s hour, a budget\'s period); a task metric\'s hour is judged decision_lag after it closed',
     `window_end` DateTime64(3, 'UTC') COMMENT 'End of the judged window (exclusive)',
-    `digest` String COMMENT 'calls:unpriced:retried:tokens:known cost of every stored call in the window, read before judging',
+    `digest` String COMMENT 'Read before judging. Call windows: calls:unpriced:retried:tokens:known cost of every stored call in the window. Anomaly rules of task metrics: tasks:calls:unpriced:cost/decided tasks:calls:unpriced:cost/accepted:waste cost of the tasks first seen in the hour, decided as of judged_at',
     `findings` String COMMENT 'JSON: fingerprint -> {labels, value} of each label set found (anomalous, over a threshold)',
     `judged_at` DateTime64(3, 'UTC') COMMENT 'Evaluation time (the data\'s time) of this judgement',
     `recorded_at` DateTime64(3, 'UTC') DEFAULT now64(3)

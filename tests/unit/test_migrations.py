@@ -168,6 +168,9 @@ SHIPPED = {
         "b55b5fb575637839fc5eb6943b2e412697488adb0de7e5910ad0ebc8daf6402d"
     ),
     "0018_focus_export.sql": ("5e33f22d598b3fb154f8d650ee0e482533303c408ea3d8dbf758da0460510fc3"),
+    "0019_alert_task_judgements.sql": (
+        "8faea367dbd0058d85c210977c6f099196fa9a3501b9408348f04a52149afa3c"
+    ),
 }
 
 
