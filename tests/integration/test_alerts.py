@@ -727,6 +727,97 @@ def test_an_hour_changed_after_it_was_judged_is_restated_and_fires_once(
     webhook.shutdown()
 
 
+_TASK_COLUMNS = [
+    "task_id", "version", "sign", "scenario_id", "environment", "owner", "first_event_at",
+    "last_event_at", "calls", "failed_calls", "retried_calls", "fallback_calls",
+    "unpriced_calls", "total_cost", "input_tokens", "output_tokens", "outcome",
+    "outcome_source", "outcome_deadline", "models", "experiment", "plan_id",
+]  # fmt: skip
+
+
+def _task_rows(tasks: list[Any], version: int, sign: int) -> list[tuple[Any, ...]]:
+    """Rows of task_changes for reference tasks (as the sink writes them)."""
+    return [
+        (t.task_id, version, sign, t.label("scenario_id"), "", "", t.first_event_at,
+         t.last_event_at or t.first_event_at, t.calls, 0, 0, 0, t.unpriced_calls, t.cost, 10, 5,
+         t.outcome, "user" if t.outcome else "", t.deadline, ["m"], "", "test")
+        for t in tasks
+    ]  # fmt: skip
+
+
+def test_a_task_hour_is_judged_once_decided_and_again_when_outcomes_arrive(
+    engine_dir: Path, tmp_path: Path
+) -> None:
+    """Cost per accepted outcome of scenario chat, 30 Nov 10:00, over chDB's task tables
+    (hand-worked in tests/unit/test_alert_restatements.py): baseline 0.45 (0.45, 0.40,
+    0.50 the three Mondays before). The hour: a $0.45 task accepted at once and three
+    of $0.90 running until 20:30. Not judged at 11:05 (its tasks undecided); judged at
+    11:05 the next day: 0.45 / 1, normal, kept with the task digest. Their outcomes
+    arrive (accepted, accepted, rejected): 13:05 judges the hour again, 3.15 / 3 = 1.05,
+    and fires once with ``restated_window``; 13:10 resolves it. The digests ClickHouse
+    gives equal the reference's over the same tasks."""
+    from pipeline.alerts.restatements import task_hour_digests
+    from tests.unit.alert_reference import Task
+
+    client = _database(engine_dir)
+    hour = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    chat = {"scenario_id": "chat"}
+    closed = hour - timedelta(days=2)
+
+    def week(k: int, specs: list[tuple[str, str]]) -> list[Task]:
+        first = hour - timedelta(weeks=k) + timedelta(minutes=5)
+        return [Task(first, Decimal(c), o, closed, chat, f"w{k}-{i}")
+                for i, (c, o) in enumerate(specs)]  # fmt: skip
+
+    def slow(outcomes: tuple[str, ...]) -> list[Task]:
+        end = hour + timedelta(hours=10, minutes=30)
+        return [Task(hour + timedelta(minutes=6), Decimal("0.90"), o, end + timedelta(days=1,
+                     minutes=30), chat, f"slow-{i}", last_event_at=end)
+                for i, o in enumerate(outcomes)]  # fmt: skip
+
+    known = (week(3, [("0.30", "accepted")] * 2 + [("0.30", "rejected")])
+             + week(2, [("0.20", "accepted")] * 2 + [("0.20", "failed"), ("0.20", "")])
+             + week(1, [("0.25", "accepted"), ("0.25", "rejected")])
+             + week(0, [("0.45", "accepted")]))  # fmt: skip
+    pending = slow(("", "", ""))
+    client.insert("task_changes", _task_rows(known + pending, 1, 1), column_names=_TASK_COLUMNS)
+    rules = _one_rule(tmp_path, "{alert: Cpao, kind: anomaly, metric: cost_per_accepted_outcome,"
+                      " group_by: [scenario_id]}")  # fmt: skip
+    history = AlertHistory(client)
+
+    def cycle(at: datetime) -> list[tuple[str, str, str]]:
+        engine = AlertEngine(rules, ClickHouseAlertInputs(client))
+        engine.restore(history)
+        return [(e.state, e.labels.get("restated_window", ""), show(e.value))
+                for e in engine.cycle(at, history, [], force=True, now=at)]  # fmt: skip
+
+    def kept() -> list[tuple[datetime, str, str]]:
+        rows = client.query("SELECT window_start, digest, findings FROM alert_judgements FINAL "
+                            "WHERE alert = 'Cpao' ORDER BY window_start").result_rows  # fmt: skip
+        return [(w.replace(tzinfo=UTC), d, f) for w, d, f in rows]
+
+    day = timedelta(days=1)
+    assert cycle(hour + timedelta(hours=1, minutes=5)) == []
+    assert hour not in [w for w, _, _ in kept()]  # 29 Nov 10:00 is judged, not this hour
+    assert cycle(hour + day + timedelta(hours=1, minutes=5)) == []
+    assert (hour, "4:4:0:3.15/1:1:0:0.45/1:0", "{}") in kept()
+    decided = slow(("accepted", "accepted", "rejected"))
+    client.insert("task_changes", _task_rows(pending, 1, -1) + _task_rows(decided, 2, 1),
+                  column_names=_TASK_COLUMNS)  # fmt: skip
+    at = hour + day + timedelta(hours=3, minutes=5)
+    stored, reference = ClickHouseAlertInputs(client), MemoryInputs(tasks=known + decided)
+    since = hour - timedelta(weeks=4)
+    assert task_hour_digests(stored, since, at, at) == task_hour_digests(reference, since, at, at)
+    window = hour.isoformat()
+    assert cycle(at) == [("firing", window, "1.05")]
+    [fired] = [e for e in history.events_since(hour) if e.state == "firing"]
+    assert (fired.expected, fired.impact) == (Decimal("0.45"), Decimal("1.8"))
+    assert (fired.details["restated"], fired.details["z"]) == ("found", "5.43")
+    assert (hour, "4:4:0:3.15/4:4:0:3.15/3:0.9") in [(w, d) for w, d, _ in kept()]
+    assert cycle(at + timedelta(minutes=5)) == [("resolved", window, "1.05")]
+    assert cycle(at + timedelta(minutes=10)) == []
+
+
 def test_a_closed_budget_period_is_judged_once_and_restated_when_its_calls_change(
     engine_dir: Path, tmp_path: Path
 ) -> None:
