@@ -222,7 +222,8 @@ def time_commands(client: Any) -> dict[str, Any]:
     book = CompiledBook(load_price_book(Path("pricing/default")))
     one_day = Slice(scenario_id="scenario-1", since=date(2026, 10, 30), until=date(2026, 10, 30))
     t0 = time.perf_counter()
-    estimate = what_if(client, book, one_day, "gpt-4o-mini", datetime(2026, 10, 31, tzinfo=UTC),
+    estimate = what_if(client, book, one_day, "openai/gpt-4o-mini",
+                       datetime(2026, 10, 31, tzinfo=UTC),
                        replace="claude-sonnet-4-5", progress_every=0)  # fmt: skip
     took = time.perf_counter() - t0
     out.update(whatif_1d_s=took, whatif_calls=estimate.calls,
