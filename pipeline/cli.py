@@ -23,6 +23,7 @@ from pipeline.cli_support import (
     settings_from,
     utc_time,
 )
+from pipeline.config import Settings
 from pipeline.errors import CostflowError, KafkaError
 
 
@@ -114,7 +115,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     _stop_on_signals()
     started = time.monotonic()
-    stack = Stack(args.settings, roles=("sink", "worker", "collector"))
+    settings, metrics = with_local_metrics(args.settings)
+    stack = Stack(settings, roles=("sink", "worker", "collector"))
     try:
         stack.start()
     except KeyboardInterrupt:  # Ctrl-C while starting: stop what did start
@@ -133,6 +135,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"{time.monotonic() - started:.1f}s; Ctrl-C drains and stops all",
         file=sys.stderr,
     )
+    print(f"costflow: Prometheus metrics, /healthz and /readyz: {metrics}", file=sys.stderr)
     try:
         code = stack.wait()
         if code == 0:  # Ctrl-C: take no more requests, finish what was acknowledged, stop
@@ -143,6 +146,36 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stack.stop()
+
+
+# Where `up` serves the worker's and the sink's metrics unless told otherwise: the
+# ports deploy/prometheus scrapes in compose, on loopback.
+UP_METRICS_PORTS = {"worker": 9101, "sink": 9102}
+
+
+def with_local_metrics(settings: Settings) -> tuple[Settings, str]:
+    """``settings`` with the worker's and sink's metrics ports set to
+    :data:`UP_METRICS_PORTS` where unset and free, and a line saying where each
+    stage's metrics are (or why not)."""
+    import socket
+
+    parts: dict[str, object] = {}
+    where = []
+    for role, default in UP_METRICS_PORTS.items():
+        stage = getattr(settings, role)
+        port = stage.metrics_port
+        if port is None:
+            with socket.socket() as probe:
+                try:
+                    probe.bind((stage.metrics_host, default))
+                    port = default
+                except OSError:
+                    where.append(f"{role}: not served ({stage.metrics_host}:{default} is "
+                                 f"taken; set COSTFLOW_{role.upper()}_METRICS_PORT)")  # fmt: skip
+                    continue
+            parts[role] = stage.model_copy(update={"metrics_port": port})
+        where.append(f"{role} http://{stage.metrics_host}:{port}/metrics")
+    return settings.replace(**parts), ", ".join(where)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

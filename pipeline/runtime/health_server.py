@@ -20,6 +20,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import prometheus_client as prom
 
+from pipeline.errors import ConfigError
+
 log = logging.getLogger("costflow.metrics")
 
 # () -> (ready, why not)
@@ -36,7 +38,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class HealthServer:
-    """Serves until :meth:`close` (or the process ends: its thread is a daemon)."""
+    """Serves until :meth:`close` (or the process ends: its thread is a daemon).
+
+    Raises :class:`~pipeline.errors.ConfigError` when the port cannot be bound."""
 
     def __init__(
         self, host: str, port: int, registry: prom.CollectorRegistry, ready: Readiness
@@ -58,9 +62,16 @@ class HealthServer:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"/metrics, /healthz or /readyz\n"]
 
-        self.server = make_server(
-            host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
-        )
+        try:
+            self.server = make_server(
+                host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve /metrics on {host}:{port} ({exc.strerror or exc}): another "
+                "process holds the port; set this stage's COSTFLOW_*_METRICS_PORT to a free "
+                "one, or leave it unset to serve none"
+            ) from exc
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="costflow-metrics", daemon=True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli import UP_METRICS_PORTS, with_local_metrics
 from pipeline.clickhouse.client import connect
 from pipeline.config import KafkaSettings, Settings
 from pipeline.demo.workload import generate, write_jsonl
@@ -60,6 +61,10 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
     del env["COSTFLOW_KAFKA_BOOTSTRAP"]  # unset = embedded, as a user would run it
     collector = free_port()
     env["COSTFLOW_INGEST_HTTP_PORT"] = str(collector)  # the collector's own port
+    # `up` serves the worker's metrics on loopback 9101 unless told otherwise.
+    chosen, _ = with_local_metrics(settings)
+    if chosen.worker.metrics_port != UP_METRICS_PORTS["worker"]:
+        pytest.fail("port 9101 is taken on this machine; `up` would not serve metrics there")
     up = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "up"], env=env)
     try:
         kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
@@ -80,6 +85,15 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
 
         with PipelineProgress(settings.replace(kafka=kafka)) as progress:
             progress.wait_flushed(180, check)
+        # Every event, each once (no duplicates were sent), counted by the worker.
+        with urllib.request.urlopen("http://127.0.0.1:9101/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("costflow_worker_events_total{")
+        )
+        assert counted == len(events)
         # Reading while the stack runs: the sink serves reads of the embedded engine.
         more = generate(200, seed=4, duplicate_share=0.0)
         produce_lines(kafka, settings.topics, write_jsonl(more))  # events flowing

@@ -153,3 +153,33 @@ def test_pricing_import_of_a_missing_file_says_what_to_pass(
     assert main(["pricing", "import", "litellm", str(missing), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "cannot read the litellm price list" in err and "Traceback" not in err
+
+
+def test_up_serves_metrics_on_free_default_ports_and_says_when_taken() -> None:
+    import socket
+
+    from pipeline.cli import UP_METRICS_PORTS, with_local_metrics
+    from pipeline.config import Settings, SinkSettings
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        free = UP_METRICS_PORTS["worker"]
+        # The sink's own port is kept; the worker's default is used when it is free.
+        settings = Settings(sink=SinkSettings(metrics_port=taken))
+        chosen, where = with_local_metrics(settings)
+        assert chosen.sink.metrics_port == taken
+        assert f"sink http://127.0.0.1:{taken}/metrics" in where
+        if chosen.worker.metrics_port is not None:
+            assert chosen.worker.metrics_port == free
+        # A default port another process holds: not served, and the line says how.
+        original = dict(UP_METRICS_PORTS)
+        UP_METRICS_PORTS["worker"] = taken
+        try:
+            chosen, where = with_local_metrics(Settings())
+        finally:
+            UP_METRICS_PORTS.update(original)
+        assert chosen.worker.metrics_port is None
+        assert f"worker: not served (127.0.0.1:{taken} is taken" in where
+        assert "COSTFLOW_WORKER_METRICS_PORT" in where
