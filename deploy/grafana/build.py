@@ -533,7 +533,7 @@ SELECT
   retried_calls,
   fallback_calls,
   unpriced_calls
-FROM v_costliest_tasks
+FROM v_task_costs
 WHERE {DAYS}{LABELS}
 ORDER BY total_cost DESC, task_id
 LIMIT 50""",

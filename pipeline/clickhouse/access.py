@@ -41,7 +41,7 @@ OWNED_TABLES = (
 # Views over those tables only; a team reading one sees its own owners' rows.
 TEAM_VIEWS = (
     "v_cost_per_outcome", "v_outcomes_hourly", "v_outcomes_daily", "v_task_cost_histogram",
-    "v_task_cost_tails_daily", "v_costliest_tasks", "v_task_call_chain",
+    "v_task_cost_tails_daily", "v_costliest_tasks", "v_task_costs", "v_task_call_chain",
     "v_call_overhead_daily", "v_cost_by_role_daily", "v_cache_economics_daily",
     "v_token_economics_daily", "v_model_calls_daily", "v_focus_costs", "v_arm_outcomes_daily",
     "v_model_decision_daily", "v_cost_reconciliation_calls", "v_cost_reconciliation_daily",

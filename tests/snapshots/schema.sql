@@ -2331,6 +2331,42 @@ FROM
         owner
 );
 
+CREATE VIEW v_task_costs
+(
+    `task_id` String,
+    `day` Date,
+    `scenario_id` LowCardinality(String),
+    `environment` LowCardinality(String),
+    `owner` LowCardinality(String),
+    `outcome` LowCardinality(String),
+    `total_cost` Decimal(38, 18),
+    `calls` UInt32,
+    `failed_calls` UInt32,
+    `retried_calls` UInt32,
+    `fallback_calls` UInt32,
+    `unpriced_calls` UInt32,
+    `first_event_at` DateTime64(3, 'UTC'),
+    `last_event_at` DateTime64(3, 'UTC')
+)
+COMMENT 'Every task with its cost and call counts, as of its latest stored state (UTC day of first event); filter and sort it, e.g. ORDER BY total_cost DESC LIMIT 50; their calls: v_task_call_chain'
+AS SELECT
+    t.task_id AS task_id,
+    toDate(t.first_event_at) AS day,
+    t.scenario_id AS scenario_id,
+    t.environment AS environment,
+    t.owner AS owner,
+    t.outcome AS outcome,
+    t.total_cost AS total_cost,
+    t.calls AS calls,
+    t.failed_calls AS failed_calls,
+    t.retried_calls AS retried_calls,
+    t.fallback_calls AS fallback_calls,
+    t.unpriced_calls AS unpriced_calls,
+    t.first_event_at AS first_event_at,
+    t.last_event_at AS last_event_at
+FROM tasks AS t
+FINAL;
+
 CREATE VIEW v_token_economics_daily
 (
     `day` Date,

@@ -171,6 +171,7 @@ SHIPPED = {
     "0019_alert_task_judgements.sql": (
         "8faea367dbd0058d85c210977c6f099196fa9a3501b9408348f04a52149afa3c"
     ),
+    "0020_task_costs.sql": ("beea08870bd5bc56cf84b3ace6c14704a242d86f655816e373d575ce7e713b3f"),
 }
 
 
