@@ -24,6 +24,7 @@ from typing import Any
 import clickhouse_connect
 
 from benchmarks.results_file import write_result
+from pipeline.clickhouse.migrate import migrate
 from pipeline.query.analytics import Slice
 from pipeline.query.report import health
 from pipeline.render.report import full_report
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/operate.json"))
     args = parser.parse_args(argv)
     client = clickhouse_connect.get_client(dsn=f"chdb://{args.dir}", database="bench")
+    migrate(client)  # views added since the database was built
     calls = client.query("SELECT count() FROM calls").result_rows[0][0]
     sys.stderr.write(f"{calls:,} calls in {args.dir}\n")
 
