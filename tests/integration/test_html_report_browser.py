@@ -10,19 +10,17 @@ tests/unit/test_html_report.py; this test checks what a person sees.
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import clickhouse_connect
 import pytest
 
-from pipeline.clickhouse.migrate import migrate
 from pipeline.query.analytics import Slice
 from pipeline.render.html_report import CHART_IDS
 from pipeline.runtime.html_report import write_html_report
+from tests.chdb import chdb_database
 from tests.html_report_data import load_report_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +47,8 @@ ALL_DRAWN = """() => {
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[Any]:
-    database = f"hb_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path / 'ch'}")
-    boot.command(f"CREATE DATABASE {database}")
-    db = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path / 'ch'}", database=database)
-    migrate(db)
-    yield db
-    boot.command(f"DROP DATABASE {database}")
+    with chdb_database(tmp_path / "ch", "hb") as db:
+        yield db
 
 
 def test_the_report_renders_every_chart_offline_without_errors(client: Any, tmp_path: Path) -> None:

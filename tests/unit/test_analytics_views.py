@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.agents.batch import apply_batch
-from pipeline.clickhouse.migrate import migrate
 from pipeline.demo.workload import generate
 from pipeline.pricing.fixed_costs import FixedCosts
 from pipeline.query import fixed_costs
@@ -32,6 +29,7 @@ from pipeline.query.analytics import Slice, costliest_tasks, tails
 from pipeline.query.report import scenario_summary
 from pipeline.sink.clickhouse import ClickHouseSink
 from tests.analytics_checks import check_all_views, first_days
+from tests.chdb import chdb_database
 from tests.decision_checks import check_fixed_cost_views
 from tests.reference import expected_tasks
 from tests.reference_analytics import bin_quantile, bin_top_cost, cost_bin
@@ -47,13 +45,8 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def client(chdb_dir: Path) -> Iterator[Any]:
     """A database of its own in the module's chDB (one chDB directory per process)."""
-    database = f"an_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
-    boot.command(f"CREATE DATABASE {database}")
-    db = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}", database=database)
-    migrate(db)
-    yield db
-    boot.command(f"DROP DATABASE {database}")
+    with chdb_database(chdb_dir, "an") as db:
+        yield db
 
 
 def run_stage1_and_sink(client: Any, delivered: list[dict[str, Any]], waves: int) -> None:
@@ -267,20 +260,13 @@ def test_views_equal_the_reference_under_disorder(
     duplicates: int,
     declared: tuple[FixedCosts, list[dict[str, Any]]],
 ) -> None:
-    database = f"prop_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
-    boot.command(f"CREATE DATABASE {database}")
-    try:
-        db = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}", database=database)
-        migrate(db)
+    with chdb_database(chdb_dir, "prop") as db:
         delivered = events + [order.choice(events) for _ in range(duplicates)]
         order.shuffle(delivered)
         run_stage1_and_sink(db, delivered, waves)
         check_all_views(db, events)
         fixed_costs.load(db, declared[0], "generated")
         check_fixed_cost_views(db, events, declared[1])
-    finally:
-        boot.command(f"DROP DATABASE {database}")
 
 
 def test_records_carry_what_the_views_need() -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import pytest
 
-from pipeline.clickhouse.migrate import migrate
 from pipeline.demo.workload import generate
 from pipeline.pricing.book import load_price_book
 from pipeline.pricing.engine import CompiledBook
@@ -22,6 +19,7 @@ from pipeline.query.whatif import what_if
 from pipeline.render.compare import render_comparison
 from pipeline.render.money import usd
 from pipeline.render.whatif import render_what_if
+from tests.chdb import chdb_database
 from tests.reference import call_cost, expected_tasks
 from tests.reference_analytics import call_facts, group_calls, latency_quantile, total
 from tests.unit.test_analytics_views import run_stage1_and_sink
@@ -32,19 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """The demo workload (its doc-extract A/B test included) in a database of its own."""
-    path = tmp_path_factory.mktemp("decisions-chdb")
-    database = f"dec_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-    boot.command(f"CREATE DATABASE {database}")
-    client = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
-    migrate(client)
-    events = generate(900, seed=41, days=3)
-    run_stage1_and_sink(client, events, waves=3)
-    yield client, list({e["event_id"]: e for e in events}.values())
-    boot.command(f"DROP DATABASE {database}")
-    # chDB opens one directory per process: release it for the next module.
-    client.close()
-    boot.close()
+    with chdb_database(tmp_path_factory.mktemp("decisions-chdb"), "dec") as client:
+        events = generate(900, seed=41, days=3)
+        run_stage1_and_sink(client, events, waves=3)
+        yield client, list({e["event_id"]: e for e in events}.values())
 
 
 def _decided(task: Any, now: datetime) -> bool:

@@ -15,23 +15,21 @@ import csv
 import io
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.clickhouse.migrate import migrate
 from pipeline.errors import FocusExportError
 from pipeline.pricing.book import TimeWindow, load_price_book
 from pipeline.pricing.engine import CompiledBook
 from pipeline.query import focus
+from tests.chdb import chdb_database
 
 D = Decimal
 BOOK_YAML = """
@@ -195,14 +193,9 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def client(chdb_dir: Path) -> Iterator[Any]:
     """A database of its own in the module's chDB (one chDB directory per process)."""
-    database = f"focus_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
-    boot.command(f"CREATE DATABASE {database}")
-    db = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}", database=database)
-    migrate(db)
-    db.insert("calls", CALLS, column_names=CALL_COLUMNS)
-    yield db
-    boot.command(f"DROP DATABASE {database}")
+    with chdb_database(chdb_dir, "focus") as db:
+        db.insert("calls", CALLS, column_names=CALL_COLUMNS)
+        yield db
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,12 @@ import json
 import re
 import statistics
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-import clickhouse_connect
 import pytest
 import yaml
 
@@ -359,37 +357,29 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from pipeline.alerts.engine import backtest
     from pipeline.alerts.history import AlertHistory
     from pipeline.alerts.rules import load_rules
-    from pipeline.clickhouse.migrate import migrate
     from pipeline.demo.workload import START, generate
     from pipeline.pricing.fixed_costs import load_fixed_costs
     from pipeline.query import fixed_costs
     from pipeline.query.alert_inputs import ClickHouseAlertInputs
     from pipeline.resources import example_alert_rules, example_fixed_costs
     from pipeline.runtime.demo import DEMO_RUNAWAY, DEMO_SPIKE
+    from tests.chdb import chdb_database
     from tests.unit.test_analytics_views import run_stage1_and_sink
 
-    path = tmp_path_factory.mktemp("grafana-chdb")
-    database = f"gf_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-    boot.command(f"CREATE DATABASE {database}")
-    client = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
-    migrate(client)
-    events = generate(500, seed=18, spike=DEMO_SPIKE, spike_tasks=60, runaway=DEMO_RUNAWAY)
-    run_stage1_and_sink(client, events, waves=2)
-    fixed_costs.load(client, *load_fixed_costs(example_fixed_costs()))
-    rules = load_rules(example_alert_rules().with_name("demo.yaml"))
-    # History up to an hour into the demo's cost spike: its alert is still open.
-    until = DEMO_SPIKE + timedelta(hours=2)
-    AlertHistory(client).record(backtest(rules, ClickHouseAlertInputs(client), START, until))
-    open_alerts = client.query(
-        "SELECT count() FROM alert_events FINAL WHERE fingerprint NOT IN "
-        "(SELECT fingerprint FROM alert_events WHERE state = 'resolved')"
-    )
-    assert open_alerts.result_rows[0][0] > 0  # the spike's alert, for the open-alerts panel
-    yield client
-    boot.command(f"DROP DATABASE {database}")
-    client.close()
-    boot.close()
+    with chdb_database(tmp_path_factory.mktemp("grafana-chdb"), "gf") as client:
+        events = generate(500, seed=18, spike=DEMO_SPIKE, spike_tasks=60, runaway=DEMO_RUNAWAY)
+        run_stage1_and_sink(client, events, waves=2)
+        fixed_costs.load(client, *load_fixed_costs(example_fixed_costs()))
+        rules = load_rules(example_alert_rules().with_name("demo.yaml"))
+        # History up to an hour into the demo's cost spike: its alert is still open.
+        until = DEMO_SPIKE + timedelta(hours=2)
+        AlertHistory(client).record(backtest(rules, ClickHouseAlertInputs(client), START, until))
+        open_alerts = client.query(
+            "SELECT count() FROM alert_events FINAL WHERE fingerprint NOT IN "
+            "(SELECT fingerprint FROM alert_events WHERE state = 'resolved')"
+        )
+        assert open_alerts.result_rows[0][0] > 0  # the spike's alert, for the open-alerts panel
+        yield client
 
 
 RANGE = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC))

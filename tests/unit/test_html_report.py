@@ -19,13 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import pytest
 
-from pipeline.clickhouse.migrate import migrate
 from pipeline.query.analytics import Slice
 from pipeline.query.charts import chart_data
 from pipeline.render.html_report import CHART_IDS, display_bins, render_html
+from tests.chdb import chdb_database
 from tests.html_report_data import load_report_data
 from tests.page_figures import figures
 from tests.reference import div18, expected_tasks
@@ -42,15 +41,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def loaded(data_dir: Path) -> Iterator[tuple[Any, list[Any], datetime]]:
     """(client, distinct events, as-of time) for one database shared by the module."""
-    path = data_dir / "clickhouse"
-    database = f"hr_{uuid.uuid4().hex[:8]}"
-    boot = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-    boot.command(f"CREATE DATABASE {database}")
-    client = clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database)
-    migrate(client)
-    events = load_report_data(client)
-    yield client, events, datetime.now(UTC)
-    boot.command(f"DROP DATABASE {database}")
+    with chdb_database(data_dir / "clickhouse", "hr") as client:
+        events = load_report_data(client)
+        yield client, events, datetime.now(UTC)
 
 
 @pytest.fixture(scope="module")
