@@ -127,6 +127,7 @@ def test_every_package_is_in_the_table_or_on_top() -> None:
         "cli",
         "cli_alerts",
         "cli_analytics",
+        "cli_focus",
         "cli_support",
         "runtime",
         "sink",

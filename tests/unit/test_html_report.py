@@ -23,7 +23,8 @@ import pytest
 
 from pipeline.query.analytics import Slice
 from pipeline.query.charts import chart_data
-from pipeline.render.html_report import CHART_IDS, display_bins, render_html
+from pipeline.render.html_figures import display_bins
+from pipeline.render.html_report import CHART_IDS, render_html
 from tests.chdb import chdb_database
 from tests.html_report_data import load_report_data
 from tests.page_figures import figures
