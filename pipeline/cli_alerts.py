@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = AlertEngine(rules, ClickHouseAlertInputs(client))
     history = AlertHistory(client)
     deliveries = engine.deliveries(args.settings.kafka)
-    firing = engine.restore(history)
+    firing = engine.restore(history, resolve_removed=args.resolve_removed)
     print(f"alerts: {len(engine.rules)} rules, {len(deliveries)} receivers, "
           f"{firing} alerts firing from before", flush=True)  # fmt: skip
     tick = min(g.interval for g in rules.groups).total_seconds()
@@ -265,6 +265,11 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("files", nargs="*")
     run.add_argument("--once", action="store_true", help="one cycle of every group, then exit")
     run.add_argument("--at", help="evaluate as if the clock were this (RFC 3339)")
+    run.add_argument(
+        "--resolve-removed", action="store_true",
+        help="resolve (and notify) the alerts still firing for rules no longer in these "
+        "files; not when another evaluator shares the database with other rules",
+    )  # fmt: skip
     run.add_argument(
         "--metrics-port", type=int, default=None,
         help="serve /metrics, /healthz and /readyz on this port (default: "

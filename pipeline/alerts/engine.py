@@ -98,6 +98,8 @@ class AlertEngine:
         self.evaluated_until: datetime | None = None
         # Receivers the last cycle could not notify (their events stay in the outbox).
         self.failed_receivers: list[str] = []
+        # Rules removed from the files whose alerts this run resolved (delivered too).
+        self.retired: set[str] = set()
         self._history: AlertHistory | None = None
         self._adopted_at: datetime | None = None
         # Live (cycle): windows judged this cycle, kept to notice later restatements,
@@ -137,17 +139,38 @@ class AlertEngine:
                 unconfigured.append(str(exc))
         return out
 
-    def restore(self, history: AlertHistory) -> int:
-        """Rebuild firing instances from history; how many are firing."""
+    def restore(self, history: AlertHistory, resolve_removed: bool = False) -> int:
+        """Rebuild firing instances from history; how many are firing.
+
+        Alerts still firing in the history for rules not in these files are either a
+        removed rule's or another evaluator's, which this one cannot tell apart: they
+        are named, and resolved only when ``resolve_removed`` says they are removed
+        (``alerts run --resolve-removed``): each gets a recorded resolution that this
+        engine's receivers are told at the next cycle."""
         latest = history.latest(self.rules)
         self.evaluated_until = history.last_evaluated(self.rules)
         others = history.firing_elsewhere(self.rules)
-        if others:
+        listed = ", ".join(f"{name} ({n})" for name, n in others.items())
+        if others and resolve_removed:
+            now = datetime.now(UTC)
+            ended = [
+                replace(e, state="resolved", at=max(now, e.at), ends_at=max(now, e.at),
+                        details={**e.details, "resolved_because": "rule removed from the "
+                                 "rule files (alerts run --resolve-removed)"})
+                for e in history.latest(others)
+                if e.state in FIRING_STATES
+            ]  # fmt: skip
+            history.record(ended)
+            self.retired |= set(others)
+            log.warning("resolved %d alerts of rules removed from the files: %s",
+                        len(ended), listed)  # fmt: skip
+        elif others:
             log.warning(
                 "alert_events holds firing alerts of rules not in these files: %s. A rule "
-                "removed from the files leaves its alerts firing there (nothing resolves "
-                "them); another evaluator's rules are its own.",
-                ", ".join(f"{name} ({n})" for name, n in others.items()),
+                "removed from the files leaves its alerts firing there until `costflow "
+                "alerts run --resolve-removed` resolves them; another evaluator's rules "
+                "are its own (do not resolve those).",
+                listed,
             )  # fmt: skip
         for name, state in self.states.items():
             state.restore(e for e in latest if e.alert == name)
@@ -391,7 +414,7 @@ class AlertEngine:
         self.failed_receivers = []
         for delivery in deliveries:
             pending = history.undelivered(delivery.name, at - REDELIVER_WITHIN)
-            pending = [e for e in pending if e.alert in self.rules]
+            pending = [e for e in pending if e.alert in self.rules or e.alert in self.retired]
             if not notify(delivery, history, pending, firing, self.silences, at, clock):
                 self.failed_receivers.append(delivery.name)
         return events

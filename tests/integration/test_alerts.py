@@ -400,6 +400,15 @@ def test_a_rule_with_for_fires_when_each_cycle_is_a_new_process(
     with caplog.at_level(logging.WARNING, logger="costflow.alerts"):
         AlertEngine(other, ClickHouseAlertInputs(client)).restore(history)
     assert "rules not in these files: Budget (1)" in caplog.text
+    # Told the rule is removed, a restart resolves its alert once, and it stays resolved.
+    AlertEngine(other, ClickHouseAlertInputs(client)).restore(history, resolve_removed=True)
+    [last] = history.latest(["Budget"])
+    assert (last.state, last.starts_at) == ("resolved", fired.starts_at)
+    assert last.details["resolved_because"].startswith("rule removed")
+    assert history.firing_elsewhere(["Other"]) == {}
+    AlertEngine(other, ClickHouseAlertInputs(client)).restore(history, resolve_removed=True)
+    budget_events = history.events_since(datetime(2026, 11, 30, tzinfo=UTC), ["Budget"])
+    assert [e.state for e in budget_events] == ["pending", "firing", "resolved"]
 
 
 def test_task_inputs_equal_the_reference(engine_dir: Path) -> None:
