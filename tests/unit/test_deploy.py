@@ -45,6 +45,9 @@ def test_services_and_their_wiring() -> None:
     assert services["collector"]["command"] == ["ingest", "http"]
     assert services["ingest-otlp"]["command"] == ["ingest", "otlp"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    # The broker's log (topics, offsets, stage 1's changelog) is on its volume.
+    [volume] = services["kafka"]["volumes"]
+    assert volume.split(":")[1] == services["kafka"]["environment"]["KAFKA_LOG_DIRS"]
     assert services["worker"]["command"] == ["worker"]
     assert services["sink"]["command"] == ["sink"]
     assert services["alerts"]["command"][:2] == ["alerts", "run"]
@@ -78,10 +81,40 @@ def test_no_secret_is_written_into_the_files() -> None:
     assert "<password>" not in text
 
 
-def test_dockerfile_copies_what_the_package_needs_at_run_time() -> None:
+def test_dockerfile_copies_what_the_package_needs_at_run_time(tmp_path: Path) -> None:
+    """The image's build context, as the Dockerfile's COPY lines make it, builds the
+    wheel (a package directory the Dockerfile does not copy fails `pip install .`)."""
+    import shutil
+    import subprocess
+    import sys
+    import tomllib
+    import zipfile
+
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for needed in ("pipeline", "sql", "pricing"):
-        assert f"COPY {needed}" in dockerfile
+    copies = re.findall(r"^COPY (.+) (\S+)$", dockerfile, flags=re.MULTILINE)
+    context = tmp_path / "app"
+    for sources, target in copies:
+        for source in sources.split():
+            destination = context / (target if target not in ("./", ".") else source)
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, destination, ignore=shutil.ignore_patterns(
+                    "__pycache__"))  # fmt: skip
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, context / Path(source).name)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for package, folder in project["tool"]["setuptools"]["package-dir"].items():
+        assert (context / folder).is_dir(), f"the Dockerfile does not copy {folder} ({package})"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path / "dist"), str(context)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = (tmp_path / "dist").glob("costflow-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "pipeline/_alert_rules/rules.yaml" in names
+    assert any(n.startswith("pipeline/_sql/") and n.endswith(".sql") for n in names)
 
 
 def test_the_alert_services_read_the_shipped_rules_with_their_own_role() -> None:
