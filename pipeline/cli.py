@@ -534,6 +534,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 2
+    except BrokenPipeError:
+        # Output piped into head(1) and friends: not an error. Before `Exception`, which
+        # would take it; stdout goes to devnull so the interpreter's final flush is quiet.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
@@ -543,10 +550,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # Output piped into head(1) and friends: not an error.
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":

@@ -183,3 +183,25 @@ def test_up_serves_metrics_on_free_default_ports_and_says_when_taken() -> None:
         assert chosen.worker.metrics_port is None
         assert f"worker: not served (127.0.0.1:{taken} is taken" in where
         assert "COSTFLOW_WORKER_METRICS_PORT" in where
+
+
+def test_output_cut_short_by_a_closed_pipe_is_not_an_error() -> None:
+    """`costflow focus export … | head -c 300`: the reader leaves early; the command
+    ends quietly with 0 (a BrokenPipeError traceback was printed before)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom pipeline import cli\n"
+        "def lots(args):\n    for _ in range(200_000):\n        print('x' * 100)\n    return 0\n"
+        "cli.COMMANDS['schemas'] = lots\nsys.exit(cli.main(['schemas']))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(300) == b"x" * 100 + b"\n" + b"x" * 100 + b"\n" + b"x" * 98
+    process.stdout.close()  # what head(1) does once it has its bytes
+    err = process.stderr.read().decode()
+    assert process.wait(60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
