@@ -20,10 +20,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     where = _slice(args)
     client = reading_client(args.settings)
-    print(full_report(client, where, args.top))
     why = unfinished(args.settings.stack.data_dir) if args.settings.kafka.embedded else None
-    if why:
-        print(f"\n{why}.")
+    if why:  # first: every figure below (its "final" too) is subject to it
+        print(f"{why}.\n")
+    print(full_report(client, where, args.top))
     reprices = render_reprices(comparison(client))
     if reprices:
         print("\n" + reprices)

@@ -25,6 +25,15 @@ class Slice:
     owner: str | None = None
     environment: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            from pipeline.errors import ConfigError
+
+            raise ConfigError(
+                f"the period is empty: --since {self.since} is after --until {self.until}"
+                " (both are UTC days, --until included)"
+            )
+
     def where(self, day_column: str = "day") -> tuple[str, dict[str, Any]]:
         clauses, params = ["1"], {}
         if self.since is not None:

@@ -59,7 +59,8 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
     out.append("")
     in_part = stats.get("partly_priced_calls")
     out.append(
-        f"calls: {stats['calls']:,}  unpriced: {stats['unpriced_calls']:,}"
+        # Counted over the whole store, whatever the slice: say so.
+        f"whole store: calls: {stats['calls']:,}  unpriced: {stats['unpriced_calls']:,}"
         f"{f' ({in_part:,} priced in part)' if in_part else ''}  "
         f"dead-lettered: {stats['dead_letters']:,}  "
         f"priced with: {', '.join(stats['price_books']) or '-'}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from pipeline.query.report import ScenarioLine
 from pipeline.render.report import render
 
@@ -83,3 +85,16 @@ def test_a_long_call_chain_shows_its_ends_and_counts_the_rest() -> None:
     assert row.count(" -> ") == CHAIN_SHOWN  # CHAIN_SHOWN calls and the gap between them
     assert f"... {500 - CHAIN_SHOWN:,} more calls ..." in row
     assert row.startswith("    m0[") and row.endswith("m499[-] $0.1000")
+
+
+def test_a_period_that_ends_before_it_starts_is_refused() -> None:
+    from datetime import date
+
+    from pipeline.errors import ConfigError
+    from pipeline.query.analytics import Slice
+
+    with pytest.raises(ConfigError, match="--since 2026-12-05 is after --until 2026-12-01"):
+        Slice(since=date(2026, 12, 5), until=date(2026, 12, 1))
+    assert Slice(since=date(2026, 12, 1), until=date(2026, 12, 1)).where()[0] == (
+        "1 AND day >= %(since)s AND day <= %(until)s"
+    )
