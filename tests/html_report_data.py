@@ -64,3 +64,35 @@ def load_report_data(client: Any, now: datetime | None = None) -> list[dict[str,
     events = generate(TASKS, seed=SEED, days=DAYS) + flagged_tasks(now or datetime.now(UTC))
     run_stage1_and_sink(client, events, waves=2)
     return list({e["event_id"]: e for e in events}.values())
+
+
+# A new user's day one: a few tasks of one scenario on one UTC day, each with one call of
+# one role and the same usage (so one cost bin, p50 = p95 = p99), all accepted.
+ONE_DAY = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+def one_day_events(tasks: int = 12) -> list[dict[str, Any]]:
+    """``tasks`` identical accepted support-chat tasks started on :data:`ONE_DAY`."""
+    labels = {"scenario_id": "support-chat", "owner": "support-platform", "environment": "prod"}
+    events: list[dict[str, Any]] = []
+    for n in range(tasks):
+        start = ONE_DAY + timedelta(minutes=10 * n)
+        task = f"day-one-{n}"
+        events += [
+            {"type": "task", "event_id": f"{task}-t", "task_id": task, "ts": _iso(start),
+             "phase": "started", **labels},
+            {"type": "call", "event_id": f"{task}-c", "task_id": task,
+             "ts": _iso(start + timedelta(seconds=2)), "provider": "openai",
+             "model": "gpt-4o-mini", "role": "generator", **labels,
+             "usage": {"input_tokens": 1200, "output_tokens": 300}},
+            {"type": "outcome", "event_id": f"{task}-o", "task_id": task,
+             "ts": _iso(start + timedelta(minutes=1)), "outcome": "accepted", "source": "user"},
+        ]  # fmt: skip
+    return events
+
+
+def load_one_day(client: Any) -> list[dict[str, Any]]:
+    """Write :func:`one_day_events` into ``client``'s migrated database; the events."""
+    events = one_day_events()
+    run_stage1_and_sink(client, events, waves=1)
+    return events

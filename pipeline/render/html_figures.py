@@ -11,12 +11,14 @@ from __future__ import annotations
 import html
 import math
 from collections import defaultdict
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from pipeline.query.analytics import Tails
 from pipeline.query.charts import CacheLine, ChartData, CostBin
 from pipeline.query.compare import Comparison
 from pipeline.render.money import usd
@@ -43,6 +45,12 @@ PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 LEGEND_ON_TOP = {"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"}
 
 TEMPLATE = "plotly_white"
+
+DAY_MS = 86_400_000
+
+# At most this many day ticks on the daily chart: with more days the ticks step by
+# whole days (2, 3, ...) rather than crowd, and never fall between days.
+MAX_DAY_TICKS = 12
 
 
 class PageMoney:
@@ -107,10 +115,30 @@ def cpao_figure(data: ChartData, money: PageMoney) -> go.Figure:
         # Scenarios differ by orders of magnitude (cents against tenths of a cent): on a
         # linear axis the cheap ones lie flat on zero.
         yaxis={"title": f"{money.code} per accepted outcome (log scale)", "type": "log"},
-        xaxis_title="UTC day of the task's first event",
+        xaxis=day_axis([d.day for d in data.daily]),
         legend_title_text="scenario",
     )
     return fig
+
+
+def day_axis(days: list[date]) -> dict[str, Any]:
+    """A date x axis ticked in whole UTC days, however few: left to plotly, one day's
+    single point gets a millisecond-wide range ticked in fractions of a second around
+    midnight, and a few days get ticks every 12 hours."""
+    first, last = min(days), max(days)
+    step = max(1, math.ceil(((last - first).days + 1) / MAX_DAY_TICKS))
+    # Half a day either side keeps the first and last points off the plot's edges.
+    low = datetime.combine(first, time()) - timedelta(hours=12)
+    high = datetime.combine(last, time()) + timedelta(hours=12)
+    return {
+        "title": {"text": "UTC day of the task's first event"},
+        "type": "date",
+        "tickformat": "%Y-%m-%d",
+        "hoverformat": "%Y-%m-%d",
+        "tick0": first.isoformat(),
+        "dtick": step * DAY_MS,
+        "range": [low.isoformat(), high.isoformat()],
+    }
 
 
 def display_bins(bins: list[CostBin]) -> list[tuple[float, float, int]]:
@@ -130,6 +158,55 @@ def display_bins(bins: list[CostBin]) -> list[tuple[float, float, int]]:
         (10 ** (k * step), 10 ** ((k + 1) * step), counts.get(k, 0))
         for k in range(min(counts), max(counts) + 1)
     ]
+
+
+def quantile_marks(
+    tail: Tails, money: PageMoney, mark: str
+) -> list[tuple[str, Decimal, int, str | None]]:
+    """``(quantile, value, level, label)`` for p50, p95 and p99. Quantiles that read the
+    same (one cost bin, or a narrow distribution) share one label, "p50 = p95 = p99
+    $0.0004", on the first of them (None on the others): three labels saying the same
+    at one x read as a stacking glitch. ``level`` counts the distinct labels, so the
+    next label sits one step lower."""
+    marks: list[tuple[str, Decimal, int, str | None]] = []
+    groups: list[tuple[list[str], str]] = []
+    for name, value in (("p50", tail.p50), ("p95", tail.p95), ("p99", tail.p99)):
+        shown = f"{mark}{money(value)}"
+        if not groups or groups[-1][1] != shown:
+            groups.append(([], shown))
+        groups[-1][0].append(name)
+        marks.append((name, value, len(groups) - 1, None))
+    labels = {names[0]: f"{' = '.join(names)} {shown}" for names, shown in groups}
+    return [(name, value, level, labels.get(name)) for name, value, level, _ in marks]
+
+
+def narrow_cost_axis(data: ChartData) -> dict[str, Any]:
+    """The tail chart's x axis when the costs span less than a decade: a decade around
+    them (log10 units), ticked at 1, 2 and 5 of each power of ten with the value
+    written out; empty (plotly's own) otherwise. Autoranged, one 1% bin fills the
+    whole axis and reads as costs spread evenly from edge to edge; and plotly's ticks
+    on a one-decade log axis are bare digits ("2 3 4") that name no amount."""
+    costs = [x for b in data.bins for x in (b.lower, b.upper) if x > 0]
+    costs += [float(v) for t in data.tails for v in (t.p50, t.p95, t.p99) if v > 0]
+    if not costs:
+        return {}
+    low, high = math.log10(min(costs)), math.log10(max(costs))
+    if high - low >= 1:
+        return {}
+    middle = (low + high) / 2
+    low, high = middle - 0.5, middle + 0.5
+    ticks = [
+        m * 10.0**k
+        for k in range(math.floor(low), math.ceil(high) + 1)
+        for m in (1, 2, 5)
+        if low <= math.log10(m) + k <= high
+    ]
+    return {
+        "range": [low, high],
+        "tickmode": "array",
+        "tickvals": ticks,
+        "ticktext": [f"{t:g}" for t in ticks],
+    }
 
 
 def tails_figure(data: ChartData, money: PageMoney, incomplete: dict[str, int]) -> go.Figure:
@@ -171,10 +248,7 @@ def tails_figure(data: ChartData, money: PageMoney, incomplete: dict[str, int]) 
             continue
         top = max((n for _, _, n in bands), default=1)
         mark = AT_LEAST if scenario in incomplete else ""
-        for level, (name, value) in enumerate(
-            (("p50", tail.p50), ("p95", tail.p95), ("p99", tail.p99))
-        ):
-            label = f"{name} {mark}{money(value)}"
+        for name, value, level, label in quantile_marks(tail, money, mark):
             height = top * (1.15 - 0.18 * level)
             fig.add_trace(
                 go.Scatter(
@@ -184,17 +258,20 @@ def tails_figure(data: ChartData, money: PageMoney, incomplete: dict[str, int]) 
                     x=[coordinate(value), coordinate(value)],
                     y=[0, height],
                     mode="lines+text",
-                    text=["", label],
+                    # Only the first quantile of a group that reads the same carries
+                    # the label; the group's lines coincide.
+                    text=["", label or ""],
                     textposition="middle right",
                     cliponaxis=False,
                     line={"color": QUANTILE_COLOURS[name], "dash": "dash", "width": 2},
-                    hovertemplate=f"{html.escape(label)}<extra>{html.escape(named(scenario))}</extra>",
+                    hovertemplate=f"{html.escape(f'{name} {mark}{money(value)}')}"
+                    f"<extra>{html.escape(named(scenario))}</extra>",
                 ),
                 row=row,
                 col=1,
             )
         fig.update_yaxes(title_text="tasks", rangemode="tozero", row=row, col=1)
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **narrow_cost_axis(data))
     fig.update_xaxes(
         title_text=f"cost per task ({money.code}, log scale)", row=len(scenarios), col=1
     )
@@ -274,6 +351,8 @@ def roles_figure(data: ChartData, money: PageMoney) -> go.Figure:
         height=140 + 60 * len(scenarios),
         xaxis_title=f"call cost ({money.code})",
         legend_title_text="role",
+        # plotly hides the legend of a single trace, and then nothing names the role.
+        showlegend=True,
     )
     return fig
 

@@ -10,6 +10,7 @@ tests/integration/test_html_report_browser.py.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import uuid
 from collections import defaultdict
@@ -26,7 +27,7 @@ from pipeline.query.charts import chart_data
 from pipeline.render.html_figures import display_bins
 from pipeline.render.html_report import CHART_IDS, render_html
 from tests.chdb import chdb_database
-from tests.html_report_data import load_report_data
+from tests.html_report_data import ONE_DAY, load_one_day, load_report_data
 from tests.page_figures import figures
 from tests.reference import div18, expected_tasks
 from tests.reference_analytics import bin_quantile, call_facts, cost_bin, first_event_ts
@@ -238,6 +239,40 @@ def test_a_slice_with_exact_figures_says_so(loaded: tuple[Any, list[Any], dateti
     assert "All figures on this page are exact and final." in page
     assert "LOWER BOUND" not in page and "PROVISIONAL" not in page
     assert "costflow report: scenario doc-extract" in page
+
+
+def test_one_day_one_cost_bin_one_role_reads_as_days_a_bar_and_a_named_role(
+    data_dir: Path,
+) -> None:
+    """A new user's day one: the day axis is ticked in days, the single cost bin is a bar
+    inside a wider axis with one quantile label, and the single role is named."""
+    with chdb_database(data_dir / "clickhouse", "day1") as client:
+        load_one_day(client)
+        data = chart_data(client, Slice())
+    assert len({b.cost_bin for b in data.bins}) == 1 and len(data.roles) == 1
+    charts = figures(render_html(data))
+
+    _, layout = charts["chart-cpao"]
+    day = ONE_DAY.date().isoformat()
+    axis = layout["xaxis"]
+    assert axis["type"] == "date" and axis["tickformat"] == "%Y-%m-%d"
+    assert axis["dtick"] == 86_400_000 and axis["tick0"] == day
+    low, high = (datetime.fromisoformat(x) for x in axis["range"])
+    assert low < datetime.fromisoformat(day) < high and (high - low).days >= 1
+
+    traces, layout = charts["chart-tails"]
+    (histogram,) = [t for t in traces if t.get("fill") == "tozeroy"]
+    low_x, high_x = layout["xaxis"]["range"]  # log10 units
+    bin_low, bin_high = min(histogram["x"]), max(histogram["x"])
+    assert high_x - low_x >= 1
+    assert low_x < math.log10(bin_low) and math.log10(bin_high) < high_x
+    assert (math.log10(bin_high) - math.log10(bin_low)) / (high_x - low_x) < 0.1
+    labels = [t["text"][1] for t in traces if t["name"] in ("p50", "p95", "p99") and t["text"][1]]
+    assert labels == ["p50 = p95 = p99 $0.0004"]
+
+    traces, layout = charts["chart-roles"]
+    assert layout["showlegend"] is True
+    assert [t["name"] for t in traces] == ["generator"]
 
 
 def test_report_html_on_an_empty_database_writes_a_page_without_charts(
