@@ -88,7 +88,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.source == "http":
         from pipeline.runtime.collector import run_collector
 
-        run_collector(settings.kafka, settings.topics, IngestSettings())
+        run_collector(
+            settings.kafka, settings.topics, IngestSettings(), settings.worker.max_future_s
+        )
         return 0
     overrides = {
         key: value

@@ -40,6 +40,20 @@ def watermark_partition(key: str) -> int | None:
     return int(key[len(_WATERMARK_PREFIX) :]) if key.startswith(_WATERMARK_PREFIX) else None
 
 
+def refuse_future(event: AnyEvent, now_ms: int, max_future_ms: int) -> None:
+    """Raises FutureTimestamp when ``event`` is stamped more than ``max_future_ms``
+    after ``now_ms`` (epoch milliseconds of the caller's clock): accepted, it would move
+    its partition's watermark ahead and make every on-time event look late."""
+    ts = event.ts_ms
+    if ts > now_ms + max_future_ms:
+        raise FutureTimestamp(
+            f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
+            f"{(ts - now_ms) / 3_600_000:.1f} h ahead of this clock; fix the "
+            "producer's clock or timestamps, then re-submit it (from the dead-letter "
+            "topic: `costflow dead-letter replay`)"
+        )
+
+
 def _iso(epoch_ms_value: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_ms_value / 1000))
 
@@ -88,14 +102,8 @@ class TaskStore:
 
         Raises FutureTimestamp or TooLate (both dead-lettered by the caller).
         """
+        refuse_future(event, now_ms, self.max_future_ms)
         ts = event.ts_ms
-        if ts > now_ms + self.max_future_ms:
-            raise FutureTimestamp(
-                f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
-                f"{(ts - now_ms) / 3_600_000:.1f} h ahead of this worker's clock; fix the "
-                "producer's clock or timestamps, then re-submit it with "
-                "`costflow dead-letter replay`"
-            )
         # Outcomes name no scenario (and a missing attribute costs an exception).
         scenario = "" if event.type == "outcome" else event.scenario_id or ""  # type: ignore[union-attr]
         deadline = self.window.deadline_ms(scenario, ts)

@@ -91,8 +91,15 @@ class Metrics:
 class Collector:
     """The aiohttp application and what its handlers share."""
 
-    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, ingest: IngestSettings):
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        ingest: IngestSettings,
+        max_future_s: int = 3600,
+    ):
         self.kafka, self.topics, self.ingest = kafka, topics, ingest
+        self.max_future_ms = max_future_s * 1000
         self.token = ingest.bearer_token()
         if self.token is None and ingest.http_host not in ("127.0.0.1", "localhost", "::1"):
             raise ConfigError(
@@ -168,8 +175,9 @@ class Collector:
             )  # fmt: skip
         body = await request.read()
         events, rejected = contract_events(
-            body, self.ingest.http_max_records, self.ingest.http_max_record_bytes
-        )
+            body, self.ingest.http_max_records, self.ingest.http_max_record_bytes,
+            max_future_ms=self.max_future_ms,
+        )  # fmt: skip
         if rejected:
             self.metrics.records.labels("events", "rejected").inc(len(rejected))
             return _json({"accepted": 0, "rejected": rejected}, 400)
@@ -326,9 +334,13 @@ def _otlp_proto_response(rejected: int, message: str) -> web.Response:
     )
 
 
-def run_collector(kafka: KafkaSettings, topics: TopicSettings, ingest: IngestSettings) -> None:
-    """Serve until SIGINT/SIGTERM (aiohttp's own handling)."""
-    collector = Collector(kafka, topics, ingest)
+def run_collector(
+    kafka: KafkaSettings, topics: TopicSettings, ingest: IngestSettings, max_future_s: int = 3600
+) -> None:
+    """Serve until SIGINT/SIGTERM (aiohttp's own handling). ``max_future_s``: stage 1's
+    bound on event times ahead of the clock (``COSTFLOW_WORKER_MAX_FUTURE_S``); events
+    beyond it are refused here rather than acknowledged and dead-lettered later."""
+    collector = Collector(kafka, topics, ingest, max_future_s)
     log.warning(
         "collector on http://%s:%d (events, litellm, traces; auth %s)",
         ingest.http_host, ingest.http_port, "on" if collector.token else "off (loopback)",

@@ -4,10 +4,12 @@ record checked by the contract's own decoder. Pure."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from aiohttp import web
 
+from pipeline.agents.task_store import refuse_future
 from pipeline.errors import InvalidEvent
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
@@ -57,11 +59,18 @@ def json_entries(body: bytes, max_records: int) -> list[Any]:
 
 
 def contract_events(
-    body: bytes, max_records: int, max_record_bytes: int = 1_000_000
+    body: bytes,
+    max_records: int,
+    max_record_bytes: int = 1_000_000,
+    max_future_ms: int | None = None,
+    now_ms: int | None = None,
 ) -> tuple[list[tuple[CallEvent | TaskEvent | OutcomeEvent, bytes]], list[dict[str, Any]]]:
     """Each record decoded as stage 1 decodes it, with its original bytes; and, for
     the bad ones, ``{"record": n, "reason": code, "detail": why}`` (1-based). A record
-    above ``max_record_bytes`` (the broker's limit) is bad: ``record_too_large``."""
+    above ``max_record_bytes`` (the broker's limit) is bad: ``record_too_large``; so is
+    one stamped more than ``max_future_ms`` after ``now_ms`` (epoch ms; default: the
+    clock), which stage 1 would dead-letter as ``future_timestamp``."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
     events, rejected = [], []
     for number, raw in enumerate(records_of(body, max_records), start=1):
         if len(raw) > max_record_bytes:
@@ -70,7 +79,10 @@ def contract_events(
                                        f"{max_record_bytes:,}"})  # fmt: skip
             continue
         try:
-            events.append((decode_event(raw), raw))
+            event = decode_event(raw)
+            if max_future_ms is not None:
+                refuse_future(event, now, max_future_ms)
+            events.append((event, raw))
         except InvalidEvent as error:
             rejected.append({"record": number, "reason": error.code, "detail": str(error)})
     return events, rejected

@@ -66,3 +66,18 @@ def test_settings_refuse_an_empty_token_file_and_a_request_that_cannot_fit(tmp_p
         IngestSettings(http_token_file=empty).bearer_token()
     with pytest.raises(ValueError, match="a full request could never be taken"):
         IngestSettings(http_max_records=150, http_max_inflight_records=100)
+
+
+def test_events_stamped_beyond_stage_1s_future_bound_are_refused_up_front() -> None:
+    """What stage 1 would dead-letter as future_timestamp is a 400 here, not a 200."""
+    now_ms = 1_796_119_200_000  # 2026-12-01T10:00:00Z
+    soon = {"type": "task", "event_id": "a", "task_id": "t", "ts": "2026-12-01T10:59:59Z",
+            "phase": "started"}  # fmt: skip
+    late = {**soon, "event_id": "b", "ts": "2026-12-01T12:00:00Z"}  # 2 h ahead
+    body = b"\n".join(json.dumps(e).encode() for e in (soon, late))
+    events, rejected = contract_events(body, 10, max_future_ms=3_600_000, now_ms=now_ms)
+    assert [e.event_id for e, _ in events] == ["a"]
+    assert [(r["record"], r["reason"]) for r in rejected] == [(2, "future_timestamp")]
+    assert "2.0 h ahead" in rejected[0]["detail"]
+    # Without the bound (other callers), both pass.
+    assert len(contract_events(body, 10, now_ms=now_ms)[0]) == 2
