@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +60,19 @@ def cmd_focus(args: argparse.Namespace) -> int:
         if summary.unpriced_calls
         else ""
     )
+    if summary.rows == 0:
+        sys.stderr.write(
+            f"costflow focus export: no priced calls in {month:%Y-%m} (UTC): the export holds "
+            "no rows. If calls were expected, check --month (`costflow report --since "
+            "--until` shows which days have calls) or price them first (`costflow reprice`)\n"
+        )
+    from pipeline.query.focus import month_bounds
+
+    if month_bounds(month)[1] > datetime.now(UTC):
+        sys.stderr.write(
+            f"costflow focus export: {month:%Y-%m} is not over: the rows cover its calls "
+            "so far; export it again after the month closes for the whole billing period\n"
+        )
     sys.stderr.write(
         f"costflow focus export: FOCUS {summary.version} {summary.format}, {month:%Y-%m}: "
         f"{summary.rows} rows, {summary.calls} calls, billed {summary.billed_cost} "

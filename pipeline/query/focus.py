@@ -265,8 +265,8 @@ def _books_by_label(books: Sequence[CompiledBook]) -> dict[str, CompiledBook]:
 
 def load_rates(client: Any, books: Sequence[CompiledBook], month: date) -> int:
     """Resolve into ``focus_rates`` the rates of every usage key of the month's priced
-    calls; returns the rows written. Raises FocusExportError when the month has no
-    priced call, or when calls were priced by a book version not among ``books``."""
+    calls; returns the rows written (0 for a month without priced calls). Raises
+    FocusExportError when calls were priced by a book version not among ``books``."""
     start, end = month_bounds(month)
     keys = [
         UsageKey(*row)
@@ -278,11 +278,7 @@ def load_rates(client: Any, books: Sequence[CompiledBook], month: date) -> int:
         ).result_rows
     ]
     if not keys:
-        raise FocusExportError(
-            f"no priced calls in {month:%Y-%m} (UTC): nothing to export. Check --month "
-            "(`costflow report --since/--until` shows which days have calls), or price the "
-            "month's calls first (`costflow reprice`)"
-        )
+        return 0  # an idle month exports as a file without rows, as it should
     by_label = _books_by_label(books)
     missing = sorted({k.price_book_version for k in keys} - set(by_label))
     if missing:
@@ -393,8 +389,9 @@ def export_month(
     progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
     """Write one month of FOCUS rows to ``out``; ``progress`` is told the bytes written
-    after each chunk. Raises FocusExportError (what to do next) for a month without
-    priced calls, books that did not price them, or rows that do not add up."""
+    after each chunk. A month without priced calls writes the header (CSV) or schema
+    (Parquet) and no row: ``rows`` 0 in the summary. Raises FocusExportError (what to do
+    next) for books that did not price the month's calls, or rows that do not add up."""
     load_rates(client, books, month)
     rows, calls, unpriced, billed, listed, currency = check_complete(client, month)
     settings = CSV_SETTINGS if fmt == "csv" else PARQUET_SETTINGS
