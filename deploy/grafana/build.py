@@ -59,7 +59,36 @@ DAYS = "$__dateFilter(day)"
 # Hour views: every hour that overlaps the range.
 HOURS = "hour >= toStartOfHour($__fromTime) AND hour <= $__toTime"
 
-USD = "currencyUSD"
+# The task_id box is free text, so it reaches the SQL percent-encoded (Grafana's
+# :percentencode: everything but A-Z a-z 0-9 - _ . ~ becomes %XX) and ClickHouse decodes
+# it inside a string literal nothing typed can leave. Not :sqlstring: it doubles single
+# quotes but leaves backslashes, which ClickHouse reads as escapes, so an id ending in
+# a backslash breaks the query and x\' OR 1=1 -- still runs its OR.
+TASK_ID = "decodeURLComponent('${task_id:percentencode}')"
+
+# Money columns carry the billing currency's unit. The costs in the views are in the
+# price book's currency (pipeline/pricing/book.py, PriceBook.currency), one per book;
+# the dashboards are built for the bundled book, whose currency is USD (the demo's).
+# Grafana has units for a fixed list of currencies (currencyUSD, currencyEUR, ...);
+# another book currency is shown as a suffix naming it, never as a bare number.
+GRAFANA_CURRENCIES = {"USD", "EUR", "GBP", "JPY", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK",
+                      "BRL", "INR", "KRW", "ZAR"}  # fmt: skip
+
+
+def currency_unit(code: str) -> str:
+    """Grafana's unit for money in ``code`` (an ISO 4217 code)."""
+    return f"currency{code}" if code in GRAFANA_CURRENCIES else f"suffix: {code}"
+
+
+def book_currency() -> str:
+    from pipeline.pricing.book import load_price_book
+    from pipeline.resources import default_price_book
+
+    return load_price_book(default_price_book()).currency
+
+
+CURRENCY = book_currency()
+MONEY = currency_unit(CURRENCY)
 
 
 def grafana_user(role: str) -> str:
@@ -299,7 +328,10 @@ WHERE {HOURS}{LABELS}""",
             description="Over the range: all call cost (failed and retried calls "
             "included) over accepted tasks. While unpriced calls > 0 cost is a lower "
             "bound.",
-            units={"cost_per_accepted_outcome": USD, "total_cost": USD},
+            # The panel's own unit is the currency (its headline is money), not only
+            # overrides matched by column name; the two counts are overridden instead.
+            unit=MONEY,
+            units={"accepted": "short", "unpriced_calls": "short"},
             w=24,
             h=5,
         ),
@@ -317,7 +349,7 @@ WHERE {HOURS}{LABELS}
 GROUP BY time, scenario_id
 ORDER BY time""",
             description="By the hour of each task's first event, bucketed to the panel's interval.",
-            unit=USD,
+            unit=MONEY,
             w=24,
         ),
         ch_panel(
@@ -339,7 +371,7 @@ GROUP BY scenario_id
 ORDER BY scenario_id""",
             description="Final hours have no task still inside its outcome window; "
             "provisional ones do, so their figure still moves as outcomes arrive.",
-            units={"final_cost_per_accepted": USD, "provisional_cost_per_accepted": USD},
+            units={"final_cost_per_accepted": MONEY, "provisional_cost_per_accepted": MONEY},
         ),
         ch_panel(
             lay,
@@ -363,11 +395,11 @@ ORDER BY scenario_id""",
             "filters by scenario only.",
             datasource=CH_ALL,
             units={
-                "variable_cost": USD,
-                "fixed_cost": USD,
-                "full_cost": USD,
-                "cost_per_accepted_outcome": USD,
-                "full_cost_per_accepted_outcome": USD,
+                "variable_cost": MONEY,
+                "fixed_cost": MONEY,
+                "full_cost": MONEY,
+                "cost_per_accepted_outcome": MONEY,
+                "full_cost_per_accepted_outcome": MONEY,
             },
         ),
         ch_panel(
@@ -470,7 +502,7 @@ ORDER BY time""",
             description="Per day of the tasks' first event, over the selected "
             "scenarios, owners and environments: the mean of the 1% bin holding the "
             "nearest-rank task.",
-            unit=USD,
+            unit=MONEY,
             custom={"scaleDistribution": {"type": "log", "log": 10}},
             w=24,
         ),
@@ -492,7 +524,7 @@ FROM ranked
 GROUP BY scenario_id
 ORDER BY scenario_id""",
             description="Over the whole range, from the summed bins.",
-            units={"p50": USD, "p90": USD, "p95": USD, "p99": USD},
+            units={"p50": MONEY, "p90": MONEY, "p95": MONEY, "p99": MONEY},
         ),
         ch_panel(
             lay,
@@ -506,12 +538,12 @@ FROM v_task_cost_histogram
 WHERE {DAYS}{LABELS}
 GROUP BY time
 ORDER BY time""",
-            description="Tasks per day by cost band (USD; each column holds tasks "
+            description=f"Tasks per day by cost band ({CURRENCY}; each column holds tasks "
             "whose 1% bin starts at or above its name and below the next).",
             options={
                 "calculate": False,
                 "rowsFrame": {"layout": "ge"},
-                "yAxis": {"unit": USD},
+                "yAxis": {"unit": MONEY},
                 "color": {"scheme": "Oranges", "mode": "scheme"},
                 "cellGap": 1,
             },
@@ -539,7 +571,7 @@ ORDER BY total_cost DESC, task_id
 LIMIT 50""",
             description="The 100 costliest tasks of each day, the 50 costliest of the "
             "range here. Click a task for its call chain below.",
-            units={"total_cost": USD},
+            units={"total_cost": MONEY},
             extra={
                 "task_id": [
                     {
@@ -563,7 +595,7 @@ LIMIT 50""",
             lay,
             "table",
             "Call chain of ${task_id}",
-            """
+            f"""
 SELECT
   ts,
   role,
@@ -581,11 +613,11 @@ SELECT
   cost_known,
   pricing_error
 FROM v_task_call_chain
-WHERE task_id = '${task_id}'
+WHERE task_id = {TASK_ID}
 ORDER BY ts, event_id""",
             description="Every call of the task picked in Costliest tasks (or typed "
             "into the task_id box), in order.",
-            units={"cost_total": USD, "cost_known": USD, "latency_ms": "ms"},
+            units={"cost_total": MONEY, "cost_known": MONEY, "latency_ms": "ms"},
             w=24,
             h=10,
         ),
@@ -626,7 +658,7 @@ WHERE {HOURS}{LABELS}
 GROUP BY time
 ORDER BY time""",
             description="Cost of rejected, failed and unresolved tasks (pending is not waste yet).",
-            unit=USD,
+            unit=MONEY,
             custom={"stacking": {"mode": "normal"}, "fillOpacity": 40},
         ),
         ch_panel(
@@ -640,7 +672,7 @@ SELECT
 FROM v_outcomes_hourly AS o
 WHERE {HOURS}{LABELS}""",
             description="Waste over all cost in the range.",
-            units={"waste_share": "percentunit", "waste_cost": USD},
+            units={"waste_share": "percentunit", "waste_cost": MONEY},
         ),
         ch_panel(
             lay,
@@ -657,7 +689,7 @@ WHERE {DAYS}{LABELS}
 GROUP BY time
 ORDER BY time""",
             description="Per day of the call, by the labels the call reported.",
-            unit=USD,
+            unit=MONEY,
         ),
         ch_panel(
             lay,
@@ -681,10 +713,10 @@ GROUP BY scenario_id
 ORDER BY total_cost DESC""",
             description="Rates are weighted by calls over the range.",
             units={
-                "total_cost": USD,
-                "retry_cost": USD,
-                "fallback_cost": USD,
-                "failed_call_cost": USD,
+                "total_cost": MONEY,
+                "retry_cost": MONEY,
+                "fallback_cost": MONEY,
+                "failed_call_cost": MONEY,
                 "retry_rate": "percentunit",
                 "failed_call_rate": "percentunit",
             },
@@ -703,7 +735,7 @@ WHERE {DAYS}{LABELS}
 GROUP BY role
 ORDER BY total_cost DESC""",
             description="The hidden chains: classifier, generator, critic, refiner, judge ...",
-            units={"total_cost": USD},
+            units={"total_cost": MONEY},
             options={"xField": "role", "orientation": "horizontal"},
         ),
         ch_panel(
@@ -723,7 +755,7 @@ WHERE {DAYS}{LABELS}
 GROUP BY role, model
 ORDER BY total_cost DESC""",
             description="Per role inside the task and model.",
-            units={"total_cost": USD},
+            units={"total_cost": MONEY},
         ),
     ]
     return dashboard(
@@ -776,7 +808,7 @@ ORDER BY net_cache_savings DESC""",
             "writes cost above it, and the input cost split into the stable (cached) "
             "prefix and the dynamic part.",
             units={
-                c: USD
+                c: MONEY
                 for c in (
                     "cache_read_savings",
                     "cache_write_premium",
@@ -871,9 +903,9 @@ ORDER BY scenario_id, cache_adjusted_cost DESC""",
             "up over days: the worst daily p95 is shown; `costflow compare` gives the "
             "period's from summed bins.",
             units={
-                "raw_token_cost": USD,
-                "cache_adjusted_cost": USD,
-                "cost_per_accepted_outcome": USD,
+                "raw_token_cost": MONEY,
+                "cache_adjusted_cost": MONEY,
+                "cost_per_accepted_outcome": MONEY,
                 "retry_rate": "percentunit",
                 "quality_pass_rate": "percentunit",
                 "worst_daily_latency_p95_ms": "ms",
@@ -895,7 +927,7 @@ WHERE dimension = 'model' AND {DAYS}{LABELS}
 GROUP BY time, model
 ORDER BY time""",
             description="Tasks that used the model (whole task cost).",
-            unit=USD,
+            unit=MONEY,
         ),
         ch_panel(
             lay,
@@ -920,9 +952,9 @@ ORDER BY scenario_id, arm""",
             "outside the noise: `costflow compare --scenario S --experiment` (95% "
             "interval, at least 30 accepted outcomes per arm).",
             units={
-                "total_cost": USD,
-                "cost_per_accepted_outcome": USD,
-                "waste_cost": USD,
+                "total_cost": MONEY,
+                "cost_per_accepted_outcome": MONEY,
+                "waste_cost": MONEY,
                 "acceptance_rate": "percentunit",
             },
         ),
@@ -965,7 +997,7 @@ ORDER BY severity, impact DESC""",
             description="Each instance's latest state up to the end of the range; "
             "cleared instances are still firing until keep_firing_for runs out.",
             datasource=CH_ALL,
-            units={"impact": USD},
+            units={"impact": MONEY},
             w=24,
         ),
         ch_panel(
@@ -999,7 +1031,7 @@ GROUP BY alert
 ORDER BY impact DESC""",
             description="Sum of impact over firings in the range (kinds that can say).",
             datasource=CH_ALL,
-            units={"impact": USD},
+            units={"impact": MONEY},
             options={"xField": "alert", "orientation": "horizontal"},
         ),
         ch_panel(
@@ -1024,7 +1056,7 @@ ORDER BY at DESC, alert
 LIMIT 500""",
             description="Every event in the range, restatements included (docs/alerts.md).",
             datasource=CH_ALL,
-            units={"impact": USD},
+            units={"impact": MONEY},
             w=24,
             h=10,
         ),
@@ -1180,12 +1212,26 @@ def pipeline_health() -> dict[str, Any]:
                 "spans": f"rate(costflow_ingest_otlp_spans_total{r})",
                 "call events": f"rate(costflow_ingest_otlp_call_events_total{r})",
                 "skipped spans": f"rate(costflow_ingest_otlp_skipped_spans_total{r})",
-                "collector p99 s": "histogram_quantile(0.99, sum by (le) "
-                f"(rate(costflow_collector_request_duration_seconds_bucket{r})))",
             },
             description="Trace export spans read, call events sent, spans that were "
             "not model calls.",
             unit="ops",
+        ),
+        # The collector's latency has a panel of its own: in the OTLP spans panel it
+        # read as a span rate (seconds on an ops axis) and the title did not name it.
+        prom_panel(
+            lay,
+            "timeseries",
+            "HTTP collector request latency",
+            {
+                "p50 {{endpoint}}": "histogram_quantile(0.5, sum by (le, endpoint) "
+                f"(rate(costflow_collector_request_duration_seconds_bucket{r})))",
+                "p99 {{endpoint}}": "histogram_quantile(0.99, sum by (le, endpoint) "
+                f"(rate(costflow_collector_request_duration_seconds_bucket{r})))",
+            },
+            description="Time from a request to its answer, broker acknowledgements "
+            "included, by endpoint.",
+            unit="s",
         ),
         prom_panel(
             lay,

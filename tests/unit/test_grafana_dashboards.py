@@ -10,6 +10,9 @@ it, in their order:
 2. Grafana's template service replaces ``$var`` / ``${var}`` / ``${var:format}``
    with the plugin's formatter: a multi-value (or All) selection becomes
    ``'a','b'`` (joined, quoted, not escaped), a single value is inserted raw;
+   ``:sqlstring`` wraps each value in single quotes with its single quotes doubled
+   (joined with ","), ``:percentencode`` percent-encodes all but ``A-Za-z0-9-_.~``
+   (a multi-value as ``{a,b}``), as Grafana's formatRegistry does;
 3. the plugin's backend expands its macros (pkg/macros/macros.go):
    ``$__timeFilter(c)`` -> ``c >= toDateTime(<from s>) AND c <= toDateTime(<to s>)``,
    ``$__timeFilter_ms(c)`` the same with ``fromUnixTimestamp64Milli(<ms>)``,
@@ -35,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -124,6 +128,14 @@ def template(sql: str, variables: dict[str, str | list[str]], options: dict[str,
         current = variables[name]
         if current in ("$__all", ["$__all"]):
             current = options[name]  # All without allValue: every option
+        form = match.group(3) or match.group(6)
+        if form == "sqlstring":
+            values = current if isinstance(current, list) else [current]
+            return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+        if form == "percentencode":
+            text = "{" + ",".join(current) + "}" if isinstance(current, list) else current
+            return quote(text, safe="")  # encodeURIComponent, and !'()* too
+        assert form is None, f"format :{form} is not reproduced here"
         if isinstance(current, list):
             return "'" + "','".join(current) + "'"
         return current
@@ -210,6 +222,18 @@ def test_the_expansion_matches_the_plugins_own_examples() -> None:
     )
     with pytest.raises(AssertionError):
         backend_macros("$__timeGroup(ts, 5m)", start, end, 1)  # not reproduced here
+
+
+def test_the_formats_match_grafanas_own_examples() -> None:
+    """Cases from Grafana's formatRegistry tests."""
+    assert template("${v:sqlstring}", {"v": "test'value"}, {}) == "'test''value'"
+    assert template("${v:sqlstring}", {"v": ["test", "test'value2"]}, {}) == (
+        "'test','test''value2'"
+    )
+    assert template("${v:percentencode}", {"v": "foo()bar BAZ"}, {}) == "foo%28%29bar%20BAZ"
+    assert template("${v:percentencode}", {"v": ["foo()bar BAZ", "test2"]}, {}) == (
+        "%7Bfoo%28%29bar%20BAZ%2Ctest2%7D"
+    )
 
 
 # -- files --------------------------------------------------------------------------------
@@ -483,3 +507,75 @@ def test_a_selection_changes_what_a_panel_returns(demo: Any) -> None:
     total_all = demo.query(sql_all).result_rows[0][1]
     total_one = demo.query(sql_one).result_rows[0][1]
     assert 0 < total_one < total_all
+
+
+def call_chain_sql() -> str:
+    board = dashboards()["tails.json"]
+    panel = next(p for p in panels(board) if p["title"] == "Call chain of ${task_id}")
+    return str(panel["targets"][0]["rawSql"])
+
+
+@pytest.mark.parametrize(
+    "task_id", ["it's", "x' OR 1=1 --", "x\\' OR 1=1 --", "ends in \\", "é%20&"]
+)
+def test_a_typed_task_id_is_a_value_never_sql(demo: Any, task_id: str) -> None:
+    """The task_id box is free text: quotes, backslashes and percent signs stay in the
+    value, so the query runs and finds no task, rather than failing or matching all."""
+    sql = expand(call_chain_sql(), {"task_id": task_id}, {}, *RANGE)
+    assert demo.query(sql).result_rows == []
+    # And the id reaches ClickHouse as typed.
+    typed = expand(f"SELECT {build.TASK_ID}", {"task_id": task_id}, {}, *RANGE)
+    assert demo.query(typed).result_rows == [(task_id,)]
+
+
+def test_sqlstring_alone_would_let_a_backslash_end_the_literal(demo: Any) -> None:
+    """Why the panel percent-encodes rather than using :sqlstring: ClickHouse reads a
+    backslash as an escape, which :sqlstring leaves as it is."""
+    assert "${task_id:percentencode}" in call_chain_sql()
+    naive = call_chain_sql().replace(build.TASK_ID, "${task_id:sqlstring}")
+    sql = expand(naive, {"task_id": "x\\' OR 1=1 --"}, {}, *RANGE)
+    assert demo.query(sql).result_rows  # every call of every task: injected
+
+
+def test_each_pipeline_panel_holds_what_its_title_says() -> None:
+    """The OTLP ingest panel reads the ingest's metrics only; a latency quantile sits on
+    a panel in seconds whose title names its component."""
+    for panel in panels(dashboards()["pipeline.json"]):
+        metrics = {m for t in panel["targets"] for m in re.findall(r"\bcostflow_\w+", t["expr"])}
+        if panel["title"].startswith("Ingest: OTLP"):
+            assert all(m.startswith("costflow_ingest_otlp_") for m in metrics), panel["title"]
+        if any(m.endswith("_duration_seconds_bucket") for m in metrics):
+            assert panel["fieldConfig"]["defaults"]["unit"] == "s", panel["title"]
+            assert "latency" in panel["title"].lower(), panel["title"]
+            if any(m.startswith("costflow_collector_") for m in metrics):
+                assert "collector" in panel["title"].lower(), panel["title"]
+
+
+def test_money_is_shown_in_the_books_currency() -> None:
+    """Every money column has the currency's unit (the bundled book's: USD), the
+    headline stat as the panel's own unit; another currency is named, not dropped."""
+    assert build.MONEY == "currencyUSD" == build.currency_unit(build.book_currency())
+    assert build.currency_unit("EUR") == "currencyEUR"
+    assert build.currency_unit("AUD") == "suffix: AUD"
+    stat = next(p for p in panels(dashboards()["outcomes.json"]) if p["type"] == "stat")
+    assert stat["title"] == "Cost per accepted outcome"
+    assert stat["fieldConfig"]["defaults"]["unit"] == build.MONEY
+    money = re.compile(r"cost|saving|premium|impact|^p\d\d$")
+    for name, board in dashboards().items():
+        for panel in panels(board):
+            for target in panel.get("targets", []):
+                if not is_clickhouse(target):
+                    continue
+                sql = target["rawSql"]
+                columns = set(re.findall(r"\bAS\s+(\w+)", sql))
+                columns |= set(re.findall(r"^\s+(\w+),?$", sql, flags=re.MULTILINE))
+                config = panel["fieldConfig"]
+                units = {
+                    o["matcher"]["options"]: p["value"]
+                    for o in config["overrides"]
+                    for p in o["properties"]
+                    if p["id"] == "unit"
+                }
+                for column in {c for c in columns if money.search(c)}:
+                    unit = units.get(column, config["defaults"].get("unit"))
+                    assert unit == build.MONEY, (name, panel["title"], column, unit)
