@@ -43,6 +43,7 @@ def connect(
             from pathlib import Path
 
             Path(path).mkdir(parents=True, exist_ok=True)
+            _refuse_if_held(Path(path))
     try:
         if create:
             bootstrap = clickhouse_connect.get_client(dsn=dsn, **credentials)
@@ -58,6 +59,37 @@ def connect(
                 f"server. [{text.strip().splitlines()[0][:200]}]"
             ) from None
         raise ClickHouseError(f"cannot open ClickHouse at {_redact(dsn)}: {text}") from None
+
+
+def _refuse_if_held(path: Any) -> None:
+    """Raises ClickHouseError naming the process that holds the embedded ClickHouse at
+    ``path`` (its ``status`` file, locked while an engine runs there and naming its
+    PID): chDB itself answers a second opener with a lock message and then an unrelated
+    BAD_ARGUMENTS. This process's own engine on the path is no obstacle."""
+    import fcntl
+    import os
+
+    status = path / "status"
+    try:
+        handle = status.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        text = handle.read(400).decode(errors="replace")
+        pid = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                    if line.startswith("PID:")), "?")  # fmt: skip
+        if pid == str(os.getpid()):
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        except BlockingIOError:
+            raise ClickHouseError(
+                f"the embedded ClickHouse at {path} is open in process {pid} (a running "
+                "`costflow up`, sink, `alerts run` or report): only one process may open it. "
+                "Stop that process first, run this while `costflow up` serves reads, or "
+                "point COSTFLOW_CLICKHOUSE_DSN at a ClickHouse server"
+            ) from None
 
 
 def _redact(dsn: str) -> str:

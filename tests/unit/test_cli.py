@@ -205,3 +205,29 @@ def test_output_cut_short_by_a_closed_pipe_is_not_an_error() -> None:
     err = process.stderr.read().decode()
     assert process.wait(60) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_second_process_on_the_embedded_clickhouse_is_told_who_holds_it(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from pipeline.clickhouse.client import connect
+    from pipeline.config import ClickHouseSettings, StackSettings
+    from pipeline.errors import ClickHouseError
+
+    path = tmp_path / "ch"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import clickhouse_connect, sys\n"
+         f"held = clickhouse_connect.get_client(dsn='chdb://{path}')\nheld.command('SELECT 1')\n"
+         "print('open', flush=True)\nsys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        settings = ClickHouseSettings(dsn=f"chdb://{path}", database="d")
+        with pytest.raises(ClickHouseError, match=f"open in process {holder.pid} "):
+            connect(settings, StackSettings(data_dir=tmp_path))
+    finally:
+        holder.communicate("", timeout=60)
