@@ -246,13 +246,15 @@ def _headline(
     )
     if not data.summary:
         table = "<p>No tasks in this slice.</p>"
-    status = (
-        f"calls: {stats['calls']:,} · unpriced: {stats['unpriced_calls']:,} · "
+    status = (  # counted over the whole store, whatever the slice: say so
+        f"Whole store: calls: {stats['calls']:,} · unpriced: {stats['unpriced_calls']:,} · "
         f"dead-lettered: {stats['dead_letters']:,} · priced with: "
         f"{', '.join(stats['price_books']) or '-'}"
     )
     verdict = (
-        '<p class="exact">All figures on this page are exact and final.</p>'
+        ""  # nothing in the slice: nothing to call exact
+        if not data.summary and not warnings
+        else '<p class="exact">All figures on this page are exact and final.</p>'
         if not warnings
         else "".join(f'<p class="incomplete">{html.escape(w)}</p>' for w in warnings)
     )
