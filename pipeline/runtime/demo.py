@@ -6,6 +6,7 @@ import shutil
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pipeline.clickhouse.client import connect
@@ -17,7 +18,7 @@ from pipeline.query.analytics import Slice
 from pipeline.query.compare import compare
 from pipeline.render.compare import render_comparison
 from pipeline.render.report import full_report
-from pipeline.resources import example_fixed_costs
+from pipeline.resources import example_alert_rules, example_fixed_costs
 from pipeline.runtime.html_report import write_html_report
 from pipeline.runtime.replay import replay
 
@@ -87,9 +88,21 @@ def run_demo(base: Settings, tasks: int, seed: int) -> int:
     print("\n" + demo_alerts(client))
     # The same figures as charts, one self-contained page beside the demo's data.
     print("\n" + write_html_report(client, Slice(), stack.data_dir / "report.html").describe())
+    # `./dev` in a checkout; the installed command elsewhere.
+    command = "./dev" if Path("dev").is_file() and Path("pyproject.toml").is_file() else "costflow"
+    prefix = f"{command} --data-dir {stack.data_dir} --database {clickhouse.database}"
     sys.stderr.write(
-        f"\nExplore the result: ./dev --data-dir {stack.data_dir} --database "
-        f"{clickhouse.database} report | compare "
-        "--scenario S | whatif --scenario S --model M | reprice --book DIR --from T1 --to T2\n"
+        "\nExplore the result (one command each):\n"
+        + "".join(
+            f"  {prefix} {rest}\n"
+            for rest in (
+                "report [--scenario S] [--html FILE]",
+                "compare --scenario S",
+                "whatif --scenario S --model M",
+                "focus export --month YYYY-MM --format csv",
+                f"alerts test {example_alert_rules().with_name('demo.yaml')} "
+                f"--since {START:%Y-%m-%d} --until {START + timedelta(days=9):%Y-%m-%d}",
+            )
+        )
     )
     return 0
