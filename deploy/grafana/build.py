@@ -579,10 +579,12 @@ LIMIT 50""",
                         "value": [
                             {
                                 "title": "Call chain",
+                                # Encoded explicitly: a task id may hold & or # (Grafana
+                                # encodes data links by default only since 8.5).
                                 "url": "/d/costflow-tails?${__url_time_range}"
                                 "&${scenario:queryparam}"
                                 "&${owner:queryparam}&${environment:queryparam}"
-                                "&${datasource:queryparam}&var-task_id=${__value.raw}",
+                                "&${datasource:queryparam}&var-task_id=${__value.raw:percentencode}",
                             }
                         ],
                     }
