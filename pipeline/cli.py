@@ -137,7 +137,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"{time.monotonic() - started:.1f}s; Ctrl-C drains and stops all",
         file=sys.stderr,
     )
-    print(f"costflow: Prometheus metrics, /healthz and /readyz: {metrics}", file=sys.stderr)
+    collector = f"http://{ingest.http_host}:{ingest.http_port}/metrics"
+    print(
+        f"costflow: Prometheus metrics, /healthz and /readyz: {metrics}, collector {collector}",
+        file=sys.stderr,
+    )
     try:
         code = stack.wait()
         if code == 0:  # Ctrl-C: take no more requests, finish what was acknowledged, stop
@@ -159,7 +163,7 @@ def with_local_metrics(settings: Settings) -> tuple[Settings, str]:
     """``settings`` with the worker's and sink's metrics ports set to
     :data:`UP_METRICS_PORTS` where unset and free, and a line saying where each
     stage's metrics are (or why not)."""
-    import socket
+    from pipeline.embedded.broker import port_is_free
 
     parts: dict[str, object] = {}
     where = []
@@ -167,14 +171,11 @@ def with_local_metrics(settings: Settings) -> tuple[Settings, str]:
         stage = getattr(settings, role)
         port = stage.metrics_port
         if port is None:
-            with socket.socket() as probe:
-                try:
-                    probe.bind((stage.metrics_host, default))
-                    port = default
-                except OSError:
-                    where.append(f"{role}: not served ({stage.metrics_host}:{default} is "
-                                 f"taken; set COSTFLOW_{role.upper()}_METRICS_PORT)")  # fmt: skip
-                    continue
+            if not port_is_free(default, stage.metrics_host):
+                where.append(f"{role}: not served ({stage.metrics_host}:{default} is "
+                             f"taken; set COSTFLOW_{role.upper()}_METRICS_PORT)")  # fmt: skip
+                continue
+            port = default
             parts[role] = stage.model_copy(update={"metrics_port": port})
         where.append(f"{role} http://{stage.metrics_host}:{port}/metrics")
     return settings.replace(**parts), ", ".join(where)

@@ -81,17 +81,28 @@ class Stack:
         if kafka.embedded:
             # One stack per data directory; "running" until a drain completes.
             self.lock = DataDirLock(self.settings.stack.data_dir).acquire()
+        # Before the run is recorded: a start refused here is no run stopped undrained.
+        self._check_ports()
+        if kafka.embedded:
             run_state.mark_running(self.settings.stack.data_dir)
-            if not port_is_free(kafka.embedded_port):
-                raise EmbeddedStackError(
-                    f"port {kafka.embedded_port} is taken (another costflow up?); set "
-                    "COSTFLOW_KAFKA_EMBEDDED_PORT or COSTFLOW_KAFKA_BOOTSTRAP"
-                )
             broker = self._spawn("broker")
             wait_until_ready(kafka.resolved_bootstrap(), 30, broker)
         from pipeline.kafka.topics import ensure_topics
 
         ensure_topics(kafka, self.settings.topics)
+        for role in self.roles:
+            self._spawn(role)
+        return self
+
+    def _check_ports(self) -> None:
+        """Raises EmbeddedStackError for a port this stack must listen on that another
+        socket listens on (a lingering TIME_WAIT is no obstacle: see port_is_free)."""
+        kafka = self.settings.kafka
+        if kafka.embedded and not port_is_free(kafka.embedded_port):
+            raise EmbeddedStackError(
+                f"port {kafka.embedded_port} is taken (another costflow up?); set "
+                "COSTFLOW_KAFKA_EMBEDDED_PORT or COSTFLOW_KAFKA_BOOTSTRAP"
+            )
         if "collector" in self.roles:
             from pipeline.config import IngestSettings
 
@@ -101,9 +112,6 @@ class Stack:
                     f"port {port} is taken (an OpenTelemetry Collector? another costflow up?); "
                     "set COSTFLOW_INGEST_HTTP_PORT for costflow's HTTP collector"
                 )
-        for role in self.roles:
-            self._spawn(role)
-        return self
 
     def respawn(self, role: str) -> None:
         """Start ``role`` again after it exited (a supervisor's restart, or a crash test's)."""

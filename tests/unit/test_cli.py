@@ -231,3 +231,25 @@ def test_a_second_process_on_the_embedded_clickhouse_is_told_who_holds_it(
             connect(settings, StackSettings(data_dir=tmp_path))
     finally:
         holder.communicate("", timeout=60)
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free_again() -> None:
+    """A scraped /metrics server closes its connections first, leaving them in
+    TIME_WAIT for a minute after it stops: `up` restarted then must still serve there."""
+    import socket
+
+    from pipeline.embedded.broker import port_is_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    assert not port_is_free(port)  # listening: taken
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+    client.recv(1)
+    client.close()
+    server.close()
+    assert port_is_free(port)
