@@ -75,8 +75,9 @@ def cmd_focus(args: argparse.Namespace) -> int:
         )
     sys.stderr.write(
         f"costflow focus export: FOCUS {summary.version} {summary.format}, {month:%Y-%m}: "
-        f"{summary.rows} rows, {summary.calls} calls, billed {summary.billed_cost} "
-        f"{summary.currency} (list {summary.list_cost}){left_out}"
+        f"{summary.rows} rows, {summary.calls} calls, billed {summary.billed_cost.normalize():f} "
+        f"{summary.currency or '(no currency: no priced call)'} "
+        f"(list {summary.list_cost.normalize():f}){left_out}"
         + (f"; wrote {output}" if output else "")
         + "\n"
     )

@@ -40,17 +40,22 @@ def watermark_partition(key: str) -> int | None:
     return int(key[len(_WATERMARK_PREFIX) :]) if key.startswith(_WATERMARK_PREFIX) else None
 
 
-def refuse_future(event: AnyEvent, now_ms: int, max_future_ms: int) -> None:
+def refuse_future(
+    event: AnyEvent,
+    now_ms: int,
+    max_future_ms: int,
+    then: str = "re-submit it from the dead-letter topic (`costflow dead-letter replay`)",
+) -> None:
     """Raises FutureTimestamp when ``event`` is stamped more than ``max_future_ms``
     after ``now_ms`` (epoch milliseconds of the caller's clock): accepted, it would move
-    its partition's watermark ahead and make every on-time event look late."""
+    its partition's watermark ahead and make every on-time event look late. ``then``:
+    how the caller's user sends it again once the clock or timestamp is fixed."""
     ts = event.ts_ms
     if ts > now_ms + max_future_ms:
         raise FutureTimestamp(
             f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
             f"{(ts - now_ms) / 3_600_000:.1f} h ahead of this clock; fix the "
-            "producer's clock or timestamps, then re-submit it (from the dead-letter "
-            "topic: `costflow dead-letter replay`)"
+            f"producer's clock or timestamps, then {then}"
         )
 
 

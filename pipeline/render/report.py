@@ -17,6 +17,11 @@ def render(lines: list[ScenarioLine], stats: dict[str, Any]) -> str:
         f"{'cost/task':>11} {'cost/accepted outcome':>22}"
     )
     out = ["Cost per accepted outcome, by scenario", header, "-" * len(header)]
+    if not lines:  # empty tables read as zeros; a typo'd slice must not
+        out.append(
+            "No tasks in this slice (check --scenario, --owner, --environment and the period; "
+            '`costflow sql "SELECT DISTINCT scenario_id FROM tasks"` lists the scenarios).'
+        )
     for line in lines:
         at_least = ">=" if line.unpriced_calls else ""
         out.append(

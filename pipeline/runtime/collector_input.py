@@ -81,7 +81,8 @@ def contract_events(
         try:
             event = decode_event(raw)
             if max_future_ms is not None:
-                refuse_future(event, now, max_future_ms)
+                # Refused here, never sent: the client sends it again itself.
+                refuse_future(event, now, max_future_ms, then="send it again")
             events.append((event, raw))
         except InvalidEvent as error:
             rejected.append({"record": number, "reason": error.code, "detail": str(error)})

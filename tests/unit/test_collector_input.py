@@ -79,5 +79,6 @@ def test_events_stamped_beyond_stage_1s_future_bound_are_refused_up_front() -> N
     assert [e.event_id for e, _ in events] == ["a"]
     assert [(r["record"], r["reason"]) for r in rejected] == [(2, "future_timestamp")]
     assert "2.0 h ahead" in rejected[0]["detail"]
+    assert rejected[0]["detail"].endswith("then send it again")  # nothing was dead-lettered
     # Without the bound (other callers), both pass.
     assert len(contract_events(body, 10, now_ms=now_ms)[0]) == 2

@@ -98,3 +98,11 @@ def test_a_period_that_ends_before_it_starts_is_refused() -> None:
     assert Slice(since=date(2026, 12, 1), until=date(2026, 12, 1)).where()[0] == (
         "1 AND day >= %(since)s AND day <= %(until)s"
     )
+
+
+def test_an_empty_slice_says_so_rather_than_print_empty_tables() -> None:
+    from pipeline.render.report import render
+
+    stats = {"calls": 3, "unpriced_calls": 0, "dead_letters": 0, "price_books": ["b@1"],
+             "diverged_tasks": 0, "pending_events": 0, "restarted_tasks": 0}  # fmt: skip
+    assert "No tasks in this slice" in render([], stats)
