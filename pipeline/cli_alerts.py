@@ -146,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runtime.data_time import DataClock
 
     rules = _load(args)
+    _refuse_read_only_embedded(args.settings)
     client = reading_client(args.settings)
     engine = AlertEngine(rules, ClickHouseAlertInputs(client))
     history = AlertHistory(client)
@@ -162,6 +163,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.close()
+
+
+def _refuse_read_only_embedded(settings: Any) -> None:
+    """``alerts run`` records history: on the embedded ClickHouse while ``costflow up``
+    runs, readers get the stack's read-only endpoint, and the first firing would fail
+    with a raw READONLY error. Raises ConfigError saying what works instead."""
+    from pathlib import Path
+
+    from pipeline.clickhouse.read_server import running_endpoint
+
+    dsn = settings.clickhouse.resolved_dsn(settings.stack)
+    if dsn.startswith("chdb://") and running_endpoint(Path(dsn.removeprefix("chdb://"))):
+        raise ConfigError(
+            "`costflow up` holds the embedded ClickHouse, and alert history cannot be written "
+            "through its read-only endpoint. Under `up` the sink evaluates alert rules: stop "
+            "`up`, start it again with COSTFLOW_SINK_ALERT_RULES=FILES (its /metrics show "
+            "them). `alerts run` as its own process needs a ClickHouse server, or the data "
+            "directory to itself (`up` stopped: `alerts run FILES --data-time stored`)"
+        )
 
 
 def _serve_metrics(args: argparse.Namespace, stats: Any) -> Any:

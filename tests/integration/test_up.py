@@ -18,6 +18,7 @@ from pipeline.config import KafkaSettings, Settings
 from pipeline.demo.workload import generate, write_jsonl
 from pipeline.embedded.broker import free_port, wait_until_ready
 from pipeline.kafka.produce import produce_lines
+from pipeline.resources import example_alert_rules
 from pipeline.runtime.progress import PipelineProgress
 from tests.integration.conftest import assert_matches_reference, await_condition
 from tests.integration.test_restarts import run_wave
@@ -112,6 +113,12 @@ def test_up_serves_events_and_ctrl_c_stops_all(isolated_settings: Settings) -> N
             [*cli, "sql", "DROP TABLE tasks"], env=env, capture_output=True, text=True, timeout=60
         )
         assert write.returncode != 0 and "read-only" in write.stderr
+        # alerts run writes history: through up's read-only endpoint it is told what works.
+        rules = str(example_alert_rules())
+        alerts = subprocess.run([*cli, "alerts", "run", rules, "--once"], env=env,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert alerts.returncode == 2 and "COSTFLOW_SINK_ALERT_RULES" in alerts.stderr
+        assert "Traceback" not in alerts.stderr
         with PipelineProgress(settings.replace(kafka=kafka)) as progress:
             progress.wait_flushed(180, check)
         after = subprocess.run(
