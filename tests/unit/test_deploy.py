@@ -191,3 +191,32 @@ def test_grafana_gets_its_provisioning_plugin_and_every_data_source_password() -
     granted = re.findall(r"<query>GRANT SELECT ON costflow\.(\w+)</query>", block)
     assert sorted(granted) == sorted({*OWNED_TABLES, *TEAM_VIEWS, *ALL_TEAMS_ONLY})
     assert 'from_env="COSTFLOW_GRAFANA_BI_ALL_TEAMS_PASSWORD"' in block
+
+
+def test_the_sink_user_may_run_every_kind_of_statement_the_migrations_hold() -> None:
+    """The sink applies migrations at start as costflow_sink (compose): each kind of DDL
+    in sql/ needs its privilege granted, or the sink restarts in a loop on a server."""
+    needs = {
+        "CREATE TABLE": "CREATE TABLE", "CREATE VIEW": "CREATE VIEW",
+        "CREATE MATERIALIZED VIEW": "CREATE VIEW", "CREATE OR REPLACE VIEW": "DROP VIEW",
+        "DROP VIEW": "DROP VIEW", "ALTER TABLE": "ALTER", "INSERT INTO": "INSERT",
+        "CREATE FUNCTION": "CREATE FUNCTION",
+    }  # fmt: skip
+    statements = set()
+    for path in sorted((ROOT / "sql").glob("*.sql")):
+        for match in re.finditer(
+            r"^\s*(CREATE OR REPLACE VIEW|CREATE MATERIALIZED VIEW|CREATE \w+|DROP \w+|"
+            r"ALTER \w+|INSERT INTO|RENAME \w+|TRUNCATE)\b",
+            path.read_text(),
+            flags=re.MULTILINE,
+        ):
+            statements.add(match.group(1))
+    assert statements - set(needs) == set(), "a new kind of statement: grant its privilege"
+    users = (ROOT / "deploy" / "clickhouse-users.xml").read_text()
+    block = users.split("<costflow_sink>", 1)[1].split("</costflow_sink>", 1)[0]
+    granted = {
+        privilege.strip()
+        for grant in re.findall(r"<query>GRANT (.+?) ON ", block)
+        for privilege in grant.split(",")
+    }
+    assert {needs[s] for s in statements} <= granted
