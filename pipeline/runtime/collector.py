@@ -73,7 +73,8 @@ class Metrics:
         )  # fmt: skip
         self.records = prom.Counter(
             "costflow_collector_records",
-            "Records by endpoint and outcome (accepted, rejected, dead_lettered, skipped)",
+            "Records by endpoint and outcome (accepted, rejected, refused_with_batch: valid "
+            "but in a request refused whole, dead_lettered, skipped)",
             ["endpoint", "outcome"], registry=self.registry,
         )  # fmt: skip
         self.duration = prom.Histogram(
@@ -180,6 +181,8 @@ class Collector:
         )  # fmt: skip
         if rejected:
             self.metrics.records.labels("events", "rejected").inc(len(rejected))
+            # All or nothing: the good records were not taken either; count them too.
+            self.metrics.records.labels("events", "refused_with_batch").inc(len(events))
             return _json({"accepted": 0, "rejected": rejected}, 400)
         by_type = {"call": self.topics.calls, "task": self.topics.tasks,
                    "outcome": self.topics.outcomes}  # fmt: skip

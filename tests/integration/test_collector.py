@@ -188,6 +188,10 @@ def test_the_collector_takes_events_litellm_logs_and_otlp(
         assert 'costflow_collector_records_total{endpoint="traces",outcome="accepted"} 1.0' in (
             metrics
         )
+        # The good records of the two requests refused whole (the task beside two bad
+        # records; the task beside the huge one) are counted, not lost from the figures.
+        refused = 'costflow_collector_records_total{endpoint="events",outcome="refused_with_batch"}'
+        assert f"{refused} 2.0" in metrics
         live.drain(live.stack.check_alive)
 
     with clickhouse_of(live.settings) as client:
