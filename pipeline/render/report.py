@@ -159,7 +159,8 @@ def render_analytics(
             out.append(
                 f"{task.task_id} {task.day} {task.scenario_id or '(none)'} "
                 f"{task.owner or '(no owner)'} {task.outcome or '(no outcome)'} "
-                f"{at_least}{_usd(task.total_cost)} in {task.calls} calls"
+                f"{at_least}{_usd(task.total_cost)} in {task.calls} "
+                f"call{'' if task.calls == 1 else 's'}"
             )
             steps = [
                 f"{model}[{role or '-'}]{'' if status == 'ok' else ' ' + status}"
