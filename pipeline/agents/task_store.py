@@ -40,23 +40,22 @@ def watermark_partition(key: str) -> int | None:
     return int(key[len(_WATERMARK_PREFIX) :]) if key.startswith(_WATERMARK_PREFIX) else None
 
 
-def refuse_future(
+def future_timestamp(
     event: AnyEvent,
     now_ms: int,
-    max_future_ms: int,
     then: str = "re-submit it from the dead-letter topic (`costflow dead-letter replay`)",
-) -> None:
-    """Raises FutureTimestamp when ``event`` is stamped more than ``max_future_ms``
-    after ``now_ms`` (epoch milliseconds of the caller's clock): accepted, it would move
-    its partition's watermark ahead and make every on-time event look late. ``then``:
-    how the caller's user sends it again once the clock or timestamp is fixed."""
-    ts = event.ts_ms
-    if ts > now_ms + max_future_ms:
-        raise FutureTimestamp(
-            f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
-            f"{(ts - now_ms) / 3_600_000:.1f} h ahead of this clock; fix the "
-            f"producer's clock or timestamps, then {then}"
-        )
+) -> FutureTimestamp:
+    """The error for ``event`` stamped ahead of ``now_ms`` (epoch milliseconds of the
+    caller's clock) by more than the caller allows: accepted, it would move its
+    partition's watermark ahead and make every on-time event look late. ``then``: how
+    the caller's user sends it again once the clock or timestamp is fixed. Callers
+    compare themselves (``event.ts_ms > now_ms + max_future_ms``): stage 1 does it per
+    event, and only a refusal should cost a call."""
+    return FutureTimestamp(
+        f"event {event.event_id!r} is stamped {event.ts.isoformat()}, "
+        f"{(event.ts_ms - now_ms) / 3_600_000:.1f} h ahead of this clock; fix the "
+        f"producer's clock or timestamps, then {then}"
+    )
 
 
 def _iso(epoch_ms_value: int) -> str:
@@ -107,8 +106,9 @@ class TaskStore:
 
         Raises FutureTimestamp or TooLate (both dead-lettered by the caller).
         """
-        refuse_future(event, now_ms, self.max_future_ms)
         ts = event.ts_ms
+        if ts > now_ms + self.max_future_ms:
+            raise future_timestamp(event, now_ms)
         # Outcomes name no scenario (and a missing attribute costs an exception).
         scenario = "" if event.type == "outcome" else event.scenario_id or ""  # type: ignore[union-attr]
         deadline = self.window.deadline_ms(scenario, ts)

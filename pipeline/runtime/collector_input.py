@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.agents.task_store import refuse_future
+from pipeline.agents.task_store import future_timestamp
 from pipeline.errors import InvalidEvent
 from pipeline.events.decode import decode_event
 from pipeline.events.models import CallEvent, OutcomeEvent, TaskEvent
@@ -80,9 +80,9 @@ def contract_events(
             continue
         try:
             event = decode_event(raw)
-            if max_future_ms is not None:
+            if max_future_ms is not None and event.ts_ms > now + max_future_ms:
                 # Refused here, never sent: the client sends it again itself.
-                refuse_future(event, now, max_future_ms, then="send it again")
+                raise future_timestamp(event, now, then="send it again")
             events.append((event, raw))
         except InvalidEvent as error:
             rejected.append({"record": number, "reason": error.code, "detail": str(error)})
