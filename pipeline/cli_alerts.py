@@ -222,7 +222,6 @@ def _run_cycles(
 
     from pipeline.alerts.engine import EvaluationBeforeHistory
     from pipeline.errors import KafkaError
-    from pipeline.runtime.alert_loop import firing_counts
 
     log = logging.getLogger("costflow.alerts")
     while True:
@@ -234,8 +233,7 @@ def _run_cycles(
         except KafkaError as exc:
             if args.once:
                 raise
-            stats.failed_cycles += 1
-            stats.failed_last = True
+            stats.failed()
             log.error("alerts: not evaluated: cannot read the pipeline's progress (%s); "
                       "retrying (or run with --data-time stored)", exc)  # fmt: skip
             time.sleep(max(1.0, min(tick, 60.0)))
@@ -257,9 +255,8 @@ def _run_cycles(
             for event in events:
                 print(event_json(event), flush=True)
             log.info("evaluated at %s in %.2fs", at.isoformat(), time.monotonic() - started)
-            stats.firing, stats.data_time = firing_counts(engine.firing(at)), at
-        stats.cycles += 1
-        stats.failed_last = False
+            stats.judged(engine, at)
+        stats.ran()
         if args.once:
             if engine.failed_receivers:
                 # For cron: a non-zero exit is what gets noticed. Nothing is lost.

@@ -43,12 +43,7 @@ class AlertLoop(threading.Thread):
         self.deliveries = self.engine.deliveries(kafka, self.unconfigured)
         self.clock = DataClock(client, settings)
         self.interval_s = max(1.0, min(g.interval for g in merged.groups).total_seconds())
-        # For /metrics (stage_metrics.AlertLoopMetrics), as AlertCycles has them.
-        self.cycles = 0
-        self.failed_cycles = 0
-        # alert -> (severity, instances firing), as of the last cycle
-        self.firing: dict[str, tuple[str, int]] = {}
-        self.data_time: datetime | None = None
+        self.stats = AlertCycles()  # for /metrics (stage_metrics.AlertLoopMetrics)
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -71,15 +66,14 @@ class AlertLoop(threading.Thread):
                     for event in self.engine.cycle(at, self.history, self.deliveries, now=now):
                         log.warning("alert %s %s %s", event.state, event.alert,
                                     dict(event.labels))  # fmt: skip
-                    self.firing = firing_counts(self.engine.firing(at))  # swapped whole
-                    self.data_time = at
-                self.cycles += 1
+                    self.stats.judged(self.engine, at)
+                self.stats.ran()
             except EvaluationBeforeHistory:
                 # The data's time went back (a partition fell behind): wait for it.
                 log.info("alerts: the data's time is behind the last evaluation; waiting")
-                self.cycles += 1
+                self.stats.ran()
             except Exception as exc:
-                self.failed_cycles += 1
+                self.stats.failed()
                 log.error("alerts: cycle failed (%s); retrying in %.0fs", exc, self.interval_s)
             self._stopping.wait(self.interval_s)
 
@@ -89,16 +83,29 @@ class AlertLoop(threading.Thread):
 
 @dataclass
 class AlertCycles:
-    """What a standalone evaluator (``costflow alerts run``) did, for /metrics: the
-    same attributes :class:`AlertLoop` keeps. ``firing``: alert -> (severity,
-    instances firing) after the last cycle; ``data_time``: where its windows ended
-    (the pipeline's event-time watermark as the evaluator read it)."""
+    """What an evaluator (the sink's :class:`AlertLoop`, or ``costflow alerts run``)
+    did, for /metrics and readiness. ``firing``: alert -> (severity, instances firing)
+    after the last judged cycle, swapped whole (a scrape thread reads it);
+    ``data_time``: where its windows ended (the pipeline's event-time watermark as the
+    evaluator read it)."""
 
     cycles: int = 0
     failed_cycles: int = 0
     failed_last: bool = False
     firing: dict[str, tuple[str, int]] = field(default_factory=dict)
     data_time: datetime | None = None
+
+    def judged(self, engine: Any, at: datetime) -> None:
+        """A cycle judged up to ``at``: what fires now."""
+        self.firing, self.data_time = firing_counts(engine.firing(at)), at
+
+    def ran(self) -> None:
+        self.cycles += 1
+        self.failed_last = False
+
+    def failed(self) -> None:
+        self.failed_cycles += 1
+        self.failed_last = True
 
 
 def firing_counts(events: list[Any]) -> dict[str, tuple[str, int]]:

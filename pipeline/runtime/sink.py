@@ -48,7 +48,7 @@ def _serve_metrics(
 
     reg = registry(SinkMetrics(runner), load_price_book(settings.worker.price_book_dir).label)
     if alerts is not None:
-        reg.register(AlertLoopMetrics(alerts))
+        reg.register(AlertLoopMetrics(alerts.stats))
     runner.observe_write_s = write_timer(reg)
     runner.measure_lag = True
 

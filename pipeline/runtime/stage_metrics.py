@@ -192,8 +192,8 @@ class AlertLoopMetrics(Collector):
     failed cycles, alert instances firing per alert and severity after the last
     cycle, and the data time the last cycle judged up to, with its age.
 
-    ``loop``: anything with ``cycles``, ``failed_cycles``, ``firing`` and (optional)
-    ``data_time`` (:class:`~pipeline.runtime.alert_loop.AlertLoop`, ``AlertCycles``)."""
+    ``loop``: an evaluator's :class:`~pipeline.runtime.alert_loop.AlertCycles` (or
+    anything with its ``cycles``, ``failed_cycles``, ``firing``, ``data_time``)."""
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
@@ -211,7 +211,7 @@ class AlertLoopMetrics(Collector):
         for alert, (severity, instances) in sorted(loop.firing.items()):
             firing.add_metric([alert, severity], instances)
         yield firing
-        data_time = getattr(loop, "data_time", None)
+        data_time = loop.data_time
         if data_time is not None:  # absent until a cycle judged something
             at = data_time.timestamp()
             yield GaugeMetricFamily(

@@ -508,8 +508,8 @@ def test_the_sinks_alert_loop_evaluates_records_and_delivers(
     while not _Webhook.received:
         assert loop.is_alive() and time.monotonic() < deadline, "no alert delivered in 60 s"
         time.sleep(0.05)
-    cycles = loop.cycles
-    while loop.cycles < cycles + 2:  # two more cycles: nothing sent again
+    cycles = loop.stats.cycles
+    while loop.stats.cycles < cycles + 2:  # two more cycles: nothing sent again
         assert time.monotonic() < deadline
         time.sleep(0.05)
     loop.stop()
