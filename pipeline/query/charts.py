@@ -191,44 +191,38 @@ class CacheLine:
         return self.cache_read_tokens / self.prompt_tokens if self.prompt_tokens else None
 
 
+def _rows(client: Any, sql: str, where: Slice, day_column: str = "day") -> Any:
+    """The rows of ``sql`` (whose ``{condition}`` is the slice's) for ``where``."""
+    condition, params = where.where(day_column)
+    return client.query(sql.format(condition=condition), parameters=params).result_rows
+
+
 def daily_outcomes(client: Any, where: Slice) -> list[DailyOutcome]:
     """Per scenario and UTC day of the tasks' first event, ordered by scenario, day."""
-    condition, params = where.where()
-    rows = client.query(_DAILY_OUTCOMES.format(condition=condition), parameters=params)
-    return [DailyOutcome(*row) for row in rows.result_rows]
+    return [DailyOutcome(*row) for row in _rows(client, _DAILY_OUTCOMES, where)]
 
 
 def outcome_costs(client: Any, where: Slice) -> list[OutcomeCosts]:
     """Per scenario, ordered by scenario."""
-    condition, params = where.where()
-    rows = client.query(_OUTCOME_COSTS.format(condition=condition), parameters=params)
-    return [OutcomeCosts(*row) for row in rows.result_rows]
+    return [OutcomeCosts(*row) for row in _rows(client, _OUTCOME_COSTS, where)]
 
 
 def cost_histogram(client: Any, where: Slice) -> list[CostBin]:
     """The summed 1% bins of cost per task, per scenario, in bin order."""
-    condition, params = where.where()
-    rows = client.query(_HISTOGRAM.format(condition=condition), parameters=params)
-    return [CostBin(*row) for row in rows.result_rows]
+    return [CostBin(*row) for row in _rows(client, _HISTOGRAM, where)]
 
 
 def role_costs(client: Any, where: Slice) -> list[RoleCost]:
     """Per scenario and role, ordered by both."""
-    condition, params = where.where()
-    rows = client.query(_ROLES.format(condition=condition), parameters=params)
-    return [RoleCost(*row) for row in rows.result_rows]
+    return [RoleCost(*row) for row in _rows(client, _ROLES, where)]
 
 
 def cache_lines(client: Any, where: Slice) -> list[CacheLine]:
     """Per provider and model, with the count of the model's unpriced calls."""
-    condition, params = where.where()
-    rows = client.query(_CACHE.format(condition=condition), parameters=params).result_rows
-    hourly_condition, _ = where.where("toDate(hour)")
+    rows = _rows(client, _CACHE, where)
     unpriced = {
         (provider, model): n
-        for provider, model, n in client.query(
-            _UNPRICED_BY_MODEL.format(condition=hourly_condition), parameters=params
-        ).result_rows
+        for provider, model, n in _rows(client, _UNPRICED_BY_MODEL, where, "toDate(hour)")
     }
     return [
         CacheLine(provider, model, calls, read, write, prompt, saved, premium, net,
@@ -240,17 +234,13 @@ def cache_lines(client: Any, where: Slice) -> list[CacheLine]:
 def unpriced_by_call_scenario(client: Any, where: Slice) -> dict[str, int]:
     """Calls without a complete price, by the scenario the call reported (only those
     with any)."""
-    condition, params = where.where()
-    query = _UNPRICED_BY_SCENARIO.format(condition=condition)
-    return dict(client.query(query, parameters=params).result_rows)
+    return dict(_rows(client, _UNPRICED_BY_SCENARIO, where))
 
 
 def experiment_scenarios(client: Any, where: Slice) -> list[str]:
     """Scenarios with at least two experiment labels (``attributes.experiment``) in the
     slice: the ones an A/B comparison can be made for."""
-    condition, params = where.where()
-    rows = client.query(_EXPERIMENT_SCENARIOS.format(condition=condition), parameters=params)
-    return [row[0] for row in rows.result_rows]
+    return [row[0] for row in _rows(client, _EXPERIMENT_SCENARIOS, where)]
 
 
 def currencies(client: Any) -> list[str]:
