@@ -237,13 +237,7 @@ def _incomplete(metric: Metric, current: Point, history: list[Point]) -> dict[st
                 "they run on"
             )
             out["incomplete"] = "; ".join([note, *filter(None, [out.get("incomplete")])])
-        unpriced = sum(h.unpriced_calls for h in history)
-        if unpriced:
-            out["baseline_incomplete"] = (
-                f"{unpriced} calls of the baseline hours have no price and count as 0: the "
-                "expected cost per task is low by their cost"
-            )
-        return out
+        return out | _baseline_incomplete(history, "expected cost per task")
     if metric in DECIDED_METRICS:
         assert isinstance(current, TaskHour)
         notes: list[str] = []
@@ -276,14 +270,20 @@ def _incomplete(metric: Metric, current: Point, history: list[Point]) -> dict[st
         return out
     if metric not in MONEY_METRICS:
         return {}
-    out = lower_bound(current.unpriced_calls, current.calls)
+    return lower_bound(current.unpriced_calls, current.calls) | _baseline_incomplete(
+        history, "expected spend"
+    )
+
+
+def _baseline_incomplete(history: list[Point], expected: str) -> dict[str, str]:
+    """``baseline_incomplete`` when baseline hours hold unpriced calls (counted as 0)."""
     unpriced = sum(h.unpriced_calls for h in history)
-    if unpriced:
-        out["baseline_incomplete"] = (
-            f"{unpriced} calls of the baseline hours have no price and count as 0: the "
-            "expected spend is low by their cost"
-        )
-    return out
+    if not unpriced:
+        return {}
+    return {
+        "baseline_incomplete": f"{unpriced} calls of the baseline hours have no price and "
+        f"count as 0: the {expected} is low by their cost"
+    }
 
 
 def history_hours(

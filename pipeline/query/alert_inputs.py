@@ -12,16 +12,17 @@ call reported them), empty strings where a call had none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pipeline.query.noise import ArmSums
 
 HOUR = timedelta(hours=1)
 Key = tuple[str, ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,13 @@ _RAW_PROMPT = f"{_PROMPT} + cache_write_1h_tokens"
 _RAW_TOKENS = f"{_RAW_PROMPT} + output_tokens + reasoning_tokens"
 
 
+def _task_hour(row: Sequence[Any]) -> TaskHour:
+    """A task_hourly row's last ten figures."""
+    n, calls, unpriced, cost, dn, dcalls, dunpriced, dcost, accepted, waste_cost = row[-10:]
+    return TaskHour(int(n), int(calls), int(unpriced), cost, int(dn), int(dcalls),
+                    int(dunpriced), dcost, int(accepted), waste_cost)  # fmt: skip
+
+
 def _sums(row: Sequence[Any]) -> Sums:
     """The :class:`Sums` of a row ending with the seven columns of :data:`_SUMS`."""
     calls, unpriced, retried, tokens, cost, cache_read, prompt = row[-7:]
@@ -300,12 +308,7 @@ class ClickHouseAlertInputs:
             f"WHERE hour >= %(hs)s AND hour < %(he)s AND {where} "
             f"GROUP BY {keys} HAVING sum(calls) != 0"
         )
-        out: dict[Key, dict[datetime, Sums]] = {}
-        for row in self.client.query(sql, parameters=bind(params)).result_rows:
-            hour = row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0]
-            key = tuple(str(v) for v in row[1 : 1 + len(group_by)])
-            out.setdefault(key, {})[hour] = _sums(row)
-        return out
+        return self._by_hour(sql, params, len(group_by), _sums)
 
     def task_hourly(
         self, group_by: Sequence[str], match: Mapping[str, str], start: datetime,
@@ -327,15 +330,17 @@ class ClickHouseAlertInputs:
             f"FROM task_costs_hourly WHERE hour >= %(hs)s AND hour < %(he)s AND {where} "
             f"GROUP BY {keys} HAVING n != 0"
         )
-        out: dict[Key, dict[datetime, TaskHour]] = {}
+        return self._by_hour(sql, params, len(group_by), _task_hour)
+
+    def _by_hour(
+        self, sql: str, params: dict[str, Any], keys: int, build: Callable[[Any], T]
+    ) -> dict[Key, dict[datetime, T]]:
+        """Rows of ``(hour, *key, figures...)`` as label set -> hour -> ``build(row)``."""
+        out: dict[Key, dict[datetime, T]] = {}
         for row in self.client.query(sql, parameters=bind(params)).result_rows:
             hour = row[0].replace(tzinfo=UTC) if row[0].tzinfo is None else row[0]
-            key = tuple(str(v) for v in row[1 : 1 + len(group_by)])
-            n, calls, unpriced, cost, dn, dcalls, dunpriced, dcost, accepted, waste_cost = row[-10:]
-            out.setdefault(key, {})[hour] = TaskHour(
-                int(n), int(calls), int(unpriced), cost, int(dn), int(dcalls), int(dunpriced),
-                dcost, int(accepted), waste_cost,
-            )  # fmt: skip
+            key = tuple(str(v) for v in row[1 : 1 + keys])
+            out.setdefault(key, {})[hour] = build(row)
         return out
 
     def first_unpriced(self, start: datetime, end: datetime) -> dict[Key, datetime]:
